@@ -1,0 +1,3 @@
+from kd_trigger.cli import main
+
+raise SystemExit(main())
