@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from kd_trigger.errors import ConfigError
 
@@ -207,6 +207,12 @@ class Config(_Section):
     distill: DistillConfig = DistillConfig()
     hls: HlsConfig = HlsConfig()
     budget: BudgetConfig = BudgetConfig()
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """The YAML file this config was read from (None when built in code)."""
+        return self._source
 
     @field_validator("students")
     @classmethod
@@ -329,4 +335,6 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = value
-    return parse_config(raw, str(path))
+    cfg = parse_config(raw, str(path))
+    cfg._source = str(path)
+    return cfg

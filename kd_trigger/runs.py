@@ -153,6 +153,7 @@ def write_stage(directory: Path, stage: str, digest: str, cfg: Config, extra: di
     payload = {
         "stage": stage,
         "digest": digest,
+        "config_path": cfg.source,
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": package_versions(),
         **(extra or {}),
