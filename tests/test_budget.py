@@ -1,0 +1,211 @@
+"""Budget profiles (configs/budget.yaml), overrides, errors, and the PASS/FAIL verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kd_trigger.config import BudgetConfig, BudgetOverrides
+from kd_trigger.errors import ConfigError
+from kd_trigger.fpga.budget import check_budget, collect_figures, load_budget
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = str(REPO / "configs" / "budget.yaml")
+
+
+def _cfg(**kw: object) -> BudgetConfig:
+    return BudgetConfig(profiles=kw.pop("profiles", PROFILES), **kw)  # type: ignore[arg-type]
+
+
+def test_default_profile_is_vu13p_at_200_mhz() -> None:
+    p = load_budget(_cfg())
+    assert p.name == "l1_jet_tagger_vu13p"
+    assert p.part == "xcvu13p-flga2577-2-e"
+    assert p.available == {"lut": 1728000, "ff": 3456000, "dsp": 12288, "bram_18k": 5376, "uram": 1280}
+    assert (p.clock_period_ns, p.max_latency_ns, p.max_ii_cycles) == (5.0, 200.0, 5)
+    assert p.resource_limit("lut") == 259200  # 15% of 1,728,000
+    assert p.resource_limit("dsp") == 1843  # floor(0.15 * 12288 = 1843.2)
+    assert p.resource_limit("bram_18k") == 537
+
+
+def test_every_shipped_profile_loads() -> None:
+    for name in ("l1_jet_tagger_vu13p", "l1_jet_tagger_vu9p", "development"):
+        assert load_budget(_cfg(profile=name)).name == name
+    assert load_budget(_cfg(profile="l1_jet_tagger_vu9p")).available["dsp"] == 6840
+
+
+def test_overrides_replace_fields_and_merge_fractions() -> None:
+    ov = BudgetOverrides(
+        max_latency_ns=120.0, max_ii_cycles=2, part="xcvu9p-flga2104-2L-e", max_fraction={"dsp": 0.5}
+    )
+    p = load_budget(_cfg(overrides=ov))
+    assert (p.max_latency_ns, p.max_ii_cycles, p.part) == (120.0, 2, "xcvu9p-flga2104-2L-e")
+    assert p.available["lut"] == 1182240
+    assert p.max_fraction["dsp"] == 0.5 and p.max_fraction["lut"] == 0.15
+    assert p.resource_limit("dsp") == 3420
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    f = tmp_path / "budget.yaml"
+    f.write_text(text)
+    return str(f)
+
+
+GOOD = """
+profiles:
+  p:
+    part: xcvu13p-flga2577-2-e
+    clock_period_ns: 5.0
+    max_latency_ns: 100
+    max_ii_cycles: 1
+    max_fraction: {lut: 0.1, ff: 0.1, dsp: 0.1, bram_18k: 0.1, uram: 0.1}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "profile", "message"),
+    [
+        (GOOD, "nope", "no profile 'nope' in"),
+        (GOOD.replace("max_latency_ns: 100", "max_latency_ns: -3"), "p", "'max_latency_ns' must be positive"),
+        (GOOD.replace("    max_ii_cycles: 1\n", ""), "p", "'max_ii_cycles' is missing"),
+        (GOOD.replace("dsp: 0.1,", "dsp: -0.1,"), "p", "'max_fraction.dsp' must be a fraction in [0, 1]"),
+        (GOOD.replace("dsp: 0.1, ", ""), "p", "'max_fraction.dsp' is missing"),
+        (GOOD.replace("profiles:", "profiles: [oops"), "p", "not valid YAML"),
+        (GOOD.replace("xcvu13p-flga2577-2-e", "xc9z999"), "p", "is not in kd_trigger/fpga/parts.py"),
+        (
+            GOOD.replace("    max_ii_cycles: 1\n", "    max_ii_cycles: 1\n    colour: red\n"),
+            "p",
+            "unknown key(s) ['colour']",
+        ),
+        ("profiles: {}\n", "p", "expected a top-level 'profiles:' mapping"),
+    ],
+)
+def test_profile_errors_are_one_line(tmp_path: Path, text: str, profile: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_budget(_cfg(profiles=_write(tmp_path, text), profile=profile))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_profile_lists_known_ones() -> None:
+    with pytest.raises(
+        ConfigError, match="known profiles: l1_jet_tagger_vu13p, l1_jet_tagger_vu9p, development"
+    ):
+        load_budget(_cfg(profile="atlas"))
+
+
+def test_missing_profiles_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_budget(_cfg(profiles=str(tmp_path / "none.yaml")))
+
+
+def test_explicit_available_for_unlisted_part(tmp_path: Path) -> None:
+    text = GOOD.replace("xcvu13p-flga2577-2-e", "xcmy-part") + (
+        "    available: {lut: 1000, ff: 2000, dsp: 10, bram_18k: 20, uram: 1}\n"
+    )
+    p = load_budget(_cfg(profiles=_write(tmp_path, text), profile="p"))
+    assert p.available == {"lut": 1000, "ff": 2000, "dsp": 10, "bram_18k": 20, "uram": 1}
+    assert p.resource_limit("lut") == 100
+
+
+def test_verdict_pass_rows() -> None:
+    p = load_budget(_cfg())
+    figs = {
+        "latency_ns": {"estimate": 45.0},
+        "ii_cycles": {"estimate": 1},
+        "lut": {"estimate": 20000},
+        "ff": {"estimate": 3000},
+        "dsp": {"estimate": 0},
+        "bram_18k": {"estimate": 0},
+        "uram": {"estimate": 0},
+    }
+    v = check_budget(figs, p).to_dict()
+    assert v["profile"] == "l1_jet_tagger_vu13p"
+    assert v["pass"] is True and v["violations"] == []
+    assert [r["figure"] for r in v["rows"]] == [
+        "latency_ns",
+        "ii_cycles",
+        "lut",
+        "ff",
+        "dsp",
+        "bram_18k",
+        "uram",
+    ]
+    assert v["rows"][0] == {
+        "figure": "latency_ns",
+        "value": 45.0,
+        "limit": 200.0,
+        "unit": "ns",
+        "source": "estimate",
+        "status": "PASS",
+    }
+    assert all(r["status"] == "PASS" for r in v["rows"])
+
+
+def test_verdict_uses_most_trustworthy_source_and_fails() -> None:
+    p = load_budget(_cfg())
+    figs = {
+        "latency_ns": {"estimate": 150.0, "vendor HLS estimate": 210.0},
+        "ii_cycles": {"estimate": 1, "vendor HLS estimate": 6},
+        # The HLS estimate breaks the LUT limit, but the post-synthesis count does not: synthesis wins.
+        "lut": {"estimate": 300000, "vendor HLS estimate": 400000, "vendor post-synthesis": 250000},
+        "ff": 1000,
+        "dsp": {"value": 2000, "source": "vendor post-synthesis"},
+        "bram_18k": {"estimate": 0},
+        "uram": {"estimate": 0},
+        "clock_period_ns": {"vendor HLS estimate": 5.0},
+    }
+    verdict = check_budget(figs, p)
+    rows = {r["figure"]: r for r in verdict.to_dict()["rows"]}
+    assert verdict.passed is False
+    assert rows["latency_ns"]["value"] == 210.0 and rows["latency_ns"]["status"] == "FAIL"
+    assert rows["latency_ns"]["source"] == "vendor HLS estimate"
+    assert rows["ii_cycles"]["status"] == "FAIL"
+    assert rows["lut"] == {
+        "figure": "lut",
+        "value": 250000,
+        "limit": 259200,
+        "unit": "LUT",
+        "source": "vendor post-synthesis",
+        "status": "PASS",
+    }
+    assert rows["ff"]["source"] == "estimate"
+    assert rows["dsp"]["status"] == "FAIL" and rows["dsp"]["limit"] == 1843
+    assert rows["clock_period_ns"]["status"] == "PASS"
+    assert verdict.violations == [
+        "latency_ns = 210 ns > limit 200 ns (vendor HLS estimate)",
+        "ii_cycles = 6 cycles > limit 5 cycles (vendor HLS estimate)",
+        "dsp = 2000 DSP > limit 1843 DSP (vendor post-synthesis)",
+    ]
+    table = verdict.format_table()
+    assert table.splitlines()[0] == "budget profile l1_jet_tagger_vu13p: FAIL"
+    assert "vendor post-synthesis" in table and "FAIL" in table
+
+
+def test_missing_figure_fails() -> None:
+    v = check_budget(
+        {"latency_ns": {}, "ii_cycles": 1, "lut": 1, "ff": 1, "dsp": 1, "bram_18k": 0, "uram": 0},
+        load_budget(_cfg()),
+    )
+    assert not v.passed
+    assert v.violations == ["latency_ns: no figure available (limit 200 ns)"]
+
+
+def test_collect_figures_from_report_fixture() -> None:
+    from kd_trigger.fpga.reports import read_report_path
+
+    report = read_report_path(REPO / "tests/fixtures/reports/vivado_hls_2019_jet")
+    figs = collect_figures(
+        estimate={
+            "total": {"lut": 1, "ff": 2, "dsp": 3, "bram_18k": 0, "uram": 0},
+            "latency_ns": 40.0,
+            "ii_cycles": 1,
+            "clock_period_ns": 5.0,
+        },
+        report=report,
+    )
+    assert figs["lut"] == {"estimate": 1, "vendor HLS estimate": 112473, "vendor post-synthesis": 60597}
+    assert figs["latency_ns"] == {"estimate": 40.0, "vendor HLS estimate": 50.0}
+    v = check_budget(figs, load_budget(_cfg(profile="l1_jet_tagger_vu9p")))
+    assert [r.figure for r in v.rows if r.status == "FAIL"] == ["dsp"]
