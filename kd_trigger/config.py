@@ -171,6 +171,9 @@ class HlsConfig(_Section):
     min_exact_fraction: Annotated[float, Field(ge=0, le=1)] = 1.0
     csim_max_samples: Annotated[int, Field(ge=1)] | None = None
     """Simulate at most this many test jets (None: the whole test split)."""
+    conv_parallelization: Annotated[int, Field(ge=1)] | None = None
+    """Per-particle Conv1D layers: hls4ml ParallelizationFactor, the particles computed in parallel.
+    None: all of them (II = reuse_factor); hls4ml's own default, 1, gives II = n_particles x reuse_factor."""
     synth: bool = False
     """Run vendor C synthesis when the tools are on PATH (``make hls SYNTH=1`` sets it too)."""
     vivado_synth: bool = False
@@ -247,6 +250,9 @@ class Config(_Section):
     def section_hash(self, *sections: str) -> str:
         """A short digest of the named sections, used to tell whether a stage's outputs are up to date."""
         payload = {s: _dump(getattr(self, s)) for s in sections}
+        # The number of worker processes never changes the bytes produced, so it must not make a run stale.
+        if "data" in payload:
+            payload["data"].pop("workers", None)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

@@ -60,3 +60,10 @@ def test_versions_recorded_for_key_packages():
     versions = package_versions()
     assert versions["qkeras"] == "0.9.0"
     assert versions["hls4ml"] == "1.3.0"
+
+
+def test_worker_count_does_not_change_data_digest():
+    one = parse_config({"data": {"workers": 1}})
+    two = parse_config({"data": {"workers": 2}})
+    assert one.section_hash("run", "data") == two.section_hash("run", "data")
+    assert one.section_hash("run", "data") != parse_config({"data": {"n_jets": 10}}).section_hash("run", "data")

@@ -1,0 +1,228 @@
+"""The data stage: top and QCD jets from Pythia 8 + FastJet into one reproducible HDF5 file.
+
+Reproducibility: each class is cut into fixed chunks of ``data.generator.chunk_jets`` jets, each with
+its own Pythia seed derived from (run.seed, class, chunk index). Workers may finish chunks in any
+order; the chunks are assembled in order, then the jets are shuffled and split with generators seeded
+from run.seed alone. With ``track_times=False`` on every dataset the file is byte-identical for the
+same config and seed whatever the number of workers.
+
+``data.n_jets`` must be even: the file holds exactly ``n_jets / 2`` top and ``n_jets / 2`` QCD jets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import resource
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from kd_trigger.config import Config
+from kd_trigger.data.dataset import FORMAT_NAME, FORMAT_VERSION, assign_split
+from kd_trigger.data.pythia_worker import (
+    LABEL_QCD,
+    LABEL_TOP,
+    PYTHIA_SEED_MAX,
+    ChunkResult,
+    ChunkTask,
+    generate_chunk,
+)
+from kd_trigger.errors import ConfigError
+from kd_trigger.runs import atomic_file, check_stage, package_versions, write_stage
+
+log = logging.getLogger(__name__)
+
+_CLASS_NAMES = {LABEL_QCD: "qcd", LABEL_TOP: "top"}
+
+
+def chunk_seed(run_seed: int, label: int, chunk_index: int) -> int:
+    """Pythia seed (1..900000000) of one chunk, a pure function of (run seed, class, chunk index)."""
+    digest = hashlib.sha256(f"kd_trigger:{run_seed}:{_CLASS_NAMES[label]}:{chunk_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % PYTHIA_SEED_MAX + 1
+
+
+def plan_chunks(cfg: Config) -> list[ChunkTask]:
+    """The chunks that make up the file, top chunks first, each class in chunk order."""
+    n_jets = cfg.data.n_jets
+    if n_jets % 2:
+        raise ConfigError(
+            f"data.n_jets must be even (the file holds n_jets/2 top and n_jets/2 QCD jets), got {n_jets}"
+        )
+    per_class = n_jets // 2
+    chunk_jets = cfg.data.generator.chunk_jets
+    generator = cfg.data.generator.model_dump(mode="json")
+    tasks = []
+    for label in (LABEL_TOP, LABEL_QCD):
+        for index, start in enumerate(range(0, per_class, chunk_jets)):
+            tasks.append(
+                ChunkTask(
+                    label=label,
+                    chunk_index=index,
+                    n_jets=min(chunk_jets, per_class - start),
+                    seed=chunk_seed(cfg.run.seed, label, index),
+                    generator=generator,
+                    max_constituents=cfg.data.max_constituents,
+                )
+            )
+    return tasks
+
+
+def _workers(cfg: Config, n_tasks: int) -> int:
+    requested = cfg.data.workers if cfg.data.workers is not None else (os.cpu_count() or 1)
+    return max(1, min(requested, n_tasks))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (the pool's workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def generate_jets(cfg: Config) -> dict[str, np.ndarray]:
+    """Generate ``cfg.data.n_jets`` balanced jets; returns the arrays of the file, shuffled and split."""
+    tasks = plan_chunks(cfg)
+    workers = _workers(cfg, len(tasks))
+    results: dict[tuple[int, int], ChunkResult] = {}
+    start = time.perf_counter()
+    cpu_start_s = _cpu_seconds()
+    log.info(
+        "generating %d jets (%d top + %d QCD) in %d chunks with %d worker(s)",
+        cfg.data.n_jets,
+        cfg.data.n_jets // 2,
+        cfg.data.n_jets // 2,
+        len(tasks),
+        workers,
+    )
+    with tqdm(total=cfg.data.n_jets, unit="jet", desc="generating jets", smoothing=0.1) as bar:
+        if workers == 1:
+            for task in tasks:
+                result = generate_chunk(task)
+                results[(result.label, result.chunk_index)] = result
+                bar.update(task.n_jets)
+        else:
+            # spawn, not fork: the parent may already hold TensorFlow's threads (distill runs this stage).
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(processes=workers) as pool:
+                for result in pool.imap_unordered(generate_chunk, tasks):
+                    results[(result.label, result.chunk_index)] = result
+                    bar.update(result.constituents.shape[0])
+                # Let the workers exit normally so their CPU time is counted below.
+                pool.close()
+                pool.join()
+    elapsed_s = time.perf_counter() - start
+    cpu_s = _cpu_seconds() - cpu_start_s
+    n_events = sum(r.n_events for r in results.values())
+    log.info(
+        "generated %d jets from %d Pythia events in %.1f s: %.1f jets/s with %d worker(s) (%.1f jets per CPU-second)",
+        cfg.data.n_jets,
+        n_events,
+        elapsed_s,
+        cfg.data.n_jets / elapsed_s,
+        workers,
+        cfg.data.n_jets / max(cpu_s, 1e-9),
+    )
+
+    ordered = [results[(t.label, t.chunk_index)] for t in tasks]
+    arrays = {
+        "constituents": np.concatenate([r.constituents for r in ordered]),
+        "n_constituents": np.concatenate([r.n_constituents for r in ordered]),
+        "is_signal": np.concatenate(
+            [np.full(len(r.n_constituents), r.label, dtype=np.int8) for r in ordered]
+        ),
+        "jet_p4": np.concatenate([r.jet_p4 for r in ordered]),
+        "truth_top_p4": np.concatenate([r.truth_top_p4 for r in ordered]),
+    }
+    # Interleave the classes so any prefix of the file is balanced-ish and shuffled.
+    order = np.random.default_rng([cfg.run.seed, 0x5AFF1E]).permutation(cfg.data.n_jets)
+    arrays = {name: value[order] for name, value in arrays.items()}
+    arrays["split"] = assign_split(arrays["is_signal"], cfg.data.split, cfg.run.seed)
+    return arrays
+
+
+def write_jets_file(path: Path, arrays: dict[str, np.ndarray], cfg: Config) -> Path:
+    """Write the arrays to ``path`` (atomically) with deterministic attributes and no timestamps."""
+    attrs = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "seed": cfg.run.seed,
+        "n_jets": int(arrays["is_signal"].shape[0]),
+        "max_constituents": int(arrays["constituents"].shape[1]),
+        "generator": json.dumps(cfg.data.generator.model_dump(mode="json"), sort_keys=True),
+        "split_fractions": json.dumps(cfg.data.split.model_dump(mode="json"), sort_keys=True),
+        "versions": json.dumps(package_versions(), sort_keys=True),
+        "columns": json.dumps(
+            {
+                "constituents": "E, px, py, pz [GeV], pT-ordered, zero-padded",
+                "jet_p4": "pt [GeV], eta, phi, mass [GeV] of the anti-kt jet",
+                "truth_top_p4": "E, px, py, pz [GeV] of the matched top (zeros for QCD)",
+                "split": "0 train, 1 val, 2 test",
+            },
+            sort_keys=True,
+        ),
+    }
+    dtypes = {
+        "constituents": np.float32,
+        "n_constituents": np.int32,
+        "is_signal": np.int8,
+        "jet_p4": np.float32,
+        "truth_top_p4": np.float32,
+        "split": np.uint8,
+    }
+    with atomic_file(path) as tmp, h5py.File(tmp, "w", libver="earliest") as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        for name, dtype in dtypes.items():
+            data = np.ascontiguousarray(arrays[name], dtype=dtype)
+            options = {}
+            if data.size:
+                # Mostly zero padding: gzip shrinks the file several times over and is deterministic.
+                # Explicit chunk shapes (about 1 MiB of whole jets) keep the layout independent of
+                # h5py's auto-chunking heuristics.
+                row_bytes = max(1, data[0].nbytes)
+                rows = max(1, min(data.shape[0], (1 << 20) // row_bytes))
+                options = {
+                    "compression": "gzip",
+                    "compression_opts": 4,
+                    "shuffle": True,
+                    "chunks": (rows, *data.shape[1:]),
+                }
+            f.create_dataset(name, data=data, track_times=False, **options)
+    return path
+
+
+def run_data_stage(cfg: Config, out: Path | None = None, force: bool = False) -> Path:
+    """Make (or check) the run's jet file and return its path.
+
+    ``data.path`` set: nothing is generated; the file is read and validated and a summary logged.
+    ``out`` given: the jets are generated straight into that file (no stage bookkeeping).
+    Otherwise the file goes to ``artifacts/<run>/data/jets.h5`` with ``stage.json`` provenance, and
+    the stage is skipped when that directory already holds this configuration's output.
+    """
+    from kd_trigger.data.readers import load_jets
+
+    if cfg.data.path:
+        dataset = load_jets(cfg.data_path, cfg)
+        log.info("data.path %s: %s", cfg.data_path, dataset.summary())
+        return cfg.data_path
+    if out is not None:
+        plan_chunks(cfg)  # bad n_jets fails before any work
+        return write_jets_file(Path(out), generate_jets(cfg), cfg)
+
+    directory = cfg.data_path.parent
+    digest = cfg.section_hash("run", "data")
+    if check_stage(directory, "data", digest, force):
+        log.info("data stage up to date: %s (digest %s)", cfg.data_path, digest)
+        return cfg.data_path
+    plan_chunks(cfg)
+    path = write_jets_file(cfg.data_path, generate_jets(cfg), cfg)
+    write_stage(directory, "data", digest, cfg, extra={"outputs": [path.name], "n_jets": cfg.data.n_jets})
+    log.info("wrote %s", path)
+    return path
