@@ -1,0 +1,231 @@
+"""hls4ml conversion + g++ C simulation against QKeras: exactness, and each hls4ml trap shown closed.
+
+Every trap test compiles hls4ml's default (underived) choice for ONE place and shows it is not bit-exact
+on adversarial inputs, while the fully derived firmware (shared, module-scoped fixtures) is exact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kd_trigger.config import HlsConfig, StudentConfig
+from kd_trigger.errors import ModelError
+from kd_trigger.hls.precision import edge_case_inputs
+
+pytestmark = pytest.mark.slow
+
+tf = pytest.importorskip("tensorflow")
+
+HLS = HlsConfig()
+N_EDGE = 2000
+
+
+def _randomize(model, seed: int, stddev: float = 0.5) -> None:
+    """Random weights large enough that activations are alive (and sometimes saturate)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if hasattr(layer, "kernel"):
+            layer.kernel.assign(rng.normal(0.0, stddev, layer.kernel.shape).astype(np.float32))
+            layer.bias.assign(rng.normal(0.0, stddev, layer.bias.shape).astype(np.float32))
+
+
+def _student(kind: str, seed: int):
+    from kd_trigger.models.students import build_student
+
+    if kind == "mlp":
+        spec = StudentConfig(name="mlp", kind="mlp", n_particles=16, hidden=(64, 32, 32))
+    else:
+        spec = StudentConfig(name="deepsets", kind="deepsets", n_particles=16, hidden=(32, 32), head=(32,))
+    model = build_student(spec)
+    _randomize(model, seed)
+    return model
+
+
+def _physics_like(model, n: int, seed: int) -> np.ndarray:
+    """Inputs off the grid (the student's own quantizer puts them on it), a few per cent saturating."""
+    return np.random.default_rng(seed).normal(0.0, 3.0, (n, *model.input_shape[1:])).astype(np.float32)
+
+
+def _inputs(model, converted, seed: int) -> np.ndarray:
+    edge = edge_case_inputs(converted.input_type, tuple(model.input_shape[1:]), N_EDGE, seed=seed)
+    return np.concatenate([edge.astype(np.float32), _physics_like(model, 500, seed)])
+
+
+def _convert(model, path: Path, **kwargs):
+    from kd_trigger.hls.convert import convert_model
+
+    return convert_model(model, path, HLS, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    model = _student("mlp", 1)
+    return model, _convert(model, tmp_path_factory.mktemp("fw") / "mlp")
+
+
+@pytest.fixture(scope="module")
+def deepsets(tmp_path_factory):
+    model = _student("deepsets", 2)
+    return model, _convert(model, tmp_path_factory.mktemp("fw") / "deepsets")
+
+
+def _csim(model, converted, x):
+    from kd_trigger.hls.csim import run_csim
+
+    return run_csim(model, converted.hls_model, x, min_exact_fraction=1.0)
+
+
+def _alive_fraction(model, x) -> float:
+    """Fraction of nonzero quantized-ReLU outputs (the test would be vacuous if all were zero)."""
+    from kd_trigger.hls.csim import keras_layer_outputs, quantize_inputs
+
+    names = [layer.name for layer in model.layers if "relu" in layer.name]
+    outs = keras_layer_outputs(model, quantize_inputs(model, x), names)
+    return float(np.mean([np.mean(o != 0) for o in outs.values()]))
+
+
+@pytest.mark.parametrize("which", ["mlp", "deepsets"])
+def test_derived_firmware_is_bit_exact(which, request):
+    model, converted = request.getfixturevalue(which)
+    x = _inputs(model, converted, seed=5)
+    result, y_q, y_h = _csim(model, converted, x)
+    assert result.n_samples == len(x)
+    assert result.exact_fraction == 1.0, result
+    assert result.max_abs_diff == 0.0
+    assert result.argmax_agreement == 1.0
+    np.testing.assert_array_equal(y_q, y_h)
+    assert result.nonzero_output_fraction > 0.9
+    assert 0.2 < _alive_fraction(model, x) < 0.95
+    # the logits are not degenerate: many distinct values in each
+    assert min(len(np.unique(y_q[:, 0])), len(np.unique(y_q[:, 1]))) > 200
+
+
+@pytest.mark.parametrize("which", ["mlp", "deepsets"])
+def test_firmware_weights_are_exactly_the_qkeras_quantized_weights(which, request):
+    from kd_trigger.hls.convert import quantized_weights, weight_mismatches
+
+    model, converted = request.getfixturevalue(which)
+    assert converted.requantized_layers == []
+    assert weight_mismatches(model, converted.hls_model) == {}
+    # and the comparison is real: the quantized weights differ from the float ones
+    layer = model.layers[-1]
+    assert not np.array_equal(quantized_weights(model)[layer.name]["weight"], layer.kernel.numpy())
+
+
+def test_project_is_renamed_then_compiled_in_place(mlp):
+    _, converted = mlp
+    project = converted.project_dir
+    assert (project / "hls4ml_config.yml").is_file()
+    assert (project / "build_lib.sh").is_file()
+    assert list(project.glob("firmware/*.so")), "the C-simulation library is built in the final directory"
+    assert not [p for p in project.parent.iterdir() if p.name.startswith(".")], "no temporary directory left"
+    assert converted.hls_model.config.get_output_dir() == str(project.resolve())
+    assert converted.precision["particles"].types["result"].hls() == "ap_fixed<12,5,AP_RND_CONV,AP_SAT>"
+
+
+def test_trap1_dense_on_3d_input_drops_quantizers(tmp_path):
+    """hls4ml rewrites a QDense on (particles, features) into a pointwise Conv1D without its quantizers."""
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    from kd_trigger.hls.convert import weight_mismatches
+
+    inp = tf.keras.Input((8, 7), name="particles")
+    x = QActivation(quantized_bits(12, 4, alpha=1), name="input_quant")(inp)
+    x = QDense(16, kernel_quantizer=quantized_bits(8, 1, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1),
+               name="phi_0")(x)  # fmt: skip
+    x = QActivation(quantized_relu(8, 3), name="phi_relu_0")(x)
+    x = tf.keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    x = QDense(2, kernel_quantizer=quantized_bits(8, 1, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1),
+               name="output")(x)  # fmt: skip
+    model = tf.keras.Model(inp, x)
+    _randomize(model, 3)
+
+    raw = _convert(model, tmp_path / "raw", fix_weights=False)  # hls4ml's weights, our types otherwise
+    bad = weight_mismatches(model, raw.hls_model)
+    assert "phi_0/weight" in bad and bad["phi_0/weight"] > 0
+    x_in = _inputs(model, raw, seed=7)
+    wrong, _, _ = _csim(model, raw, x_in)
+    assert wrong.exact_fraction < 0.5
+    assert wrong.first_divergent_layer == "phi_0"
+
+    ours = _convert(model, tmp_path / "ours")
+    assert ours.requantized_layers == ["phi_0"]
+    assert weight_mismatches(model, ours.hls_model) == {}
+    right, _, _ = _csim(model, ours, x_in)
+    assert right.exact_fraction == 1.0 and right.max_abs_diff == 0.0
+
+
+def test_trap2_pooling_accumulator_wraps_with_hls4ml_default(deepsets, tmp_path):
+    from kd_trigger.hls.convert import build_hls_config, hls_layer_precision
+
+    model, converted = deepsets
+    config = build_hls_config(model, HLS, converted.precision)
+    config["LayerName"]["pool"]["Precision"] = {"accum": "auto", "result": "auto"}  # hls4ml's default
+    default = _convert(model, tmp_path / "default_pool", config=config)
+    assert hls_layer_precision(default.hls_model)["pool"]["accum"].startswith("fixed<16,6")
+    x = _inputs(model, converted, seed=9)
+    wrong, _, _ = _csim(model, default, x)
+    assert wrong.exact_fraction < 0.5
+    assert wrong.first_divergent_layer == "pool"
+    assert hls_layer_precision(converted.hls_model)["pool"]["accum"] == "ufixed<16,7,TRN,WRAP,0>"
+    right, _, _ = _csim(model, converted, x)
+    assert right.exact_fraction == 1.0
+
+
+def test_trap3_result_of_unquantized_layer_defaults_to_fixed_16_6(mlp, tmp_path):
+    """The logits (no quantizer follows) get hls4ml's model default fixed<16,6>: truncated and wrapped."""
+    from kd_trigger.hls.convert import build_hls_config
+
+    model, converted = mlp
+    config = build_hls_config(model, HLS, converted.precision)
+    default = config["Model"]["Precision"]["default"]
+    assert default == "fixed<16,6>"
+    config["LayerName"]["output"]["Precision"]["result"] = default
+    config["LayerName"]["output_linear"]["Precision"]["result"] = default
+    trunc = _convert(model, tmp_path / "default_result", config=config)
+    x = _inputs(model, converted, seed=11)
+    wrong, _, _ = _csim(model, trunc, x)
+    assert wrong.exact_fraction < 0.5
+    assert wrong.first_divergent_layer == "output"
+    right, _, _ = _csim(model, converted, x)
+    assert right.exact_fraction == 1.0
+    # the exact logits type is wider than the default in both directions
+    out = converted.precision["output"].types["result"]
+    assert out.integer > 6 and out.fractional > 10
+
+
+def test_inserted_linear_layers_get_the_exact_result_type(mlp):
+    """hls4ml keeps '<dense>_linear' when the dense result is set; its 'auto' would fall back to fixed<16,6>."""
+    from kd_trigger.hls.convert import build_hls_config
+
+    model, converted = mlp
+    config = build_hls_config(model, HLS, converted.precision)
+    for name in ("dense_0", "dense_1", "dense_2", "output"):
+        want = converted.precision[name].types["result"].hls()
+        assert config["LayerName"][f"{name}_linear"]["Precision"]["result"] == want
+    # after hls4ml's passes no such layer is left in the firmware
+    assert not [layer.name for layer in converted.hls_model.get_layers() if layer.name.endswith("_linear")]
+
+
+def test_unsupported_layer_is_one_clear_line(tmp_path):
+    from qkeras import QActivation, QDense, quantized_bits
+
+    class Scale(tf.keras.layers.Layer):
+        def call(self, x):
+            return 2.0 * x
+
+    inp = tf.keras.Input((4,), name="x")
+    y = QActivation(quantized_bits(8, 3, alpha=1), name="input_quant")(inp)
+    y = Scale(name="my_scale")(y)
+    y = QDense(
+        2, kernel_quantizer=quantized_bits(8, 1, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1)
+    )(y)
+    model = tf.keras.Model(inp, y)
+    with pytest.raises(ModelError) as err:
+        _convert(model, tmp_path / "p")
+    text = str(err.value)
+    assert "'my_scale' (Scale)" in text and "not supported by hls4ml" in text and "\n" not in text
+    assert not (tmp_path / "p").exists()
