@@ -1,0 +1,1 @@
+"""Knowledge distillation: the Distiller, its loss, the teacher and distill stages."""

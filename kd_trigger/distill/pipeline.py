@@ -1,0 +1,389 @@
+"""The distill stage: baseline and distilled students from the same start, then the physics evaluation.
+
+For each student a label-only baseline and a distilled copy are trained from the SAME initial weights,
+on the same jets in the same order (same seed), with the same optimiser settings and the same early
+stopping rule, so their difference is the distillation and nothing else. The teacher's logits are
+computed once (or read from the teacher stage) and fed with each batch: the teacher never runs in the
+training loop. Outputs: artifacts/<run>/students/<name>/{baseline,kd}.h5 + history.json, and
+artifacts/<run>/{metrics.json, summary.md, roc.png, boost.png}.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kd_trigger.config import Config, DistillConfig, StudentConfig
+from kd_trigger.errors import ConfigError, ModelError
+from kd_trigger.models.students import (
+    build_student,
+    check_student,
+    load_student_file,
+    output_type,
+    save_student,
+    student_inputs,
+    weight_bits_needed,
+)
+from kd_trigger.runs import atomic_dir, check_stage, write_json_atomic, write_stage, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+STAGE = "distill"
+VARIANTS = ("baseline", "kd")
+STAGE_SECTIONS = ("run", "data", "teacher", "students", "distill")
+_PREDICT_BATCH = 4096
+
+
+def distill_digest(cfg: Config) -> str:
+    return cfg.section_hash(*STAGE_SECTIONS)
+
+
+def run_teacher_stage(cfg: Config, force: bool = False) -> Path:
+    """The teacher stage (kd_trigger.distill.teacher_stage), reachable from here for the CLI."""
+    from kd_trigger.distill.teacher_stage import run_teacher_stage as _run
+
+    return _run(cfg, force=force)
+
+
+@dataclass
+class TrainRecord:
+    """What one training run did: per-epoch history, the epoch kept and how long it took."""
+
+    variant: str
+    monitor: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int = 0
+    best_value: float = math.nan
+    epochs_run: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "monitor": f"val_{self.monitor}",
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "epochs_run": self.epochs_run,
+            "seconds": round(self.seconds, 2),
+            "seconds_per_epoch": round(self.seconds / max(self.epochs_run, 1), 3),
+            "history": self.history,
+        }
+
+
+def student_seed(cfg: Config, spec: StudentConfig) -> int:
+    """A per-student seed that does not change when other students are added or reordered."""
+    return (cfg.run.seed * 1_000_003 + zlib.crc32(spec.name.encode())) % (2**31 - 1)
+
+
+def train_subset(n_train: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the deterministic low-data subset (sorted, so the data order stays the split's order)."""
+    if fraction >= 1.0:
+        return np.arange(n_train)
+    k = max(1, int(round(fraction * n_train)))
+    return np.sort(np.random.default_rng(seed).permutation(n_train)[:k])
+
+
+def _inputs(x: np.ndarray, teacher_logits: np.ndarray | None) -> dict[str, np.ndarray]:
+    batch = {"student": x}
+    if teacher_logits is not None:
+        batch["teacher_logits"] = teacher_logits
+    return batch
+
+
+def train_student(
+    student: Any,
+    dcfg: DistillConfig,
+    variant: str,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    seed: int,
+    label: str = "",
+) -> TrainRecord:
+    """Train ``student`` in place (baseline: labels only; kd: the distillation loss) with early stopping.
+
+    ``train``/``val`` are (student inputs, labels, teacher logits or None). The data order of epoch ``e``
+    depends only on ``seed`` and ``e``, so a baseline and a KD run with the same seed see the same batches.
+    The weights of the best epoch on the validation split (``dcfg.monitor``) are restored at the end.
+    """
+    import tensorflow as tf
+
+    from kd_trigger.distill.distiller import Distiller
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    kd_weight = dcfg.kd_weight if variant == "kd" else 0.0
+    distiller = Distiller(
+        student, temperature=dcfg.temperature, kd_weight=kd_weight, name=f"distiller_{variant}"
+    )
+    distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=dcfg.learning_rate))
+    x_tr, y_tr, t_tr = train
+    x_va, y_va, t_va = val
+    val_ds = tf.data.Dataset.from_tensor_slices((_inputs(x_va, t_va), y_va)).batch(_PREDICT_BATCH)
+    maximise = dcfg.monitor == "accuracy"
+    record = TrainRecord(variant=variant, monitor=dcfg.monitor)
+    best_weights = student.get_weights()
+    best = -math.inf if maximise else math.inf
+    since_best = 0
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    for epoch in range(1, dcfg.epochs + 1):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(y_tr))
+        train_ds = tf.data.Dataset.from_tensor_slices(
+            (_inputs(x_tr[order], None if t_tr is None else t_tr[order]), y_tr[order])
+        ).batch(dcfg.batch_size)
+        hist = distiller.fit(train_ds, validation_data=val_ds, epochs=1, verbose=0).history
+        for key, values in hist.items():
+            record.history.setdefault(key, []).append(float(values[-1]))
+        value = float(hist[f"val_{dcfg.monitor}"][-1])
+        improved = value > best if maximise else value < best
+        if improved:
+            best, since_best = value, 0
+            record.best_epoch, record.best_value = epoch, value
+            best_weights = student.get_weights()
+        else:
+            since_best += 1
+        record.epochs_run = epoch
+        log.info(
+            "%s epoch %d/%d: loss %.4f ce %.4f kd %.4f acc %.4f | val loss %.4f ce %.4f acc %.4f%s (%.1f s)",
+            label or variant,
+            epoch,
+            dcfg.epochs,
+            hist["loss"][-1],
+            hist["ce"][-1],
+            hist["kd"][-1],
+            hist["accuracy"][-1],
+            hist["val_loss"][-1],
+            hist["val_ce"][-1],
+            hist["val_accuracy"][-1],
+            " *" if improved else "",
+            time.perf_counter() - t0,
+        )
+        if since_best >= dcfg.patience:
+            log.info(
+                "%s: early stop after epoch %d, keeping epoch %d", label or variant, epoch, record.best_epoch
+            )
+            break
+    student.set_weights(best_weights)
+    record.seconds = time.perf_counter() - start
+    return record
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=_PREDICT_BATCH, verbose=0), dtype=np.float32)
+
+
+def _teacher_logits(cfg: Config, teacher: Any, split: str, constituents: np.ndarray) -> np.ndarray:
+    """The teacher's logits on one split: the teacher stage's saved array when it matches, else computed."""
+    from kd_trigger.data.features import teacher_inputs
+
+    saved = cfg.artifacts / "teacher" / f"{split}_logits.npy"
+    if saved.is_file():
+        logits = np.load(saved)
+        if logits.shape == (len(constituents), 2):
+            return logits.astype(np.float32)
+        log.warning("%s has shape %s, expected (%d, 2): recomputing", saved, logits.shape, len(constituents))
+    return _predict(teacher, teacher_inputs(constituents, cfg.teacher.n_particles))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: such values become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def run_distill_stage(cfg: Config, force: bool = False) -> Path:
+    """data -> teacher -> baseline and distilled students -> metrics.json; returns the metrics path.
+
+    Skipped when artifacts/<run>/students holds the outputs of this configuration.
+    """
+    for spec in cfg.students:
+        check_student(spec)  # a student that cannot be built fails before minutes of data and teacher work
+    out_dir = cfg.artifacts / "students"
+    metrics_path = cfg.artifacts / "metrics.json"
+    digest = distill_digest(cfg)
+    if check_stage(out_dir, STAGE, digest, force) and metrics_path.is_file():
+        log.info("distill stage up to date in %s (digest %s); nothing to do", out_dir, digest)
+        return metrics_path
+
+    from kd_trigger.data.generate import run_data_stage
+
+    t_start = time.perf_counter()
+    run_data_stage(cfg, force=force)
+    run_teacher_stage(cfg, force=force)
+
+    import tensorflow as tf
+
+    from kd_trigger.data.readers import load_jets
+    from kd_trigger.distill.teacher_stage import load_teacher
+
+    data = load_jets(cfg.data_path, cfg)
+    teacher = load_teacher(cfg)
+    train, val, test = (data.select(s) for s in ("train", "val", "test"))
+    subset = train_subset(len(train.is_signal), cfg.distill.train_fraction, cfg.run.seed)
+    if len(subset) < 2 or len(val.is_signal) < 1 or len(test.is_signal) < 2:
+        raise ConfigError(
+            f"data: too few jets to train and test (train {len(subset)}, val {len(val.is_signal)}, "
+            f"test {len(test.is_signal)}); raise data.n_jets or distill.train_fraction"
+        )
+    train_const = train.constituents[subset]
+    y_train = train.is_signal[subset].astype(np.int32)
+    y_val = val.is_signal.astype(np.int32)
+    log.info(
+        "teacher logits for %d train, %d val, %d test jets", len(y_train), len(y_val), len(test.is_signal)
+    )
+    t_train = _teacher_logits(cfg, teacher, "train", train.constituents)[subset]
+    t_val = _teacher_logits(cfg, teacher, "val", val.constituents)
+    t_test = _teacher_logits(cfg, teacher, "test", test.constituents)
+
+    trained: dict[str, Any] = {}
+    records: dict[str, dict[str, TrainRecord]] = {}
+    with atomic_dir(out_dir) as tmp:
+        for spec in cfg.students:
+            x_tr = student_inputs(spec, train_const)
+            x_va = student_inputs(spec, val.constituents)
+            seed = student_seed(cfg, spec)
+            tf.keras.utils.set_random_seed(seed)
+            initial = build_student(spec).get_weights()
+            records[spec.name] = {}
+            sdir = tmp / spec.name
+            sdir.mkdir()
+            for variant in VARIANTS:
+                student = build_student(spec)
+                student.set_weights(initial)  # the fair comparison: both variants start from the same weights
+                record = train_student(
+                    student,
+                    cfg.distill,
+                    variant,
+                    (x_tr, y_train, t_train),
+                    (x_va, y_val, t_val),
+                    seed=seed,
+                    label=f"{spec.name}/{variant}",
+                )
+                save_student(student, sdir / f"{variant}.h5")
+                trained[f"{spec.name}/{variant}"] = student
+                records[spec.name][variant] = record
+            n_params, bits = weight_bits_needed(spec)
+            write_json_atomic(
+                sdir / "history.json",
+                _finite(
+                    {
+                        "student": spec.name,
+                        "seed": seed,
+                        "n_params": n_params,
+                        "weight_bits": bits,
+                        "n_train": int(len(y_train)),
+                        **{v: r.to_dict() for v, r in records[spec.name].items()},
+                    }
+                ),
+            )
+    train_seconds = time.perf_counter() - t_start
+
+    metrics = evaluate_run(cfg, teacher, trained, test, t_test)
+    metrics["students"] = {
+        name: {
+            **metrics["students"].get(name, {}),
+            "best_epoch": {v: r.best_epoch for v, r in recs.items()},
+            "epochs_run": {v: r.epochs_run for v, r in recs.items()},
+            "train_seconds": {v: round(r.seconds, 1) for v, r in recs.items()},
+        }
+        for name, recs in records.items()
+    }
+    metrics["seconds"] = {
+        "data_teacher_train": round(train_seconds, 1),
+        "total": round(time.perf_counter() - t_start, 1),
+    }
+    write_json_atomic(metrics_path, _finite(metrics))
+    from kd_trigger.evaluate import summary_markdown
+
+    write_text_atomic(
+        cfg.artifacts / "summary.md", f"# Run {cfg.run.name}: test split\n\n" + summary_markdown(metrics)
+    )
+    write_stage(out_dir, STAGE, digest, cfg, extra={"students": [s.name for s in cfg.students]})
+    log.info("distill stage done in %.0f s: %s", metrics["seconds"]["total"], metrics_path)
+    return metrics_path
+
+
+def evaluate_run(
+    cfg: Config, teacher: Any, students: dict[str, Any], test: Any, teacher_test_logits: np.ndarray
+) -> dict:
+    """Metrics of the teacher and every ``<student>/<variant>`` on the test split, plots and boost scans."""
+    from kd_trigger.data.boost import boost
+    from kd_trigger.data.features import teacher_inputs
+    from kd_trigger.evaluate import (
+        boost_entry,
+        paired_rejection_ratio,
+        roc_points,
+        score_metrics,
+        scores_from_logits,
+    )
+    from kd_trigger.report.physics_plots import plot_boost, plot_rejection
+
+    t0 = time.perf_counter()
+    labels = test.is_signal.astype(np.int64)
+    dcfg = cfg.distill
+    seed = cfg.run.seed
+    logits: dict[str, np.ndarray] = {"teacher": teacher_test_logits}
+    specs = {s.name: s for s in cfg.students}
+    for key, model in students.items():
+        logits[key] = _predict(model, student_inputs(specs[key.split("/")[0]], test.constituents))
+    models = {key: score_metrics(labels, lg, dcfg.rejection_bootstrap, seed) for key, lg in logits.items()}
+    for m in models.values():
+        m["boost"] = []
+    for beta in dcfg.boost_betas:
+        if beta == 0:  # the unboosted test split: reuse the logits computed above
+            for key, lg in logits.items():
+                models[key]["boost"].append(boost_entry(beta, labels, lg))
+            continue
+        # The teacher dominates the cost of the scan (~15-40 s per 18k jets on 2 cores, vs < 1 s a student).
+        boosted = boost(test.constituents, beta)
+        models["teacher"]["boost"].append(
+            boost_entry(beta, labels, _predict(teacher, teacher_inputs(boosted, cfg.teacher.n_particles)))
+        )
+        for key, model in students.items():
+            x = student_inputs(specs[key.split("/")[0]], boosted)
+            models[key]["boost"].append(boost_entry(beta, labels, _predict(model, x)))
+        log.info("boost beta=%.2f evaluated", beta)
+    summary: dict[str, Any] = {}
+    for name, spec in specs.items():
+        if f"{name}/kd" not in logits or f"{name}/baseline" not in logits:
+            continue
+        summary[name] = {
+            f"rejection_ratio_{round(eff * 100)}": paired_rejection_ratio(
+                labels, logits[f"{name}/kd"], logits[f"{name}/baseline"], eff, dcfg.rejection_bootstrap, seed
+            )
+            for eff in (0.3, 0.5)
+        }
+        summary[name]["output_type"] = output_type(spec).hls()
+    curves = {key: roc_points(labels, scores_from_logits(lg)) for key, lg in logits.items()}
+    plot_rejection(curves, cfg.artifacts / "roc.png", title=f"run {cfg.run.name}, {len(labels)} test jets")
+    plot_boost(models, cfg.artifacts / "boost.png", title=f"run {cfg.run.name}: jets boosted along x")
+    log.info("evaluation took %.1f s", time.perf_counter() - t0)
+    return {
+        "run": cfg.run.name,
+        "models": models,
+        "students": summary,
+        "test": {"n_jets": int(labels.size), "n_background": int(np.sum(labels == 0))},
+        "distill": cfg.distill.model_dump(mode="json"),
+        "evaluate_seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def load_student(cfg: Config, name: str, variant: str = "kd") -> Any:
+    """Load a trained student of this run: artifacts/<run>/students/<name>/<variant>.h5."""
+    if variant not in VARIANTS:
+        raise ModelError(f"student variant must be one of {list(VARIANTS)}, got {variant!r}")
+    spec = cfg.student(name)
+    return load_student_file(cfg.artifacts / "students" / name / f"{variant}.h5", spec)

@@ -1,0 +1,224 @@
+"""Physics metrics of a tagger: accuracy, ROC AUC, background rejection, robustness under boosts.
+
+Pure numpy / scikit-learn on (labels, logits) arrays: nothing here needs TensorFlow. The score that is
+cut on is the logit difference ``l1 - l0`` (monotonic in the top probability, but without the float32
+saturation of a softmax that would create ties among the best jets).
+
+Background rejection ``1/eps_B`` at signal efficiency ``eps_S`` is read off the ROC curve with linear
+interpolation between operating points, which handles the ties a quantized student produces (it is the
+rejection of a randomised cut at the tied score). When no background jet survives, the rejection is
+capped at the number of background jets (``eps_B >= 1/n_bkg``) and ``rejection_at_XX_capped`` is set.
+Uncertainties are the standard deviation over bootstrap resamples of the test set (fixed seed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+SIGNAL_EFFICIENCIES = (0.3, 0.5)
+
+
+def scores_from_logits(logits: np.ndarray) -> np.ndarray:
+    """The signal score of (N, 2) logits: ``l1 - l0`` (float64)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[1] != 2:
+        raise ValueError(f"expected logits of shape (N, 2), got {logits.shape}")
+    return logits[:, 1] - logits[:, 0]
+
+
+def accuracy(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Fraction of jets whose argmax class equals the label (ties go to class 0, as argmax does)."""
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    return float(np.mean(np.argmax(np.asarray(logits), axis=1) == labels))
+
+
+@dataclass(frozen=True)
+class RocPoint:
+    """The rejection at one signal efficiency and the (expected) number of background jets that pass."""
+
+    efficiency: float
+    rejection: float
+    background_pass: float
+    capped: bool
+
+
+def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(eps_B, eps_S) = (false, true positive rate) at every distinct score threshold."""
+    fpr, tpr, _ = roc_curve(np.asarray(labels).ravel(), np.asarray(scores).ravel(), drop_intermediate=False)
+    return fpr, tpr
+
+
+_roc = roc_points
+
+
+def _auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    return float(np.trapz(tpr, fpr))
+
+
+def _rejection(fpr: np.ndarray, tpr: np.ndarray, eff: float, n_bkg: int) -> RocPoint:
+    # tpr is non-decreasing. Where the curve reaches eff exactly, the first such point has the lowest
+    # eps_B; in between two points, interpolate linearly (a tie at the cut becomes a randomised cut).
+    i = int(np.searchsorted(tpr, eff, side="left"))
+    if i >= len(tpr):
+        eps_b = 1.0
+    elif tpr[i] == eff or i == 0:
+        eps_b = float(fpr[i])
+    else:
+        frac = (eff - tpr[i - 1]) / (tpr[i] - tpr[i - 1])
+        eps_b = float(fpr[i - 1] + frac * (fpr[i] - fpr[i - 1]))
+    floor = 1.0 / max(n_bkg, 1)
+    capped = eps_b < floor
+    eps_b = max(eps_b, floor)
+    return RocPoint(eff, 1.0 / eps_b, eps_b * n_bkg if not capped else 0.0, capped)
+
+
+def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in length")
+    if not (np.any(labels == 1) and np.any(labels == 0)):
+        raise ValueError("need both signal and background jets to compute a ROC curve")
+    return labels, scores
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (equals sklearn's roc_auc_score)."""
+    labels, scores = _check(labels, scores)
+    return _auc(*_roc(labels, scores))
+
+
+def rejection_at(labels: np.ndarray, scores: np.ndarray, efficiency: float) -> RocPoint:
+    """Background rejection 1/eps_B at signal efficiency ``efficiency``."""
+    labels, scores = _check(labels, scores)
+    fpr, tpr = _roc(labels, scores)
+    return _rejection(fpr, tpr, efficiency, int(np.sum(labels == 0)))
+
+
+def _bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n, size=(n_boot, n))
+
+
+def score_metrics(
+    labels: np.ndarray,
+    logits: np.ndarray,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+    efficiencies: Sequence[float] = SIGNAL_EFFICIENCIES,
+) -> dict[str, Any]:
+    """accuracy, auc (+ auc_err), rejection_at_XX (+ _err, _background_pass, _capped) for each efficiency."""
+    scores = scores_from_logits(logits)
+    labels, scores = _check(labels, scores)
+    n_bkg = int(np.sum(labels == 0))
+    fpr, tpr = _roc(labels, scores)
+    out: dict[str, Any] = {
+        "n_jets": int(labels.size),
+        "n_background": n_bkg,
+        "accuracy": accuracy(labels, logits),
+        "auc": _auc(fpr, tpr),
+    }
+    points = {eff: _rejection(fpr, tpr, eff, n_bkg) for eff in efficiencies}
+    boot_auc: list[float] = []
+    boot_rej: dict[float, list[float]] = {eff: [] for eff in efficiencies}
+    for idx in _bootstrap_indices(labels.size, n_bootstrap, seed):
+        lb, sc = labels[idx], scores[idx]
+        if lb.min() == lb.max():
+            continue
+        bf, bt = _roc(lb, sc)
+        boot_auc.append(_auc(bf, bt))
+        nb = int(np.sum(lb == 0))
+        for eff in efficiencies:
+            boot_rej[eff].append(_rejection(bf, bt, eff, nb).rejection)
+    out["auc_err"] = float(np.std(boot_auc, ddof=1)) if len(boot_auc) > 1 else math.nan
+    for eff, point in points.items():
+        key = f"rejection_at_{round(eff * 100)}"
+        out[key] = point.rejection
+        out[f"{key}_err"] = float(np.std(boot_rej[eff], ddof=1)) if len(boot_rej[eff]) > 1 else math.nan
+        out[f"{key}_background_pass"] = point.background_pass
+        out[f"{key}_capped"] = point.capped
+    return out
+
+
+def paired_rejection_ratio(
+    labels: np.ndarray,
+    logits_new: np.ndarray,
+    logits_ref: np.ndarray,
+    efficiency: float,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Rejection of ``new`` over ``ref`` at one efficiency, with a 68% paired-bootstrap interval.
+
+    Both models are scored on the SAME resampled jets in each replica, so the jet-to-jet fluctuations
+    that move both rejections together cancel in the ratio.
+    """
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    s_new, s_ref = scores_from_logits(logits_new), scores_from_logits(logits_ref)
+    ratio = (
+        rejection_at(labels, s_new, efficiency).rejection / rejection_at(labels, s_ref, efficiency).rejection
+    )
+    ratios = []
+    for idx in _bootstrap_indices(labels.size, n_bootstrap, seed):
+        lb = labels[idx]
+        if lb.min() == lb.max():
+            continue
+        ratios.append(
+            rejection_at(lb, s_new[idx], efficiency).rejection
+            / rejection_at(lb, s_ref[idx], efficiency).rejection
+        )
+    low, high = np.percentile(ratios, [16, 84]) if ratios else (math.nan, math.nan)
+    return {"ratio": float(ratio), "low": float(low), "high": float(high)}
+
+
+def boost_entry(beta: float, labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """One entry of a model's ``boost`` list: accuracy and AUC of the jets boosted with velocity ``beta``."""
+    return {
+        "beta": float(beta),
+        "accuracy": accuracy(labels, logits),
+        "auc": roc_auc(labels, scores_from_logits(logits)),
+    }
+
+
+def _fmt(value: float, err: float | None = None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    if err is not None and not math.isnan(err):
+        text += f" ± {err:.{digits}f}"
+    return text
+
+
+def summary_markdown(metrics: dict[str, Any]) -> str:
+    """A short Markdown table of every model in ``metrics["models"]``."""
+    models: dict[str, Any] = metrics["models"]
+    lines = [
+        "| model | accuracy | AUC | 1/eps_B @ 30% | 1/eps_B @ 50% | accuracy @ largest beta |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in models.items():
+        boost = m.get("boost") or []
+        last = max(boost, key=lambda b: b["beta"]) if boost else None
+        boosted = f"{last['accuracy']:.3f} (beta={last['beta']:g})" if last else "n/a"
+        r30 = _fmt(m["rejection_at_30"], m.get("rejection_at_30_err"), 1)
+        if m.get("rejection_at_30_capped"):
+            r30 = ">= " + r30
+        r50 = _fmt(m["rejection_at_50"], m.get("rejection_at_50_err"), 1)
+        lines.append(
+            f"| {name} | {m['accuracy']:.3f} | {_fmt(m['auc'], m.get('auc_err'), 4)} | {r30} | {r50} | {boosted} |"
+        )
+    text = "\n".join(lines) + "\n"
+    ratios = metrics.get("students", {})
+    if ratios:
+        text += "\nKD / baseline rejection at 30% (68% paired-bootstrap interval):\n\n"
+        for name, s in ratios.items():
+            r = s.get("rejection_ratio_30")
+            if r:
+                text += f"- {name}: {r['ratio']:.2f} [{r['low']:.2f}, {r['high']:.2f}]\n"
+    return text
