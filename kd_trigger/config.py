@@ -84,7 +84,7 @@ class TeacherConfig(_Section):
     """A LorentzNet-style teacher, or ``path`` to any saved Keras model with the same inputs."""
 
     path: str | None = None
-    n_particles: Annotated[int, Field(ge=2, le=200)] = 32
+    n_particles: Annotated[int, Field(ge=2, le=200)] = 16
     n_layers: Annotated[int, Field(ge=1, le=12)] = 3
     hidden: Annotated[int, Field(ge=2, le=512)] = 32
     c_weight: Annotated[float, Field(gt=0)] = 1e-3

@@ -1,0 +1,1 @@
+"""Network definitions: the Lorentz-equivariant teacher and the quantized students."""
