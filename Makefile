@@ -39,8 +39,8 @@ test: $(VENV)/.installed  ## the whole test suite, slow end-to-end tests include
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check kd_trigger tests
-	$(VENV)/bin/ruff format --check kd_trigger tests
+	$(VENV)/bin/ruff check kd_trigger tests benchmarks
+	$(VENV)/bin/ruff format --check kd_trigger tests benchmarks
 
 clean:  ## remove generated outputs (not the environment)
 	rm -rf artifacts firmware/*/ .pytest_cache .ruff_cache

@@ -20,7 +20,9 @@ log = logging.getLogger("kd_trigger")
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help="pipeline YAML (default: %(default)s)")
+    p.add_argument(
+        "--config", "-c", type=Path, default=DEFAULT_CONFIG, help="pipeline YAML (default: %(default)s)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite outputs of a different configuration")
 
 
@@ -65,7 +67,9 @@ def _config(args: argparse.Namespace, **overrides: object) -> Config:
 def run(args: argparse.Namespace) -> int:
     """Dispatch one parsed command; returns the exit status."""
     if args.command == "data":
-        cfg = _config(args, **{"data.n_jets": args.n_jets, "run.seed": args.seed, "data.workers": args.workers})
+        cfg = _config(
+            args, **{"data.n_jets": args.n_jets, "run.seed": args.seed, "data.workers": args.workers}
+        )
         from kd_trigger.data.generate import run_data_stage
 
         run_data_stage(cfg, out=args.out, force=args.force)

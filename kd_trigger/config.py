@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kd_trigger.errors import ConfigError
 
@@ -184,9 +192,9 @@ class BudgetOverrides(_Section):
     clock_period_ns: Annotated[float, Field(gt=0)] | None = None
     max_latency_ns: Annotated[float, Field(gt=0)] | None = None
     max_ii_cycles: Annotated[int, Field(ge=1)] | None = None
-    max_fraction: dict[Literal["lut", "ff", "dsp", "bram_18k", "uram"], Annotated[float, Field(ge=0, le=1)]] | None = (
-        None
-    )
+    max_fraction: (
+        dict[Literal["lut", "ff", "dsp", "bram_18k", "uram"], Annotated[float, Field(ge=0, le=1)]] | None
+    ) = None
 
 
 class BudgetConfig(_Section):
@@ -245,7 +253,9 @@ class Config(_Section):
         for s in self.students:
             if s.name == name:
                 return s
-        raise ConfigError(f"students: no student named {name!r}; configured: {[s.name for s in self.students]}")
+        raise ConfigError(
+            f"students: no student named {name!r}; configured: {[s.name for s in self.students]}"
+        )
 
     def section_hash(self, *sections: str) -> str:
         """A short digest of the named sections, used to tell whether a stage's outputs are up to date."""
@@ -325,7 +335,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     """Read and validate a YAML config. ``overrides`` maps dotted keys (``data.n_jets``) to values."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass CONFIG=path/to.yaml (e.g. configs/default.yaml)")
+        raise ConfigError(
+            f"config file {path} does not exist; pass CONFIG=path/to.yaml (e.g. configs/default.yaml)"
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

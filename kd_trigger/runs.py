@@ -147,7 +147,9 @@ def check_stage(directory: Path, stage: str, digest: str, force: bool) -> bool:
     return False
 
 
-def write_stage(directory: Path, stage: str, digest: str, cfg: Config, extra: dict[str, Any] | None = None) -> None:
+def write_stage(
+    directory: Path, stage: str, digest: str, cfg: Config, extra: dict[str, Any] | None = None
+) -> None:
     """Record provenance: the resolved config, key package versions and the stage digest."""
     write_text_atomic(directory / "config.resolved.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     payload = {

@@ -66,4 +66,6 @@ def test_worker_count_does_not_change_data_digest():
     one = parse_config({"data": {"workers": 1}})
     two = parse_config({"data": {"workers": 2}})
     assert one.section_hash("run", "data") == two.section_hash("run", "data")
-    assert one.section_hash("run", "data") != parse_config({"data": {"n_jets": 10}}).section_hash("run", "data")
+    assert one.section_hash("run", "data") != parse_config({"data": {"n_jets": 10}}).section_hash(
+        "run", "data"
+    )
