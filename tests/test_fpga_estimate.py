@@ -111,7 +111,8 @@ def test_unknown_kind_is_noted_and_to_dict_labels_estimate() -> None:
     est = estimate_layers([LayerSpec(name="x", kind="lstm", n_in=1, n_out=1)], 1, 5.0)
     d = est.to_dict()
     assert d["source"] == "estimate"
-    assert "Latency strategy" in d["method"] and "non-zero" in d["method"]
+    assert d["method"] == "kd_trigger first-order model"
+    assert "Latency strategy" in d["method_description"] and "non-zero" in d["method_description"]
     assert d["notes"] == ["layer x: kind 'lstm' is not modelled (counted as 0)"]
     assert set(d["total"]) == {"lut", "ff", "dsp", "bram_18k", "uram"}
 

@@ -51,6 +51,9 @@ ADDER_DELAY_NS = 0.5
 DEFAULT_CLOCK_UNCERTAINTY = 0.125
 """Fraction of the clock period HLS reserves for uncertainty (Vivado HLS default 12.5%; Vitis 27%)."""
 
+METHOD_NAME = "kd_trigger first-order model"
+"""The short name every estimated figure is labelled with; METHOD says what it computes."""
+
 METHOD = (
     "first-order model of hls4ml Latency strategy, io_parallel: one multiplier per non-zero, non-power-of-two "
     f"weight (/ reuse factor); DSP48E2 if both operands >= {DSP_MIN_OPERAND_BITS} bits else LUT shift-add "
@@ -135,7 +138,8 @@ class ResourceEstimate:
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": SOURCE_ESTIMATE,
-            "method": METHOD,
+            "method": METHOD_NAME,
+            "method_description": METHOD,
             "reuse_factor": self.reuse_factor,
             "clock_period_ns": self.clock_period_ns,
             "latency_cycles": self.latency_cycles,

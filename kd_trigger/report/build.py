@@ -307,7 +307,17 @@ def rejection_ratio(kd: Mapping[str, Any] | None, base: Mapping[str, Any] | None
     return f"{ratio:.2f}"
 
 
-def physics_blocks(name: str, models: Mapping[str, Any]) -> list[Block]:
+def _paired_ratio(ratios: Mapping[str, Any] | None, wp: int) -> str | None:
+    """The distill stage's paired-bootstrap KD/baseline ratio with its 68% interval, when recorded."""
+    entry = (ratios or {}).get(f"rejection_ratio_{wp}")
+    if not isinstance(entry, Mapping) or not all(_is_num(entry.get(k)) for k in ("ratio", "low", "high")):
+        return None
+    return f"{entry['ratio']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}]"
+
+
+def physics_blocks(
+    name: str, models: Mapping[str, Any], ratios: Mapping[str, Any] | None = None
+) -> list[Block]:
     kd, base = models.get(f"{name}/kd"), models.get(f"{name}/baseline")
     header = ("model", "accuracy", "AUC", "1/ε_B @ ε_S=30%", "1/ε_B @ ε_S=50%", "accuracy at largest boost")
     rows = (
@@ -316,13 +326,19 @@ def physics_blocks(name: str, models: Mapping[str, Any]) -> list[Block]:
         _model_row(f"{name} distilled (KD)", kd),
     )
     blocks: list[Block] = [Heading(3, "Physics: teacher vs baseline vs distilled"), Table(header, rows)]
-    blocks.append(
-        Paragraph(
+    paired30, paired50 = _paired_ratio(ratios, 30), _paired_ratio(ratios, 50)
+    if paired30 and paired50:
+        text = (
+            f"KD / baseline background rejection: **{paired30}** at ε_S = 30%, **{paired50}** at ε_S = 50% "
+            "(68% interval of a paired bootstrap over the test jets)."
+        )
+    else:
+        text = (
             f"KD / baseline background rejection: **{rejection_ratio(kd, base, 30)}** at ε_S = 30%, "
             f"**{rejection_ratio(kd, base, 50)}** at ε_S = 50% (errors combined as if independent; "
             "the two students are evaluated on the same test jets, so this overstates the error)."
         )
-    )
+    blocks.append(Paragraph(text))
     return blocks
 
 
@@ -400,6 +416,8 @@ def resource_blocks(
     blocks: list[Block] = [Heading(3, "Resources and latency")]
     clock_ns = report.get("clock_period_ns")
 
+    if resources.get("method_description"):
+        blocks.append(Paragraph(f"How the estimate is computed: {resources['method_description']}."))
     layers = [layer for layer in resources.get("layers") or [] if isinstance(layer, Mapping)]
     if layers:
         rows = tuple(
@@ -726,7 +744,8 @@ def build_blocks(
                 f"{fmt_value(report.get('reuse_factor'))}."
             )
         )
-        body.extend(physics_blocks(student.name, models))
+        ratios = (inputs.metrics.get("students") or {}).get(student.name)
+        body.extend(physics_blocks(student.name, models, ratios if isinstance(ratios, Mapping) else None))
         csim = report.get("csim") if isinstance(report.get("csim"), Mapping) else {}
         body.extend(csim_blocks(student, cfg.hls.min_exact_fraction))
         body.extend(roc_blocks(student, plot_dir, plot_rel))

@@ -130,3 +130,58 @@ def test_distill_stage_through_cli(repo_root, tmp_path, capsys) -> None:
     assert main(["distill", "--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing_teacher.h5" in err
+
+    # the firmware stage on the same run: conversion, exact C simulation, resources, budget, report
+    capsys.readouterr()
+    status = main(["hls", "--config", str(path)])
+    assert status == 0, capsys.readouterr().err
+    for spec in cfg.students:
+        report = json.loads((cfg.firmware / spec.name / "hls_report.json").read_text())
+        csim = report["csim"]
+        assert csim["n_samples"] == len(test.is_signal)
+        assert csim["exact_fraction"] == 1.0 and csim["max_abs_diff"] == 0.0
+        assert csim["argmax_agreement"] == 1.0 and csim["auc_hls"] == csim["auc_qkeras"]
+        assert report["backend"] == "Vitis" and report["part"] == cfg.hls.part
+        assert report["resources"]["source"] == "estimate"
+        assert report["budget"]["profile"] == cfg.budget.profile and report["budget"]["pass"] is True
+        assert (cfg.firmware / spec.name / "firmware" / "kd_trigger_student.cpp").is_file()
+    review = (cfg.firmware / "report.md").read_text()
+    assert all(f"## {s.name}" in review or s.name in review for s in cfg.students)
+    assert "BIT-EXACT" in review
+    assert (cfg.firmware / "report.html").stat().st_size > 0
+
+    # a budget the students cannot meet: exit status 3, and the verdict says which figure broke
+    tight = _write_config(
+        repo_root,
+        tmp_path,
+        "tight.yaml",
+        run={"name": "tight"},
+        data={"path": str(cfg.data_path)},
+        teacher={"path": str(run_dir / "teacher" / "teacher.h5")},
+        budget={"overrides": {"max_latency_ns": 1.0}},
+    )
+    assert main(["hls", "--config", str(tight)]) == 3
+    tight_cfg = load_config(tight)
+    verdict = json.loads((tight_cfg.firmware / "mlp" / "hls_report.json").read_text())["budget"]
+    assert verdict["pass"] is False
+    assert any("latency" in v for v in verdict["violations"])
+
+
+@pytest.mark.slow
+def test_same_config_and_seed_give_the_same_student(repo_root, tmp_path) -> None:
+    """Two runs of the same config and seed (different run names) train bit-identical students."""
+    from kd_trigger.config import load_config
+    from kd_trigger.distill.pipeline import load_student
+
+    first = _write_config(repo_root, tmp_path, "a.yaml", run={"name": "a"})
+    assert main(["distill", "--config", str(first)]) == 0
+    cfg_a = load_config(first)
+    second = _write_config(repo_root, tmp_path, "b.yaml", run={"name": "b"})
+    assert main(["distill", "--config", str(second)]) == 0
+    cfg_b = load_config(second)
+    assert (cfg_a.data_path.read_bytes()) == (cfg_b.data_path.read_bytes())
+    for spec in cfg_a.students:
+        for variant in ("baseline", "kd"):
+            wa = load_student(cfg_a, spec.name, variant).get_weights()
+            wb = load_student(cfg_b, spec.name, variant).get_weights()
+            assert all(np.array_equal(a, b) for a, b in zip(wa, wb, strict=True)), (spec.name, variant)
