@@ -331,6 +331,16 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         raise ConfigError(format_validation_error(err, source)) from None
 
 
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; a syntax error becomes a one-line ConfigError naming the file and line."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Read and validate a YAML config. ``overrides`` maps dotted keys (``data.n_jets``) to values."""
     path = Path(path)
@@ -338,12 +348,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         raise ConfigError(
             f"config file {path} does not exist; pass CONFIG=path/to.yaml (e.g. configs/default.yaml)"
         )
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    raw = read_yaml(path)
     raw = raw if raw is not None else {}
     for dotted, value in (overrides or {}).items():
         if value is None:

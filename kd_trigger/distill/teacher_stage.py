@@ -152,8 +152,11 @@ def _train(cfg: Config, x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> t
     # switch (hidden global state that would also bind the students) is not set here.
     keras.utils.set_random_seed(cfg.run.seed)
     model = build_teacher(tcfg)
+    # Cosine decay over the epoch budget: with a constant rate the validation loss of this network jumps
+    # from epoch to epoch and early stopping picks a noisy minimum.
+    steps = tcfg.epochs * int(np.ceil(len(y["train"]) / tcfg.batch_size))
     model.compile(
-        optimizer=keras.optimizers.Adam(tcfg.learning_rate),
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(tcfg.learning_rate, steps)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from kd_trigger.config import BudgetConfig
+from kd_trigger.config import BudgetConfig, read_yaml
 from kd_trigger.errors import ConfigError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_ESTIMATE, SOURCE_HLS, SOURCE_POST_SYNTH, SOURCE_RANK
 from kd_trigger.fpga.parts import find_part
@@ -168,12 +166,7 @@ def load_budget(budget_cfg: BudgetConfig) -> BudgetProfile:
         raise ConfigError(
             f"budget.profiles: {path} does not exist; point it at a profiles file such as configs/budget.yaml"
         )
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    raw = read_yaml(path)
     profiles = raw.get("profiles") if isinstance(raw, dict) else None
     if not isinstance(profiles, dict) or not profiles:
         raise ConfigError(f"{path}: expected a top-level 'profiles:' mapping of named budget profiles")

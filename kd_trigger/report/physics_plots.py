@@ -40,6 +40,11 @@ def plot_rejection(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Pa
     ax.set_xlabel(r"signal efficiency $\varepsilon_S$ (top jets)")
     ax.set_ylabel(r"background rejection $1/\varepsilon_B$ (QCD jets)")
     ax.grid(True, which="both", alpha=0.3)
+    return _finish(plt, fig, ax, path, title)
+
+
+def _finish(plt: Any, fig: Any, ax: Any, path: Path, title: str) -> Path:
+    """Legend, title and an atomic PNG write shared by the physics plots."""
     ax.legend(frameon=False, fontsize="small")
     if title:
         ax.set_title(title, fontsize="medium")
@@ -68,11 +73,4 @@ def plot_boost(models: Mapping[str, Mapping[str, Any]], path: Path, title: str =
     ax.set_xlabel(r"boost velocity $\beta$ along $x$ (units of $c$)")
     ax.set_ylabel("accuracy")
     ax.grid(True, alpha=0.3)
-    ax.legend(frameon=False, fontsize="small")
-    if title:
-        ax.set_title(title, fontsize="medium")
-    fig.tight_layout()
-    with atomic_file(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _finish(plt, fig, ax, path, title)
