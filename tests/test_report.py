@@ -320,3 +320,19 @@ def test_rejection_curve_by_hand():
     # Thresholds 0.9 (no background: dropped), 0.8 (2/3 signal, 1/3 bkg), 0.4, 0.3, 0.1.
     np.testing.assert_allclose(eff, [2 / 3, 1.0, 1.0, 1.0])
     np.testing.assert_allclose(rej, [3.0, 3.0, 1.5, 1.0])
+
+
+def test_kd_ratio_uses_the_paired_bootstrap_interval_when_recorded(tmp_path):
+    cfg = _fixture_run(tmp_path, with_npz=False)
+    metrics = json.loads((cfg.artifacts / "metrics.json").read_text())
+    metrics["students"] = {
+        "mlp": {
+            "rejection_ratio_30": {"ratio": 1.234, "low": 1.1, "high": 1.4},
+            "rejection_ratio_50": {"ratio": 0.987, "low": 0.91, "high": 1.05},
+        }
+    }
+    (cfg.artifacts / "metrics.json").write_text(json.dumps(metrics))
+    md = write_run_report(cfg).read_text()
+    assert "**1.23 [1.10, 1.40]** at ε_S = 30%, **0.99 [0.91, 1.05]** at ε_S = 50% (68% interval" in md
+    # a student without recorded intervals falls back to independent errors, and says so
+    assert "as if independent" in md.split("## Student `deepsets`")[1]
