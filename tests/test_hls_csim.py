@@ -229,3 +229,17 @@ def test_unsupported_layer_is_one_clear_line(tmp_path):
     text = str(err.value)
     assert "'my_scale' (Scale)" in text and "not supported by hls4ml" in text and "\n" not in text
     assert not (tmp_path / "p").exists()
+
+
+def test_vivado_backend_is_bit_exact_too(tmp_path):
+    """The selectable Vivado backend gets the same derived precision and the same exactness."""
+    from kd_trigger.hls.convert import convert_model
+
+    model = _student("deepsets", 7)
+    converted = convert_model(model, tmp_path / "vivado", HlsConfig(backend="Vivado"))
+    config = (tmp_path / "vivado" / "hls4ml_config.yml").read_text()
+    assert "Backend: Vivado" in config
+    x = _inputs(model, converted, seed=9)
+    result, y_q, y_h = _csim(model, converted, x)
+    assert result.exact_fraction == 1.0 and result.max_abs_diff == 0.0
+    np.testing.assert_array_equal(y_q, y_h)
