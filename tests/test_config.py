@@ -8,9 +8,11 @@ from kd_trigger.errors import ConfigError
 
 
 def test_shipped_configs_validate(repo_root):
-    for name in ("default.yaml", "ci.yaml"):
-        cfg = load_config(repo_root / "configs" / name)
-        assert cfg.students, name
+    pipelines = sorted(p for p in (repo_root / "configs").glob("*.yaml") if p.name != "budget.yaml")
+    assert {p.name for p in pipelines} >= {"default.yaml", "ci.yaml", "lowdata.yaml"}
+    for path in pipelines:
+        cfg = load_config(path)
+        assert cfg.students, path
 
 
 def test_unknown_key_names_dotted_key_and_allowed_keys():
