@@ -180,3 +180,30 @@ def test_adapter_on_converted_qkeras_model(tmp_path) -> None:  # noqa: ANN001 - 
     assert (layer.multiplications, layer.multipliers, layer.dsp) == (8, 5, 0)
     assert est.ii_cycles == 1
     assert est.to_dict()["source"] == "estimate"
+
+
+def test_recorded_calibration_matches_the_real_report_fixture() -> None:
+    """CALIBRATION (printed in every report) is what the estimator really gives on the real report."""
+    import json
+    from pathlib import Path
+
+    from kd_trigger.fpga.estimate import CALIBRATION
+    from kd_trigger.fpga.reports import read_report_path
+
+    fixtures = Path(__file__).parent / "fixtures" / "reports"
+    case = next(
+        c for c in json.loads((fixtures / "calibration.json").read_text())["cases"] if c["comparable"]
+    )
+    est = estimate_layers(
+        [LayerSpec(**layer) for layer in case["layers"]],
+        case["reuse_factor"],
+        case["clock_period_ns"],
+        case["clock_uncertainty"],
+    )
+    real = read_report_path(fixtures / case["report_dir"])
+    for key, ratio in CALIBRATION["ratio_estimate_over_hls"].items():
+        value = est.latency_cycles if key == "latency_cycles" else est.total[key]
+        truth = real["latency_cycles"] if key == "latency_cycles" else real["hls"][key]
+        assert round(value / truth, 2) == ratio, key
+    for key, ratio in CALIBRATION["ratio_estimate_over_synth"].items():
+        assert round(est.total[key] / real["synth"][key], 2) == ratio, key

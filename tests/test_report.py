@@ -336,3 +336,19 @@ def test_kd_ratio_uses_the_paired_bootstrap_interval_when_recorded(tmp_path):
     assert "**1.23 [1.10, 1.40]** at ε_S = 30%, **0.99 [0.91, 1.05]** at ε_S = 50% (68% interval" in md
     # a student without recorded intervals falls back to independent errors, and says so
     assert "as if independent" in md.split("## Student `deepsets`")[1]
+
+
+def test_estimate_method_and_measured_error_are_printed(tmp_path):
+    from kd_trigger.fpga.estimate import CALIBRATION
+
+    cfg = _fixture_run(tmp_path, with_npz=False)
+    path = cfg.firmware / "mlp" / "hls_report.json"
+    report = json.loads(path.read_text())
+    report["resources"]["method_description"] = "one multiplier per non-zero weight"
+    report["resources"]["calibration"] = CALIBRATION
+    path.write_text(json.dumps(report))
+    md = write_run_report(cfg).read_text()
+    mlp = md.split("## Student `mlp`")[1].split("## Student `deepsets`")[0]
+    assert "How the estimate is computed: one multiplier per non-zero weight." in mlp
+    assert "LUT 0.62 (HLS) / 1.16 (post-synthesis)" in mlp
+    assert "map to DSPs" in mlp and "Read LUT figures" not in mlp

@@ -407,6 +407,12 @@ def _mults(fig: Mapping[str, Any]) -> str:
     return fmt_int(total)
 
 
+def _sentence(text: Any) -> str:
+    """``text`` with its first letter raised and a full stop (empty for no text)."""
+    text = str(text or "").strip()
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
 def resource_blocks(
     student: StudentInputs, plot_dir: Path, plot_rel: str
 ) -> tuple[list[Block], list[FigureRow]]:
@@ -418,6 +424,20 @@ def resource_blocks(
 
     if resources.get("method_description"):
         blocks.append(Paragraph(f"How the estimate is computed: {resources['method_description']}."))
+    calib = resources.get("calibration")
+    if isinstance(calib, Mapping) and isinstance(calib.get("ratio_estimate_over_hls"), Mapping):
+        hls_r, syn_r = calib["ratio_estimate_over_hls"], calib.get("ratio_estimate_over_synth") or {}
+        ratios = ", ".join(
+            f"{k.upper()} {hls_r[k]:g} (HLS) / {syn_r.get(k, NA)} (post-synthesis)"
+            for k in ("lut", "ff", "dsp")
+        )
+        blocks.append(
+            Paragraph(
+                f"Measured error of the estimate (estimate / real) on {calib.get('design', NA)}, "
+                f"{calib.get('reports', NA)}: {ratios}; latency {hls_r.get('latency_cycles', NA)}. "
+                f"{_sentence(calib.get('caveat'))}"
+            )
+        )
     layers = [layer for layer in resources.get("layers") or [] if isinstance(layer, Mapping)]
     if layers:
         rows = tuple(
