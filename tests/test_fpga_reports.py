@@ -232,3 +232,23 @@ def test_detect_format() -> None:
     assert detect_format((V19_REPORT / "myproject_csynth.rpt").read_text()) == "csynth_rpt"
     assert detect_format((V25_REPORT / "csynth.xml").read_text()) == "csynth_xml"
     assert detect_format("hello") == "unknown"
+
+
+def test_reports_of_different_projects_are_never_merged(tmp_path) -> None:
+    import shutil
+
+    from kd_trigger.errors import ReportError
+    from kd_trigger.fpga.reports import read_report_path
+
+    fixtures = Path(__file__).parent / "fixtures" / "reports"
+    # two whole projects side by side: two top-level csynth reports
+    shutil.copytree(fixtures / "vivado_hls_2019_jet", tmp_path / "two" / "a")
+    shutil.copytree(fixtures / "vitis_hls_2024", tmp_path / "two" / "b")
+    with pytest.raises(ReportError, match=r"2 C-synthesis reports from different projects"):
+        read_report_path(tmp_path / "two")
+    # one project's C synthesis beside another project's Vivado synthesis
+    shutil.copytree(fixtures / "vitis_hls_2024", tmp_path / "mixed" / "a")
+    (tmp_path / "mixed" / "b").mkdir()
+    shutil.copy(fixtures / "vivado_hls_2019_jet" / "vivado_synth.rpt", tmp_path / "mixed" / "b")
+    with pytest.raises(ReportError, match=r"belong to different projects"):
+        read_report_path(tmp_path / "mixed")

@@ -413,6 +413,17 @@ def _project_name(root: Path) -> str | None:
     return None
 
 
+def _one(hits: list[Path], root: Path, what: str) -> Path:
+    """The single report of a kind in ``root``; several mean several projects, which are never merged."""
+    if len(hits) > 1:
+        shown = ", ".join(_display(p, root) for p in hits[:3])
+        raise ReportError(
+            f"{root}: {len(hits)} {what} reports from different projects ({shown}); "
+            "point at one project directory or report file"
+        )
+    return hits[0]
+
+
 def _pick_hls_report(root: Path) -> Path | None:
     """The top-level csynth report in an HLS project tree (XML preferred over text)."""
     candidates = sorted(p for p in root.rglob("*csynth.*") if p.suffix in (".xml", ".rpt") and p.is_file())
@@ -423,11 +434,11 @@ def _pick_hls_report(root: Path) -> Path | None:
         for top in top_names:
             hits = [p for p in candidates if p.name == f"{top}_csynth{suffix}"]
             if hits:
-                return hits[0]
+                return _one(hits, root, "C-synthesis")
         # Vitis HLS also writes the top-level summary as plain csynth.xml / csynth.rpt.
         hits = [p for p in candidates if p.name == f"csynth{suffix}"]
         if hits:
-            return hits[0]
+            return _one(hits, root, "C-synthesis")
     same_kind = [p for p in candidates if p.suffix == ".xml"] or candidates
     if len(same_kind) == 1:
         return same_kind[0]
@@ -441,7 +452,7 @@ def _pick_utilization_report(root: Path) -> Path | None:
     """hls4ml's ``vivado_synth.rpt``, else a ``*util*.rpt`` that holds report_utilization output."""
     named = sorted(root.rglob("vivado_synth.rpt"))
     if named:
-        return named[0]
+        return _one(named, root, "Vivado synthesis")
     for p in sorted(root.rglob("*util*.rpt")):
         if p.is_file() and detect_format(_read(p)) == "utilization":
             return p
@@ -478,6 +489,12 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
             raise ReportError(
                 f"{path}: no report found (looked for *_csynth.xml, *_csynth.rpt, vivado_synth.rpt, "
                 "*util*.rpt); run the synthesis with the vendor tools first (make hls SYNTH=1)"
+            )
+        if hls_path is not None and util_path is not None and util_path.parent not in hls_path.parents:
+            # hls4ml writes vivado_synth.rpt at the project root, above the csynth reports.
+            raise ReportError(
+                f"{path}: {_display(hls_path, path)} and {_display(util_path, path)} belong to different "
+                "projects; point at one project directory or report file"
             )
         if hls_path is not None:
             parsed = parse_report_file(hls_path)
