@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from kd_trigger.config import DEFAULT_CONFIG, Config, load_config
+from kd_trigger.config import DEFAULT_CONFIG, Config, load_config, parse_config
 from kd_trigger.errors import EXIT_OK, KdTriggerError
 from kd_trigger.runs import setup_logging
 
@@ -20,9 +20,7 @@ log = logging.getLogger("kd_trigger")
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config", "-c", type=Path, default=DEFAULT_CONFIG, help="pipeline YAML (default: %(default)s)"
-    )
+    p.add_argument("--config", "-c", type=Path, help=f"pipeline YAML (default: {DEFAULT_CONFIG})")
     p.add_argument("--force", action="store_true", help="overwrite outputs of a different configuration")
 
 
@@ -61,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, **overrides: object) -> Config:
-    return load_config(args.config, overrides)
+    return load_config(args.config or DEFAULT_CONFIG, overrides)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
         run_distill_stage(cfg, force=args.force)
         return EXIT_OK
     if args.command == "hls":
-        cfg = _config(args, **({"hls.synth": True} if args.synth else {}))
+        synth = {"hls.synth": True} if args.synth else {}
+        if args.model is not None and args.config is None and not DEFAULT_CONFIG.is_file():
+            # Converting a user's model needs only the hls section: its defaults serve outside a checkout.
+            cfg = parse_config({"hls": {"synth": True}} if args.synth else {}, "defaults")
+        else:
+            cfg = _config(args, **synth)
         if args.model is not None:
             if args.out is None:
                 raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")

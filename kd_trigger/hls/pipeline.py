@@ -176,8 +176,10 @@ def run_hls_stage(cfg: Config, force: bool = False) -> int:
     """
     from kd_trigger.data.readers import load_jets
     from kd_trigger.distill.pipeline import distill_digest, load_student, run_distill_stage
+    from kd_trigger.fpga.budget import load_budget
     from kd_trigger.models.students import student_inputs
 
+    load_budget(cfg.budget)  # a bad budget profile fails now, not after minutes of training
     run_distill_stage(cfg, force=force)
     digest = hls_digest(cfg, distill_digest(cfg))
     out_dir = cfg.firmware
