@@ -209,3 +209,20 @@ def test_collect_figures_from_report_fixture() -> None:
     assert figs["latency_ns"] == {"estimate": 40.0, "vendor HLS estimate": 50.0}
     v = check_budget(figs, load_budget(_cfg(profile="l1_jet_tagger_vu9p")))
     assert [r.figure for r in v.rows if r.status == "FAIL"] == ["dsp"]
+
+
+def test_hls_with_unknown_profile_fails_before_any_work(tmp_path, capsys) -> None:
+    import yaml
+
+    from kd_trigger.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((repo / "configs" / "ci.yaml").read_text())
+    raw["run"].update(artifacts_dir=str(tmp_path / "artifacts"), firmware_dir=str(tmp_path / "firmware"))
+    raw["budget"] = {"profiles": str(repo / "configs" / "budget.yaml"), "profile": "nosuch"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["hls", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no profile 'nosuch'" in err and "l1_jet_tagger_vu13p" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "artifacts").exists() and not (tmp_path / "firmware").exists()
