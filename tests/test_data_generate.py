@@ -162,3 +162,14 @@ def test_same_seed_gives_byte_identical_files_with_one_and_two_workers(tmp_path,
     assert out1.read_bytes() == out2.read_bytes()
     assert not (tmp_path / "artifacts").exists()  # --out writes only that file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.yaml", "w1.h5", "w2.h5"]
+
+
+def test_existing_out_file_is_not_overwritten_without_force(tmp_path, capsys):
+    out = tmp_path / "jets.h5"
+    out.write_bytes(b"an earlier run")
+    config = tmp_path / "gen.yaml"
+    config.write_text(yaml.safe_dump(_raw(tmp_path / "artifacts", 120, chunk_jets=20, workers=1)))
+    assert main(["data", "--config", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err
+    assert out.read_bytes() == b"an earlier run"

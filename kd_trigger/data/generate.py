@@ -34,7 +34,7 @@ from kd_trigger.data.pythia_worker import (
     ChunkTask,
     generate_chunk,
 )
-from kd_trigger.errors import ConfigError
+from kd_trigger.errors import ConfigError, StaleOutputError
 from kd_trigger.runs import atomic_file, check_stage, package_versions, write_stage
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,10 @@ def run_data_stage(cfg: Config, out: Path | None = None, force: bool = False) ->
         log.info("data.path %s: %s", cfg.data_path, dataset.summary())
         return cfg.data_path
     if out is not None:
+        if Path(out).exists() and not force:
+            raise StaleOutputError(
+                f"{out} already exists; choose another --out or pass --force to overwrite it"
+            )
         plan_chunks(cfg)  # bad n_jets fails before any work
         return write_jets_file(Path(out), generate_jets(cfg), cfg)
 
