@@ -32,7 +32,7 @@ def test_type_strings() -> None:
     assert qz.activation_type(q).hls() == "ap_ufixed<8,3>"
     assert qz.type_of_quantizer(qz.weight_quantizer(q)) == qz.weight_type(q)
     assert qz.type_of_quantizer(qz.activation_quantizer(q)) == qz.activation_type(q)
-    assert qz.input_type(q).step == 2.0**-7
+    assert qz.input_type(q).lsb == 2.0**-7
 
 
 def test_quantizer_grid_matches_type() -> None:
@@ -44,7 +44,7 @@ def test_quantizer_grid_matches_type() -> None:
         (qz.activation_quantizer(q), qz.activation_type(q)),
     ):
         y = np.asarray(quantizer(x))
-        k = y / t.step
+        k = y / t.lsb
         assert np.array_equal(k, np.round(k))
         assert y.min() == t.min_value and y.max() == t.max_value
         assert len(np.unique(y)) == 2**t.width
@@ -73,7 +73,7 @@ def test_quantize_inputs_bit_exact_with_qactivation() -> None:
     from qkeras import QActivation
 
     q = QuantConfig(input_bits=12, input_int=4)
-    step = qz.input_type(q).step
+    step = qz.input_type(q).lsb
     rng = np.random.default_rng(1)
     edges = np.array(
         [

@@ -10,7 +10,9 @@ overflow or round for any input in range:
   the two, and as many fractional bits as the finer of the two;
 * an average over N = 2^k values is a sum (k more integer bits) and a shift (k more fractional bits).
 
-These are pure functions on plain data (no TensorFlow), so they are tested on their own. The walk over
+The type itself and the product/accumulator rules live in :mod:`kd_trigger.models.quantizers`, so the
+students' output type and the firmware's accumulators come from one derivation. These are pure functions
+on plain data (no TensorFlow), so they are tested on their own. The walk over
 a Keras model that feeds them lives in :mod:`kd_trigger.hls.convert`.
 """
 
@@ -23,104 +25,13 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.errors import ModelError
-
-# QKeras rounds half to even (tf.round) and clips to the representable range: in Vitis/Vivado HLS
-# terms that is convergent rounding with saturation. Symmetric quantized_bits also drops the most
-# negative code.
-QUANTIZER_ROUNDING = "RND_CONV"
-QUANTIZER_SATURATION = "SAT"
-EXACT_ROUNDING = "TRN"
-EXACT_SATURATION = "WRAP"
-
-
-@dataclass(frozen=True)
-class FixedType:
-    """An ``ap_[u]fixed<width, integer, rounding, saturation>``; ``integer`` counts the sign bit."""
-
-    width: int
-    integer: int
-    signed: bool = True
-    rounding: str = EXACT_ROUNDING
-    saturation: str = EXACT_SATURATION
-
-    def __post_init__(self) -> None:
-        if self.width < 1:
-            raise ValueError(f"fixed-point width must be positive, got {self.width}")
-
-    @property
-    def fractional(self) -> int:
-        return self.width - self.integer
-
-    @property
-    def lsb(self) -> float:
-        return 2.0 ** (-self.fractional)
-
-    @property
-    def min_code(self) -> int:
-        """Smallest representable value in units of the LSB."""
-        if not self.signed:
-            return 0
-        low = -(2 ** (self.width - 1))
-        return low + 1 if self.saturation == "SAT_SYM" else low
-
-    @property
-    def max_code(self) -> int:
-        return 2 ** (self.width - 1) - 1 if self.signed else 2**self.width - 1
-
-    @property
-    def min_value(self) -> float:
-        return self.min_code * self.lsb
-
-    @property
-    def max_value(self) -> float:
-        return self.max_code * self.lsb
-
-    def hls(self) -> str:
-        """The type as hls4ml's config and the generated C++ spell it."""
-        base = "ap_fixed" if self.signed else "ap_ufixed"
-        if self.rounding == EXACT_ROUNDING and self.saturation == EXACT_SATURATION:
-            return f"{base}<{self.width},{self.integer}>"
-        return f"{base}<{self.width},{self.integer},AP_{self.rounding},AP_{self.saturation}>"
-
-    def with_modes(self, rounding: str, saturation: str) -> FixedType:
-        return FixedType(self.width, self.integer, self.signed, rounding, saturation)
-
-    def exact(self) -> FixedType:
-        """The same bits with truncation/wrap: cheaper, and never triggered when the type is wide enough."""
-        return self.with_modes(EXACT_ROUNDING, EXACT_SATURATION)
-
-    def holds(self, other: FixedType) -> bool:
-        """True when every value of ``other`` is exactly representable in this type."""
-        if other.signed and not self.signed:
-            return False
-        int_self = self.integer - (1 if self.signed else 0)
-        int_other = other.integer - (1 if other.signed else 0)
-        return int_self >= int_other and self.fractional >= other.fractional
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.hls(),
-            "width": self.width,
-            "integer": self.integer,
-            "signed": self.signed,
-            "rounding": self.rounding,
-            "saturation": self.saturation,
-        }
-
-    def quantize(self, values: np.ndarray) -> np.ndarray:
-        """Round half to even onto the grid and saturate (what a QKeras quantizer does), as float64."""
-        codes = np.rint(np.asarray(values, dtype=np.float64) / self.lsb)
-        return np.clip(codes, self.min_code, self.max_code) * self.lsb
-
-    def edge_values(self) -> np.ndarray:
-        """The values where overflow and rounding bugs hide: extremes, zero and one LSB around them."""
-        codes = {self.min_code, self.min_code + 1, self.max_code, self.max_code - 1, 0, 1}
-        if self.signed:
-            codes |= {-1}
-        return (
-            np.array(sorted(c for c in codes if self.min_code <= c <= self.max_code), dtype=np.float64)
-            * self.lsb
-        )
+from kd_trigger.models.quantizers import (
+    QUANTIZER_ROUNDING,
+    QUANTIZER_SATURATION,
+    FixedType,
+    accumulator_type,
+    product_type,
+)
 
 
 def quantizer_fixed_type(width: int, integer: int, signed: bool, symmetric: bool = False) -> FixedType:
@@ -131,34 +42,6 @@ def quantizer_fixed_type(width: int, integer: int, signed: bool, symmetric: bool
     """
     sat = "SAT_SYM" if (symmetric and signed) else QUANTIZER_SATURATION
     return FixedType(width, integer, signed, QUANTIZER_ROUNDING, sat)
-
-
-def product_type(a: FixedType, b: FixedType) -> FixedType:
-    """Exact type of ``a * b``: widths and integer parts add (a signed factor makes it signed)."""
-    return FixedType(a.width + b.width, a.integer + b.integer, a.signed or b.signed)
-
-
-def accumulator_type(product: FixedType, n_terms: int, bias: FixedType | None) -> FixedType:
-    """Exact type of a sum of ``n_terms`` products plus an optional bias (never overflows, never rounds).
-
-    Every term (and the bias) fits in ``max(I_product, I_bias)`` signed integer bits, so K + 1 of them
-    fit in ``ceil(log2(K + 1))`` more; the fractional part is the finer of the two.
-    """
-    if n_terms < 1:
-        raise ValueError(f"an accumulator needs at least one term, got {n_terms}")
-    terms = n_terms + (1 if bias is not None else 0)
-    growth = math.ceil(math.log2(terms)) if terms > 1 else 0
-    signed = product.signed or (bias is not None and bias.signed)
-
-    def int_bits(t: FixedType) -> int:  # integer bits as if signed, so signed and unsigned compare
-        return t.integer + (0 if t.signed else 1)
-
-    integer = int_bits(product) if bias is None else max(int_bits(product), int_bits(bias))
-    fractional = product.fractional if bias is None else max(product.fractional, bias.fractional)
-    integer += growth
-    if not signed:
-        integer -= 1
-    return FixedType(integer + fractional, integer, signed)
 
 
 def average_pool_types(data: FixedType, n_inputs: int) -> tuple[FixedType, FixedType, bool]:

@@ -22,36 +22,103 @@ import numpy as np
 
 from kd_trigger.config import QuantConfig
 
+# QKeras rounds half to even (tf.round) and clips to the representable range: in Vitis/Vivado HLS
+# terms that is convergent rounding with saturation. Symmetric quantized_bits also drops the most
+# negative code.
+QUANTIZER_ROUNDING = "RND_CONV"
+QUANTIZER_SATURATION = "SAT"
+EXACT_ROUNDING = "TRN"
+EXACT_SATURATION = "WRAP"
+
 
 @dataclass(frozen=True)
 class FixedType:
-    """A fixed-point type: ``width`` bits in all, ``integer`` of them left of the point (sign included)."""
+    """An ``ap_[u]fixed<width, integer, rounding, saturation>``; ``integer`` counts the sign bit."""
 
     width: int
     integer: int
     signed: bool = True
+    rounding: str = EXACT_ROUNDING
+    saturation: str = EXACT_SATURATION
+
+    def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ValueError(f"fixed-point width must be positive, got {self.width}")
 
     @property
     def fractional(self) -> int:
-        """Bits right of the binary point; the type's step (LSB) is ``2**-fractional``."""
         return self.width - self.integer
 
     @property
-    def step(self) -> float:
-        return 2.0**-self.fractional
+    def lsb(self) -> float:
+        return 2.0 ** (-self.fractional)
+
+    @property
+    def min_code(self) -> int:
+        """Smallest representable value in units of the LSB."""
+        if not self.signed:
+            return 0
+        low = -(2 ** (self.width - 1))
+        return low + 1 if self.saturation == "SAT_SYM" else low
+
+    @property
+    def max_code(self) -> int:
+        return 2 ** (self.width - 1) - 1 if self.signed else 2**self.width - 1
 
     @property
     def min_value(self) -> float:
-        return -(2.0 ** (self.integer - 1)) if self.signed else 0.0
+        return self.min_code * self.lsb
 
     @property
     def max_value(self) -> float:
-        top = 2.0 ** (self.integer - 1) if self.signed else 2.0**self.integer
-        return top - self.step
+        return self.max_code * self.lsb
 
     def hls(self) -> str:
-        """The hls4ml / Vivado HLS spelling, e.g. ``ap_fixed<12,5>``."""
-        return f"ap_{'' if self.signed else 'u'}fixed<{self.width},{self.integer}>"
+        """The type as hls4ml's config and the generated C++ spell it."""
+        base = "ap_fixed" if self.signed else "ap_ufixed"
+        if self.rounding == EXACT_ROUNDING and self.saturation == EXACT_SATURATION:
+            return f"{base}<{self.width},{self.integer}>"
+        return f"{base}<{self.width},{self.integer},AP_{self.rounding},AP_{self.saturation}>"
+
+    def with_modes(self, rounding: str, saturation: str) -> FixedType:
+        return FixedType(self.width, self.integer, self.signed, rounding, saturation)
+
+    def exact(self) -> FixedType:
+        """The same bits with truncation/wrap: cheaper, and never triggered when the type is wide enough."""
+        return self.with_modes(EXACT_ROUNDING, EXACT_SATURATION)
+
+    def holds(self, other: FixedType) -> bool:
+        """True when every value of ``other`` is exactly representable in this type."""
+        if other.signed and not self.signed:
+            return False
+        int_self = self.integer - (1 if self.signed else 0)
+        int_other = other.integer - (1 if other.signed else 0)
+        return int_self >= int_other and self.fractional >= other.fractional
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.hls(),
+            "width": self.width,
+            "integer": self.integer,
+            "signed": self.signed,
+            "rounding": self.rounding,
+            "saturation": self.saturation,
+        }
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """Round half to even onto the grid and saturate (what a QKeras quantizer does), as float64."""
+        codes = np.rint(np.asarray(values, dtype=np.float64) / self.lsb)
+        return np.clip(codes, self.min_code, self.max_code) * self.lsb
+
+    def edge_values(self) -> np.ndarray:
+        """The values where overflow and rounding bugs hide: extremes, zero and one LSB around them."""
+        codes = {self.min_code, self.min_code + 1, self.max_code, self.max_code - 1, 0, 1}
+        if self.signed:
+            codes |= {-1}
+        return (
+            np.array(sorted(c for c in codes if self.min_code <= c <= self.max_code), dtype=np.float64)
+            * self.lsb
+        )
 
 
 def bits_type(bits: int, integer: int) -> FixedType:
@@ -126,21 +193,42 @@ def type_of_quantizer(quantizer: Any) -> FixedType:
     raise ValueError(f"unsupported quantizer {name}; students use quantized_bits(alpha=1) and quantized_relu")
 
 
+def product_type(a: FixedType, b: FixedType) -> FixedType:
+    """Exact type of ``a * b``: widths and integer parts add (a signed factor makes it signed)."""
+    return FixedType(a.width + b.width, a.integer + b.integer, a.signed or b.signed)
+
+
+def accumulator_type(product: FixedType, n_terms: int, bias: FixedType | None) -> FixedType:
+    """Exact type of a sum of ``n_terms`` products plus an optional bias (never overflows, never rounds).
+
+    Every term (and the bias) fits in ``max(I_product, I_bias)`` signed integer bits, so K + 1 of them
+    fit in ``ceil(log2(K + 1))`` more; the fractional part is the finer of the two.
+    """
+    if n_terms < 1:
+        raise ValueError(f"an accumulator needs at least one term, got {n_terms}")
+    terms = n_terms + (1 if bias is not None else 0)
+    growth = math.ceil(math.log2(terms)) if terms > 1 else 0
+    signed = product.signed or (bias is not None and bias.signed)
+
+    def int_bits(t: FixedType) -> int:  # integer bits as if signed, so signed and unsigned compare
+        return t.integer + (0 if t.signed else 1)
+
+    integer = int_bits(product) if bias is None else max(int_bits(product), int_bits(bias))
+    fractional = product.fractional if bias is None else max(product.fractional, bias.fractional)
+    integer += growth
+    if not signed:
+        integer -= 1
+    return FixedType(integer + fractional, integer, signed)
+
+
 def dense_accumulator_type(
     in_type: FixedType, w_type: FixedType, b_type: FixedType, n_inputs: int
 ) -> FixedType:
-    """Smallest type that holds ``sum_i x_i * w_i + b`` exactly for ``n_inputs`` terms.
+    """Type that holds ``sum_i x_i * w_i + b`` exactly for ``n_inputs`` terms: the firmware's accumulator.
 
-    The fractional bits are those of the finest term (a product or the bias); the integer bits cover the
-    largest magnitude the sum can reach. The output of a student (its last QDense) lives on this grid.
+    The output of a student (its last QDense) lives on this grid.
     """
-    frac = max(in_type.fractional + w_type.fractional, b_type.fractional)
-    max_product = max(abs(in_type.min_value), in_type.max_value) * max(
-        abs(w_type.min_value), w_type.max_value
-    )
-    bound = n_inputs * max_product + max(abs(b_type.min_value), b_type.max_value)
-    integer = max(1, math.ceil(math.log2(bound + 2.0**-frac)) + 1)  # + 1: the sign bit
-    return FixedType(integer + frac, integer, signed=True)
+    return accumulator_type(product_type(in_type, w_type), n_inputs, b_type)
 
 
 def quantize_inputs(x: np.ndarray, q: QuantConfig) -> np.ndarray:
