@@ -94,9 +94,11 @@ def softmax_top(logits: np.ndarray) -> np.ndarray:
 def _auc(labels: np.ndarray | None, logits: np.ndarray) -> float | None:
     if labels is None or logits.shape[1] != 2 or len(np.unique(labels)) < 2:
         return None
-    from sklearn.metrics import roc_auc_score
+    from kd_trigger.evaluate import roc_auc, scores_from_logits
 
-    return float(roc_auc_score(labels, softmax_top(logits)))
+    # The same score and AUC as the physics metrics: l1 - l0 keeps every distinct fixed-point output
+    # distinct, where a float softmax can round large logit gaps to equal probabilities.
+    return roc_auc(labels, scores_from_logits(logits))
 
 
 def compare_outputs(

@@ -97,17 +97,9 @@ def rejection_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, 
 
     Points where no background passes (infinite rejection) are dropped: a log axis cannot show them.
     """
-    y = np.asarray(y_true).astype(bool).ravel()
-    s = np.asarray(score, dtype=np.float64).ravel()
-    order = np.argsort(-s, kind="stable")
-    s_sorted = s[order]
-    tp = np.cumsum(y[order])
-    fp = np.cumsum(~y[order])
-    # Equal scores are one threshold: keep the last index of each run of equal values.
-    last = np.r_[np.nonzero(np.diff(s_sorted))[0], s_sorted.size - 1]
-    n_sig, n_bkg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    eps_s = tp[last] / n_sig
-    eps_b = fp[last] / n_bkg
+    from kd_trigger.evaluate import roc_points
+
+    eps_b, eps_s = roc_points(np.asarray(y_true).astype(np.int64), np.asarray(score, dtype=np.float64))
     keep = eps_b > 0
     return eps_s[keep], 1.0 / eps_b[keep]
 
