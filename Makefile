@@ -1,4 +1,6 @@
-# kd_trigger task runner. Every pipeline target takes CONFIG=path.yaml (default configs/default.yaml).
+# kd_trigger task runner. Every pipeline target takes CONFIG=path.yaml (default configs/default.yaml) and
+# walks the stage graph (kd_trigger/stages.py) up to its target: stages whose inputs did not change are
+# skipped, stages downstream of any change rerun.
 CONFIG ?= configs/default.yaml
 PYTHON ?= python3.11
 VENV := .venv
@@ -7,7 +9,7 @@ FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 SYNTH_FLAG := $(if $(filter 1 yes true,$(SYNTH)),--synth,)
 PYTEST_ARGS ?=
 
-.PHONY: setup data teacher distill hls report all test lint clean
+.PHONY: setup data teacher distill hls report all status test test-fast lint clean
 
 # The environment is rebuilt whenever the pinned dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -18,29 +20,36 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed  ## create .venv and install the pinned stack
 
-data: $(VENV)/.installed  ## generate jets (or check data.path) -> artifacts/<run>/data/jets.h5
+data: $(VENV)/.installed  ## generate jets (or check data.path) -> artifacts/<run>/data/
 	$(KD) data --config $(CONFIG) $(FORCE_FLAG)
 
-teacher: $(VENV)/.installed  ## train the LorentzNet teacher -> artifacts/<run>/teacher/
+teacher: $(VENV)/.installed  ## train every configured teacher -> artifacts/<run>/teachers/<name>/
 	$(KD) teacher --config $(CONFIG) $(FORCE_FLAG)
 
-distill: $(VENV)/.installed  ## data -> teacher -> baseline + distilled students -> artifacts/<run>/metrics.json
+distill: $(VENV)/.installed  ## baseline + distilled students -> artifacts/<run>/metrics.json
 	$(KD) distill --config $(CONFIG) $(FORCE_FLAG)
 
-hls: $(VENV)/.installed  ## firmware/<run>/<student>/, C simulation, resources, budget verdict (exit 3 if broken)
+hls: $(VENV)/.installed  ## firmware/<run>/<student>/, exactness, resources, budget verdict, report (exit 3 if broken)
 	$(KD) hls --config $(CONFIG) $(FORCE_FLAG) $(SYNTH_FLAG)
 
 report: $(VENV)/.installed  ## firmware/<run>/report.md and report.html
-	$(KD) report --config $(CONFIG)
+	$(KD) report --config $(CONFIG) $(FORCE_FLAG)
 
 all: hls  ## the whole pipeline on CONFIG, ending with the review report
+
+status: $(VENV)/.installed  ## check CONFIG and list each stage: up to date, or why it would run
+	$(KD) status --config $(CONFIG)
 
 test: $(VENV)/.installed  ## the whole test suite, slow end-to-end tests included
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed
+test-fast: $(VENV)/.installed  ## the unit tests only (no training, no compiling)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed  ## ruff (lint + format) and mypy
 	$(VENV)/bin/ruff check kd_trigger tests benchmarks
 	$(VENV)/bin/ruff format --check kd_trigger tests benchmarks
+	$(VENV)/bin/mypy kd_trigger
 
 clean:  ## remove generated outputs (not the environment)
-	rm -rf artifacts firmware/*/ .pytest_cache .ruff_cache
+	rm -rf artifacts firmware/*/ .pytest_cache .ruff_cache .mypy_cache

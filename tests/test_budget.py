@@ -8,7 +8,8 @@ import pytest
 
 from kd_trigger.config import BudgetConfig, BudgetOverrides
 from kd_trigger.errors import ConfigError
-from kd_trigger.fpga.budget import check_budget, collect_figures, load_budget
+from kd_trigger.fpga.budget import check_budget, decide, load_budget
+from kd_trigger.fpga.figures import DesignFigures
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = str(REPO / "configs" / "budget.yaml")
@@ -67,18 +68,35 @@ profiles:
     ("text", "profile", "message"),
     [
         (GOOD, "nope", "no profile 'nope' in"),
-        (GOOD.replace("max_latency_ns: 100", "max_latency_ns: -3"), "p", "'max_latency_ns' must be positive"),
-        (GOOD.replace("    max_ii_cycles: 1\n", ""), "p", "'max_ii_cycles' is missing"),
-        (GOOD.replace("dsp: 0.1,", "dsp: -0.1,"), "p", "'max_fraction.dsp' must be a fraction in [0, 1]"),
-        (GOOD.replace("dsp: 0.1, ", ""), "p", "'max_fraction.dsp' is missing"),
+        (
+            GOOD.replace("max_latency_ns: 100", "max_latency_ns: -3"),
+            "p",
+            "'profiles.p.max_latency_ns' (-3): Input should be greater than 0",
+        ),
+        (
+            GOOD.replace("    max_ii_cycles: 1\n", ""),
+            "p",
+            "required key 'profiles.p.max_ii_cycles' is missing",
+        ),
+        (
+            GOOD.replace("dsp: 0.1,", "dsp: -0.1,"),
+            "p",
+            "'profiles.p.max_fraction.dsp' (-0.1): Input should be greater than or equal to 0",
+        ),
+        (GOOD.replace("dsp: 0.1, ", ""), "p", "required key 'profiles.p.max_fraction.dsp' is missing"),
         (GOOD.replace("profiles:", "profiles: [oops"), "p", "not valid YAML"),
         (GOOD.replace("xcvu13p-flga2577-2-e", "xc9z999"), "p", "is not in kd_trigger/fpga/parts.py"),
         (
             GOOD.replace("    max_ii_cycles: 1\n", "    max_ii_cycles: 1\n    colour: red\n"),
             "p",
-            "unknown key(s) ['colour']",
+            "unknown key 'profiles.p.colour'; allowed keys here: available, clock_period_ns",
         ),
-        ("profiles: {}\n", "p", "expected a top-level 'profiles:' mapping"),
+        (GOOD.replace("max_latency_ns: 100", "max_latency_ns: .inf"), "p", "Input should be a finite number"),
+        (GOOD.replace("lut: 0.1,", "lut: [0.1],"), "p", "'profiles.p.max_fraction.lut' ([0.1])"),
+        (GOOD + "    available: [1, 2]\n", "p", "'profiles.p.available' ([1, 2])"),
+        (GOOD + "profiles: {}\n", "p", "key 'profiles' appears twice"),
+        (GOOD.replace("profiles:", "- profiles:"), "p", "expected a top-level 'profiles:' mapping"),
+        ("profiles: {}\n", "p", "'profiles' ({}): Dictionary should have at least 1 item"),
     ],
 )
 def test_profile_errors_are_one_line(tmp_path: Path, text: str, profile: str, message: str) -> None:
@@ -109,20 +127,30 @@ def test_explicit_available_for_unlisted_part(tmp_path: Path) -> None:
     assert p.resource_limit("lut") == 100
 
 
+def _design(flow: str = "hls4ml", **by_source: dict) -> DesignFigures:
+    figures = DesignFigures(flow)
+    for source, values in by_source.items():
+        figures.add(source.replace("_", " "), **values)
+    return figures
+
+
 def test_verdict_pass_rows() -> None:
     p = load_budget(_cfg())
-    figs = {
-        "latency_ns": {"estimate": 45.0},
-        "ii_cycles": {"estimate": 1},
-        "lut": {"estimate": 20000},
-        "ff": {"estimate": 3000},
-        "dsp": {"estimate": 0},
-        "bram_18k": {"estimate": 0},
-        "uram": {"estimate": 0},
-    }
-    v = check_budget(figs, p).to_dict()
+    design = _design(
+        estimate={
+            "latency_ns": 45.0,
+            "ii_cycles": 1,
+            "lut": 20000,
+            "ff": 3000,
+            "dsp": 0,
+            "bram_18k": 0,
+            "uram": 0,
+        }
+    )
+    v = check_budget(design, p).to_dict()
     assert v["profile"] == "l1_jet_tagger_vu13p"
     assert v["pass"] is True and v["violations"] == []
+    assert v["flow"] == "hls4ml" and v["decided_by"] == "estimate"
     assert [r["figure"] for r in v["rows"]] == [
         "latency_ns",
         "ii_cycles",
@@ -141,22 +169,17 @@ def test_verdict_pass_rows() -> None:
         "status": "PASS",
     }
     assert all(r["status"] == "PASS" for r in v["rows"])
+    assert check_budget(design, p).to_block().passed is True
 
 
 def test_verdict_uses_most_trustworthy_source_and_fails() -> None:
     p = load_budget(_cfg())
-    figs = {
-        "latency_ns": {"estimate": 150.0, "vendor HLS estimate": 210.0},
-        "ii_cycles": {"estimate": 1, "vendor HLS estimate": 6},
-        # The HLS estimate breaks the LUT limit, but the post-synthesis count does not: synthesis wins.
-        "lut": {"estimate": 300000, "vendor HLS estimate": 400000, "vendor post-synthesis": 250000},
-        "ff": 1000,
-        "dsp": {"value": 2000, "source": "vendor post-synthesis"},
-        "bram_18k": {"estimate": 0},
-        "uram": {"estimate": 0},
-        "clock_period_ns": {"vendor HLS estimate": 5.0},
-    }
-    verdict = check_budget(figs, p)
+    design = DesignFigures("hls4ml")
+    design.add("estimate", latency_ns=150.0, ii_cycles=1, lut=300000, ff=1000, dsp=10, bram_18k=0, uram=0)
+    design.add("vendor HLS estimate", latency_ns=210.0, ii_cycles=6, lut=400000, clock_period_ns=5.0)
+    # The HLS estimate breaks the LUT limit, but the post-synthesis count does not: synthesis wins.
+    design.add("vendor post-synthesis", lut=250000, dsp=2000)
+    verdict = check_budget(design, p)
     rows = {r["figure"]: r for r in verdict.to_dict()["rows"]}
     assert verdict.passed is False
     assert rows["latency_ns"]["value"] == 210.0 and rows["latency_ns"]["status"] == "FAIL"
@@ -178,50 +201,67 @@ def test_verdict_uses_most_trustworthy_source_and_fails() -> None:
         "ii_cycles = 6 cycles > limit 5 cycles (vendor HLS estimate)",
         "dsp = 2000 DSP > limit 1843 DSP (vendor post-synthesis)",
     ]
+    assert verdict.decided_by == "vendor post-synthesis"
     table = verdict.format_table()
     assert table.splitlines()[0] == "budget profile l1_jet_tagger_vu13p: FAIL"
     assert "vendor post-synthesis" in table and "FAIL" in table
 
 
 def test_missing_figure_fails() -> None:
-    v = check_budget(
-        {"latency_ns": {}, "ii_cycles": 1, "lut": 1, "ff": 1, "dsp": 1, "bram_18k": 0, "uram": 0},
-        load_budget(_cfg()),
-    )
+    design = _design(estimate={"ii_cycles": 1, "lut": 1, "ff": 1, "dsp": 1, "bram_18k": 0, "uram": 0})
+    v = check_budget(design, load_budget(_cfg()))
     assert not v.passed
     assert v.violations == ["latency_ns: no figure available (limit 200 ns)"]
 
 
-def test_collect_figures_from_report_fixture() -> None:
+def test_yosys_beats_vendor_hls_and_the_better_measured_flow_decides() -> None:
+    """vendor post-synthesis > yosys > vendor HLS > estimates, and a student's verdict comes from the
+    design whose resources are measured by the most trustworthy source."""
+    p = load_budget(_cfg())
+    hls = _design(
+        estimate={
+            "latency_ns": 100.0,
+            "ii_cycles": 4,
+            "lut": 400000,
+            "ff": 1,
+            "dsp": 0,
+            "bram_18k": 0,
+            "uram": 0,
+        }
+    )
+    rtl = DesignFigures("rtl")
+    rtl.add("da4ml estimate", latency_ns=40.0, ii_cycles=1, lut=90000, ff=5000, dsp=0, bram_18k=0, uram=0)
+    rtl.add("yosys synth (open-source)", lut=80000, ff=4000, dsp=0, bram_18k=0, uram=0)
+    deciding, by_flow = decide([hls, rtl], p)
+    assert deciding.flow == "rtl" and deciding.passed
+    assert deciding.decided_by == "yosys synth (open-source)"
+    assert {r.figure: r.source for r in deciding.rows}["latency_ns"] == "da4ml estimate"
+    assert not by_flow["hls4ml"].passed  # 400k LUT > 15% of a VU13P
+    tie, _ = decide([hls, _design("rtl", da4ml_estimate={"lut": 1})], p)
+    assert tie.flow == "hls4ml"  # estimates on both sides: the hls4ml firmware decides
+
+
+def test_vendor_figures_from_report_fixture() -> None:
     from kd_trigger.fpga.reports import read_report_path
 
     report = read_report_path(REPO / "tests/fixtures/reports/vivado_hls_2019_jet")
-    figs = collect_figures(
-        estimate={
-            "total": {"lut": 1, "ff": 2, "dsp": 3, "bram_18k": 0, "uram": 0},
-            "latency_ns": 40.0,
-            "ii_cycles": 1,
-            "clock_period_ns": 5.0,
-        },
-        report=report,
+    design = _design(
+        estimate={"lut": 1, "ff": 2, "dsp": 3, "bram_18k": 0, "uram": 0, "latency_ns": 40.0, "ii_cycles": 1}
     )
-    assert figs["lut"] == {"estimate": 1, "vendor HLS estimate": 112473, "vendor post-synthesis": 60597}
-    assert figs["latency_ns"] == {"estimate": 40.0, "vendor HLS estimate": 50.0}
-    v = check_budget(figs, load_budget(_cfg(profile="l1_jet_tagger_vu9p")))
+    design.add(
+        "vendor HLS estimate", latency_ns=report["latency_ns"], ii_cycles=report["ii_cycles"], **report["hls"]
+    )
+    design.add("vendor post-synthesis", **{k: v for k, v in report["synth"].items() if isinstance(v, int)})
+    assert design.best("lut") == (60597, "vendor post-synthesis")
+    assert design.best("latency_ns") == (50.0, "vendor HLS estimate")
+    v = check_budget(design, load_budget(_cfg(profile="l1_jet_tagger_vu9p")))
     assert [r.figure for r in v.rows if r.status == "FAIL"] == ["dsp"]
 
 
-def test_hls_with_unknown_profile_fails_before_any_work(tmp_path, capsys) -> None:
-    import yaml
-
+def test_hls_with_unknown_profile_fails_before_any_work(tmp_path, make_config, capsys) -> None:
     from kd_trigger.cli import main
 
-    repo = Path(__file__).resolve().parents[1]
-    raw = yaml.safe_load((repo / "configs" / "ci.yaml").read_text())
-    raw["run"].update(artifacts_dir=str(tmp_path / "artifacts"), firmware_dir=str(tmp_path / "firmware"))
-    raw["budget"] = {"profiles": str(repo / "configs" / "budget.yaml"), "profile": "nosuch"}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = make_config(budget={"profile": "nosuch"})
     assert main(["hls", "--config", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no profile 'nosuch'" in err and "l1_jet_tagger_vu13p" in err and len(err.splitlines()) == 1

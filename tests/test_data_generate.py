@@ -17,10 +17,11 @@ from kd_trigger.cli import main
 from kd_trigger.config import parse_config
 from kd_trigger.data.dataset import FORMAT_NAME
 from kd_trigger.data.features import jet_kinematics
-from kd_trigger.data.generate import chunk_seed, plan_chunks, run_data_stage
+from kd_trigger.data.generate import chunk_seed, generate_to_file, plan_chunks
 from kd_trigger.data.pythia_worker import LABEL_QCD, LABEL_TOP, PYTHIA_SEED_MAX
 from kd_trigger.data.readers import load_jets
 from kd_trigger.errors import ConfigError
+from kd_trigger.stages import read_record, run_targets
 
 N_JETS = 300
 MAX_CONSTITUENTS = 120
@@ -44,8 +45,8 @@ def generated(tmp_path_factory) -> tuple[Path, object]:
     """300 jets (150 top + 150 QCD) through the stage entry point, two workers."""
     artifacts = tmp_path_factory.mktemp("gen") / "artifacts"
     cfg = parse_config(_raw(artifacts, N_JETS, chunk_jets=25, workers=2))
-    path = run_data_stage(cfg)
-    return path, cfg
+    assert run_targets(cfg, ["data"]) == 0
+    return cfg.data_path, cfg
 
 
 # -- fast: planning ---------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ def test_chunk_plan_and_seeds_are_deterministic_and_in_range(tmp_path):
 def test_odd_n_jets_is_a_config_error(tmp_path):
     cfg = parse_config(_raw(tmp_path / "a", 301, chunk_jets=20, workers=1))
     with pytest.raises(ConfigError, match=r"data\.n_jets must be even .* got 301"):
-        run_data_stage(cfg, out=tmp_path / "x.h5")
+        generate_to_file(cfg, tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
 
 
@@ -80,8 +81,11 @@ def test_odd_n_jets_is_a_config_error(tmp_path):
 def test_generated_file_layout_balance_and_split(generated):
     path, cfg = generated
     assert path == cfg.data_path and path.is_file()
-    stage = json.loads((path.parent / "stage.json").read_text())
-    assert stage["stage"] == "data" and stage["digest"] == cfg.section_hash("run", "data")
+    record = read_record(cfg, "data")
+    assert record is not None and record.stage == "data"
+    assert [o.path for o in record.outputs] == [str(path.parent)]
+    summary = json.loads((path.parent / "summary.json").read_text())
+    assert summary["counts"]["train"] == {"top": 90, "qcd": 90} and summary["n_jets"] == N_JETS
     with h5py.File(path) as f:
         assert f.attrs["format"] == FORMAT_NAME and int(f.attrs["format_version"]) == 1
         assert int(f.attrs["seed"]) == 21
@@ -144,7 +148,7 @@ def test_generated_physics_sanity(generated):
 def test_second_call_is_skipped_as_up_to_date(generated):
     path, cfg = generated
     before = path.stat().st_mtime_ns
-    assert run_data_stage(cfg) == path
+    assert run_targets(cfg, ["data"]) == 0
     assert path.stat().st_mtime_ns == before
 
 
@@ -158,7 +162,7 @@ def test_same_seed_gives_byte_identical_files_with_one_and_two_workers(tmp_path,
     assert main(["data", "--config", str(config), "--out", str(out1), "--workers", "1"]) == 0
     assert capfd.readouterr().out == ""
     cfg2 = parse_config(_raw(tmp_path / "artifacts", 120, chunk_jets=20, workers=2))
-    run_data_stage(cfg2, out=out2)
+    generate_to_file(cfg2, out2)
     assert out1.read_bytes() == out2.read_bytes()
     assert not (tmp_path / "artifacts").exists()  # --out writes only that file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.yaml", "w1.h5", "w2.h5"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -233,23 +234,54 @@ def test_cli_data_with_bad_data_path_exits_2_and_writes_nothing(tmp_path, capsys
     assert main(["data", "--config", str(config)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"kd-trigger data: error: data file {missing} does not exist; make it with `make data CONFIG=...` "
-        "(or `kd-trigger data --config ...`), or set data.path to an existing file"
+        f"kd-trigger data: error: data.path {missing} does not exist; point it at an HDF5 jet file or remove it"
     ]
     assert not artifacts.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 
 def test_data_stage_on_good_data_path_only_validates(tmp_path):
-    from kd_trigger.data.generate import run_data_stage
+    from kd_trigger.stages import run_targets
 
-    cfg0 = _cfg(tmp_path, max_constituents=12)
+    cfg = _cfg(tmp_path, max_constituents=12, split={"train": 0.5, "val": 0.25, "test": 0.25})
     path = tmp_path / "given.h5"
-    _write_own(path, cfg0)
+    _write_own(path, cfg, n=40)
     before = path.read_bytes()
-    cfg = _cfg(tmp_path, max_constituents=12, path=str(path))
-    assert run_data_stage(cfg) == path
+    cfg = _cfg(tmp_path, max_constituents=12, path=str(path), split={"train": 0.5, "val": 0.25, "test": 0.25})
+    assert run_targets(cfg, ["data"]) == 0
     assert path.read_bytes() == before
+    summary = json.loads((cfg.artifacts / "data" / "summary.json").read_text())
+    assert summary["source"] == str(path) and summary["n_jets"] == 40
+    assert summary["counts"] == {
+        "train": {"top": 10, "qcd": 10},
+        "val": {"top": 5, "qcd": 5},
+        "test": {"top": 5, "qcd": 5},
+    }
+    assert sorted(p.name for p in (cfg.artifacts / "data").iterdir()) == ["summary.json"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ("one class", "val has 0 qcd; test has 0 qcd"),
+        ("too few", "val has 1 top; val has 1 qcd"),
+    ],
+)
+def test_data_a_stage_cannot_train_on_is_refused_at_the_data_stage(tmp_path, labels, message):
+    from kd_trigger.stages import run_targets
+
+    split = {"train": 0.5, "val": 0.25, "test": 0.25}
+    cfg = _cfg(tmp_path, max_constituents=12, split=split)
+    path = tmp_path / "given.h5"
+    if labels == "one class":
+        is_signal = np.ones(40, dtype=np.int8)
+        _write_own(path, cfg, n=40, is_signal=is_signal, split=assign_split(is_signal, cfg.data.split, 11))
+    else:
+        _write_own(path, cfg, n=8)
+    cfg = _cfg(tmp_path, max_constituents=12, path=str(path), split=split)
+    with pytest.raises(DataError, match="too few jets to train and test") as err:
+        run_targets(cfg, ["data"])
+    assert message in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "artifacts").exists()
 
 

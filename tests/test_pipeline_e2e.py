@@ -1,16 +1,27 @@
-"""The distill stage end to end through the CLI on configs/ci.yaml: data -> teacher -> students -> metrics."""
+"""The pipeline end to end through the CLI on configs/ci.yaml, and every way a run could go stale.
+
+The read-only checks share one session-scoped run (``ci_run`` in conftest.py), so one failure never
+hides the others. Each staleness and interrupt case makes its own small run.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from kd_trigger.cli import main
+from kd_trigger.config import load_config
+from kd_trigger.stages import read_record
+
+pytestmark = pytest.mark.slow
 
 CONTRACT_KEYS = {
     "accuracy",
@@ -24,71 +35,63 @@ CONTRACT_KEYS = {
 }
 
 
-def _write_config(repo: Path, tmp_path: Path, name: str = "ci.yaml", **sections: dict) -> Path:
-    raw = yaml.safe_load((repo / "configs" / "ci.yaml").read_text())
-    raw["run"]["artifacts_dir"] = str(tmp_path / "artifacts")
-    raw["run"]["firmware_dir"] = str(tmp_path / "firmware")
-    for section, values in sections.items():
-        raw.setdefault(section, {}).update(values)
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(raw))
-    return path
+def _metrics(cfg) -> dict:
+    return json.loads((cfg.artifacts / "metrics.json").read_text())
 
 
-def test_too_wide_student_is_one_line_exit_2(repo_root, tmp_path, capsys) -> None:
-    raw = yaml.safe_load((repo_root / "configs" / "ci.yaml").read_text())
-    raw["run"]["artifacts_dir"] = str(tmp_path / "artifacts")
-    raw["students"][0]["max_weight_bits"] = 1000
-    path = tmp_path / "wide.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    assert main(["distill", "--config", str(path)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert "student 'mlp' needs" in err and "max_weight_bits = 1000" in err
-    assert not (tmp_path / "artifacts").exists()  # refused before any work
+# -- the shared run -------------------------------------------------------------------------------
+def test_the_whole_pipeline_exits_0(ci_run) -> None:
+    assert ci_run.status == 0
+    for stage in ("data", "teacher:lorentznet16", "distill", "hls", "report"):
+        record = read_record(ci_run.cfg, stage)
+        assert record is not None and record.config_path == str(ci_run.path.resolve()), stage
 
 
-@pytest.mark.slow
-def test_distill_stage_through_cli(repo_root, tmp_path, capsys) -> None:
-    from kd_trigger.config import load_config
+def test_metrics_contract(ci_run) -> None:
+    cfg = ci_run.cfg
+    metrics = _metrics(cfg)
+    names = {"teacher", "teacher/lorentznet16"} | {
+        f"{s.name}/{v}" for s in cfg.students for v in ("baseline", "kd")
+    }
+    assert set(metrics["models"]) == names
+    for name, m in metrics["models"].items():
+        assert set(m) >= CONTRACT_KEYS, name
+        for key in ("accuracy", "auc", "rejection_at_50", "auc_err"):
+            assert isinstance(m[key], float) and math.isfinite(m[key]), (name, key)
+        assert 0 <= m["accuracy"] <= 1 and 0 <= m["auc"] <= 1
+        assert [b["beta"] for b in m["boost"]] == list(cfg.distill.boost_betas)
+        assert m["boost"][0]["accuracy"] == m["accuracy"] and m["boost"][0]["auc"] == pytest.approx(m["auc"])
+    for s in cfg.students:
+        info = metrics["students"][s.name]
+        assert (info["teacher"], info["temperature"], info["kd_weight"]) == (
+            "lorentznet16",
+            cfg.distill.temperature,
+            cfg.distill.kd_weight,
+        )
+        assert 1 <= info["best_epoch"]["kd"] <= cfg.distill.epochs
+        assert info["rejection_ratio_30"]["ratio"] > 0
+        hist = json.loads((cfg.artifacts / "students" / s.name / "history.json").read_text())
+        assert hist["kd"]["best_epoch"] == info["best_epoch"]["kd"] and hist["teacher"] == "lorentznet16"
+    for f in ("roc.png", "boost.png", "summary.md"):
+        assert (cfg.artifacts / f).stat().st_size > 0
+
+
+def test_teacher_outputs(ci_run) -> None:
+    out = ci_run.cfg.artifacts / "teachers" / "lorentznet16"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["kind"] == "lorentznet" and metrics["n_particles"] == 16
+    assert 0.5 <= metrics["auc"] <= 1.0
+    for split, n in metrics["n_jets"].items():
+        assert np.load(out / f"{split}_logits.npy").shape == (n, 2)
+
+
+def test_student_logits_lie_on_their_output_grid(ci_run) -> None:
     from kd_trigger.data.readers import load_jets
     from kd_trigger.distill.pipeline import load_student
     from kd_trigger.models import quantizers as qz
     from kd_trigger.models.students import output_type, student_inputs
 
-    path = _write_config(repo_root, tmp_path)
-    assert main(["distill", "--config", str(path)]) == 0
-    cfg = load_config(path)
-    run_dir = cfg.artifacts
-
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    names = {"teacher"} | {f"{s.name}/{v}" for s in cfg.students for v in ("baseline", "kd")}
-    assert set(metrics["models"]) == names
-    for name, m in metrics["models"].items():
-        assert set(m) >= CONTRACT_KEYS, name
-        for key in CONTRACT_KEYS - {"boost"}:
-            assert isinstance(m[key], float) and math.isfinite(m[key]), (name, key)
-        assert 0 <= m["accuracy"] <= 1 and 0 <= m["auc"] <= 1 and m["rejection_at_30"] >= 1
-        assert [b["beta"] for b in m["boost"]] == list(cfg.distill.boost_betas)
-        assert all(set(b) == {"beta", "accuracy", "auc"} for b in m["boost"])
-        # beta = 0 is the unboosted test split
-        assert m["boost"][0]["accuracy"] == m["accuracy"] and m["boost"][0]["auc"] == pytest.approx(m["auc"])
-    for s in cfg.students:
-        info = metrics["students"][s.name]
-        assert set(info["best_epoch"]) == {"baseline", "kd"}
-        assert 1 <= info["best_epoch"]["kd"] <= cfg.distill.epochs
-        assert info["rejection_ratio_30"]["ratio"] > 0
-        for v in ("baseline", "kd"):
-            assert (run_dir / "students" / s.name / f"{v}.h5").is_file()
-        hist = json.loads((run_dir / "students" / s.name / "history.json").read_text())
-        assert hist["kd"]["best_epoch"] == info["best_epoch"]["kd"]
-    assert metrics["seconds"]["total"] > 0
-    for f in ("roc.png", "boost.png", "summary.md"):
-        assert (run_dir / f).stat().st_size > 0
-    summary = (run_dir / "summary.md").read_text()
-    assert all(f"| {n} |" in summary for n in names)
-
-    # the distilled students' logits lie exactly on the grid of their output accumulator type
+    cfg = ci_run.cfg
     test = load_jets(cfg.data_path, cfg).select("test")
     for spec in cfg.students:
         model = load_student(cfg, spec.name, "kd")
@@ -104,84 +107,199 @@ def test_distill_stage_through_cli(repo_root, tmp_path, capsys) -> None:
         y = model.predict(student_inputs(spec, test.constituents), verbose=0).astype(np.float64)
         k = y * 2.0**acc.fractional
         assert np.array_equal(k, np.round(k)), spec.name
-        assert np.all(y >= acc.min_value) and np.all(y <= acc.max_value)
 
-    # up to date: a second call skips everything and leaves the outputs alone
-    stamp = (run_dir / "metrics.json").stat().st_mtime_ns
-    assert main(["distill", "--config", str(path)]) == 0
-    assert (run_dir / "metrics.json").stat().st_mtime_ns == stamp
 
-    # bad inputs, one line and exit 2: a missing data file, a missing teacher file
-    capsys.readouterr()
-    bad = _write_config(
-        repo_root, tmp_path, "nodata.yaml", run={"name": "nodata"}, data={"path": str(tmp_path / "no.h5")}
-    )
-    assert main(["distill", "--config", str(bad)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no.h5" in err
-    bad = _write_config(
-        repo_root,
-        tmp_path,
-        "noteacher.yaml",
-        run={"name": "noteacher"},
-        data={"path": str(cfg.data_path)},
-        teacher={"path": str(tmp_path / "missing_teacher.h5")},
-    )
-    assert main(["distill", "--config", str(bad)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "missing_teacher.h5" in err
-
-    # the firmware stage on the same run: conversion, exact C simulation, resources, budget, report
-    capsys.readouterr()
-    status = main(["hls", "--config", str(path)])
-    assert status == 0, capsys.readouterr().err
+def test_firmware_is_bit_exact_with_resources_and_budget(ci_run) -> None:
+    cfg = ci_run.cfg
+    n_test = json.loads((cfg.artifacts / "data" / "summary.json").read_text())["counts"]["test"]
     for spec in cfg.students:
         report = json.loads((cfg.firmware / spec.name / "hls_report.json").read_text())
         csim = report["csim"]
-        assert csim["n_samples"] == len(test.is_signal)
+        assert csim["n_samples"] == n_test["top"] + n_test["qcd"]
         assert csim["exact_fraction"] == 1.0 and csim["max_abs_diff"] == 0.0
         assert csim["argmax_agreement"] == 1.0 and csim["auc_hls"] == csim["auc_qkeras"]
-        assert report["backend"] == "Vitis" and report["part"] == cfg.hls.part
+        assert report["project_dir"] == str(cfg.firmware / spec.name)
         assert report["resources"]["source"] == "estimate"
+        assert {"lut", "ff", "dsp"} <= set(report["resources"]["total"])
         assert report["budget"]["profile"] == cfg.budget.profile and report["budget"]["pass"] is True
+        assert report["vendor_hls"] is None and report["vendor_synth"] is None and "vendor" not in report
         assert (cfg.firmware / spec.name / "firmware" / "kd_trigger_student.cpp").is_file()
-    review = (cfg.firmware / "report.md").read_text()
-    assert all(f"## {s.name}" in review or s.name in review for s in cfg.students)
-    assert "BIT-EXACT" in review
-    assert (cfg.firmware / "report.html").stat().st_size > 0
 
-    # a budget the students cannot meet: exit status 3, and the verdict says which figure broke
-    tight = _write_config(
-        repo_root,
-        tmp_path,
-        "tight.yaml",
-        run={"name": "tight"},
-        data={"path": str(cfg.data_path)},
-        teacher={"path": str(run_dir / "teacher" / "teacher.h5")},
-        budget={"overrides": {"max_latency_ns": 1.0}},
+
+def test_committed_firmware_still_simulates_where_it_was_moved(ci_run) -> None:
+    """The project was compiled in its staging place and renamed: its C simulation must not depend on the
+    path it was built in (weights are in the headers, not loaded from an absolute path)."""
+    import ctypes
+
+    so = next((ci_run.cfg.firmware / "mlp" / "firmware").glob("*.so"))
+    ctypes.CDLL(str(so))  # loads: no missing symbol, no baked path needed to start
+    header = (ci_run.cfg.firmware / "mlp" / "firmware" / "kd_trigger_student.cpp").read_text()
+    assert "load_weights_from_txt" not in header
+
+
+def test_rerun_is_up_to_date_and_touches_nothing(ci_run, capsys) -> None:
+    stamp = (ci_run.cfg.artifacts / "metrics.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["hls", "--config", str(ci_run.path)]) == 0
+    assert (ci_run.cfg.artifacts / "metrics.json").stat().st_mtime_ns == stamp
+    assert main(["status", "--config", str(ci_run.path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("up to date") == 5 and "would run" not in out
+
+
+def test_bad_inputs_on_a_real_run_are_one_line(ci_run, make_config, tmp_path, capsys) -> None:
+    nodata = make_config("nodata.yaml", run={"name": "nodata"}, data={"path": str(tmp_path / "no.h5")})
+    assert main(["distill", "--config", str(nodata)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no.h5" in err
+    teacher = {
+        "name": "mine",
+        "kind": "path",
+        "path": str(tmp_path / "missing_teacher.h5"),
+        "n_particles": 16,
+    }
+    noteacher = make_config(
+        "noteacher.yaml",
+        run={"name": "noteacher"},
+        data={"path": str(ci_run.cfg.data_path)},
+        teachers=[teacher],
     )
-    assert main(["hls", "--config", str(tight)]) == 3
-    tight_cfg = load_config(tight)
-    verdict = json.loads((tight_cfg.firmware / "mlp" / "hls_report.json").read_text())["budget"]
-    assert verdict["pass"] is False
-    assert any("latency" in v for v in verdict["violations"])
+    assert main(["distill", "--config", str(noteacher)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing_teacher.h5" in err
+    assert not (tmp_path / "artifacts").exists()
 
 
-@pytest.mark.slow
-def test_same_config_and_seed_give_the_same_student(repo_root, tmp_path) -> None:
-    """Two runs of the same config and seed (different run names) train bit-identical students."""
-    from kd_trigger.config import load_config
+# -- staleness: every "why" case of the stage-graph issue -----------------------------------------
+def _byo_teacher(ci_run, directory: Path, name: str) -> dict:
+    path = directory / name
+    shutil.copyfile(ci_run.cfg.artifacts / "teachers" / "lorentznet16" / "teacher.h5", path)
+    return {"name": "byo", "kind": "path", "path": str(path), "n_particles": 16}
+
+
+def test_replacing_an_input_file_reruns_exactly_what_depends_on_it(ci_run, make_config, tmp_path, caplog):
+    """data.path, a bring-your-own teacher and the budget profiles: each replaced in place, same name."""
+    caplog.set_level("INFO")
+    data = tmp_path / "jets.h5"
+    shutil.copyfile(ci_run.cfg.data_path, data)
+    budget = tmp_path / "budget.yaml"
+    shutil.copyfile(Path(ci_run.cfg.budget.profiles), budget)
+    teacher = _byo_teacher(ci_run, tmp_path, "teacher.h5")
+    path = make_config(data={"path": str(data)}, teachers=[teacher], budget={"profiles": str(budget)})
+    cfg = load_config(path)
+    assert main(["hls", "--config", str(path)]) == 0
+
+    def ran() -> list[str]:
+        lines = [r.getMessage() for r in caplog.records if ": running (" in r.getMessage()]
+        caplog.clear()
+        return [line.split("stage ", 1)[1].split(": running")[0] for line in lines]
+
+    ran()
+    # The budget file: max latency 200 -> 20 ns. Only the verdict's stages rerun, and it fails (exit 3).
+    budget.write_text(budget.read_text().replace("max_latency_ns: 200", "max_latency_ns: 20"))
+    assert main(["hls", "--config", str(path)]) == 3
+    assert ran() == ["hls", "report"]
+    report = json.loads((cfg.firmware / "mlp" / "hls_report.json").read_text())
+    assert report["budget"]["pass"] is False and "latency_ns" in report["budget"]["violations"][0]
+
+    # The teacher file, replaced by another model under the same name: teacher, students, firmware.
+    other = tmp_path / "other.h5"
+    from tensorflow import keras
+
+    from kd_trigger.distill.teacher_stage import load_teacher_file
+
+    model = load_teacher_file(data.parent / "teacher.h5", cfg.teacher_spec("byo"))
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    keras.models.save_model(model, other, include_optimizer=False)
+    shutil.copyfile(other, tmp_path / "teacher.h5")
+    assert main(["hls", "--config", str(path)]) == 3
+    assert ran() == ["teacher:byo", "distill", "hls", "report"]
+
+    # The data file: 400 jets -> 200 of them, same name. Everything reruns and describes the new file.
+    import h5py
+
+    with h5py.File(data, "r") as src, h5py.File(tmp_path / "half.h5", "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        for key in src:
+            dst.create_dataset(key, data=src[key][::2])
+        n_test = int(np.sum(src["split"][::2] == 2))
+    shutil.move(tmp_path / "half.h5", data)
+    assert main(["hls", "--config", str(path)]) == 3
+    assert ran() == ["data", "teacher:byo", "distill", "hls", "report"]
+    assert _metrics(cfg)["test"]["n_jets"] == n_test
+
+
+def test_killed_forced_run_of_another_config_leaves_the_first_intact(ci_run, make_config, tmp_path, capsys):
+    """config A runs; config B (reuse 2) is forced over it and killed inside its hls stage; A is still
+    complete, consistent and up to date, and nothing of B is left."""
+    a = make_config("a.yaml", data={"path": str(ci_run.cfg.data_path)})
+    cfg = load_config(a)
+    assert main(["hls", "--config", str(a)]) == 0
+    b = make_config("b.yaml", data={"path": str(ci_run.cfg.data_path)}, hls={"reuse_factor": 2})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kd_trigger", "hls", "--force", "--config", str(b)],
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not list(cfg.firmware.glob(".*.kdt-staging*")):
+            assert proc.poll() is None, "the forced run finished before it could be killed"
+            time.sleep(0.05)
+        assert list(cfg.firmware.glob(".*.kdt-staging*")), "the hls stage never started"
+    finally:
+        proc.kill()
+        proc.wait()
+    capsys.readouterr()
+    assert main(["hls", "--config", str(a)]) == 0
+    err = capsys.readouterr().err
+    assert "would run" not in err
+    for name in ("mlp", "deepsets"):
+        assert json.loads((cfg.firmware / name / "hls_report.json").read_text())["reuse_factor"] == 4
+    assert not [p for p in cfg.firmware.rglob(".*") if ".kdt-" in p.name]
+    assert not [p for p in cfg.artifacts.rglob(".*") if ".kdt-" in p.name]
+
+
+def test_concurrent_runs_on_one_run_name_are_refused(make_config, capsys):
+    path = make_config(data={"n_jets": 1000, "workers": 1})
+    cfg = load_config(path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kd_trigger", "data", "--config", str(path)],
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (cfg.artifacts / ".lock").is_file():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None
+        capsys.readouterr()
+        assert main(["data", "--config", str(path), "--n-jets", "1200"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"in use by pid {proc.pid}" in err and f"data --config {path}" in err
+        assert proc.wait(timeout=300) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert read_record(cfg, "data").extra["n_jets"] == 1000
+
+
+def test_same_config_and_seed_give_the_same_student(make_config) -> None:
+    """Two runs of the same config and seed (different run names) train bit-identical students (on one
+    machine: TensorFlow's kernels differ between CPUs)."""
     from kd_trigger.distill.pipeline import load_student
 
-    first = _write_config(repo_root, tmp_path, "a.yaml", run={"name": "a"})
-    assert main(["distill", "--config", str(first)]) == 0
-    cfg_a = load_config(first)
-    second = _write_config(repo_root, tmp_path, "b.yaml", run={"name": "b"})
-    assert main(["distill", "--config", str(second)]) == 0
-    cfg_b = load_config(second)
-    assert (cfg_a.data_path.read_bytes()) == (cfg_b.data_path.read_bytes())
+    cfgs = []
+    for name in ("a", "b"):
+        path = make_config(f"{name}.yaml", run={"name": name})
+        assert main(["distill", "--config", str(path)]) == 0
+        cfgs.append(load_config(path))
+    cfg_a, cfg_b = cfgs
+    assert cfg_a.data_path.read_bytes() == cfg_b.data_path.read_bytes()
     for spec in cfg_a.students:
         for variant in ("baseline", "kd"):
             wa = load_student(cfg_a, spec.name, variant).get_weights()
             wb = load_student(cfg_b, spec.name, variant).get_weights()
-            assert all(np.array_equal(a, b) for a, b in zip(wa, wb, strict=True)), (spec.name, variant)
+            assert all(np.array_equal(x, y) for x, y in zip(wa, wb, strict=True)), (spec.name, variant)

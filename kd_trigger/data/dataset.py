@@ -57,6 +57,22 @@ class JetDataset:
             source=f"{self.source} [{split}]",
         )
 
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Jets per split and class: ``{"train": {"top": n, "qcd": m}, ...}``."""
+        return {
+            name: {
+                "top": int(np.sum((self.split == code) & (self.is_signal == 1))),
+                "qcd": int(np.sum((self.split == code) & (self.is_signal == 0))),
+            }
+            for name, code in SPLIT_CODES.items()
+        }
+
+    def median_mass(self, label: int) -> float | None:
+        """Median jet mass [GeV] of one class (None without jet kinematics or jets of that class)."""
+        if self.jet_p4 is None or not np.any(self.is_signal == label):
+            return None
+        return round(float(np.median(self.jet_p4[self.is_signal == label, 3])), 2)
+
     def summary(self) -> str:
         """One line: jet counts per class and per split."""
         n_top = int(np.sum(self.is_signal == 1))

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kd_trigger.config import Config
-from kd_trigger.data.dataset import FORMAT_NAME, FORMAT_VERSION, assign_split
+from kd_trigger.data.dataset import FORMAT_NAME, FORMAT_VERSION, JetDataset, assign_split
 from kd_trigger.data.pythia_worker import (
     LABEL_QCD,
     LABEL_TOP,
@@ -34,8 +34,9 @@ from kd_trigger.data.pythia_worker import (
     ChunkTask,
     generate_chunk,
 )
-from kd_trigger.errors import ConfigError, StaleOutputError
-from kd_trigger.runs import atomic_file, check_stage, package_versions, write_stage
+from kd_trigger.errors import ConfigError, OutputError, StaleOutputError
+from kd_trigger.runs import ensure_writable_dir, package_versions, write_h5_atomic, write_json_atomic
+from kd_trigger.stages import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def write_jets_file(path: Path, arrays: dict[str, np.ndarray], cfg: Config) -> P
         "truth_top_p4": np.float32,
         "split": np.uint8,
     }
-    with atomic_file(path) as tmp, h5py.File(tmp, "w", libver="earliest") as f:
+    def fill(f: h5py.File) -> None:
         for key, value in attrs.items():
             f.attrs[key] = value
         for name, dtype in dtypes.items():
@@ -195,38 +196,63 @@ def write_jets_file(path: Path, arrays: dict[str, np.ndarray], cfg: Config) -> P
                     "chunks": (rows, *data.shape[1:]),
                 }
             f.create_dataset(name, data=data, track_times=False, **options)
+
+    write_h5_atomic(path, fill)
     return path
 
 
-def run_data_stage(cfg: Config, out: Path | None = None, force: bool = False) -> Path:
-    """Make (or check) the run's jet file and return its path.
+def write_summary(path: Path, dataset: JetDataset, source: Path) -> Path:
+    """``summary.json`` of the data stage: what the downstream stages will read, per split and class."""
+    counts = dataset.counts()
+    return write_json_atomic(
+        path,
+        {
+            "source": str(source),
+            "n_jets": len(dataset),
+            "max_constituents": dataset.max_constituents,
+            "counts": counts,
+            "top_mass_median_gev": dataset.median_mass(1),
+            "qcd_mass_median_gev": dataset.median_mass(0),
+        },
+    )
 
-    ``data.path`` set: nothing is generated; the file is read and validated and a summary logged.
-    ``out`` given: the jets are generated straight into that file (no stage bookkeeping).
-    Otherwise the file goes to ``artifacts/<run>/data/jets.h5`` with ``stage.json`` provenance, and
-    the stage is skipped when that directory already holds this configuration's output.
+
+def data_stage(ctx: StageContext) -> StageResult:
+    """The data stage: generate ``artifacts/<run>/data/jets.h5``, or validate the file ``data.path`` names.
+
+    Either way ``data/summary.json`` records the jets per split and class; a file the later stages
+    could not train or test on (one class, too few jets in a split) is refused here, before any training.
     """
-    from kd_trigger.data.readers import load_jets
+    from kd_trigger.data.readers import check_trainable, load_jets
 
+    cfg = ctx.cfg
+    out_dir = ctx.out(cfg.artifacts / "data")
+    out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.data.path:
         dataset = load_jets(cfg.data_path, cfg)
+        check_trainable(dataset, cfg.data_path)
+        write_summary(out_dir / "summary.json", dataset, cfg.data_path)
         log.info("data.path %s: %s", cfg.data_path, dataset.summary())
-        return cfg.data_path
-    if out is not None:
-        if Path(out).exists() and not force:
-            raise StaleOutputError(
-                f"{out} already exists; choose another --out or pass --force to overwrite it"
-            )
-        plan_chunks(cfg)  # bad n_jets fails before any work
-        return write_jets_file(Path(out), generate_jets(cfg), cfg)
+        return StageResult(extra={"n_jets": len(dataset)})
+    path = write_jets_file(out_dir / "jets.h5", generate_jets(cfg), cfg)
+    dataset = load_jets(path, cfg)
+    check_trainable(dataset, cfg.data_path)
+    write_summary(out_dir / "summary.json", dataset, cfg.data_path)
+    return StageResult(extra={"n_jets": len(dataset)})
 
-    directory = cfg.data_path.parent
-    digest = cfg.section_hash("run", "data")
-    if check_stage(directory, "data", digest, force):
-        log.info("data stage up to date: %s (digest %s)", cfg.data_path, digest)
-        return cfg.data_path
-    plan_chunks(cfg)
-    path = write_jets_file(cfg.data_path, generate_jets(cfg), cfg)
-    write_stage(directory, "data", digest, cfg, extra={"outputs": [path.name], "n_jets": cfg.data.n_jets})
-    log.info("wrote %s", path)
-    return path
+
+def generate_to_file(cfg: Config, out: Path, force: bool = False) -> Path:
+    """``kd-trigger data --out FILE``: generate the config's jets straight into ``out`` (no run bookkeeping)."""
+    out = Path(out)
+    if cfg.data.path:
+        raise ConfigError(
+            f"data --out generates new jets, but data.path is set ({cfg.data.path}); drop --out to check that "
+            "file, or remove data.path to generate"
+        )
+    if out.exists() and not force:
+        raise StaleOutputError(f"{out} already exists; choose another --out or pass --force to overwrite it")
+    if out.exists() and not out.is_file():
+        raise OutputError(f"--out {out} is not a regular file")
+    ensure_writable_dir(out.parent, "--out directory")
+    plan_chunks(cfg)  # bad n_jets fails before any work
+    return write_jets_file(out, generate_jets(cfg), cfg)

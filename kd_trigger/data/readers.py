@@ -92,6 +92,28 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
     return dataset
 
 
+MIN_JETS_PER_SPLIT_CLASS = 2
+"""Every split needs jets of both classes: training needs both labels, and an AUC or a background
+rejection is undefined on one class. Two per class is the least that lets a test split have a ROC."""
+
+
+def check_trainable(dataset: JetDataset, path: Path) -> None:
+    """DataError (one line) when a split lacks jets of a class: the stages could not train or test on it."""
+    counts = dataset.counts()
+    short = [
+        f"{split} has {n} {label}"
+        for split, by_class in counts.items()
+        for label, n in by_class.items()
+        if n < MIN_JETS_PER_SPLIT_CLASS
+    ]
+    if short:
+        raise DataError(
+            f"data file {path}: too few jets to train and test ({'; '.join(short)}; at least "
+            f"{MIN_JETS_PER_SPLIT_CLASS} of each class per split are needed); use a file with both top and QCD "
+            "jets, or raise data.n_jets"
+        )
+
+
 def _fit_constituents(constituents: np.ndarray, max_constituents: int) -> np.ndarray:
     """Truncate or zero-pad axis 1 to ``max_constituents``."""
     n, m, _ = constituents.shape
@@ -128,6 +150,14 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
         raise DataError(
             f"data file {path} lacks dataset(s) {', '.join(missing)}; regenerate it with `make data CONFIG=...`"
         )
+    not_data = [
+        name for name in (*OWN_REQUIRED, *OWN_OPTIONAL) if name in f and not isinstance(f[name], h5py.Dataset)
+    ]
+    if not_data:
+        raise DataError(
+            f"data file {path}: {', '.join(not_data)} must be HDF5 dataset(s), found a group; "
+            "regenerate the file with `make data CONFIG=...`"
+        )
     shape = f["constituents"].shape
     if len(shape) != 3 or shape[2] != 4:
         raise DataError(f"data file {path}: dataset constituents has shape {shape}, expected (N, M, 4)")
@@ -151,8 +181,13 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
     is_signal = np.asarray(f["is_signal"][...])
     _check_labels(is_signal, path, "is_signal")
     split = np.asarray(f["split"][...])
-    if np.any(split > 2):
-        raise DataError(f"data file {path}: dataset split must hold 0 (train), 1 (val) or 2 (test)")
+    bad_split = ~np.isin(split, (0, 1, 2))
+    if np.any(bad_split):
+        raise DataError(
+            f"data file {path}: dataset split must hold 0 (train), 1 (val) or 2 (test) for every jet; found "
+            f"{int(np.count_nonzero(bad_split))} other value(s) (first {split[bad_split][0]!r} at jet "
+            f"{int(np.flatnonzero(bad_split)[0])})"
+        )
     n_constituents = np.minimum(
         np.asarray(f["n_constituents"][...], dtype=np.int32), cfg.data.max_constituents
     )

@@ -21,35 +21,23 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.config import Config, DistillConfig, StudentConfig
+from kd_trigger.contracts import Metrics, finite_or_none
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.models.students import (
     build_student,
-    check_student,
     load_student_file,
     output_type,
     save_student,
     student_inputs,
     weight_bits_needed,
 )
-from kd_trigger.runs import atomic_dir, check_stage, write_json_atomic, write_stage, write_text_atomic
+from kd_trigger.runs import write_json_atomic, write_text_atomic
+from kd_trigger.stages import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
-STAGE = "distill"
 VARIANTS = ("baseline", "kd")
-STAGE_SECTIONS = ("run", "data", "teacher", "students", "distill")
 _PREDICT_BATCH = 4096
-
-
-def distill_digest(cfg: Config) -> str:
-    return cfg.section_hash(*STAGE_SECTIONS)
-
-
-def run_teacher_stage(cfg: Config, force: bool = False) -> Path:
-    """The teacher stage (kd_trigger.distill.teacher_stage), reachable from here for the CLI."""
-    from kd_trigger.distill.teacher_stage import run_teacher_stage as _run
-
-    return _run(cfg, force=force)
 
 
 @dataclass
@@ -180,148 +168,113 @@ def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=_PREDICT_BATCH, verbose=0), dtype=np.float32)
 
 
-def _teacher_logits(cfg: Config, teacher: Any, split: str, constituents: np.ndarray) -> np.ndarray:
-    """The teacher's logits on one split: the teacher stage's saved array when it matches, else computed."""
-    from kd_trigger.data.features import teacher_inputs
+def distill_stage(ctx: StageContext) -> StageResult:
+    """Baseline and distilled students from the same start, then the physics evaluation.
 
-    saved = cfg.artifacts / "teacher" / f"{split}_logits.npy"
-    if saved.is_file():
-        logits = np.load(saved)
-        if logits.shape == (len(constituents), 2):
-            return logits.astype(np.float32)
-        log.warning("%s has shape %s, expected (%d, 2): recomputing", saved, logits.shape, len(constituents))
-    return _predict(teacher, teacher_inputs(constituents, cfg.teacher.n_particles))
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN/inf: such values become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def run_distill_stage(cfg: Config, force: bool = False) -> Path:
-    """data -> teacher -> baseline and distilled students -> metrics.json; returns the metrics path.
-
-    Skipped when artifacts/<run>/students holds the outputs of this configuration.
+    Reads the data stage's jets and each student's teacher's cached logits; writes
+    ``students/<name>/{baseline,kd}.h5`` + ``history.json``, ``metrics.json``, ``summary.md`` and the plots.
     """
-    for spec in cfg.students:
-        check_student(spec)  # a student that cannot be built fails before minutes of data and teacher work
-    out_dir = cfg.artifacts / "students"
-    metrics_path = cfg.artifacts / "metrics.json"
-    digest = distill_digest(cfg)
-    if check_stage(out_dir, STAGE, digest, force) and metrics_path.is_file():
-        log.info("distill stage up to date in %s (digest %s); nothing to do", out_dir, digest)
-        return metrics_path
-
-    from kd_trigger.data.generate import run_data_stage
-
-    t_start = time.perf_counter()
-    run_data_stage(cfg, force=force)
-    run_teacher_stage(cfg, force=force)
-
     import tensorflow as tf
 
     from kd_trigger.data.readers import load_jets
-    from kd_trigger.distill.teacher_stage import load_teacher
+    from kd_trigger.distill.teacher_stage import cached_logits
 
+    cfg = ctx.cfg
+    t_start = time.perf_counter()
     data = load_jets(cfg.data_path, cfg)
-    teacher = load_teacher(cfg)
     train, val, test = (data.select(s) for s in ("train", "val", "test"))
     subset = train_subset(len(train.is_signal), cfg.distill.train_fraction, cfg.run.seed)
-    if len(subset) < 2 or len(val.is_signal) < 1 or len(test.is_signal) < 2:
+    if len(subset) < 2:
         raise ConfigError(
-            f"data: too few jets to train and test (train {len(subset)}, val {len(val.is_signal)}, "
-            f"test {len(test.is_signal)}); raise data.n_jets or distill.train_fraction"
+            f"distill.train_fraction = {cfg.distill.train_fraction:g} leaves {len(subset)} training jet(s); raise it"
         )
     train_const = train.constituents[subset]
     y_train = train.is_signal[subset].astype(np.int32)
     y_val = val.is_signal.astype(np.int32)
-    log.info(
-        "teacher logits for %d train, %d val, %d test jets", len(y_train), len(y_val), len(test.is_signal)
-    )
-    t_train = _teacher_logits(cfg, teacher, "train", train.constituents)[subset]
-    t_val = _teacher_logits(cfg, teacher, "val", val.constituents)
-    t_test = _teacher_logits(cfg, teacher, "test", test.constituents)
+    log.info("students: %d train, %d val, %d test jets", len(y_train), len(y_val), len(test.is_signal))
 
+    out_dir = ctx.out(cfg.artifacts / "students")
+    out_dir.mkdir(parents=True, exist_ok=True)
     trained: dict[str, Any] = {}
     records: dict[str, dict[str, TrainRecord]] = {}
-    with atomic_dir(out_dir) as tmp:
-        for spec in cfg.students:
-            x_tr = student_inputs(spec, train_const)
-            x_va = student_inputs(spec, val.constituents)
-            seed = student_seed(cfg, spec)
-            tf.keras.utils.set_random_seed(seed)
-            initial = build_student(spec).get_weights()
-            records[spec.name] = {}
-            sdir = tmp / spec.name
-            sdir.mkdir()
-            for variant in VARIANTS:
-                student = build_student(spec)
-                student.set_weights(initial)  # the fair comparison: both variants start from the same weights
-                record = train_student(
-                    student,
-                    cfg.distill,
-                    variant,
-                    (x_tr, y_train, t_train),
-                    (x_va, y_val, t_val),
-                    seed=seed,
-                    label=f"{spec.name}/{variant}",
-                )
-                save_student(student, sdir / f"{variant}.h5")
-                trained[f"{spec.name}/{variant}"] = student
-                records[spec.name][variant] = record
-            n_params, bits = weight_bits_needed(spec)
-            write_json_atomic(
-                sdir / "history.json",
-                _finite(
-                    {
-                        "student": spec.name,
-                        "seed": seed,
-                        "n_params": n_params,
-                        "weight_bits": bits,
-                        "n_train": int(len(y_train)),
-                        **{v: r.to_dict() for v, r in records[spec.name].items()},
-                    }
-                ),
+    for spec in cfg.students:
+        teacher = cfg.teacher_of(spec)
+        temperature, kd_weight = cfg.kd_setting(spec)
+        t_train = cached_logits(cfg, teacher.name, "train")[subset]
+        t_val = cached_logits(cfg, teacher.name, "val")
+        x_tr = student_inputs(spec, train_const)
+        x_va = student_inputs(spec, val.constituents)
+        seed = student_seed(cfg, spec)
+        tf.keras.utils.set_random_seed(seed)
+        initial = build_student(spec).get_weights()
+        records[spec.name] = {}
+        sdir = out_dir / spec.name
+        sdir.mkdir()
+        setting = cfg.distill.model_copy(update={"temperature": temperature, "kd_weight": kd_weight})
+        for variant in VARIANTS:
+            student = build_student(spec)
+            student.set_weights(initial)  # the fair comparison: both variants start from the same weights
+            record = train_student(
+                student,
+                setting,
+                variant,
+                (x_tr, y_train, t_train),
+                (x_va, y_val, t_val),
+                seed=seed,
+                label=f"{spec.name}/{variant}",
             )
+            save_student(student, sdir / f"{variant}.h5")
+            trained[f"{spec.name}/{variant}"] = student
+            records[spec.name][variant] = record
+        n_params, bits = weight_bits_needed(spec)
+        write_json_atomic(
+            sdir / "history.json",
+            finite_or_none(
+                {
+                    "student": spec.name,
+                    "teacher": teacher.name,
+                    "temperature": temperature,
+                    "kd_weight": kd_weight,
+                    "seed": seed,
+                    "n_params": n_params,
+                    "weight_bits": bits,
+                    "n_train": int(len(y_train)),
+                    **{v: r.to_dict() for v, r in records[spec.name].items()},
+                }
+            ),
+        )
     train_seconds = time.perf_counter() - t_start
 
-    metrics = evaluate_run(cfg, teacher, trained, test, t_test)
-    metrics["students"] = {
-        name: {
-            **metrics["students"].get(name, {}),
-            "best_epoch": {v: r.best_epoch for v, r in recs.items()},
-            "epochs_run": {v: r.epochs_run for v, r in recs.items()},
-            "train_seconds": {v: round(r.seconds, 1) for v, r in recs.items()},
-        }
-        for name, recs in records.items()
-    }
+    plots = {name: ctx.out(cfg.artifacts / name) for name in ("roc.png", "boost.png")}
+    metrics = evaluate_run(cfg, trained, test, plots)
+    for name, recs in records.items():
+        metrics["students"][name].update(
+            {
+                "best_epoch": {v: r.best_epoch for v, r in recs.items()},
+                "epochs_run": {v: r.epochs_run for v, r in recs.items()},
+                "train_seconds": {v: round(r.seconds, 1) for v, r in recs.items()},
+            }
+        )
     metrics["seconds"] = {
-        "data_teacher_train": round(train_seconds, 1),
+        "train": round(train_seconds, 1),
         "total": round(time.perf_counter() - t_start, 1),
     }
-    write_json_atomic(metrics_path, _finite(metrics))
+    document = Metrics.model_validate(finite_or_none(metrics))
+    document.write(ctx.out(cfg.artifacts / "metrics.json"))
     from kd_trigger.evaluate import summary_markdown
 
     write_text_atomic(
-        cfg.artifacts / "summary.md", f"# Run {cfg.run.name}: test split\n\n" + summary_markdown(metrics)
+        ctx.out(cfg.artifacts / "summary.md"),
+        f"# Run {cfg.run.name}: test split\n\n" + summary_markdown(document.model_dump(mode="json")),
     )
-    write_stage(out_dir, STAGE, digest, cfg, extra={"students": [s.name for s in cfg.students]})
-    log.info("distill stage done in %.0f s: %s", metrics["seconds"]["total"], metrics_path)
-    return metrics_path
+    log.info("distill stage done in %.0f s", metrics["seconds"]["total"])
+    return StageResult(extra={"students": [s.name for s in cfg.students]})
 
 
-def evaluate_run(
-    cfg: Config, teacher: Any, students: dict[str, Any], test: Any, teacher_test_logits: np.ndarray
-) -> dict:
-    """Metrics of the teacher and every ``<student>/<variant>`` on the test split, plots and boost scans."""
+def evaluate_run(cfg: Config, students: dict[str, Any], test: Any, plots: dict[str, Path]) -> dict[str, Any]:
+    """Metrics of the teachers and every ``<student>/<variant>`` on the test split, plots and boost scans."""
     from kd_trigger.data.boost import boost
-    from kd_trigger.data.features import teacher_inputs
+    from kd_trigger.distill.teacher_stage import cached_logits, load_teacher, predict
     from kd_trigger.evaluate import (
         boost_entry,
         paired_rejection_ratio,
@@ -329,14 +282,16 @@ def evaluate_run(
         score_metrics,
         scores_from_logits,
     )
+    from kd_trigger.models.teacher import teacher_input_array
     from kd_trigger.report.physics_plots import plot_boost, plot_rejection
 
     t0 = time.perf_counter()
     labels = test.is_signal.astype(np.int64)
     dcfg = cfg.distill
     seed = cfg.run.seed
-    logits: dict[str, np.ndarray] = {"teacher": teacher_test_logits}
     specs = {s.name: s for s in cfg.students}
+    teachers = {t.name: (t, load_teacher(cfg, t.name)) for t in cfg.teacher_specs}
+    logits: dict[str, np.ndarray] = {f"teacher/{n}": cached_logits(cfg, n, "test") for n in teachers}
     for key, model in students.items():
         logits[key] = _predict(model, student_inputs(specs[key.split("/")[0]], test.constituents))
     models = {key: score_metrics(labels, lg, dcfg.rejection_bootstrap, seed) for key, lg in logits.items()}
@@ -347,29 +302,49 @@ def evaluate_run(
             for key, lg in logits.items():
                 models[key]["boost"].append(boost_entry(beta, labels, lg))
             continue
-        # The teacher dominates the cost of the scan (~15-40 s per 18k jets on 2 cores, vs < 1 s a student).
+        # The teachers dominate the cost of the scan (~15-40 s per 18k jets on 2 cores, vs < 1 s a student).
         boosted = boost(test.constituents, beta)
-        models["teacher"]["boost"].append(
-            boost_entry(beta, labels, _predict(teacher, teacher_inputs(boosted, cfg.teacher.n_particles)))
-        )
+        for name, (tspec, tmodel) in teachers.items():
+            x = teacher_input_array(tspec, boosted)
+            models[f"teacher/{name}"]["boost"].append(boost_entry(beta, labels, predict(tmodel, x)))
         for key, model in students.items():
             x = student_inputs(specs[key.split("/")[0]], boosted)
             models[key]["boost"].append(boost_entry(beta, labels, _predict(model, x)))
         log.info("boost beta=%.2f evaluated", beta)
+    # "teacher" (the contract key) is the teacher of the first student.
+    first = f"teacher/{cfg.teacher_of(cfg.students[0]).name}"
+    models = {"teacher": models[first], **models}
     summary: dict[str, Any] = {}
     for name, spec in specs.items():
         if f"{name}/kd" not in logits or f"{name}/baseline" not in logits:
             continue
+        temperature, kd_weight = cfg.kd_setting(spec)
         summary[name] = {
-            f"rejection_ratio_{round(eff * 100)}": paired_rejection_ratio(
-                labels, logits[f"{name}/kd"], logits[f"{name}/baseline"], eff, dcfg.rejection_bootstrap, seed
-            )
-            for eff in (0.3, 0.5)
+            "teacher": cfg.teacher_of(spec).name,
+            "temperature": temperature,
+            "kd_weight": kd_weight,
+            **{
+                f"rejection_ratio_{round(eff * 100)}": paired_rejection_ratio(
+                    labels,
+                    logits[f"{name}/kd"],
+                    logits[f"{name}/baseline"],
+                    eff,
+                    dcfg.rejection_bootstrap,
+                    seed,
+                )
+                for eff in (0.3, 0.5)
+            },
+            "output_type": output_type(spec).hls(),
         }
-        summary[name]["output_type"] = output_type(spec).hls()
-    curves = {key: roc_points(labels, scores_from_logits(lg)) for key, lg in logits.items()}
-    plot_rejection(curves, cfg.artifacts / "roc.png", title=f"run {cfg.run.name}, {len(labels)} test jets")
-    plot_boost(models, cfg.artifacts / "boost.png", title=f"run {cfg.run.name}: jets boosted along x")
+    curves = {
+        key: roc_points(labels, scores_from_logits(lg)) for key, lg in logits.items() if key != "teacher"
+    }
+    plot_rejection(curves, plots["roc.png"], title=f"run {cfg.run.name}, {len(labels)} test jets")
+    plot_boost(
+        {k: v for k, v in models.items() if k != "teacher"},
+        plots["boost.png"],
+        title=f"run {cfg.run.name}: jets boosted along x",
+    )
     log.info("evaluation took %.1f s", time.perf_counter() - t0)
     return {
         "run": cfg.run.name,

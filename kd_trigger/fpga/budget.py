@@ -2,8 +2,9 @@
 
 A profile fixes the target part (hence its resources), the clock, the largest latency in ns, the largest
 initiation interval in cycles and the largest share of each device resource. :func:`check_budget`
-compares figures against it, taking for each figure the most trustworthy value available:
-"vendor post-synthesis" > "vendor HLS estimate" > "estimate" (see :data:`kd_trigger.fpga.SOURCE_RANK`).
+compares one design's figures (:class:`kd_trigger.fpga.figures.DesignFigures`) against it, taking for
+each figure the most trustworthy value available: vendor post-synthesis > Yosys synthesis > vendor HLS >
+estimates (see :data:`kd_trigger.fpga.SOURCE_RANK`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kd_trigger.config import BudgetConfig, read_yaml
+from pydantic import ValidationError
+
+from kd_trigger.config import BudgetConfig, BudgetProfilesFile, format_validation_error, read_yaml
+from kd_trigger.contracts import BudgetBlock
 from kd_trigger.errors import ConfigError
-from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_ESTIMATE, SOURCE_HLS, SOURCE_POST_SYNTH, SOURCE_RANK
+from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_RANK
+from kd_trigger.fpga.figures import DesignFigures
 from kd_trigger.fpga.parts import find_part
 
-_PROFILE_KEYS = ("part", "clock_period_ns", "max_latency_ns", "max_ii_cycles", "max_fraction", "available")
 _UNITS = {
     "latency_ns": "ns",
     "ii_cycles": "cycles",
@@ -85,6 +89,7 @@ class BudgetVerdict:
 
     profile: str
     rows: list[BudgetRow] = field(default_factory=list)
+    flow: str = "hls4ml"
 
     @property
     def passed(self) -> bool:
@@ -104,13 +109,25 @@ class BudgetVerdict:
                 )
         return out
 
+    @property
+    def decided_by(self) -> str | None:
+        """The most trustworthy source among the figures of this verdict."""
+        sources = [r.source for r in self.rows if r.source]
+        return max(sources, key=lambda s: SOURCE_RANK.get(s, 0)) if sources else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "profile": self.profile,
             "pass": self.passed,
             "violations": self.violations,
             "rows": [r.to_dict() for r in self.rows],
+            "flow": self.flow,
+            "decided_by": self.decided_by,
         }
+
+    def to_block(self) -> BudgetBlock:
+        """The typed ``budget`` block of hls_report.json."""
+        return BudgetBlock.model_validate(self.to_dict())
 
     def format_table(self) -> str:
         """A plain-text table for the log."""
@@ -143,65 +160,39 @@ def _fmt(x: float | int) -> str:
 # Loading
 
 
-def _positive(where: str, key: str, value: Any, integer: bool = False) -> Any:
-    if value is None:
-        raise ConfigError(f"{where}: '{key}' is missing; every profile needs it")
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (integer and not float(value).is_integer())
-    ):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{where}: '{key}' must be {kind}, got {value!r}")
-    if value <= 0:
-        raise ConfigError(f"{where}: '{key}' must be positive, got {value!r}")
-    return int(value) if integer else float(value)
+def read_profiles(path: Path) -> BudgetProfilesFile:
+    """The typed profiles file at ``path``; any problem is one ConfigError line naming the dotted key."""
+    if not path.is_file():
+        raise ConfigError(
+            f"budget.profiles: {path} does not exist; point it at a profiles file such as configs/budget.yaml"
+        )
+    raw = read_yaml(path, "budget profiles file")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a top-level 'profiles:' mapping of named budget profiles")
+    try:
+        return BudgetProfilesFile.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, str(path), BudgetProfilesFile)) from None
 
 
 def load_budget(budget_cfg: BudgetConfig) -> BudgetProfile:
     """The profile ``budget_cfg.profile`` from the YAML file ``budget_cfg.profiles``, with
     ``budget_cfg.overrides`` applied. Any problem is a one-line :class:`ConfigError`."""
     path = Path(budget_cfg.profiles)
-    if not path.is_file():
-        raise ConfigError(
-            f"budget.profiles: {path} does not exist; point it at a profiles file such as configs/budget.yaml"
-        )
-    raw = read_yaml(path)
-    profiles = raw.get("profiles") if isinstance(raw, dict) else None
-    if not isinstance(profiles, dict) or not profiles:
-        raise ConfigError(f"{path}: expected a top-level 'profiles:' mapping of named budget profiles")
+    profiles = read_profiles(path).profiles
     name = budget_cfg.profile
     if name not in profiles:
         raise ConfigError(
             f"budget.profile: no profile {name!r} in {path}; known profiles: {', '.join(profiles)}"
         )
     prof = profiles[name]
-    where = f"{path}: profile {name!r}"
-    if not isinstance(prof, dict):
-        raise ConfigError(f"{where}: expected a mapping of limits, got {type(prof).__name__}")
-    unknown = sorted(set(prof) - set(_PROFILE_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {', '.join(_PROFILE_KEYS)}")
-
-    merged = dict(prof)
     ov = budget_cfg.overrides
-    for key in ("part", "clock_period_ns", "max_latency_ns", "max_ii_cycles"):
-        value = getattr(ov, key)
-        if value is not None:
-            merged[key] = value
-    fractions = dict(prof.get("max_fraction") or {})
-    if ov.max_fraction:
-        fractions.update(ov.max_fraction)
-        where += " (with budget.overrides)"
-
-    part = merged.get("part")
-    if not isinstance(part, str) or not part:
-        raise ConfigError(f"{where}: 'part' is missing; name the FPGA part, e.g. xcvu13p-flga2577-2-e")
-    available_raw = merged.get("available")
-    if available_raw is not None and part == prof.get("part"):
-        available = {
-            k: _positive(where, f"available.{k}", available_raw.get(k), integer=True) for k in RESOURCE_KEYS
-        }
+    where = f"{path}: profile {name!r}" + (" (with budget.overrides)" if ov.model_fields_set else "")
+    part = ov.part or prof.part
+    fractions = prof.max_fraction.model_dump()
+    fractions.update(ov.max_fraction or {})
+    if prof.available is not None and part == prof.part:
+        available = prof.available.model_dump()
     else:
         known = find_part(part)
         if known is None:
@@ -210,31 +201,14 @@ def load_budget(budget_cfg: BudgetConfig) -> BudgetProfile:
                 f"({', '.join(RESOURCE_KEYS)}) to the profile"
             )
         available = known.to_dict()
-
-    max_fraction: dict[str, float] = {}
-    for key in RESOURCE_KEYS:
-        value = fractions.get(key)
-        if value is None:
-            raise ConfigError(
-                f"{where}: 'max_fraction.{key}' is missing; give a fraction 0..1 for each of {RESOURCE_KEYS}"
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise ConfigError(f"{where}: 'max_fraction.{key}' must be a fraction in [0, 1], got {value!r}")
-        max_fraction[key] = float(value)
-    extra = sorted(set(fractions) - set(RESOURCE_KEYS))
-    if extra:
-        raise ConfigError(
-            f"{where}: unknown max_fraction key(s) {extra}; allowed: {', '.join(RESOURCE_KEYS)}"
-        )
-
     return BudgetProfile(
         name=name,
         part=part,
-        available=available,
-        clock_period_ns=_positive(where, "clock_period_ns", merged.get("clock_period_ns")),
-        max_latency_ns=_positive(where, "max_latency_ns", merged.get("max_latency_ns")),
-        max_ii_cycles=_positive(where, "max_ii_cycles", merged.get("max_ii_cycles"), integer=True),
-        max_fraction=max_fraction,
+        available={k: int(available[k]) for k in RESOURCE_KEYS},
+        clock_period_ns=ov.clock_period_ns if ov.clock_period_ns is not None else prof.clock_period_ns,
+        max_latency_ns=ov.max_latency_ns if ov.max_latency_ns is not None else prof.max_latency_ns,
+        max_ii_cycles=ov.max_ii_cycles if ov.max_ii_cycles is not None else prof.max_ii_cycles,
+        max_fraction={k: float(fractions[k]) for k in RESOURCE_KEYS},
     )
 
 
@@ -244,32 +218,13 @@ def load_budget(budget_cfg: BudgetConfig) -> BudgetProfile:
 FIGURES = ("latency_ns", "ii_cycles", "clock_period_ns", *RESOURCE_KEYS)
 
 
-def _best(entry: Any) -> tuple[float | int | None, str | None]:
-    """(value, source) of the most trustworthy candidate in ``entry``.
+def check_budget(figures: DesignFigures, profile: BudgetProfile) -> BudgetVerdict:
+    """Compare one design's figures with ``profile``, each figure from its most trustworthy source.
 
-    ``entry`` is ``{source_label: value}`` (several candidates), ``{"value": v, "source": s}`` or a
-    bare number (taken as an "estimate").
+    A figure with no value fails: the budget is unproven. ``clock_period_ns`` is checked only when the
+    design states its clock.
     """
-    if entry is None:
-        return None, None
-    if isinstance(entry, int | float) and not isinstance(entry, bool):
-        return entry, SOURCE_ESTIMATE
-    if isinstance(entry, dict):
-        if "value" in entry:
-            return entry["value"], entry.get("source", SOURCE_ESTIMATE)
-        present = [(SOURCE_RANK.get(src, 0), src, v) for src, v in entry.items() if v is not None]
-        if not present:
-            return None, None
-        _, src, value = max(present, key=lambda t: t[0])
-        return value, src
-    raise TypeError(f"cannot read a budget figure from {entry!r}")
-
-
-def check_budget(figures: dict[str, Any], profile: BudgetProfile) -> BudgetVerdict:
-    """Compare ``figures`` with ``profile``. ``figures`` maps each of latency_ns, ii_cycles, lut, ff, dsp,
-    bram_18k, uram (and optionally clock_period_ns) to ``{source_label: value}``; the most trustworthy
-    value is used (see :func:`collect_figures`). A figure with no value fails: the budget is unproven."""
-    verdict = BudgetVerdict(profile=profile.name)
+    verdict = BudgetVerdict(profile=profile.name, flow=figures.flow)
     limits: dict[str, float | int] = {
         "latency_ns": profile.max_latency_ns,
         "ii_cycles": profile.max_ii_cycles,
@@ -278,9 +233,9 @@ def check_budget(figures: dict[str, Any], profile: BudgetProfile) -> BudgetVerdi
     for key in RESOURCE_KEYS:
         limits[key] = profile.resource_limit(key)
     for fig in FIGURES:
-        if fig == "clock_period_ns" and fig not in figures:
-            continue  # optional: only checked when the firmware's clock is given
-        value, source = _best(figures.get(fig))
+        value, source = figures.best(fig)
+        if fig == "clock_period_ns" and value is None:
+            continue
         limit = limits[fig]
         # Small tolerance: latency_ns = cycles x clock is a float product.
         ok = value is not None and value <= limit + 1e-9
@@ -288,27 +243,11 @@ def check_budget(figures: dict[str, Any], profile: BudgetProfile) -> BudgetVerdi
     return verdict
 
 
-def collect_figures(
-    estimate: dict[str, Any] | None = None, report: dict[str, Any] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Gather budget figures from an estimate (``ResourceEstimate.to_dict()``) and/or vendor figures
-    (:func:`kd_trigger.fpga.reports.read_report_path`), keyed by figure then source label."""
-    out: dict[str, dict[str, Any]] = {fig: {} for fig in FIGURES}
-    if estimate is not None:
-        total = estimate.get("total", estimate)
-        for key in RESOURCE_KEYS:
-            out[key][SOURCE_ESTIMATE] = total.get(key)
-        out["latency_ns"][SOURCE_ESTIMATE] = estimate.get("latency_ns")
-        out["ii_cycles"][SOURCE_ESTIMATE] = estimate.get("ii_cycles")
-        out["clock_period_ns"][SOURCE_ESTIMATE] = estimate.get("clock_period_ns")
-    if report is not None:
-        if report.get("hls"):
-            for key in RESOURCE_KEYS:
-                out[key][SOURCE_HLS] = report["hls"].get(key)
-        if report.get("synth"):
-            for key in RESOURCE_KEYS:
-                out[key][SOURCE_POST_SYNTH] = report["synth"].get(key)
-        out["latency_ns"][SOURCE_HLS] = report.get("latency_ns")
-        out["ii_cycles"][SOURCE_HLS] = report.get("ii_cycles")
-        out["clock_period_ns"][SOURCE_HLS] = report.get("clock_period_ns")
-    return {k: {s: v for s, v in d.items() if v is not None} for k, d in out.items()}
+def decide(
+    designs: list[DesignFigures], profile: BudgetProfile
+) -> tuple[BudgetVerdict, dict[str, BudgetVerdict]]:
+    """The verdict of every design, and the one that decides for the student: the design whose
+    resource figures come from the most trustworthy source (the hls4ml firmware on a tie)."""
+    verdicts = {d.flow: check_budget(d, profile) for d in designs}
+    deciding = max(designs, key=lambda d: d.rank)  # max() keeps the first of equals: hls4ml
+    return verdicts[deciding.flow], verdicts

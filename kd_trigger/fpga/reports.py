@@ -376,6 +376,9 @@ def detect_format(text: str) -> str:
 
 
 def _read(path: Path) -> str:
+    # Only regular files: a FIFO or a device would block the read (or never end).
+    if not path.is_file():
+        raise ReportError(f"{path}: not a regular file; pass a report file or a project directory")
     try:
         return path.read_text(errors="replace")
     except OSError as err:
@@ -450,7 +453,7 @@ def _pick_hls_report(root: Path) -> Path | None:
 
 def _pick_utilization_report(root: Path) -> Path | None:
     """hls4ml's ``vivado_synth.rpt``, else a ``*util*.rpt`` that holds report_utilization output."""
-    named = sorted(root.rglob("vivado_synth.rpt"))
+    named = sorted(p for p in root.rglob("vivado_synth.rpt") if p.is_file())
     if named:
         return _one(named, root, "Vivado synthesis")
     for p in sorted(root.rglob("*util*.rpt")):
@@ -479,6 +482,8 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ReportError(f"{path}: no such file or directory")
+    if not path.is_dir() and not path.is_file():
+        raise ReportError(f"{path}: not a regular file or a directory; pass a report file or a project directory")
     hls: HlsReport | None = None
     util: UtilizationReport | None = None
     root = path if path.is_dir() else path.parent

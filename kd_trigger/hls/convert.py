@@ -305,6 +305,9 @@ def convert_model(
                     io_type=hls.io_type,
                     part=hls.part,
                     clock_period=hls.clock_period_ns,
+                    # Weights go into the headers, not into text files that the compiled C simulation
+                    # would load from an absolute path: the project then works wherever it is moved.
+                    write_weights_txt=False,
                 )
         except ModelError:
             raise

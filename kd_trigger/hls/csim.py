@@ -1,8 +1,10 @@
 """C simulation of the compiled firmware against the QKeras model it came from.
 
-The firmware must compute exactly what QKeras computes. Inputs are first put on the student's input
-grid by the student's own input quantizer (so both sides see the same numbers), then the compiled
-C++ (g++, no vendor tools) and QKeras predict the same samples; every output is compared exactly.
+The firmware must compute exactly what QKeras computes. The reference is the QKeras model itself,
+run layer for layer in float64 (:func:`float64_twin`): there every derived fixed-point type up to 53
+bits is exact, where float32 QKeras rounds sums beyond 2^24 LSBs. Inputs are first put on the student's
+input grid by its own input quantizer (so both sides see the same numbers), then the compiled C++
+(g++, no vendor tools) and QKeras predict the same samples; every output is compared exactly.
 On a mismatch, hls4ml's per-layer trace is compared with per-layer Keras outputs to name the first
 layer that diverges.
 """
@@ -39,6 +41,8 @@ class CsimResult:
     nonzero_output_fraction: float
     simulation_s: float
     qkeras_s: float
+    float32_agreement: float = 1.0
+    """Fraction of outputs where QKeras' own float32 arithmetic equals the exact (float64) result."""
     first_divergent_layer: str | None = None
     divergence: dict[str, Any] | None = None
 
@@ -46,24 +50,75 @@ class CsimResult:
         return asdict(self)
 
 
-def quantize_inputs(model: Any, x: np.ndarray) -> np.ndarray:
-    """``x`` put on the student's input grid by its own first layer (the input QActivation), float64."""
+def float64_twin(model: Any) -> Any:
+    """The same single-chain QKeras model, layer for layer with the same weights, computing in float64.
+
+    QKeras evaluates in float32, whose 24-bit significand holds the exact fixed-point sums only while
+    they stay below 2^24 LSBs; the derived accumulators of a wide model can exceed that, and then QKeras
+    itself is the inexact side of a comparison. In float64 every type up to 53 bits is exact, so the
+    twin is the reference the firmware is held to. QKeras casts to Keras' floatx inside its quantizers,
+    hence floatx is float64 while the twin is built and while it runs (see :func:`run_twin`).
+    """
     import tensorflow as tf
 
-    first = next(layer for layer in model.layers if type(layer).__name__ != "InputLayer")
-    q = first.quantizer
-    out = (
-        np.concatenate(
-            [q(tf.constant(x[i : i + CHUNK], dtype=tf.float32)).numpy() for i in range(0, len(x), CHUNK)]
+    previous = tf.keras.backend.floatx()
+    tf.keras.backend.set_floatx("float64")
+    try:
+        inputs = tf.keras.Input(
+            shape=model.input_shape[1:], dtype="float64", name=model.inputs[0].name.split(":")[0]
         )
-        if len(x)
-        else np.zeros_like(x, dtype=np.float32)
-    )
-    return np.ascontiguousarray(out, dtype=np.float64)
+        x = inputs
+        for layer in model.layers:
+            if type(layer).__name__ == "InputLayer":
+                continue
+            conf = layer.get_config()
+            conf["dtype"] = "float64"
+            twin = type(layer).from_config(conf)
+            x = twin(x)
+            weights = layer.get_weights()
+            if weights:
+                twin.set_weights([np.asarray(w, dtype=np.float64) for w in weights])
+        return tf.keras.Model(inputs, x, name=f"{model.name}_float64")
+    finally:
+        tf.keras.backend.set_floatx(previous)
+
+
+def run_twin(twin: Any, x: np.ndarray) -> np.ndarray:
+    """Outputs of a :func:`float64_twin` (float64), in chunks."""
+    import tensorflow as tf
+
+    previous = tf.keras.backend.floatx()
+    tf.keras.backend.set_floatx("float64")
+    try:
+        outs = [
+            np.asarray(twin(np.asarray(x[i : i + CHUNK], dtype=np.float64), training=False), dtype=np.float64)
+            for i in range(0, len(x), CHUNK)
+        ]
+    finally:
+        tf.keras.backend.set_floatx(previous)
+    return np.concatenate(outs) if outs else np.zeros((0,) + tuple(twin.output_shape[1:]))
+
+
+def quantize_inputs(twin: Any, x: np.ndarray) -> np.ndarray:
+    """``x`` put on the student's input grid by the first layer (the input QActivation) of its float64
+    twin: exactly the numbers the firmware's input type holds."""
+    import tensorflow as tf
+
+    first = next(layer for layer in twin.layers if type(layer).__name__ != "InputLayer")
+    previous = tf.keras.backend.floatx()
+    tf.keras.backend.set_floatx("float64")
+    try:
+        out = [
+            np.asarray(first(tf.constant(x[i : i + CHUNK], dtype=tf.float64)), dtype=np.float64)
+            for i in range(0, len(x), CHUNK)
+        ]
+    finally:
+        tf.keras.backend.set_floatx(previous)
+    return np.ascontiguousarray(np.concatenate(out) if out else np.zeros(np.shape(x), dtype=np.float64))
 
 
 def qkeras_predict(model: Any, x: np.ndarray) -> np.ndarray:
-    """QKeras outputs in float64 (the model itself runs in float32, like in training)."""
+    """The QKeras model's own float32 outputs (as in training), as float64."""
     outs = [
         np.asarray(model(x[i : i + CHUNK].astype(np.float32), training=False), dtype=np.float64)
         for i in range(0, len(x), CHUNK)
@@ -122,28 +177,34 @@ def compare_outputs(
     }
 
 
-def keras_layer_outputs(model: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """Outputs of the named Keras layers for ``x`` (one sub-model with all of them as outputs)."""
+def keras_layer_outputs(twin: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Outputs of the named layers of a float64 twin for ``x`` (one sub-model with all of them as outputs)."""
     import tensorflow as tf
 
-    layers = [model.get_layer(n) for n in names]
-    sub = tf.keras.Model(model.inputs, [layer.output for layer in layers])
-    outs = sub(x.astype(np.float32), training=False)
+    layers = [twin.get_layer(n) for n in names]
+    previous = tf.keras.backend.floatx()
+    tf.keras.backend.set_floatx("float64")
+    try:
+        sub = tf.keras.Model(twin.inputs, [layer.output for layer in layers])
+        outs = sub(np.asarray(x, dtype=np.float64), training=False)
+    finally:
+        tf.keras.backend.set_floatx(previous)
     if not isinstance(outs, list | tuple):
         outs = [outs]
     return {n: np.asarray(o, dtype=np.float64) for n, o in zip(names, outs, strict=True)}
 
 
-def first_divergent_layer(model: Any, hls_model: Any, x: np.ndarray) -> tuple[str | None, dict[str, Any]]:
-    """Name of the first layer (in model order) whose C-simulation output differs from Keras, with figures.
+def first_divergent_layer(twin: Any, hls_model: Any, x: np.ndarray) -> tuple[str | None, dict[str, Any]]:
+    """Name of the first layer (in model order) whose C-simulation output differs from QKeras, with figures.
 
-    Uses hls4ml's trace (recompiles the project with tracing on). Layers hls4ml folded away are skipped.
+    Uses hls4ml's trace (recompiles the project with tracing on) against the float64 twin, where every
+    fixed-point value is exact: any difference is a real one. Layers hls4ml folded away are skipped.
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     with quiet_hls4ml(), _keep_cwd():
         _, trace = hls_model.trace(x)
-    names = [layer.name for layer in model.layers if layer.name in trace]
-    keras_out = keras_layer_outputs(model, x, names)
+    names = [layer.name for layer in twin.layers if layer.name in trace]
+    keras_out = keras_layer_outputs(twin, x, names)
     per_layer: dict[str, Any] = {}
     first: str | None = None
     for name in names:
@@ -153,13 +214,11 @@ def first_divergent_layer(model: Any, hls_model: Any, x: np.ndarray) -> tuple[st
             per_layer[name] = {"shape_keras": list(k.shape), "shape_hls": list(h.shape)}
             continue
         diff = np.abs(k - h)
-        # Keras computes wide accumulators in float32; allow its rounding, not a fixed-point LSB.
-        tol = 1e-6 * max(1.0, float(np.max(np.abs(k))))
         per_layer[name] = {
             "exact_fraction": float(np.mean(diff == 0.0)),
             "max_abs_diff": float(diff.max()),
         }
-        if first is None and float(diff.max()) > tol:
+        if first is None and float(diff.max()) > 0.0:
             first = name
     return first, per_layer
 
@@ -184,25 +243,32 @@ def run_csim(
     min_exact_fraction: float = 1.0,
     diagnose_samples: int = 256,
 ) -> tuple[CsimResult, np.ndarray, np.ndarray]:
-    """Quantize ``x_raw`` as the student does, run QKeras and the C simulation, compare exactly.
+    """Quantize ``x_raw`` as the student does, run QKeras (float64 twin) and the C simulation, compare.
 
     Below ``min_exact_fraction`` the first diverging layer is located (on at most ``diagnose_samples``
     of the disagreeing samples) and recorded in the result; raising is left to the caller, so it can
     write the report first. Returns the result and the QKeras and C-simulation outputs.
     """
-    x = quantize_inputs(model, np.asarray(x_raw, dtype=np.float32))
+    twin = float64_twin(model)
+    x = quantize_inputs(twin, np.asarray(x_raw, dtype=np.float64))
     t0 = time.perf_counter()
-    y_q = qkeras_predict(model, x)
+    y_q = run_twin(twin, x)
     qkeras_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     y_h = hls_predict(hls_model, x)
     simulation_s = time.perf_counter() - t1
     figures = compare_outputs(y_q, y_h, labels)
-    result = CsimResult(**figures, simulation_s=simulation_s, qkeras_s=qkeras_s)  # type: ignore[arg-type]
+    y_32 = qkeras_predict(model, x)
+    result = CsimResult(
+        **figures,  # type: ignore[arg-type]
+        simulation_s=simulation_s,
+        qkeras_s=qkeras_s,
+        float32_agreement=float(np.mean(y_32.reshape(y_q.shape) == y_q)) if y_q.size else 1.0,
+    )
     if result.exact_fraction < min_exact_fraction:
         bad = np.nonzero(np.any(y_q.reshape(len(x), -1) != y_h.reshape(len(x), -1), axis=1))[0]
         sample = x[bad[:diagnose_samples]] if len(bad) else x[:diagnose_samples]
-        result.first_divergent_layer, result.divergence = first_divergent_layer(model, hls_model, sample)
+        result.first_divergent_layer, result.divergence = first_divergent_layer(twin, hls_model, sample)
     log.info(
         "C simulation: %d samples, exact %.6f, max |diff| %.3g, argmax agreement %.6f (%.1f s)",
         result.n_samples,

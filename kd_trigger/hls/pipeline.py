@@ -1,72 +1,71 @@
 """The hls stage: distilled students -> hls4ml firmware -> bit-exact C simulation -> resources -> budget.
 
-``run_hls_stage`` works on a run's students; ``convert_saved_model`` on any saved QKeras model
+``hls_stage`` works on a run's students (it reads the distill stage's models and the data stage's
+test jets; it never runs them); ``convert_saved_model`` on any saved QKeras model
 (``kd-trigger hls --model PATH.h5 --out DIR``). Both write the HLS project and ``hls_report.json``
-(keys are a contract with the report, see /tmp/kd_design.md) and fail (CsimMismatchError, exit 1)
-when the C simulation does not agree with QKeras as exactly as ``hls.min_exact_fraction`` requires.
+(:class:`kd_trigger.contracts.HlsReport`) and fail (CsimMismatchError, exit 1) when the C simulation
+does not agree with QKeras as exactly as ``hls.min_exact_fraction`` requires.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kd_trigger.config import Config, HlsConfig
+from kd_trigger.contracts import CsimBlock, EstimateBlock, HlsReport, VendorFigures
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, CsimMismatchError, DataError, ModelError, StaleOutputError
+from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
 from kd_trigger.hls.convert import Converted, convert_model, hls_layer_precision
 from kd_trigger.hls.csim import CsimResult, run_csim, softmax_top
 from kd_trigger.hls.precision import edge_case_inputs
-from kd_trigger.runs import (
-    check_stage,
-    package_versions,
-    read_stage,
-    stage_digest,
-    write_json_atomic,
-    write_stage,
-)
+from kd_trigger.runs import ensure_writable_dir, package_versions, remove_path, tmp_name, write_text_atomic
+from kd_trigger.stages import StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
-STAGE = "hls"
 REPORT_NAME = "hls_report.json"
 RANDOM_SAMPLES = 10_000
+FAILED_MARKER = "CSIM_FAILED.txt"
 
 
 def build_report(
-    student: str, hls: HlsConfig, converted: Converted, csim: CsimResult, model_name: str = ""
-) -> dict[str, Any]:
-    """The hls_report.json payload (contract keys first)."""
-    precision: dict[str, Any] = {}
-    for name, chosen in converted.precision.items():
-        precision[name] = chosen.to_dict()
-    return {
-        "student": student,
-        "model": model_name,
-        "backend": hls.backend,
-        "part": hls.part,
-        "clock_period_ns": hls.clock_period_ns,
-        "reuse_factor": hls.reuse_factor,
-        "io_type": hls.io_type,
-        "strategy": hls.strategy,
-        "project_dir": str(converted.project_dir),
-        "input_type": converted.input_type.hls(),
-        "precision": precision,
-        "precision_hls4ml": hls_layer_precision(converted.hls_model),
-        "requantized_weights": converted.requantized_layers,
-        "csim": csim.to_dict(),
-        "min_exact_fraction": hls.min_exact_fraction,
-        "seconds": {
+    student: str,
+    hls: HlsConfig,
+    converted: Converted,
+    csim: CsimResult,
+    final_dir: Path,
+    model_name: str = "",
+) -> HlsReport:
+    """The hls_report.json document (resources, budget and RTL blocks are added by the caller)."""
+    return HlsReport(
+        student=student,
+        model=model_name,
+        backend=hls.backend,
+        part=hls.part,
+        clock_period_ns=hls.clock_period_ns,
+        reuse_factor=hls.reuse_factor,
+        io_type=hls.io_type,
+        strategy=hls.strategy,
+        project_dir=str(final_dir),
+        input_type=converted.input_type.hls(),
+        precision={name: chosen.to_dict() for name, chosen in converted.precision.items()},
+        precision_hls4ml=hls_layer_precision(converted.hls_model),
+        requantized_weights=converted.requantized_layers,
+        csim=CsimBlock.model_validate(csim.to_dict()),
+        min_exact_fraction=hls.min_exact_fraction,
+        seconds={
             "convert": round(converted.convert_s, 3),
             "compile": round(converted.compile_s, 3),
             "simulation": round(csim.simulation_s, 3),
             "qkeras": round(csim.qkeras_s, 3),
         },
-        "versions": package_versions(),
-    }
+        versions=package_versions(),
+    )
 
 
 def _mismatch(student: str, csim: CsimResult, hls: HlsConfig, report_path: Path) -> CsimMismatchError:
@@ -81,17 +80,45 @@ def _mismatch(student: str, csim: CsimResult, hls: HlsConfig, report_path: Path)
     )
 
 
-def _resources(converted: Converted, hls: HlsConfig) -> dict[str, Any]:
+def _estimate(converted: Converted, hls: HlsConfig) -> EstimateBlock:
     from kd_trigger.fpga.estimate import estimate_model
 
-    return estimate_model(converted.hls_model, hls.reuse_factor, hls.clock_period_ns).to_dict()
+    figures = estimate_model(converted.hls_model, hls.reuse_factor, hls.clock_period_ns).to_dict()
+    return EstimateBlock.model_validate(figures)
 
 
-def _vendor_synthesis(converted: Converted, hls: HlsConfig) -> dict[str, Any] | None:
-    """Vendor figures (fpga.reports layout) when hls.synth is set and the tool is on PATH, else None."""
+def _vendor_blocks(converted: Converted, hls: HlsConfig) -> tuple[VendorFigures | None, VendorFigures | None]:
+    """Vendor HLS and post-synthesis figures (each stored once, apart), when hls.synth ran the tools."""
     from kd_trigger.fpga.synth import run_vendor_synthesis
 
-    return run_vendor_synthesis(converted.hls_model, hls, converted.project_dir)
+    figures = run_vendor_synthesis(converted.hls_model, hls, converted.project_dir)
+    if figures is None:
+        return None, None
+    timing = {
+        "latency_cycles": figures.get("latency_cycles"),
+        "latency_ns": figures.get("latency_ns"),
+        "ii_cycles": figures.get("ii_cycles"),
+        "clock_period_ns": figures.get("clock_period_ns"),
+    }
+    hls_block = None
+    if figures.get("hls"):
+        hls_block = VendorFigures(
+            source=SOURCE_HLS,
+            tool=figures.get("hls_tool"),
+            file=figures.get("hls_file"),
+            **{k: figures["hls"].get(k) for k in RESOURCE_KEYS},
+            **timing,
+        )
+    synth_block = None
+    if figures.get("synth"):
+        synth = figures["synth"]
+        synth_block = VendorFigures(
+            source=SOURCE_POST_SYNTH,
+            tool=synth.get("tool"),
+            file=synth.get("file"),
+            **{k: synth.get(k) for k in RESOURCE_KEYS},
+        )
+    return hls_block, synth_block
 
 
 def convert_and_simulate(
@@ -101,18 +128,21 @@ def convert_and_simulate(
     x_raw: np.ndarray,
     labels: np.ndarray | None,
     student: str,
-) -> tuple[dict[str, Any], Converted]:
-    """Convert, compile, C-simulate, add resources, write hls_report.json (+ csim_outputs.npz with labels).
+    final_dir: Path | None = None,
+) -> tuple[HlsReport, Converted]:
+    """Convert into ``project_dir``, compile, C-simulate, add resources; write hls_report.json there
+    (+ csim_outputs.npz with labels). ``final_dir`` is where the project will live once committed.
 
     Raises CsimMismatchError (after writing the report) below ``hls.min_exact_fraction``.
     """
+    final_dir = final_dir or project_dir
     converted = convert_model(model, project_dir, hls)
     csim, y_q, y_h = run_csim(model, converted.hls_model, x_raw, labels, hls.min_exact_fraction)
-    report = build_report(student, hls, converted, csim, getattr(model, "name", ""))
+    report = build_report(student, hls, converted, csim, final_dir, getattr(model, "name", ""))
     report_path = project_dir / REPORT_NAME
     if csim.exact_fraction < hls.min_exact_fraction:
-        write_json_atomic(report_path, report)
-        raise _mismatch(student, csim, hls, report_path)
+        report.write(report_path)
+        raise _mismatch(student, csim, hls, final_dir / REPORT_NAME)
     if labels is not None:
         np.savez_compressed(
             project_dir / "csim_outputs.npz",
@@ -122,72 +152,55 @@ def convert_and_simulate(
             logits_hls=y_h,
             logits_qkeras=y_q,
         )
-    report["resources"] = _resources(converted, hls)
-    synth = _vendor_synthesis(converted, hls)
-    report["vendor"] = synth
-    if synth is not None:
-        # The review report reads the vendor figures beside the estimate: HLS ("hls") and post-synthesis
-        # ("synth") figures stay in separate sub-keys of the parsed report.
-        report["resources"]["vendor_hls"] = synth
-        report["resources"]["vendor_synth"] = synth
-    write_json_atomic(report_path, report)
+    report.resources = _estimate(converted, hls)
+    report.vendor_hls, report.vendor_synth = _vendor_blocks(converted, hls)
+    report.write(report_path)
     return report, converted
 
 
-# -- the run's students --------------------------------------------------------------------------
-def hls_digest(cfg: Config, distill_digest: str | None) -> str:
-    sections = ("run", "data", "teacher", "students", "distill", "hls", "budget")
-    return stage_digest(cfg, sections, {"distill": distill_digest or ""})
+def _apply_budget(report: HlsReport, cfg: Config) -> None:
+    from kd_trigger.fpga.budget import decide, load_budget
+    from kd_trigger.fpga.figures import design_figures
+
+    deciding, by_flow = decide(design_figures(report), load_budget(cfg.budget))
+    report.budget = deciding.to_block()
+    report.budget_by_flow = {flow: v.to_block() for flow, v in by_flow.items()}
 
 
-def _budget(report: dict[str, Any], cfg: Config, synth: dict[str, Any] | None) -> dict[str, Any]:
-    from kd_trigger.fpga.budget import check_budget, collect_figures, load_budget
+def _verdict_table(reports: list[HlsReport]) -> str:
+    from kd_trigger.fpga.figures import design_figures
 
-    profile = load_budget(cfg.budget)
-    figures = collect_figures(estimate=report.get("resources"), report=synth)
-    return check_budget(figures, profile).to_dict()
-
-
-def _verdict_table(reports: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'student':<14} {'C sim exact':>11} {'argmax':>8} {'latency ns':>10} {'LUT':>9} {'DSP':>6}  budget"
+        f"{'student':<14} {'flow':<7} {'C sim exact':>11} {'latency ns':>10} {'LUT':>9} {'DSP':>6}  budget (source)"
     ]
     for r in reports:
-        res = r.get("resources") or {}
-        total = res.get("total", {}) if isinstance(res, dict) else {}
-        budget = r.get("budget") or {}
-        verdict = (
-            "PASS" if budget.get("pass") else "FAIL: " + "; ".join(map(str, budget.get("violations", [])))
-        )
-        latency = res.get("latency_ns")
-        lines.append(
-            f"{r['student']:<14} {r['csim']['exact_fraction']:>11.6f} {r['csim']['argmax_agreement']:>8.4f} "
-            f"{latency if latency is not None else 'n/a':>10} {total.get('lut', 'n/a'):>9} "
-            f"{total.get('dsp', 'n/a'):>6}  {verdict}"
-        )
+        for design in design_figures(r):
+            verdict = r.budget_by_flow.get(design.flow)
+            text = (
+                "n/a"
+                if verdict is None
+                else ("PASS" if verdict.passed else "FAIL: " + "; ".join(verdict.violations))
+            )
+            latency, _ = design.best("latency_ns")
+            lut, source = design.best("lut")
+            dsp, _ = design.best("dsp")
+            lines.append(
+                f"{r.student:<14} {design.flow:<7} {r.csim.exact_fraction:>11.6f} {latency!s:>10} "
+                f"{lut!s:>9} {dsp!s:>6}  {text} ({source})"
+            )
     return "\n".join(lines)
 
 
-def run_hls_stage(cfg: Config, force: bool = False) -> int:
-    """Firmware for every distilled student of the run; returns 0, or 3 when a budget is broken.
+def hls_stage(ctx: StageContext) -> StageResult:
+    """Firmware for every distilled student of the run; exit status 3 when a budget is broken.
 
-    Runs the distill stage first (it skips itself when up to date). Raises CsimMismatchError (exit 1)
-    naming the first diverging layer when a C simulation is not exact enough.
+    Raises CsimMismatchError (exit 1) naming the first diverging layer when a C simulation is not exact
+    enough: nothing of this stage is then committed.
     """
     from kd_trigger.data.readers import load_jets
-    from kd_trigger.distill.pipeline import distill_digest, load_student, run_distill_stage
-    from kd_trigger.fpga.budget import load_budget
-    from kd_trigger.models.students import student_inputs
+    from kd_trigger.models.students import load_student_file, student_inputs
 
-    load_budget(cfg.budget)  # a bad budget profile fails now, not after minutes of training
-    run_distill_stage(cfg, force=force)
-    digest = hls_digest(cfg, distill_digest(cfg))
-    out_dir = cfg.firmware
-    if check_stage(out_dir, STAGE, digest, force):
-        status = int((read_stage(out_dir) or {}).get("exit_status", EXIT_OK))
-        log.info("hls stage up to date in %s (digest %s); nothing to do", out_dir, digest)
-        return status
-    t0 = time.perf_counter()
+    cfg = ctx.cfg
     test = load_jets(cfg.data_path, cfg).select("test")
     n = (
         len(test.is_signal)
@@ -195,38 +208,24 @@ def run_hls_stage(cfg: Config, force: bool = False) -> int:
         else min(cfg.hls.csim_max_samples, len(test.is_signal))
     )
     labels = np.asarray(test.is_signal[:n], dtype=np.int8)
-    reports: list[dict[str, Any]] = []
+    reports: list[HlsReport] = []
     for spec in cfg.students:
-        model = load_student(cfg, spec.name, "kd")
+        model = load_student_file(cfg.artifacts / "students" / spec.name / "kd.h5", spec)
         x_raw = student_inputs(spec, test.constituents[:n])
+        final = cfg.firmware / spec.name
         log.info("student %s: converting the distilled model, C-simulating %d test jets", spec.name, n)
-        report, converted = convert_and_simulate(
-            model, out_dir / spec.name, cfg.hls, x_raw, labels, spec.name
-        )
-        report["budget"] = _budget(report, cfg, report.get("vendor"))
-        write_json_atomic(out_dir / spec.name / REPORT_NAME, report)
+        report, _ = convert_and_simulate(model, ctx.out(final), cfg.hls, x_raw, labels, spec.name, final)
+        _apply_budget(report, cfg)
+        report.write(ctx.out(final) / REPORT_NAME)
         reports.append(report)
-    broken = [r["student"] for r in reports if not r["budget"]["pass"]]
+    broken = [r.student for r in reports if r.budget is not None and not r.budget.passed]
     log.info("hls verdict (profile %s):\n%s", cfg.budget.profile, _verdict_table(reports))
-    status = EXIT_BUDGET if broken else EXIT_OK
-    write_stage(
-        out_dir,
-        STAGE,
-        digest,
-        cfg,
-        extra={
-            "students": [s.name for s in cfg.students],
-            "exit_status": status,
-            "seconds": round(time.perf_counter() - t0, 1),
-        },
-    )
-    from kd_trigger.report.build import write_run_report
-
-    report_path = write_run_report(cfg)
-    log.info("report: %s", report_path)
     if broken:
         log.error("trigger budget %s broken by: %s", cfg.budget.profile, ", ".join(broken))
-    return status
+    return StageResult(
+        exit_status=EXIT_BUDGET if broken else EXIT_OK,
+        extra={"students": [s.name for s in cfg.students], "broken": broken},
+    )
 
 
 # -- any saved QKeras model ----------------------------------------------------------------------
@@ -246,40 +245,79 @@ def load_qkeras_model(model_path: Path) -> Any:
         raise ModelError(f"{model_path} cannot be loaded as a QKeras model: {text[:300]}") from None
 
 
-def load_inputs(data_path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Inputs to simulate from a .npy: shape (N, *input_shape) (or one sample), finite; DataError otherwise."""
-    data_path = Path(data_path)
-    if not data_path.is_file():
-        raise DataError(f"--data file {data_path} does not exist")
+def _read_array(data_path: Path) -> np.ndarray:
+    """The array of a .npy file, or of a .npz file (``file.npz`` with one array, or ``file.npz:name``)."""
+    text = str(data_path)
+    name = None
+    if ".npz:" in text:
+        text, name = text.rsplit(":", 1)
+    path = Path(text)
+    if not path.is_file():
+        raise DataError(f"--data file {path} does not exist")
+    if path.suffix not in (".npy", ".npz"):
+        raise DataError(f"--data {path}: expected a .npy file or a .npz file (FILE.npz or FILE.npz:ARRAY)")
     try:
-        x = np.load(data_path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DataError(f"{data_path} is not a readable .npy array: {err}") from None
-    if not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"{data_path}: expected a numeric array, got dtype {x.dtype}")
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path} is not a readable {path.suffix} file: {err}") from None
+    if path.suffix == ".npy":
+        return np.asarray(loaded)
+    with loaded as archive:
+        names = list(archive.files)
+        if name is None:
+            if len(names) != 1:
+                raise DataError(
+                    f"--data {path} holds {len(names)} arrays ({', '.join(names) or 'none'}); "
+                    f"name one: --data {path}:ARRAY"
+                )
+            name = names[0]
+        if name not in names:
+            raise DataError(f"--data {path} has no array {name!r}; it holds {', '.join(names) or 'none'}")
+        return np.asarray(archive[name])
+
+
+def load_inputs(data_path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Inputs to simulate: shape (N, *input_shape) (or one sample), numeric and finite; DataError otherwise."""
+    x = _read_array(Path(data_path))
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{data_path}: expected a real numeric array, got dtype {x.dtype}")
+    if x.size == 0:
+        raise DataError(f"{data_path}: the array is empty (shape {tuple(x.shape)}); give at least one sample")
     if tuple(x.shape) == tuple(input_shape):
         x = x[None]
-    if tuple(x.shape[1:]) != tuple(input_shape) or len(x) == 0:
+    if tuple(x.shape[1:]) != tuple(input_shape):
         raise DataError(
             f"{data_path}: shape {tuple(x.shape)} does not match the model input (N, {', '.join(map(str, input_shape))})"
         )
     if not np.all(np.isfinite(x)):
         bad = int(np.sum(~np.isfinite(x)))
         raise DataError(f"{data_path}: {bad} NaN/inf value(s); the firmware input must be finite numbers")
-    return x.astype(np.float32)
+    return x.astype(np.float64)
 
 
-def convert_saved_model(model_path: Path, out_dir: Path, data_path: Path | None, hls: HlsConfig) -> int:
+def _check_out(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StaleOutputError(f"--out {out_dir} is a file; pass a directory to write the project into")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise StaleOutputError(
+            f"--out {out_dir} exists and is not empty; pass a new or empty directory, or --force to replace it"
+        )
+    ensure_writable_dir(out_dir.parent, "--out parent directory")
+
+
+def convert_saved_model(
+    model_path: Path, out_dir: Path, data_path: Path | None, hls: HlsConfig, force: bool = False
+) -> int:
     """Convert any saved QKeras model into the HLS project ``out_dir`` and prove it bit-exact.
 
-    The model's first layer must be QActivation(quantized_bits(...)): it defines the firmware input
-    type. Without ``data_path`` it simulates 10,000 inputs on that grid spread over its whole range,
+    The project is built beside ``out_dir`` and moved there only when the C simulation passed; after a
+    mismatch ``out_dir`` holds the project with the report and a ``CSIM_FAILED.txt`` marker saying why.
+    Without ``data_path`` it simulates 10,000 inputs on the input grid spread over its whole range,
     extremes and one-LSB steps included. Returns 0; raises CsimMismatchError (exit 1) or ModelError /
-    DataError / StaleOutputError (exit 2).
+    DataError / StaleOutputError / OutputError (exit 2).
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise StaleOutputError(f"--out {out_dir} exists and is not empty; pass a new or empty directory")
+    _check_out(out_dir, force)
     model = load_qkeras_model(model_path)
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     from kd_trigger.hls.convert import check_supported, model_precision
@@ -290,17 +328,42 @@ def convert_saved_model(model_path: Path, out_dir: Path, data_path: Path | None,
     if data_path is not None:
         x_raw = load_inputs(data_path, input_shape)
     else:
-        x_raw = edge_case_inputs(input_type, input_shape, RANDOM_SAMPLES, seed=0).astype(np.float32)
-    report, _ = convert_and_simulate(model, out_dir, hls, x_raw, None, Path(model_path).stem)
-    report["inputs"] = (
-        str(data_path) if data_path is not None else f"{RANDOM_SAMPLES} random inputs on {input_type.hls()}"
-    )
-    write_json_atomic(out_dir / REPORT_NAME, report)
+        x_raw = edge_case_inputs(input_type, input_shape, RANDOM_SAMPLES, seed=0)
+    staging = tmp_name(out_dir, "staging")
+    remove_path(staging)
+    try:
+        try:
+            report, _ = convert_and_simulate(model, staging, hls, x_raw, None, Path(model_path).stem, out_dir)
+        except CsimMismatchError as err:
+            if (staging / REPORT_NAME).is_file():
+                write_text_atomic(staging / FAILED_MARKER, f"{err}\n")
+                _replace(staging, out_dir)
+            raise
+        report.inputs = (
+            str(data_path)
+            if data_path is not None
+            else f"{RANDOM_SAMPLES} random inputs on {input_type.hls()}"
+        )
+        report.write(staging / REPORT_NAME)
+        _replace(staging, out_dir)
+    finally:
+        remove_path(staging)
     log.info(
         "%s -> %s: C simulation exact on %.6f of outputs (%d samples)",
         model_path,
         out_dir,
-        report["csim"]["exact_fraction"],
-        report["csim"]["n_samples"],
+        report.csim.exact_fraction,
+        report.csim.n_samples,
     )
     return EXIT_OK
+
+
+def _replace(staging: Path, out_dir: Path) -> None:
+    """Move the finished project onto ``out_dir`` (an empty or forced-over directory)."""
+    if out_dir.exists():
+        old = tmp_name(out_dir, "trash")
+        os.replace(out_dir, old)
+        os.replace(staging, out_dir)
+        remove_path(old)
+    else:
+        os.replace(staging, out_dir)

@@ -172,7 +172,29 @@ def derive_precision(layers: list[LayerSpec]) -> dict[str, LayerPrecision]:
                 f"layer {where}: no precision rule for this layer type; supported: QActivation, QDense, "
                 "QConv1D, GlobalAveragePooling1D, Flatten, Reshape, Dropout"
             )
+    check_exact_reference(out)
     return out
+
+
+EXACT_REFERENCE_BITS = 53
+"""The significand of float64: the exact reference (QKeras run in float64) holds any fixed-point value
+of at most this many bits, and no wider."""
+
+
+def check_exact_reference(precision: dict[str, LayerPrecision]) -> None:
+    """ModelError when a derived type is wider than the exact reference can hold.
+
+    The firmware would still compute, but nothing could prove it right: such a model is refused before
+    anything is converted or simulated.
+    """
+    for name, chosen in precision.items():
+        for key, t in chosen.types.items():
+            if t.width > EXACT_REFERENCE_BITS:
+                raise ModelError(
+                    f"layer '{name}': its exact {key} type {t.hls()} needs {t.width} bits, more than the "
+                    f"{EXACT_REFERENCE_BITS} that the exact reference (QKeras in float64) can hold; narrow the "
+                    "quantizers (input, weight or activation bits) of this model"
+                )
 
 
 def input_type(precision: dict[str, LayerPrecision], input_name: str) -> FixedType:

@@ -60,12 +60,35 @@ def weight_bits_needed(spec: StudentConfig) -> tuple[int, int]:
     return n_params, bits
 
 
+EXACT_REFERENCE_BITS = 53
+"""float64's significand: see kd_trigger.hls.precision.EXACT_REFERENCE_BITS."""
+
+
+def accumulator_widths(spec: StudentConfig) -> list[tuple[int, int]]:
+    """(weight layer index, bits of its exact accumulator) for every weight layer of the student."""
+    q = spec.quant
+    widths = []
+    current = qz.input_type(q)
+    for i, (fan_in, _) in enumerate(_layer_sizes(spec)):
+        acc = qz.dense_accumulator_type(current, qz.weight_type(q), qz.bias_type(q), fan_in)
+        widths.append((i, acc.width))
+        current = qz.activation_type(q)
+    return widths
+
+
 def check_student(spec: StudentConfig) -> None:
     """Refuse a student that cannot become the firmware we promise (one line, exit status 2)."""
     if spec.kind == "deepsets" and spec.n_particles & (spec.n_particles - 1):
         raise ModelError(
             f"student '{spec.name}': deepsets n_particles must be a power of two (the average pooling is then an "
             f"exact shift in fixed point), got {spec.n_particles}; use e.g. {1 << (spec.n_particles.bit_length() - 1)}"
+        )
+    widest = max(accumulator_widths(spec), key=lambda item: item[1])
+    if widest[1] > EXACT_REFERENCE_BITS:
+        raise ModelError(
+            f"student '{spec.name}': the exact accumulator of layer {widest[0]} needs {widest[1]} bits, more than "
+            f"the {EXACT_REFERENCE_BITS} that the exact reference (QKeras in float64) can hold; lower its quant "
+            "input_bits / weight_bits / activation_bits"
         )
     n_params, bits = weight_bits_needed(spec)
     if spec.max_weight_bits is not None and bits > spec.max_weight_bits:
@@ -134,15 +157,14 @@ def output_type(spec: StudentConfig) -> qz.FixedType:
 
 
 def save_student(model: Any, path: Path) -> Path:
-    """Save a student as .h5 (atomically)."""
-    from kd_trigger.runs import atomic_file
+    """Save a student as .h5 (built in memory, then written atomically: see runs.write_h5_atomic)."""
+    from kd_trigger.runs import write_h5_atomic
 
-    with atomic_file(Path(path)) as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         # HDF5 is what qkeras.utils.load_qmodel and hls4ml read; Keras' "legacy format" and
         # "quantizer is not a Constraint" warnings are expected here and say nothing to a user.
         warnings.simplefilter("ignore", UserWarning)
-        model.save(tmp, save_format="h5")
-    return Path(path)
+        return write_h5_atomic(Path(path), lambda handle: model.save(handle, save_format="h5"))
 
 
 class _DropQKerasChatter(logging.Filter):

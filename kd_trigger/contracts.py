@@ -1,0 +1,311 @@
+"""Typed contracts of the JSON files the stages hand to each other (and to tools outside kd_trigger).
+
+One pydantic model per file, used by the code that writes it and by every reader, so that a schema
+drift fails loudly where it happens instead of turning into "n/a" cells in a report:
+
+* :class:`StageRecord`: ``artifacts/<run>/stages/<stage>.json``, what a committed stage was made from;
+* :class:`Metrics`: ``artifacts/<run>/metrics.json`` (distill stage);
+* :class:`HlsReport`: ``firmware/<run>/<student>/hls_report.json`` (hls stage, and ``hls --model``);
+* :class:`Study` and :class:`Scan`: ``study.json`` and ``scan/scan.json``.
+
+Keys named in the issues are contracts for tools outside this package: they are never renamed.
+Readers call :func:`read_contract`, which turns a missing, unreadable or out-of-date file into one
+:class:`~kd_trigger.errors.DataError` line that names the command that makes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kd_trigger.errors import DataError
+from kd_trigger.runs import write_json_atomic
+
+
+class Contract(BaseModel):
+    """Base of every contract: unknown keys are refused (a producer that adds a key adds it here)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    def write(self, path: Path) -> Path:
+        """Write the file atomically; None fields are kept so readers see every key."""
+        return write_json_atomic(path, self.model_dump(mode="json", by_alias=True))
+
+
+C = TypeVar("C", bound=Contract)
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/inf: such floats (also inside lists and dicts) become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def read_contract(path: Path, model: type[C], make: str) -> C:
+    """Read and validate ``path`` as ``model``; DataError (one line, naming ``make``) otherwise."""
+    if not path.is_file():
+        raise DataError(f"{path} not found; it is made by `{make}`")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not readable JSON ({err}); remake it with `{make}`") from None
+    try:
+        return model.model_validate(payload)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<top level>"
+        raise DataError(
+            f"{path} does not match the {model.__name__} contract ({where}: {first['msg']}); "
+            f"remake it with `{make}`"
+        ) from None
+
+
+# -- stage records --------------------------------------------------------------------------------
+class Fingerprint(Contract):
+    """Content of a file or directory tree at the time a stage used or made it."""
+
+    path: str
+    sha256: str
+    files: int = 0
+    bytes: int = 0
+    size: int | None = None
+    """For input files: size and mtime let an unchanged file skip re-hashing (a 1.2M-jet file is GBs)."""
+    mtime_ns: int | None = None
+
+
+class DigestParts(Contract):
+    """What a stage digest is made of, kept so a rerun can say exactly what changed."""
+
+    version: str
+    config: str
+    inputs: dict[str, str] = Field(default_factory=dict)
+    upstream: dict[str, str] = Field(default_factory=dict)
+
+
+class StageRecord(Contract):
+    """``artifacts/<run>/stages/<stage>.json``: written in the same commit as the stage's outputs."""
+
+    stage: str
+    digest: str
+    parts: DigestParts
+    config_path: str | None
+    inputs: list[Fingerprint] = Field(default_factory=list)
+    outputs: list[Fingerprint] = Field(default_factory=list)
+    finished_utc: str
+    seconds: float
+    versions: dict[str, str]
+    exit_status: int = 0
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- metrics.json ---------------------------------------------------------------------------------
+class BoostPoint(Contract):
+    beta: float
+    accuracy: float
+    auc: float | None
+
+
+class ModelMetrics(Contract):
+    """Physics figures of one model on the test split (errors: bootstrap standard deviations)."""
+
+    n_jets: int
+    n_background: int
+    accuracy: float
+    auc: float
+    auc_err: float | None
+    rejection_at_30: float | None
+    """1/eps_B at eps_S = 30% (None where no background jet passes the cut: see ``_capped``)."""
+    rejection_at_30_err: float | None
+    rejection_at_30_background_pass: float
+    rejection_at_30_capped: bool
+    rejection_at_50: float | None
+    rejection_at_50_err: float | None
+    rejection_at_50_background_pass: float
+    rejection_at_50_capped: bool
+    boost: list[BoostPoint] = Field(default_factory=list)
+
+
+class RatioInterval(Contract):
+    """A paired-bootstrap ratio: central value and the 16th/84th percentiles."""
+
+    ratio: float | None
+    low: float | None
+    high: float | None
+
+
+class StudentSummary(Contract):
+    """How one student was distilled, and what distillation did to it on the test split."""
+
+    teacher: str
+    temperature: float
+    kd_weight: float
+    rejection_ratio_30: RatioInterval
+    rejection_ratio_50: RatioInterval
+    output_type: str
+    best_epoch: dict[str, int] = Field(default_factory=dict)
+    epochs_run: dict[str, int] = Field(default_factory=dict)
+    train_seconds: dict[str, float] = Field(default_factory=dict)
+
+
+class TestSplit(Contract):
+    __test__ = False  # not a pytest class
+    n_jets: int
+    n_background: int
+
+
+class Metrics(Contract):
+    """``artifacts/<run>/metrics.json``. ``models`` keys: ``teacher`` (the first student's teacher),
+    ``teacher/<name>`` (every teacher used), ``<student>/baseline`` and ``<student>/kd``."""
+
+    run: str
+    models: dict[str, ModelMetrics]
+    students: dict[str, StudentSummary]
+    test: TestSplit
+    distill: dict[str, Any]
+    evaluate_seconds: float
+    seconds: dict[str, float] = Field(default_factory=dict)
+
+
+# -- hls_report.json ------------------------------------------------------------------------------
+class ResourceTotals(Contract):
+    lut: int | None = None
+    ff: int | None = None
+    dsp: int | None = None
+    bram_18k: int | None = None
+    uram: int | None = None
+
+
+class EstimateBlock(Contract):
+    """``resources``: kd_trigger's own estimate. The estimator owns its inner detail (per-layer rows,
+    calibration), so only the contract keys are typed; the rest is kept as written."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    source: str
+    method: str
+    total: ResourceTotals
+    latency_cycles: int
+    latency_ns: float
+    ii_cycles: int
+    clock_period_ns: float
+    reuse_factor: int
+    layers: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class VendorFigures(Contract):
+    """Figures of one vendor report: ``vendor_hls`` (C synthesis) or ``vendor_synth`` (Vivado)."""
+
+    source: str
+    tool: str | None = None
+    file: str | None = None
+    lut: int | None = None
+    ff: int | None = None
+    dsp: int | None = None
+    bram_18k: int | None = None
+    uram: int | None = None
+    latency_cycles: int | None = None
+    latency_ns: float | None = None
+    ii_cycles: int | None = None
+    clock_period_ns: float | None = None
+
+
+class CsimBlock(Contract):
+    """Agreement of the C simulation with QKeras (``csim``)."""
+
+    n_samples: int
+    n_outputs: int
+    exact_fraction: float
+    max_abs_diff: float
+    argmax_agreement: float
+    auc_qkeras: float | None
+    auc_hls: float | None
+    nonzero_output_fraction: float
+    simulation_s: float
+    qkeras_s: float
+    float32_agreement: float = 1.0
+    """Fraction of outputs where QKeras' own float32 arithmetic equals the exact reference."""
+    reference: str = "QKeras, float64 twin"
+    first_divergent_layer: str | None = None
+    divergence: dict[str, Any] | None = None
+    compared_layer: str | None = None
+    """The layer whose outputs were compared, when it is not the model's last (a final softmax)."""
+    final_activation: dict[str, Any] | None = None
+    """A final softmax/sigmoid: not bit-exact by nature; its deviation from QKeras is measured here."""
+
+
+class RtlSimBlock(Contract):
+    """Agreement of the RTL simulation with QKeras (``rtl_sim``)."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    n_samples: int
+    exact_fraction: float
+    max_abs_diff: float
+    argmax_agreement: float
+    first_divergent_layer: str | None = None
+
+
+class BudgetRowModel(Contract):
+    figure: str
+    value: float | None
+    limit: float
+    unit: str
+    source: str | None
+    status: str
+
+
+class BudgetBlock(Contract):
+    """The verdict against one trigger-budget profile (``budget``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+    profile: str
+    passed: bool = Field(alias="pass")
+    violations: list[str]
+    rows: list[BudgetRowModel]
+    flow: str | None = None
+    """The flow (hls4ml or rtl) whose figures decided the verdict."""
+    decided_by: str | None = None
+    """The most trustworthy source among the figures that decided."""
+
+
+class HlsReport(Contract):
+    """``firmware/<run>/<student>/hls_report.json`` (and ``hls --model``'s ``<out>/hls_report.json``)."""
+
+    student: str
+    model: str
+    backend: str
+    part: str
+    clock_period_ns: float
+    reuse_factor: int
+    io_type: str
+    strategy: str
+    project_dir: str
+    input_type: str
+    precision: dict[str, dict[str, str]]
+    precision_hls4ml: dict[str, dict[str, str]]
+    requantized_weights: list[str]
+    csim: CsimBlock
+    min_exact_fraction: float
+    seconds: dict[str, float]
+    versions: dict[str, str]
+    resources: EstimateBlock | None = None
+    vendor_hls: VendorFigures | None = None
+    vendor_synth: VendorFigures | None = None
+    rtl: dict[str, Any] | None = None
+    rtl_sim: RtlSimBlock | None = None
+    budget: BudgetBlock | None = None
+    budget_by_flow: dict[str, BudgetBlock] = Field(default_factory=dict)
+    inputs: str | None = None
+    intake: list[str] = Field(default_factory=list)
+    """What was assumed to convert a model as it was saved (an input type, a default precision)."""
+    reuse_by_layer: dict[str, int] = Field(default_factory=dict)

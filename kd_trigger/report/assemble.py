@@ -1,0 +1,182 @@
+"""The report stage: assemble firmware/<run>/report.md and a self-contained report.html.
+
+Inputs (through their contracts): artifacts/<run>/metrics.json, every student's hls_report.json (+ its
+csim_outputs.npz), the stage records and the budget profile. The document is built once as blocks
+(:mod:`kd_trigger.report.html`) and rendered twice, so the Markdown and the HTML never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from kd_trigger.config import Config
+from kd_trigger.fpga.figures import design_figures
+from kd_trigger.report.format import NA, fmt_int, fmt_value, source_label
+from kd_trigger.report.html import (
+    Block,
+    Bullets,
+    Heading,
+    Image,
+    Paragraph,
+    Table,
+    Tone,
+    render_html,
+    render_markdown,
+)
+from kd_trigger.report.inputs import RunInputs, load_run_inputs
+from kd_trigger.report.sections import (
+    HOW_TO_READ,
+    budget_blocks,
+    csim_verdict,
+    exactness_blocks,
+    physics_blocks,
+    precision_blocks,
+    provenance_blocks,
+    resource_blocks,
+    roc_blocks,
+    rtl_verdict,
+)
+from kd_trigger.runs import write_text_atomic
+from kd_trigger.stages import StageContext, StageResult
+
+log = logging.getLogger(__name__)
+
+PLOTS_DIR = "report_plots"
+
+
+def _summary_row(inputs: RunInputs, index: int, verdict: str) -> tuple[tuple[str, ...], Tone]:
+    student = inputs.students[index]
+    report = student.report
+    flow = report.budget.flow if report.budget else "hls4ml"
+    design = next((d for d in design_figures(report) if d.flow == flow), design_figures(report)[0])
+    latency, lat_src = design.best("latency_ns")
+    ii, _ = design.best("ii_cycles")
+    lut, res_src = design.best("lut")
+    dsp, _ = design.best("dsp")
+    csim = csim_verdict(report)[0]
+    rtl = rtl_verdict(report)[0]
+    ok = csim == "BIT-EXACT" and rtl in ("BIT-EXACT", "not run") and verdict == "PASS"
+    row = (
+        student.name,
+        csim,
+        rtl,
+        verdict,
+        flow,
+        fmt_value(latency),
+        fmt_int(ii),
+        source_label(lat_src) if lat_src else NA,
+        fmt_int(lut),
+        fmt_int(dsp),
+        source_label(res_src) if res_src else NA,
+    )
+    return row, "pass" if ok else "fail"
+
+
+def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) -> list[Block]:
+    """All blocks of the report; writes the plots into ``plot_dir`` on the way."""
+    body: list[Block] = []
+    summary: list[tuple[str, ...]] = []
+    tones: list[Tone] = []
+    for i, student in enumerate(inputs.students):
+        report = student.report
+        body.append(Heading(2, f"Student `{student.name}`", anchor=f"student-{student.name}"))
+        body.append(
+            Paragraph(
+                f"Firmware: `{student.report_path.parent}`; {report.backend} backend, part `{report.part}`, clock "
+                f"{report.clock_period_ns:g} ns, reuse factor {report.reuse_factor}, {report.io_type}, "
+                f"{report.strategy}."
+            )
+        )
+        body.extend(physics_blocks(student.name, inputs.metrics))
+        body.extend(exactness_blocks(student))
+        body.extend(roc_blocks(student, plot_dir, plot_rel))
+        body.extend(resource_blocks(student, inputs.profile, plot_dir, plot_rel))
+        budget, verdict = budget_blocks(student)
+        body.extend(budget)
+        body.extend(precision_blocks(report))
+        row, tone = _summary_row(inputs, i, verdict)
+        summary.append(row)
+        tones.append(tone)
+
+    all_ok = all(t == "pass" for t in tones)
+    failing = [row[0] for row, t in zip(summary, tones, strict=True) if t != "pass"]
+    overall = (
+        "**Overall: PASS**: every student is bit-exact in every flow that ran, and within the budget."
+        if all_ok
+        else f"**Overall: FAIL** for {', '.join(failing)}: see the summary."
+    )
+    header: list[Block] = [
+        Heading(1, f"kd_trigger firmware review: run {cfg.run.name}"),
+        Bullets(
+            (
+                f"Run: `{cfg.run.name}`",
+                f"Written: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
+                f"Config: `{cfg.source}`" if cfg.source else "Config: built in code",
+                f"Target: {cfg.hls.backend} backend, part `{cfg.hls.part}`, clock {cfg.hls.clock_period_ns:g} ns, "
+                f"reuse factor {cfg.hls.reuse_factor}, {cfg.hls.io_type}, {cfg.hls.strategy}; flows: "
+                f"{', '.join(cfg.hls.flows)}",
+                f"Budget profile: `{inputs.profile.name}` from `{cfg.budget.profiles}`",
+            )
+        ),
+        Paragraph(overall, "pass" if all_ok else "fail"),
+        Table(
+            (
+                "student",
+                "C simulation",
+                "RTL simulation",
+                "budget",
+                "decided by flow",
+                "latency (ns)",
+                "II (cycles)",
+                "latency from",
+                "LUT",
+                "DSP",
+                "resources from",
+            ),
+            tuple(summary),
+            caption="Summary",
+            row_tones=tuple(tones),
+        ),
+        Heading(2, "How to read this"),
+        Bullets(HOW_TO_READ),
+    ]
+    physics: list[Block] = []
+    for name, caption in (
+        ("roc.png", "ROC of teachers and students (distill stage)"),
+        ("boost.png", "Accuracy under boosts (distill stage)"),
+    ):
+        src = cfg.artifacts / name
+        if src.is_file():
+            dst = plot_dir / f"physics_{name}"
+            shutil.copyfile(src, dst)
+            physics.append(Image(dst, f"{plot_rel}/{dst.name}", caption))
+    if physics:
+        physics.insert(0, Heading(2, "Physics plots"))
+    return [*header, *body, *physics, *provenance_blocks(inputs.records)]
+
+
+def write_report(cfg: Config, md_path: Path, html_path: Path, plot_dir: Path) -> Path:
+    """Render the report of ``cfg``'s run into the given paths (plots into ``plot_dir``)."""
+    inputs = load_run_inputs(cfg)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    blocks = build_blocks(cfg, inputs, plot_dir, PLOTS_DIR)
+    title = f"kd_trigger firmware review: run {cfg.run.name}"
+    write_text_atomic(html_path, render_html(blocks, title))
+    write_text_atomic(md_path, render_markdown(blocks))
+    return md_path
+
+
+def report_stage(ctx: StageContext) -> StageResult:
+    """The report stage: firmware/<run>/report.md, report.html and report_plots/."""
+    cfg = ctx.cfg
+    md = write_report(
+        cfg,
+        ctx.out(cfg.firmware / "report.md"),
+        ctx.out(cfg.firmware / "report.html"),
+        ctx.out(cfg.firmware / PLOTS_DIR),
+    )
+    log.info("review report written (%s and report.html)", cfg.firmware / md.name)
+    return StageResult()

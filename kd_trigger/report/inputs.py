@@ -1,0 +1,48 @@
+"""What the review report reads, each file through its typed contract (:mod:`kd_trigger.contracts`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kd_trigger.config import Config
+from kd_trigger.contracts import HlsReport, Metrics, StageRecord, read_contract
+from kd_trigger.fpga.budget import BudgetProfile, load_budget
+from kd_trigger.stages import build_graph, read_record
+
+
+@dataclass(frozen=True)
+class StudentInputs:
+    name: str
+    report_path: Path
+    report: HlsReport
+    csim_npz: Path | None
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    metrics_path: Path
+    metrics: Metrics
+    students: tuple[StudentInputs, ...]
+    records: tuple[StageRecord, ...]
+    profile: BudgetProfile
+
+
+def load_run_inputs(cfg: Config) -> RunInputs:
+    """Read metrics.json, every student's hls_report.json and the stage records of the run.
+
+    A missing or out-of-contract file is a DataError naming the command that makes it.
+    """
+    hint = cfg.source or "<config.yaml>"
+    metrics_path = cfg.artifacts / "metrics.json"
+    metrics = read_contract(metrics_path, Metrics, f"make distill CONFIG={hint}")
+    students = []
+    for spec in cfg.students:
+        path = cfg.firmware / spec.name / "hls_report.json"
+        report = read_contract(path, HlsReport, f"make hls CONFIG={hint}")
+        npz = path.with_name("csim_outputs.npz")
+        students.append(StudentInputs(spec.name, path, report, npz if npz.is_file() else None))
+    records = tuple(
+        r for name in build_graph(cfg) if name != "report" and (r := read_record(cfg, name)) is not None
+    )
+    return RunInputs(metrics_path, metrics, tuple(students), records, load_budget(cfg.budget))

@@ -1,0 +1,284 @@
+"""The stage runner on a small graph of real stage functions: digests, skips, reruns, commits, the lock.
+
+The pipeline's own stages are exercised end to end in test_pipeline_e2e.py; here each rule of
+kd_trigger.stages is checked in milliseconds, on stages that count how often they ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kd_trigger.config import parse_config
+from kd_trigger.errors import RunLockedError, StaleOutputError
+from kd_trigger.runs import RunLock
+from kd_trigger.stages import (
+    Stage,
+    StageContext,
+    StageResult,
+    _journal_path,
+    read_record,
+    record_path,
+    recover,
+    run_targets,
+    stage_status,
+)
+
+CALLS: list[str] = []
+
+
+def source_stage(ctx: StageContext) -> StageResult:
+    """Copies the external input file into its output (so content changes flow downstream)."""
+    CALLS.append(ctx.stage)
+    src = Path(ctx.cfg.data.path or "")
+    ctx.out(ctx.cfg.artifacts / "a.txt").write_text(src.read_text() + f"|seed {ctx.cfg.run.seed}")
+    return StageResult(extra={"n": 1})
+
+
+def middle_stage(ctx: StageContext) -> StageResult:
+    CALLS.append(ctx.stage)
+    text = (ctx.cfg.artifacts / "a.txt").read_text()
+    out = ctx.out(ctx.cfg.artifacts / "b")
+    out.mkdir()
+    (out / "b.txt").write_text(text + f"|epochs {ctx.cfg.distill.epochs}")
+    return StageResult()
+
+
+def verdict_stage(ctx: StageContext) -> StageResult:
+    CALLS.append(ctx.stage)
+    (ctx.out(ctx.cfg.firmware / "c.txt")).write_text((ctx.cfg.artifacts / "b" / "b.txt").read_text())
+    return StageResult(exit_status=3 if ctx.cfg.hls.reuse_factor == 1 else 0)
+
+
+def failing_stage(ctx: StageContext) -> StageResult:
+    CALLS.append(ctx.stage)
+    (ctx.out(ctx.cfg.firmware / "c.txt")).write_text("half")
+    raise RuntimeError("killed half way")
+
+
+def _graph(third: str = "verdict_stage") -> dict[str, Stage]:
+    return {
+        "a": Stage(
+            "a",
+            (),
+            lambda c: {"seed": c.run.seed},
+            lambda c: [c.artifacts / "a.txt"],
+            f"{__name__}:source_stage",
+            inputs=lambda c: [Path(c.data.path or "")],
+        ),
+        "b": Stage(
+            "b", ("a",), lambda c: c.distill.epochs, lambda c: [c.artifacts / "b"], f"{__name__}:middle_stage"
+        ),
+        "c": Stage(
+            "c",
+            ("b",),
+            lambda c: c.hls.reuse_factor,
+            lambda c: [c.firmware / "c.txt"],
+            f"{__name__}:{third}",
+            inputs=lambda c: [Path(c.budget.profiles)],
+        ),
+    }
+
+
+@pytest.fixture
+def setup(tmp_path):
+    CALLS.clear()
+    data = tmp_path / "input.txt"
+    data.write_text("jets v1")
+    profiles = tmp_path / "budget.yaml"
+    profiles.write_text("profiles: {}\n")
+    config = tmp_path / "a.yaml"
+    config.write_text("")
+
+    def cfg(path: Path = config, **sections):
+        raw = {
+            "run": {
+                "artifacts_dir": str(tmp_path / "art"),
+                "firmware_dir": str(tmp_path / "fw"),
+                "name": "r",
+            },
+            "data": {"path": str(data)},
+            "budget": {"profiles": str(profiles)},
+        }
+        for key, value in sections.items():
+            if isinstance(value, dict):
+                raw.setdefault(key, {}).update(value)
+            else:
+                raw[key] = value
+        c = parse_config(raw)
+        c._source = str(path)
+        return c
+
+    return cfg, data, profiles, tmp_path
+
+
+def test_first_run_runs_all_then_everything_is_up_to_date(setup):
+    cfg, *_ = setup
+    assert run_targets(cfg(), ["c"], graph=_graph()) == 0
+    assert CALLS == ["a", "b", "c"]
+    assert run_targets(cfg(), ["c"], graph=_graph()) == 0
+    assert CALLS == ["a", "b", "c"]  # nothing reran
+    record = read_record(cfg(), "b")
+    assert record is not None and record.outputs[0].files == 1
+    assert [r[1] for r in stage_status(cfg(), ["c"], graph=_graph())] == ["up to date"] * 3
+
+
+@pytest.mark.parametrize(
+    ("change", "reruns"),
+    [
+        ("input file", ["a", "b", "c"]),
+        ("own section", ["b", "c"]),
+        ("budget file", ["c"]),
+        ("unrelated section", []),
+    ],
+)
+def test_any_change_reruns_exactly_the_stages_downstream_of_it(setup, change, reruns):
+    cfg, data, profiles, _ = setup
+    run_targets(cfg(), ["c"], graph=_graph())
+    CALLS.clear()
+    sections = {}
+    if change == "input file":
+        data.write_text("jets v2, same name")
+    elif change == "own section":
+        sections = {"distill": {"epochs": 7}}
+    elif change == "budget file":
+        profiles.write_text("profiles: {changed: 1}\n")
+    else:
+        sections = {
+            "teachers": [{"name": "other"}],
+            "students": [{"name": "s", "kind": "mlp", "teacher": "other"}],
+        }
+    assert run_targets(cfg(**sections), ["c"], graph=_graph()) == 0
+    assert reruns == CALLS
+    if change == "input file":
+        assert (cfg().firmware / "c.txt").read_text().startswith("jets v2")
+
+
+def test_status_names_what_changed(setup):
+    cfg, data, _, _ = setup
+    run_targets(cfg(), ["c"], graph=_graph())
+    data.write_text("jets v2")
+    rows = stage_status(cfg(), ["c"], graph=_graph())
+    assert rows[0][1:] == ("would run", f"input file {data} changed")
+    assert rows[1][1:] == ("would run", "upstream stage a runs first")
+
+
+def test_outputs_of_another_config_file_are_refused_unless_forced(setup, tmp_path):
+    cfg, *_ = setup
+    run_targets(cfg(), ["c"], graph=_graph())
+    other = cfg(tmp_path / "b.yaml", distill={"epochs": 9})
+    with pytest.raises(StaleOutputError, match="another config .*a.yaml.*--force"):
+        run_targets(other, ["c"], graph=_graph())
+    CALLS.clear()
+    run_targets(other, ["c"], force=True, graph=_graph())
+    assert CALLS == ["b", "c"]
+
+
+def test_unrecorded_outputs_are_refused_unless_forced(setup):
+    cfg, *_ = setup
+    c = cfg()
+    c.artifacts.mkdir(parents=True)
+    (c.artifacts / "a.txt").write_text("made by hand")
+    with pytest.raises(StaleOutputError, match="no stage record says what made it"):
+        run_targets(c, ["a"], graph=_graph())
+    assert (c.artifacts / "a.txt").read_text() == "made by hand"
+
+
+def test_a_failed_stage_commits_nothing_and_keeps_the_previous_outputs(setup):
+    cfg, *_ = setup
+    run_targets(cfg(), ["c"], graph=_graph())
+    before = (cfg().firmware / "c.txt").read_text()
+    with pytest.raises(RuntimeError, match="killed half way"):
+        run_targets(cfg(hls={"reuse_factor": 2}), ["c"], graph=_graph("failing_stage"))
+    assert (cfg().firmware / "c.txt").read_text() == before
+    assert sorted(p.name for p in cfg().firmware.iterdir()) == ["c.txt"]  # no staging leftovers
+    CALLS.clear()
+    assert run_targets(cfg(), ["c"], graph=_graph()) == 0
+    assert CALLS == []  # the old outputs are still this config's, and still up to date
+
+
+def test_an_interrupted_commit_is_rolled_forward_by_the_next_run(setup):
+    cfg, *_ = setup
+    c = cfg()
+    run_targets(c, ["c"], graph=_graph())
+    # Fake a process that wrote its journal (the commit point) and died before moving anything.
+    staging = c.firmware / ".c.txt.kdt-staging999999999"
+    staging.write_text("new outputs")
+    record = json.loads(record_path(c, "c").read_text())
+    record["digest"] = "fromthejournal"
+    _journal_path(c, "c").write_text(
+        json.dumps(
+            {
+                "pid": 999999999,
+                "moves": [[str(staging), str(c.firmware / "c.txt")]],
+                "record": record,
+                "config": {},
+            }
+        )
+    )
+    recover(c)
+    assert (c.firmware / "c.txt").read_text() == "new outputs"
+    assert read_record(c, "c").digest == "fromthejournal"
+    assert not _journal_path(c, "c").exists() and not staging.exists()
+
+
+def test_leftovers_of_dead_runs_are_removed_and_live_ones_kept(setup):
+    cfg, *_ = setup
+    c = cfg()
+    run_targets(c, ["c"], graph=_graph())
+    dead = [
+        c.artifacts / ".a.txt.kdt-tmp999999999",
+        c.firmware / ".c.txt.kdt-staging999999999",
+        c.artifacts / "b" / ".x.kdt-tmp999999999.h5",
+    ]
+    for path in dead:
+        path.write_text("junk")
+    live = c.artifacts / f".a.txt.kdt-tmp{os.getpid()}"
+    live.write_text("mine")
+    assert run_targets(c, ["c"], graph=_graph()) == 0
+    assert not any(p.exists() for p in dead)
+    assert live.exists()
+
+
+def test_budget_status_survives_a_skip(setup):
+    cfg, *_ = setup
+    assert run_targets(cfg(hls={"reuse_factor": 1}), ["c"], graph=_graph()) == 3
+    assert run_targets(cfg(hls={"reuse_factor": 1}), ["c"], graph=_graph()) == 3
+
+
+def test_a_second_run_on_the_same_run_directory_is_refused_naming_the_holder(setup):
+    cfg, *_ = setup
+    c = cfg()
+    with RunLock(c.artifacts), pytest.raises(RunLockedError, match=rf"in use by pid {os.getpid()} \("):
+        run_targets(c, ["a"], graph=_graph())
+
+
+def test_the_lock_of_a_dead_process_is_taken_over(setup, tmp_path):
+    cfg, *_ = setup
+    c = cfg()
+    code = f"from pathlib import Path; from kd_trigger.runs import RunLock; lock = RunLock(Path({str(c.artifacts)!r})).acquire(); print('held', flush=True); import time; time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
+            run_targets(c, ["a"], graph=_graph())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert json.loads((c.artifacts / ".lock").read_text())["pid"] == holder.pid  # a stale lock file
+    assert run_targets(c, ["a"], graph=_graph()) == 0
+
+
+def test_a_refused_run_leaves_no_run_directory(setup, tmp_path):
+    cfg, *_ = setup
+    c = cfg()
+    with pytest.raises(KeyError):
+        run_targets(
+            c, ["a"], graph={"a": Stage("a", (), lambda c: 1, lambda c: [], f"{__name__}:source_stage")}
+        )
+    assert not (tmp_path / "art").exists()
