@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -58,6 +59,11 @@ def read_spec(path: Path | None, overrides: list[str]) -> TeacherSpec:
     return TeacherSpec.model_validate(raw)
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -76,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()[0]
     wall = time.perf_counter()
+    cpu = _cpu_seconds()
     model, record = train_teacher(spec, {s: x[s] for s in ("train", "val")}, y, seed=args.seed)
     wall = time.perf_counter() - wall
+    # CPU time (all threads) does not grow with other workers' load the way wall time does: on an
+    # otherwise idle machine with N cores the wall time is about cpu / N at best.
+    cpu = _cpu_seconds() - cpu
     load_after = os.getloadavg()[0]
 
     logits = {
@@ -90,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data),
         "n_train": int(len(y["train"])),
         "test": m,
+        "cpu_seconds": round(cpu, 1),
         "load_1min_before": load_before,
         "load_1min_after": load_after,
         **{k: v for k, v in record.items() if k != "history"},
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  {record['n_parameters']} parameters | {record['epochs_run']} epochs, best {record['best_epoch']} "
         f"(val AUC {record['best_val_auc']:.5f}, last {record['last_val_auc']:.5f}) | "
         f"{record['seconds_per_epoch']:.1f} s/epoch (fit only {record['median_fit_seconds_per_epoch']:.1f}) | "
-        f"total {wall:.0f} s | load {load_before:.2f} -> {load_after:.2f} on {os.cpu_count()} cores"
+        f"total {wall:.0f} s, CPU {cpu:.0f} s | load {load_before:.2f} -> {load_after:.2f} on {os.cpu_count()} cores"
     )
     print("RESULT " + json.dumps({k: v for k, v in result.items() if k != "spec"} | {"name": spec.name}))
 

@@ -30,6 +30,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,11 +151,11 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
             Stage(
                 teacher_stage_name(spec.name),
                 ("data",),
-                lambda c, name=spec.name: {"seed": c.run.seed, "teacher": _dump(c.teacher_spec(name))},
-                lambda c, name=spec.name: [c.artifacts / "teachers" / name],
+                partial(_teacher_config, name=spec.name),
+                partial(_teacher_outputs, name=spec.name),
                 "kd_trigger.distill.teacher_stage:teacher_stage",
-                inputs=lambda c, name=spec.name: _teacher_files(c, name),
-                check=lambda c, name=spec.name: _check_teacher(c, name),
+                inputs=partial(_teacher_files, name=spec.name),
+                check=partial(_check_teacher, name=spec.name),
                 description=f"train teacher '{spec.name}' (or check the file it names) and cache its logits",
             )
         )
@@ -194,6 +195,14 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
         )
     )
     return graph
+
+
+def _teacher_config(cfg: Config, name: str) -> Any:
+    return {"seed": cfg.run.seed, "teacher": _dump(cfg.teacher_spec(name))}
+
+
+def _teacher_outputs(cfg: Config, name: str) -> list[Path]:
+    return [cfg.artifacts / "teachers" / name]
 
 
 def _teacher_files(cfg: Config, name: str) -> list[Path]:

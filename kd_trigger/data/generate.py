@@ -177,6 +177,7 @@ def write_jets_file(path: Path, arrays: dict[str, np.ndarray], cfg: Config) -> P
         "truth_top_p4": np.float32,
         "split": np.uint8,
     }
+
     def fill(f: h5py.File) -> None:
         for key, value in attrs.items():
             f.attrs[key] = value

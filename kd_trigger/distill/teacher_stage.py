@@ -142,7 +142,9 @@ def teacher_stage(ctx: StageContext) -> StageResult:
         from kd_trigger.distill.teacher_train import train_teacher
 
         model, record = train_teacher(spec, {"train": x["train"], "val": x["val"]}, y, seed=cfg.run.seed)
-        write_h5_atomic(out / TEACHER_FILE, lambda h: model.save(h, save_format="h5", include_optimizer=False))
+        write_h5_atomic(
+            out / TEACHER_FILE, lambda h: model.save(h, save_format="h5", include_optimizer=False)
+        )
         write_json_atomic(out / "history.json", finite_or_none(record.get("history", {})))
 
     logits = {s: predict(model, x[s]) for s in SPLITS}

@@ -190,7 +190,7 @@ def load_budget(budget_cfg: BudgetConfig) -> BudgetProfile:
     where = f"{path}: profile {name!r}" + (" (with budget.overrides)" if ov.model_fields_set else "")
     part = ov.part or prof.part
     fractions = prof.max_fraction.model_dump()
-    fractions.update(ov.max_fraction or {})
+    fractions.update({str(k): v for k, v in (ov.max_fraction or {}).items()})
     if prof.available is not None and part == prof.part:
         available = prof.available.model_dump()
     else:

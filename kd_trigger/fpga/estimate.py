@@ -544,6 +544,13 @@ def _input_bits(layers: list[LayerSpec]) -> tuple[int, int]:
     return total, 0
 
 
+def _synth_of(sample: Any) -> dict[str, Any]:
+    """The synthesis figures of a calibration sample the caller already selected for having them."""
+    if sample.synth is None:
+        raise ValueError(f"calibration design {sample.name} has no synthesis figures")
+    return dict(sample.synth)
+
+
 def _scaled(features: dict[str, float], hls: dict[str, float], scale: dict[str, float] | None) -> float:
     total = 0.0
     for key, value in features.items():
@@ -935,7 +942,8 @@ def fit_coefficients(
             if spec.kind in (*_MAC_KINDS, "activation", "pooling")
         ]
         if smp.pipeline_style == "dataflow" and len(procs) > 1 and all(p is not None for p in procs):
-            handover.append((int(smp.hls["latency_cycles"]) - sum(procs)) / (len(procs) - 1))
+            own = sum(p for p in procs if p is not None)
+            handover.append((int(smp.hls["latency_cycles"]) - own) / (len(procs) - 1))
     if handover:
         coeffs = replace(coeffs, dataflow_cycles=max(round(float(np.median(handover))), 0))
 
@@ -1039,7 +1047,7 @@ def fit_coefficients(
         logic = 1.0
         if plain:
             logic = weighted_median(
-                [float(smp.synth[kind]) / (logic_of[smp.name] + top_of[smp.name]) for smp in plain],
+                [float(_synth_of(smp)[kind]) / (logic_of[smp.name] + top_of[smp.name]) for smp in plain],
                 [1.0 / per_group[smp.group] for smp in plain],
             )
         act_scale = logic
@@ -1055,8 +1063,8 @@ def fit_coefficients(
                     if FEATURE_GROUP.get(k) in ("arith", "round", "top")
                 )
                 act = sum(coef.get(k, 0.0) * v for k, v in f.items() if FEATURE_GROUP.get(k) == "act")
-                w = math.sqrt(1.0 / per_group[smp.group]) / float(smp.synth[kind])
-                cols.append((arith * w, act * w, float(smp.synth[kind]) * w))
+                w = math.sqrt(1.0 / per_group[smp.group]) / float(_synth_of(smp)[kind])
+                cols.append((arith * w, act * w, float(_synth_of(smp)[kind]) * w))
             a = np.array([[c[0], c[1]] for c in cols])
             shares = a[:, 1] / np.maximum(a.sum(axis=1), 1e-12)
             if np.max(shares) > 0.15:
@@ -1069,7 +1077,7 @@ def fit_coefficients(
             top = max(
                 weighted_median(
                     [
-                        (float(smp.synth[kind]) - logic * logic_of[smp.name]) / top_of[smp.name]
+                        (float(_synth_of(smp)[kind]) - logic * logic_of[smp.name]) / top_of[smp.name]
                         for smp in flow
                     ],
                     [1.0 / per_group[smp.group] for smp in flow],

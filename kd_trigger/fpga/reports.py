@@ -483,7 +483,9 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
     if not path.exists():
         raise ReportError(f"{path}: no such file or directory")
     if not path.is_dir() and not path.is_file():
-        raise ReportError(f"{path}: not a regular file or a directory; pass a report file or a project directory")
+        raise ReportError(
+            f"{path}: not a regular file or a directory; pass a report file or a project directory"
+        )
     hls: HlsReport | None = None
     util: UtilizationReport | None = None
     root = path if path.is_dir() else path.parent

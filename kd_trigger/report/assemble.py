@@ -50,7 +50,7 @@ PLOTS_DIR = "report_plots"
 def _summary_row(inputs: RunInputs, index: int, verdict: str) -> tuple[tuple[str, ...], Tone]:
     student = inputs.students[index]
     report = student.report
-    flow = report.budget.flow if report.budget else "hls4ml"
+    flow = report.budget.flow if report.budget and report.budget.flow else "hls4ml"
     design = next((d for d in design_figures(report) if d.flow == flow), design_figures(report)[0])
     latency, lat_src = design.best("latency_ns")
     ii, _ = design.best("ii_cycles")

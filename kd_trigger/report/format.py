@@ -86,7 +86,11 @@ def status_text(value: Any) -> str:
 
 
 def tone_of(status: str) -> Tone:
-    return {"PASS": "pass", "FAIL": "fail"}.get(status, "warn" if status not in (NA, "") else "plain")
+    if status == "PASS":
+        return "pass"
+    if status == "FAIL":
+        return "fail"
+    return "warn" if status not in (NA, "") else "plain"
 
 
 def source_label(source: Any, method: Any = None) -> str:

@@ -86,7 +86,14 @@ def plot_layer_latency(
     ax.margins(x=0.2)
     if clock_period_ns:
         period = float(clock_period_ns)
-        sec = ax.secondary_xaxis("top", functions=(lambda c: c * period, lambda t: t / period))
+
+        def to_ns(cycles: Any) -> Any:
+            return np.asarray(cycles) * period
+
+        def to_cycles(ns: Any) -> Any:
+            return np.asarray(ns) / period
+
+        sec = ax.secondary_xaxis("top", functions=(to_ns, to_cycles))
         sec.set_xlabel(f"latency [ns] at {period:g} ns clock")
     fig.suptitle(title)
     return _save(fig, path)
