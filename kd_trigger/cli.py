@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from kd_trigger.config import DEFAULT_CONFIG, Config, load_config, parse_config
+from kd_trigger.config import DEFAULT_CONFIG, Config, apply_overrides, load_config, parse_config
 from kd_trigger.errors import EXIT_BAD_INPUT, EXIT_OK, KdTriggerError
 from kd_trigger.runs import WRITE_ERRNOS, setup_logging
 
@@ -70,6 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --model: inputs to simulate, FILE.npy or FILE.npz[:ARRAY] (default: random)",
     )
 
+    p.add_argument(
+        "--input-precision",
+        help="firmware input type of a model without input quantizer, e.g. 'ap_fixed<12,4>'",
+    )
+    p.add_argument(
+        "--default-precision",
+        help="weight/bias type of layers without quantizers, e.g. 'ap_fixed<16,6>' (assumed)",
+    )
+    p.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="R|LAYER=R",
+        help="reuse factor of every layer (R) or of one layer (LAYER=R); repeatable",
+    )
+    p.add_argument(
+        "--precision",
+        action="append",
+        default=[],
+        metavar="LAYER=TYPE",
+        help="weight/bias type of one layer without quantizers, e.g. rho_0='ap_fixed<16,6>'; repeatable",
+    )
+
     p = sub.add_parser("fpga-report", help="read Vivado/Vitis HLS and Vivado reports, print JSON figures")
     p.add_argument("path", type=Path, help="an HLS project directory or report files")
     p.add_argument("--part", help="FPGA part for the 'available' resources when the report does not name it")
@@ -83,10 +106,41 @@ def _config(args: argparse.Namespace, **overrides: object) -> Config:
     return load_config(args.config or DEFAULT_CONFIG, overrides)
 
 
+def _hls_overrides(args: argparse.Namespace, base: dict[str, object]) -> dict[str, object]:
+    """Dotted-key overrides of the hls section from the command line (validated with the config)."""
+    out: dict[str, object] = {}
+    if args.synth:
+        out["hls.synth"] = True
+    if args.input_precision:
+        out["hls.input_precision"] = args.input_precision
+    if args.default_precision:
+        out["hls.default_precision"] = args.default_precision
+    layers: dict[str, dict[str, object]] = {k: dict(v) for k, v in base.items()}  # type: ignore[call-overload]
+    for item in args.reuse:
+        name, sep, value = item.rpartition("=")
+        if not value.strip().isdigit():
+            raise KdTriggerError(f"--reuse {item!r}: give a positive integer R, or LAYER=R")
+        if sep:
+            layers.setdefault(name, {})["reuse_factor"] = int(value)
+        else:
+            out["hls.reuse_factor"] = int(value)
+    for item in args.precision:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise KdTriggerError(f"--precision {item!r}: write LAYER=TYPE, e.g. rho_0='ap_fixed<16,6>'")
+        layers.setdefault(name, {})["precision"] = value
+    if layers != base:
+        out["hls.layers"] = layers
+    return out
+
+
 def _hls(args: argparse.Namespace) -> int:
     from kd_trigger.stages import run_targets
 
-    synth = {"hls.synth": True} if args.synth else {}
+    base_layers: dict[str, object] = {}
+    if args.config is not None or DEFAULT_CONFIG.is_file():
+        base_layers = {k: v.model_dump() for k, v in _config(args).hls.layers.items()}
+    synth = _hls_overrides(args, base_layers)
     if args.model is None:
         for flag in ("out", "data"):
             if getattr(args, flag) is not None:
@@ -96,7 +150,7 @@ def _hls(args: argparse.Namespace) -> int:
         raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")
     if args.config is None and not DEFAULT_CONFIG.is_file():
         # Converting a user's model needs only the hls section: its defaults serve outside a checkout.
-        cfg = parse_config({"hls": {"synth": True}} if args.synth else {}, "defaults")
+        cfg = apply_overrides(parse_config({}, "defaults"), synth, "defaults")
     else:
         cfg = _config(args, **synth)
     from kd_trigger.hls.pipeline import convert_saved_model
@@ -166,9 +220,22 @@ def _strerror(code: int) -> str:
     return os.strerror(code).lower()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (kill, a batch system's time limit) unwinds like Ctrl-C: worker pools are terminated,
+    # staging areas removed and the run lock released by their context managers, instead of leaving
+    # orphaned workers burning CPU.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(args)
     except KdTriggerError as err:
@@ -181,5 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kd-trigger {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("kd-trigger: interrupted", file=sys.stderr)
+        print(
+            f"kd-trigger {args.command}: interrupted; nothing of the unfinished stage was kept",
+            file=sys.stderr,
+        )
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

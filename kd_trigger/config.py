@@ -234,6 +234,26 @@ class DistillConfig(_Section):
     rejection_bootstrap: Annotated[int, Field(ge=0, le=10_000)] = 200
 
 
+def _check_type(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from kd_trigger.models.quantizers import FixedType
+
+    FixedType.parse(value)  # ValueError names the accepted spelling
+    return value
+
+
+class LayerHlsConfig(_Section):
+    """hls4ml's per-layer settings for one layer name (of any student or model that has it)."""
+
+    reuse_factor: Annotated[int, Field(ge=1)] | None = None
+    precision: str | None = None
+    """For a layer WITHOUT quantizers only: the type of its weights and biases (ap_fixed<W,I>), instead of
+    ``hls.default_precision``. A quantized layer's types always come from its quantizers."""
+
+    _type = field_validator("precision")(classmethod(lambda cls, v: _check_type(v)))
+
+
 class HlsConfig(_Section):
     flows: Annotated[tuple[Literal["hls4ml", "rtl"], ...], Field(min_length=1)] = ("hls4ml",)
     """Firmware flows built for every student: hls4ml's HLS C++ and/or the open-source RTL (da4ml)."""
@@ -247,12 +267,23 @@ class HlsConfig(_Section):
     min_exact_fraction: Annotated[float, Field(ge=0, le=1)] = 1.0
     csim_max_samples: Annotated[int, Field(ge=1)] | None = None
     """Simulate at most this many test jets (None: the whole test split)."""
+    input_precision: str | None = None
+    """The firmware input type (ap_fixed<W,I>) of a model without an input quantizer (``hls --model``)."""
+    default_precision: str | None = None
+    """The weight and bias type (ap_fixed<W,I>) of layers without quantizers, marked "assumed" in the
+    report; the C simulation compares with the model whose weights are rounded to it the same way."""
+    layers: dict[str, LayerHlsConfig] = Field(default_factory=dict)
+    """Per-layer settings by layer name: reuse factor (hls4ml validates it) and precision."""
     conv_parallelization: Annotated[int, Field(ge=1)] | None = None
     """Per-particle Conv1D layers: hls4ml ParallelizationFactor, the particles computed in parallel.
     None: all of them (II = reuse_factor); hls4ml's own default, 1, gives II = n_particles x reuse_factor."""
     synth: bool = False
     """Run vendor C synthesis when the tools are on PATH (``make hls SYNTH=1`` sets it too)."""
     vivado_synth: bool = False
+
+    _types = field_validator("input_precision", "default_precision")(
+        classmethod(lambda cls, v: _check_type(v))
+    )
 
 
 class BudgetOverrides(_Section):

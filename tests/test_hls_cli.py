@@ -119,27 +119,31 @@ def test_cli_missing_model_file(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_cli_mismatch_exits_1_and_names_the_first_diverging_layer(tmp_path, capsys):
-    """A mean over 12 particles is not a shift: the firmware's division truncates, QKeras's float does not."""
-    from qkeras import QActivation, QConv1D, QDense, quantized_bits, quantized_relu
+def test_a_wrong_firmware_weight_fails_the_gate_and_leaves_a_marker(student_h5, tmp_path):
+    """Negative control: one weight of the written firmware changed before compiling. The C simulation
+    must fail (exit status 1), name the layer, and leave the project with a marker saying why."""
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.errors import CsimMismatchError
+    from kd_trigger.hls.pipeline import FAILED_MARKER, convert_saved_model
 
-    inp = tf.keras.Input((12, 3))
-    y = QActivation(quantized_bits(8, 3, alpha=1), name="input_quant")(inp)
-    y = QConv1D(
-        8, 1, kernel_quantizer=quantized_bits(8, 1, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1)
-    )(y)
-    y = QActivation(quantized_relu(8, 3), name="relu")(y)
-    y = tf.keras.layers.GlobalAveragePooling1D(name="pool")(y)
-    y = QDense(
-        2, kernel_quantizer=quantized_bits(8, 1, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1)
-    )(y)
-    model = tf.keras.Model(inp, y)
-    path = _save(model, tmp_path / "ds12.h5")
+    def corrupt(hls_model) -> None:
+        layer = next(layer for layer in hls_model.get_layers() if layer.name == "dense_0")
+        layer.weights["weight"].data.flat[0] += 0.25
+
     out = tmp_path / "fw"
-    assert main(["hls", "--model", str(path), "--out", str(out)]) == 1
-    err = capsys.readouterr().err
-    assert "first diverging layer: 'pool'" in err
+    with pytest.raises(CsimMismatchError) as err:
+        convert_saved_model(student_h5, out, None, HlsConfig(), on_converted=corrupt)
+    assert err.value.exit_code == 1
+    assert "first diverging layer: 'dense_0'" in str(err.value)
     report = json.loads((out / "hls_report.json").read_text())
-    assert report["csim"]["exact_fraction"] < 1.0
-    assert report["csim"]["first_divergent_layer"] == "pool"
-    assert "not a power of two" in report["precision"]["pool"]["note"]
+    assert report["csim"]["exact_fraction"] < 1.0 and report["csim"]["first_divergent_layer"] == "dense_0"
+    assert "dense_0" in (out / FAILED_MARKER).read_text()
+
+
+def test_cli_force_replaces_a_previous_project(student_h5, converted_dir, capsys):
+    _, out = converted_dir
+    stamp = (out / "hls_report.json").stat().st_mtime_ns
+    assert main(["hls", "--model", str(student_h5), "--out", str(out), "--force", "--reuse", "2"]) == 0
+    report = json.loads((out / "hls_report.json").read_text())
+    assert (out / "hls_report.json").stat().st_mtime_ns != stamp
+    assert report["reuse_factor"] == 2 and report["resources"]["ii_cycles"] == 2

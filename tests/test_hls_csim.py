@@ -75,15 +75,16 @@ def deepsets(tmp_path_factory):
 def _csim(model, converted, x):
     from kd_trigger.hls.csim import run_csim
 
-    return run_csim(model, converted.hls_model, x, min_exact_fraction=1.0)
+    return run_csim(model, converted, x, min_exact_fraction=1.0)
 
 
 def _alive_fraction(model, x) -> float:
     """Fraction of nonzero quantized-ReLU outputs (the test would be vacuous if all were zero)."""
-    from kd_trigger.hls.csim import keras_layer_outputs, quantize_inputs
+    from kd_trigger.hls.csim import float64_twin, keras_layer_outputs, quantize_inputs
 
+    twin = float64_twin(model)
     names = [layer.name for layer in model.layers if "relu" in layer.name]
-    outs = keras_layer_outputs(model, quantize_inputs(model, x), names)
+    outs = keras_layer_outputs(twin, quantize_inputs(twin, x), names)
     return float(np.mean([np.mean(o != 0) for o in outs.values()]))
 
 

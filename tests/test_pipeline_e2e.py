@@ -278,7 +278,11 @@ def test_concurrent_runs_on_one_run_name_are_refused(make_config, capsys):
         capsys.readouterr()
         assert main(["data", "--config", str(path), "--n-jets", "1200"]) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and f"in use by pid {proc.pid}" in err and f"data --config {path}" in err
+        assert (
+            len(err.splitlines()) == 1
+            and f"in use by pid {proc.pid}" in err
+            and f"data --config {path}" in err
+        )
         assert proc.wait(timeout=300) == 0
     finally:
         proc.kill()

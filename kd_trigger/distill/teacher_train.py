@@ -12,6 +12,7 @@ One TensorFlow device strategy is picked from what TensorFlow sees: several GPUs
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -29,9 +30,13 @@ PREDICT_BATCH = 2048
 SPLITS = ("train", "val")
 
 
+@functools.cache
 def device_strategy() -> Any:
     """MirroredStrategy over all GPUs when TensorFlow sees several, else the default strategy
-    (which places work on the one GPU if there is one, else on the CPU)."""
+    (which places work on the one GPU if there is one, else on the CPU).
+
+    One per process: a second MirroredStrategy in the same process reuses collective-op keys and the
+    next model's gradient all-reduce fails with "Shape mismatch in the collective instance"."""
     import tensorflow as tf
 
     gpus = tf.config.list_logical_devices("GPU")
@@ -90,7 +95,8 @@ def _make_callback(spec: TeacherSpec, x_val: np.ndarray, y_val: np.ndarray) -> A
             auc = roc_auc(y_val, scores_from_logits(logits))
             val_loss = _cross_entropy(y_val, logits)
             val_acc = float(np.mean(np.argmax(logits, axis=1) == y_val))
-            lr = float(np.asarray(self.model.optimizer.learning_rate))  # the last step's rate
+            # The rate of the last step (keras.backend.get_value also reads a MirroredStrategy variable).
+            lr = float(keras.backend.get_value(self.model.optimizer.learning_rate))
             logs.update(val_auc=auc, val_loss=val_loss, val_accuracy=val_acc)
             for key, value in (
                 ("loss", logs.get("loss", np.nan)),

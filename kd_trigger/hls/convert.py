@@ -26,6 +26,7 @@ from kd_trigger.config import HlsConfig
 from kd_trigger.errors import ModelError, ToolMissingError
 from kd_trigger.hls.precision import (
     FixedType,
+    Intake,
     LayerPrecision,
     LayerSpec,
     derive_precision,
@@ -51,6 +52,24 @@ class Converted:
     requantized_layers: list[str] = field(default_factory=list)
     convert_s: float = 0.0
     compile_s: float = 0.0
+    reuse_by_layer: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def final_activation(self) -> tuple[str, str] | None:
+        """(layer name, kind) of a final softmax/sigmoid, converted with hls4ml's lookup tables."""
+        for name, chosen in self.precision.items():
+            if chosen.final_activation:
+                return name, chosen.final_activation
+        return None
+
+    @property
+    def assumed(self) -> list[str]:
+        """One line per layer whose types were assumed at intake rather than read from a quantizer."""
+        return [
+            f"{name}: {chosen.note} ({', '.join(f'{k} {t.hls()}' for k, t in chosen.types.items())})"
+            for name, chosen in self.precision.items()
+            if chosen.assumed
+        ]
 
 
 @contextlib.contextmanager
@@ -83,6 +102,108 @@ def _quantizer_type(quantizer: Any, where: str) -> tuple[FixedType, str]:
     return quantizer_fixed_type(t.width, t.integer, t.signed, bool(conf.get("symmetric", False))), name
 
 
+def _kernel_type(layer: Any, quantizer: Any, where: str) -> FixedType:
+    """The type of a layer's quantized kernel.
+
+    QKeras turns ``quantized_bits(alpha=None)`` used as a kernel quantizer into per-channel
+    power-of-two scales (``alpha="auto_po2"``): the grid is then not known in advance, but the quantized
+    constants are, and the narrowest type that holds them all exactly is read off them.
+    """
+    from kd_trigger.models import quantizers as qz
+
+    alpha = quantizer.get_config().get("alpha") if hasattr(quantizer, "get_config") else None
+    if isinstance(alpha, str) and "po2" in alpha:
+        values = np.asarray(quantizer(layer.kernel).numpy(), dtype=np.float64)
+        try:
+            return qz.grid_type(values)
+        except ValueError as err:
+            raise ModelError(f"layer {where}: {err}; the firmware type cannot be derived") from None
+    return _quantizer_type(quantizer, where)[0]
+
+
+def _scaled_kernel(layer: Any) -> bool:
+    """A kernel quantizer with a computed scale (``alpha="auto"``/``"auto_po2"``, what QKeras makes of
+    ``alpha=None`` on a kernel)."""
+    quantizer = getattr(layer, "kernel_quantizer_internal", None)
+    conf = quantizer.get_config() if quantizer is not None and hasattr(quantizer, "get_config") else {}
+    return isinstance(conf.get("alpha"), str)
+
+
+FINAL_INPUT_SUFFIX = "_input"
+"""A final softmax/sigmoid named N gets a cast layer N + this suffix in front of it (see for_hls4ml)."""
+
+
+def _final_kind(layer: Any, last: bool) -> str | None:
+    """'softmax'/'sigmoid' when ``layer`` is the model's last layer and is (or ends in) one."""
+    if not last:
+        return None
+    cls = type(layer).__name__
+    if cls == "Softmax":
+        return "softmax"
+    kind = _activation_name(getattr(layer, "activation", "linear"))
+    return kind if kind in ("softmax", "sigmoid") else None
+
+
+def for_hls4ml(model: Any) -> Any:
+    """``model``, or a functional copy of it that hls4ml 1.3 converts correctly. Arithmetic unchanged
+    up to the final activation:
+
+    * a final softmax/sigmoid (a ``Softmax`` layer, an ``Activation`` or a Dense's own activation) becomes
+      ``Activation(kind)`` named as hls4ml names it, after a cast layer ``<name>_input`` onto the
+      ap_fixed<16,6> input its lookup tables are built for (from our wide exact logits hls4ml would index
+      its exp table in steps of several units; and hls4ml writes a Keras Softmax layer with a config name
+      that differs from the call name, which does not compile);
+    * a layer whose kernel quantizer computes a scale (``alpha="auto"``/``"auto_po2"``, what QKeras makes
+      of ``alpha=None`` on a kernel) gets its already-quantized kernel and no kernel quantizer: hls4ml
+      would split the scale into an extra ``<name>_alpha`` layer of default precision, which wraps. The
+      firmware weights are written exactly either way.
+    """
+    import tensorflow as tf
+    from qkeras.utils import _add_supported_quantized_objects
+
+    layers = model.layers[1:]
+    final = _final_kind(layers[-1], True) if layers else None
+    if final is None and not any(_scaled_kernel(layer) for layer in layers):
+        return model
+    objects: dict[str, Any] = {}
+    _add_supported_quantized_objects(objects)
+    x = inputs = tf.keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
+    for i, layer in enumerate(layers):
+        last = i == len(layers) - 1
+        kind = _final_kind(layer, last)
+        cls = type(layer).__name__
+        own_activation = kind is not None and cls not in ("Softmax", "Activation")
+        if kind is not None and not own_activation:
+            name = layer.name
+        elif _scaled_kernel(layer) or own_activation:
+            conf = layer.get_config()
+            if _scaled_kernel(layer):
+                for key in ("kernel_quantizer", "kernel_constraint"):
+                    conf.pop(key, None)
+            if own_activation:
+                conf["activation"] = "linear"
+            with tf.keras.utils.custom_object_scope(objects):
+                copy = type(layer).from_config(conf)
+            x = copy(x)
+            weights = layer.get_weights()
+            if _scaled_kernel(layer):
+                weights[0] = layer.kernel_quantizer_internal(layer.kernel).numpy()
+            copy.set_weights(weights)
+            name = f"{layer.name}_{kind}"
+        else:
+            x = layer(x)
+            continue
+        if kind is not None:
+            x = tf.keras.layers.Activation("linear", name=f"{name}{FINAL_INPUT_SUFFIX}")(x)
+            x = tf.keras.layers.Activation(kind, name=name)(x)
+    return tf.keras.Model(inputs, x, name=model.name)
+
+
+def _activation_name(fn: Any) -> str:
+    """'relu', 'linear', 'softmax'... of a Keras activation function or string."""
+    return str(getattr(fn, "__name__", fn)).lower()
+
+
 def describe_layers(model: Any) -> list[LayerSpec]:
     """Plain-data description of a single-chain Keras model, in order, for precision derivation."""
     specs: list[LayerSpec] = []
@@ -98,13 +219,12 @@ def describe_layers(model: Any) -> list[LayerSpec]:
         elif cls in ("QDense", "QConv1D", "Dense", "Conv1D"):
             kq = getattr(layer, "kernel_quantizer_internal", None)
             bq = getattr(layer, "bias_quantizer_internal", None)
-            kernel = _quantizer_type(kq, where)[0] if kq is not None else None
+            kernel = _kernel_type(layer, kq, where) if kq is not None else None
             bias = _quantizer_type(bq, where)[0] if bq is not None else None
             in_channels = int(layer.input_shape[-1])
             fan_in = in_channels * (int(layer.kernel_size[0]) if cls.endswith("Conv1D") else 1)
             if cls.endswith("Conv1D") and int(layer.kernel_size[0]) != 1:
                 raise ModelError(f"layer {where}: only kernel_size=1 (per-particle) Conv1D is supported")
-            act = getattr(layer.activation, "__name__", str(layer.activation))
             specs.append(
                 LayerSpec(
                     layer.name,
@@ -113,9 +233,16 @@ def describe_layers(model: Any) -> list[LayerSpec]:
                     kernel=kernel,
                     bias=bias,
                     use_bias=bool(layer.use_bias),
-                    inner_activation=act,
+                    inner_activation=_activation_name(layer.activation),
                 )
             )
+        elif cls in ("Activation", "ReLU", "Softmax"):
+            kind = {"ReLU": "relu", "Softmax": "softmax"}.get(cls) or _activation_name(layer.activation)
+            if cls == "ReLU" and (layer.max_value is not None or float(layer.negative_slope) != 0.0):
+                raise ModelError(
+                    f"layer {where}: only a plain ReLU (no max_value, no negative slope) is supported"
+                )
+            specs.append(LayerSpec(layer.name, "Activation", activation_kind=kind))
         elif cls == "GlobalAveragePooling1D":
             specs.append(LayerSpec(layer.name, cls, fan_in=int(layer.input_shape[1])))
         else:
@@ -130,9 +257,9 @@ def _inbound_names(node: Any) -> list[str]:
     return [layer.name for layer in layers]
 
 
-def model_precision(model: Any) -> dict[str, LayerPrecision]:
+def model_precision(model: Any, intake: Intake | None = None) -> dict[str, LayerPrecision]:
     """Derived precision of every layer of ``model`` (see :mod:`kd_trigger.hls.precision`)."""
-    return derive_precision(describe_layers(model))
+    return derive_precision(describe_layers(model), intake)
 
 
 def _hls4ml_config(model: Any, hls: HlsConfig) -> dict[str, Any]:
@@ -189,21 +316,42 @@ def default_hls_config(model: Any, hls: HlsConfig) -> dict[str, Any]:
     return config
 
 
+FINAL_ACTIVATION_INPUT = "ap_fixed<16,6,AP_RND_CONV,AP_SAT>"
+"""The input type of a final softmax/sigmoid: hls4ml's usual default, the one its lookup tables suit."""
+
+
+def _per_particle(layer: Any) -> bool:
+    """A Dense/Conv1D applied to every particle of a (particles, features) input."""
+    cls = type(layer).__name__
+    return cls in ("QConv1D", "Conv1D") or (cls in ("QDense", "Dense") and len(layer.input_shape) == 3)
+
+
 def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPrecision]) -> dict[str, Any]:
     """hls4ml's per-layer config with every type of ours written in (layers hls4ml adds keep its own)."""
     config = default_hls_config(model, hls)
     names = config.setdefault("LayerName", {})
     for layer in model.layers:
-        if type(layer).__name__ in ("QConv1D", "Conv1D") and layer.name in names:
-            # Scheduling only, never arithmetic: how many particles the pointwise Conv1D computes at once.
+        if _per_particle(layer) and layer.name in names:
+            # Scheduling only, never arithmetic: how many particles the per-particle layer computes at once.
+            # hls4ml rewrites a Dense on (particles, features) into a pointwise Conv1D whose default is ONE
+            # particle at a time (II = particles x reuse); all at once keeps II = the reuse factor.
             width = int(layer.output_shape[1])
             pf = width if hls.conv_parallelization is None else min(hls.conv_parallelization, width)
             names[layer.name]["ParallelizationFactor"] = pf
+    for name, layer_hls in hls.layers.items():
+        if layer_hls.reuse_factor is not None and name in names:
+            names[name]["ReuseFactor"] = layer_hls.reuse_factor
     for name, chosen in precision.items():
         layer_cfg = names.setdefault(name, {})
         layer_cfg.setdefault("Precision", {})
         if not isinstance(layer_cfg["Precision"], dict):
             layer_cfg["Precision"] = {}
+        if chosen.final_activation and f"{name}{FINAL_INPUT_SUFFIX}" in names:
+            cast = names[f"{name}{FINAL_INPUT_SUFFIX}"]
+            cast.setdefault("Precision", {})
+            if not isinstance(cast["Precision"], dict):
+                cast["Precision"] = {}
+            cast["Precision"]["result"] = FINAL_ACTIVATION_INPUT
         for key, t in chosen.types.items():
             layer_cfg["Precision"][key] = t.hls()
         layer_cfg["Trace"] = True
@@ -216,25 +364,59 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
     return config
 
 
-def quantized_weights(model: Any) -> dict[str, dict[str, np.ndarray]]:
-    """The QKeras quantized kernel and bias of every quantized layer: what the firmware must hold."""
+def _rounded(values: Any, t: FixedType) -> np.ndarray:
+    """Float weights rounded onto an assumed type, half to even and saturated (the firmware holds these)."""
+    return t.quantize(np.asarray(values, dtype=np.float64))
+
+
+def quantized_weights(
+    model: Any, precision: dict[str, LayerPrecision] | None = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """What the firmware must hold, per layer: QKeras' quantized kernel and bias; for a layer without
+    quantizers its float weights rounded onto the assumed types of ``precision``; for a batch norm its
+    scale and bias (gamma / sqrt(var + eps), beta - mean x scale) rounded the same way."""
+    precision = precision or {}
     out: dict[str, dict[str, np.ndarray]] = {}
     for layer in model.layers:
-        kq = getattr(layer, "kernel_quantizer_internal", None)
-        if kq is None:
+        types = precision[layer.name].types if layer.name in precision else {}
+        if type(layer).__name__ == "BatchNormalization" and "scale" in types:
+            gamma = np.asarray(layer.gamma.numpy() if layer.scale else 1.0, dtype=np.float64)
+            beta = np.asarray(layer.beta.numpy() if layer.center else 0.0, dtype=np.float64)
+            var = np.asarray(layer.moving_variance.numpy(), dtype=np.float64)
+            mean = np.asarray(layer.moving_mean.numpy(), dtype=np.float64)
+            scale = gamma / np.sqrt(var + float(layer.epsilon))
+            scale = np.broadcast_to(scale, var.shape)
+            out[layer.name] = {
+                "scale": _rounded(scale, types["scale"]),
+                "bias": _rounded(np.broadcast_to(beta - mean * scale, var.shape), types["bias"]),
+            }
             continue
-        arrays = {"weight": np.asarray(kq(layer.kernel).numpy(), dtype=np.float64)}
+        if not hasattr(layer, "kernel"):
+            continue
+        kq = getattr(layer, "kernel_quantizer_internal", None)
+        if kq is not None:
+            arrays = {"weight": np.asarray(kq(layer.kernel).numpy(), dtype=np.float64)}
+        elif "weight" in types:
+            arrays = {"weight": _rounded(layer.kernel.numpy(), types["weight"])}
+        else:
+            continue
         bq = getattr(layer, "bias_quantizer_internal", None)
         if getattr(layer, "use_bias", False) and layer.bias is not None:
-            bias = layer.bias if bq is None else bq(layer.bias)
-            arrays["bias"] = np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias, dtype=np.float64)
+            if bq is not None:
+                arrays["bias"] = np.asarray(bq(layer.bias).numpy(), dtype=np.float64)
+            elif "bias" in types:
+                arrays["bias"] = _rounded(layer.bias.numpy(), types["bias"])
+            else:
+                arrays["bias"] = np.asarray(layer.bias.numpy(), dtype=np.float64)
         out[layer.name] = arrays
     return out
 
 
-def weight_mismatches(model: Any, hls_model: Any) -> dict[str, float]:
+def weight_mismatches(
+    model: Any, hls_model: Any, precision: dict[str, LayerPrecision] | None = None
+) -> dict[str, float]:
     """Layers whose hls4ml weight/bias arrays differ from the QKeras quantized ones: {layer/array: max |diff|}."""
-    want = quantized_weights(model)
+    want = quantized_weights(model, precision)
     bad: dict[str, float] = {}
     for layer in hls_model.get_layers():
         if layer.name not in want:
@@ -251,15 +433,17 @@ def weight_mismatches(model: Any, hls_model: Any) -> dict[str, float]:
     return bad
 
 
-def requantize_weights(model: Any, hls_model: Any) -> list[str]:
+def requantize_weights(
+    model: Any, hls_model: Any, precision: dict[str, LayerPrecision] | None = None
+) -> list[str]:
     """Write the QKeras quantized weights into hls4ml's arrays where they differ; returns those layers.
 
     hls4ml rewrites a QDense on a 3-D input into a pointwise Conv1D and drops its quantizers, so the
     float kernel would be truncated instead of rounded half to even (off by one LSB, silently).
     """
-    want = quantized_weights(model)
+    want = quantized_weights(model, precision)
     fixed: list[str] = []
-    for key in weight_mismatches(model, hls_model):
+    for key in weight_mismatches(model, hls_model, precision):
         layer_name, array = key.split("/")
         layer = next(layer for layer in hls_model.get_layers() if layer.name == layer_name)
         var = layer.weights[array]
@@ -277,27 +461,29 @@ def convert_model(
     config: dict[str, Any] | None = None,
     fix_weights: bool = True,
     compile_model: bool = True,
-    on_written: Callable[[Path], None] | None = None,
+    on_converted: Callable[[Any], None] | None = None,
 ) -> Converted:
     """Convert ``model`` into the HLS project ``project_dir`` (atomically), then compile it there.
 
     ``config`` replaces the derived hls4ml config (tests use it to show hls4ml's defaults failing);
-    ``fix_weights=False`` keeps whatever weights hls4ml chose (same purpose). ``on_written`` is called
-    with the temporary directory before it is renamed, to add files to the project.
+    ``fix_weights=False`` keeps whatever weights hls4ml chose (same purpose). ``on_converted`` is called
+    with the hls4ml model before it is written (negative controls change a firmware weight there). The intake settings
+    of ``hls`` (input type, default precision, per-layer settings) apply.
     """
     import hls4ml
 
-    check_supported(model, hls)  # hls4ml's verdict on the layer types comes first, then ours
-    precision = model_precision(model)
+    converted_model = for_hls4ml(model)
+    check_supported(converted_model, hls)  # hls4ml's verdict on the layer types comes first, then ours
+    precision = model_precision(model, Intake.from_hls(hls))
     input_name = next(iter(precision))
-    hls_config = config if config is not None else build_hls_config(model, hls, precision)
+    hls_config = config if config is not None else build_hls_config(converted_model, hls, precision)
     project_dir = Path(project_dir)
     t0 = time.perf_counter()
     with atomic_dir(project_dir) as tmp:
         try:
             with quiet_hls4ml():
                 hls_model = hls4ml.converters.convert_from_keras_model(
-                    model,
+                    converted_model,
                     hls_config=hls_config,
                     output_dir=str(tmp),
                     project_name=PROJECT_NAME,
@@ -313,15 +499,16 @@ def convert_model(
             raise
         except Exception as err:
             raise _as_model_error(model, err) from None
-        requantized = requantize_weights(model, hls_model) if fix_weights else []
+        requantized = requantize_weights(model, hls_model, precision) if fix_weights else []
         for name in requantized:
-            log.warning(
-                "layer %s: hls4ml dropped its quantizer; wrote the QKeras quantized weights back", name
+            log.info(
+                "layer %s: wrote the exact firmware weights (QKeras-quantized or rounded onto the assumed type)",
+                name,
             )
+        if on_converted is not None:
+            on_converted(hls_model)
         with quiet_hls4ml():
             hls_model.write()
-        if on_written is not None:
-            on_written(tmp)
     convert_s = time.perf_counter() - t0
     # The compiled library bakes in its directory (build_lib.sh uses the absolute BASEDIR), so point
     # the model at the final place and build there, after the rename.
@@ -337,6 +524,19 @@ def convert_model(
             hls_model._compile()  # the project is already written; compile() would rewrite it in place
         compile_s = time.perf_counter() - t1
     log.info("converted %s -> %s (%.1f s), compiled in %.1f s", model.name, project_dir, convert_s, compile_s)
+    reuse = {
+        layer.name: int(layer.get_attr("reuse_factor"))
+        for layer in hls_model.get_layers()
+        if layer.get_attr("reuse_factor") is not None and hasattr(layer, "weights") and layer.weights
+    }
+    for name, layer_hls in hls.layers.items():
+        if layer_hls.reuse_factor is not None and name in reuse and reuse[name] != layer_hls.reuse_factor:
+            log.warning(
+                "layer %s: hls4ml changed the reuse factor %d to %d (the nearest it can build)",
+                name,
+                layer_hls.reuse_factor,
+                reuse[name],
+            )
     return Converted(
         hls_model=hls_model,
         project_dir=project_dir,
@@ -345,6 +545,7 @@ def convert_model(
         requantized_layers=requantized,
         convert_s=convert_s,
         compile_s=compile_s,
+        reuse_by_layer=reuse,
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kd_trigger.hls.convert import quiet_hls4ml
+from kd_trigger.models.quantizers import FixedType
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,33 @@ class CsimResult:
     """Fraction of outputs where QKeras' own float32 arithmetic equals the exact (float64) result."""
     first_divergent_layer: str | None = None
     divergence: dict[str, Any] | None = None
+    compared_layer: str | None = None
+    """The layer whose outputs were compared, when it is not the last one (a final softmax follows)."""
+    final_activation: dict[str, Any] | None = None
+    """A final softmax/sigmoid's deviation from QKeras: kind, max/mean |diff|, argmax agreement."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def float64_twin(model: Any) -> Any:
+def _qkeras_objects() -> dict[str, Any]:
+    from qkeras.utils import _add_supported_quantized_objects
+
+    objects: dict[str, Any] = {}
+    _add_supported_quantized_objects(objects)
+    return objects
+
+
+def _affine_layer(name: str, scale: np.ndarray, bias: np.ndarray) -> Any:
+    """``x * scale + bias`` with fixed constants: a batch norm as the firmware computes it, in float64."""
+    import tensorflow as tf
+
+    s = tf.constant(scale, dtype=tf.float64)
+    b = tf.constant(bias, dtype=tf.float64)
+    return tf.keras.layers.Lambda(lambda x: x * s + b, name=name, dtype="float64")
+
+
+def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | None = None) -> Any:
     """The same single-chain QKeras model, layer for layer with the same weights, computing in float64.
 
     QKeras evaluates in float32, whose 24-bit significand holds the exact fixed-point sums only while
@@ -58,9 +80,15 @@ def float64_twin(model: Any) -> Any:
     itself is the inexact side of a comparison. In float64 every type up to 53 bits is exact, so the
     twin is the reference the firmware is held to. QKeras casts to Keras' floatx inside its quantizers,
     hence floatx is float64 while the twin is built and while it runs (see :func:`run_twin`).
+
+    ``exact_weights`` (:func:`kd_trigger.hls.convert.quantized_weights`) replaces the float weights of
+    layers without quantizers by the rounded values the firmware holds, and a batch norm by its rounded
+    ``x * scale + bias``. A Dense/Conv1D's own activation is split into a layer ``<name>_<activation>``,
+    as hls4ml does, so that the value before a final softmax can be compared.
     """
     import tensorflow as tf
 
+    exact_weights = exact_weights or {}
     previous = tf.keras.backend.floatx()
     tf.keras.backend.set_floatx("float64")
     try:
@@ -69,15 +97,36 @@ def float64_twin(model: Any) -> Any:
         )
         x = inputs
         for layer in model.layers:
-            if type(layer).__name__ == "InputLayer":
+            cls = type(layer).__name__
+            if cls == "InputLayer":
+                continue
+            if cls == "BatchNormalization" and layer.name in exact_weights:
+                arrays = exact_weights[layer.name]
+                x = _affine_layer(layer.name, arrays["scale"], arrays["bias"])(x)
                 continue
             conf = layer.get_config()
             conf["dtype"] = "float64"
-            twin = type(layer).from_config(conf)
+            inner = conf.get("activation")
+            dense_like = cls in ("Dense", "Conv1D", "QDense", "QConv1D")
+            split = dense_like and isinstance(inner, str) and inner != "linear"
+            if split:
+                conf["activation"] = "linear"
+            weights = [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
+            if dense_like and layer.name in exact_weights:
+                # The constants the firmware holds (quantized once, by QKeras' own quantizer), with the
+                # twin's weight quantizers off: re-quantizing on-grid values would change nothing, and
+                # QKeras' power-of-two scales cannot run in float64 at all.
+                arrays = exact_weights[layer.name]
+                weights = [arrays["weight"], *([arrays["bias"]] if "bias" in arrays else [])]
+                for key in ("kernel_quantizer", "bias_quantizer", "kernel_constraint", "bias_constraint"):
+                    conf.pop(key, None)
+            with tf.keras.utils.custom_object_scope(_qkeras_objects()):
+                twin = type(layer).from_config(conf)
             x = twin(x)
-            weights = layer.get_weights()
             if weights:
-                twin.set_weights([np.asarray(w, dtype=np.float64) for w in weights])
+                twin.set_weights(weights)
+            if split:
+                x = tf.keras.layers.Activation(inner, name=f"{layer.name}_{inner}", dtype="float64")(x)
         return tf.keras.Model(inputs, x, name=f"{model.name}_float64")
     finally:
         tf.keras.backend.set_floatx(previous)
@@ -99,12 +148,17 @@ def run_twin(twin: Any, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs) if outs else np.zeros((0,) + tuple(twin.output_shape[1:]))
 
 
-def quantize_inputs(twin: Any, x: np.ndarray) -> np.ndarray:
-    """``x`` put on the student's input grid by the first layer (the input QActivation) of its float64
-    twin: exactly the numbers the firmware's input type holds."""
+def quantize_inputs(twin: Any, x: np.ndarray, input_type: FixedType | None = None) -> np.ndarray:
+    """``x`` put on the firmware's input grid: by the first layer (the input QActivation) of the float64
+    twin, or, for a model without an input quantizer, rounded onto ``input_type`` (half to even,
+    saturated). Either way exactly the numbers the firmware's input type holds."""
     import tensorflow as tf
 
     first = next(layer for layer in twin.layers if type(layer).__name__ != "InputLayer")
+    if type(first).__name__ != "QActivation":
+        if input_type is None:
+            raise ValueError("a model without an input quantizer needs the input type")
+        return np.ascontiguousarray(input_type.quantize(x))
     previous = tf.keras.backend.floatx()
     tf.keras.backend.set_floatx("float64")
     try:
@@ -235,46 +289,80 @@ def _keep_cwd() -> Any:
         os.chdir(cwd)
 
 
+def _pre_activation(twin: Any, name: str) -> str:
+    """The layer whose output feeds the final activation ``name``."""
+    names = [layer.name for layer in twin.layers]
+    index = names.index(name)
+    return names[index - 1]
+
+
 def run_csim(
     model: Any,
-    hls_model: Any,
+    converted: Any,
     x_raw: np.ndarray,
     labels: np.ndarray | None = None,
     min_exact_fraction: float = 1.0,
     diagnose_samples: int = 256,
 ) -> tuple[CsimResult, np.ndarray, np.ndarray]:
-    """Quantize ``x_raw`` as the student does, run QKeras (float64 twin) and the C simulation, compare.
+    """Put ``x_raw`` on the input grid, run QKeras (float64 twin) and the C simulation, compare exactly.
 
-    Below ``min_exact_fraction`` the first diverging layer is located (on at most ``diagnose_samples``
-    of the disagreeing samples) and recorded in the result; raising is left to the caller, so it can
-    write the report first. Returns the result and the QKeras and C-simulation outputs.
+    ``converted`` is :class:`kd_trigger.hls.convert.Converted`. With a final softmax/sigmoid the outputs
+    compared bit for bit are those of the layer before it (read from hls4ml's trace), and the final
+    activation's deviation is measured. Below ``min_exact_fraction`` the first diverging layer is
+    located (on at most ``diagnose_samples`` of the disagreeing samples). Returns the result and the
+    compared QKeras and C-simulation outputs.
     """
-    twin = float64_twin(model)
-    x = quantize_inputs(twin, np.asarray(x_raw, dtype=np.float64))
+    from kd_trigger.hls.convert import quantized_weights
+
+    hls_model = converted.hls_model
+    twin = float64_twin(model, quantized_weights(model, converted.precision))
+    x = quantize_inputs(twin, np.asarray(x_raw, dtype=np.float64), converted.input_type)
     t0 = time.perf_counter()
     y_q = run_twin(twin, x)
     qkeras_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     y_h = hls_predict(hls_model, x)
     simulation_s = time.perf_counter() - t1
+    final = converted.final_activation
+    compared, deviation = None, None
+    if final is not None:
+        final_name, kind = final
+        compared = _pre_activation(twin, final_name)
+        with quiet_hls4ml(), _keep_cwd():
+            _, trace = hls_model.trace(np.ascontiguousarray(x))
+        diff = np.abs(y_q.reshape(len(x), -1) - y_h.reshape(len(x), -1))
+        deviation = {
+            "kind": kind,
+            "layer": final_name,
+            "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+            "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
+            "argmax_agreement": float(
+                np.mean(y_q.reshape(len(x), -1).argmax(1) == y_h.reshape(len(x), -1).argmax(1))
+            ),
+        }
+        y_q = keras_layer_outputs(twin, x, [compared])[compared].reshape(len(x), -1)
+        y_h = np.asarray(trace[compared], dtype=np.float64).reshape(len(x), -1)
     figures = compare_outputs(y_q, y_h, labels)
-    y_32 = qkeras_predict(model, x)
+    y_32 = qkeras_predict(model, x) if final is None else y_q
     result = CsimResult(
         **figures,  # type: ignore[arg-type]
         simulation_s=simulation_s,
         qkeras_s=qkeras_s,
         float32_agreement=float(np.mean(y_32.reshape(y_q.shape) == y_q)) if y_q.size else 1.0,
+        compared_layer=compared,
+        final_activation=deviation,
     )
     if result.exact_fraction < min_exact_fraction:
         bad = np.nonzero(np.any(y_q.reshape(len(x), -1) != y_h.reshape(len(x), -1), axis=1))[0]
         sample = x[bad[:diagnose_samples]] if len(bad) else x[:diagnose_samples]
         result.first_divergent_layer, result.divergence = first_divergent_layer(twin, hls_model, sample)
     log.info(
-        "C simulation: %d samples, exact %.6f, max |diff| %.3g, argmax agreement %.6f (%.1f s)",
+        "C simulation: %d samples, exact %.6f, max |diff| %.3g, argmax agreement %.6f (%.1f s)%s",
         result.n_samples,
         result.exact_fraction,
         result.max_abs_diff,
         result.argmax_agreement,
         simulation_s,
+        f"; compared before the final {final[1]}" if final else "",
     )
     return result, y_q, y_h

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def build_report(
             "qkeras": round(csim.qkeras_s, 3),
         },
         versions=package_versions(),
+        intake=converted.assumed,
+        reuse_by_layer=converted.reuse_by_layer,
     )
 
 
@@ -129,6 +132,7 @@ def convert_and_simulate(
     labels: np.ndarray | None,
     student: str,
     final_dir: Path | None = None,
+    on_converted: Callable[[Any], None] | None = None,
 ) -> tuple[HlsReport, Converted]:
     """Convert into ``project_dir``, compile, C-simulate, add resources; write hls_report.json there
     (+ csim_outputs.npz with labels). ``final_dir`` is where the project will live once committed.
@@ -136,8 +140,8 @@ def convert_and_simulate(
     Raises CsimMismatchError (after writing the report) below ``hls.min_exact_fraction``.
     """
     final_dir = final_dir or project_dir
-    converted = convert_model(model, project_dir, hls)
-    csim, y_q, y_h = run_csim(model, converted.hls_model, x_raw, labels, hls.min_exact_fraction)
+    converted = convert_model(model, project_dir, hls, on_converted=on_converted)
+    csim, y_q, y_h = run_csim(model, converted, x_raw, labels, hls.min_exact_fraction)
     report = build_report(student, hls, converted, csim, final_dir, getattr(model, "name", ""))
     report_path = project_dir / REPORT_NAME
     if csim.exact_fraction < hls.min_exact_fraction:
@@ -306,7 +310,12 @@ def _check_out(out_dir: Path, force: bool) -> None:
 
 
 def convert_saved_model(
-    model_path: Path, out_dir: Path, data_path: Path | None, hls: HlsConfig, force: bool = False
+    model_path: Path,
+    out_dir: Path,
+    data_path: Path | None,
+    hls: HlsConfig,
+    force: bool = False,
+    on_converted: Callable[[Any], None] | None = None,
 ) -> int:
     """Convert any saved QKeras model into the HLS project ``out_dir`` and prove it bit-exact.
 
@@ -314,16 +323,19 @@ def convert_saved_model(
     mismatch ``out_dir`` holds the project with the report and a ``CSIM_FAILED.txt`` marker saying why.
     Without ``data_path`` it simulates 10,000 inputs on the input grid spread over its whole range,
     extremes and one-LSB steps included. Returns 0; raises CsimMismatchError (exit 1) or ModelError /
-    DataError / StaleOutputError / OutputError (exit 2).
+    DataError / StaleOutputError / OutputError (exit 2). ``on_converted`` (tests: negative controls) is
+    called with the hls4ml model before its project is written.
     """
     out_dir = Path(out_dir)
     _check_out(out_dir, force)
     model = load_qkeras_model(model_path)
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     from kd_trigger.hls.convert import check_supported, model_precision
+    from kd_trigger.hls.precision import Intake
 
     check_supported(model, hls)
-    precision = model_precision(model)  # fails early, in one line, without an input quantizer
+    # Fails early, in one line, when a type cannot be derived (no input quantizer and no --input-precision).
+    precision = model_precision(model, Intake.from_hls(hls))
     input_type = next(iter(precision.values())).types["result"]
     if data_path is not None:
         x_raw = load_inputs(data_path, input_shape)
@@ -333,7 +345,9 @@ def convert_saved_model(
     remove_path(staging)
     try:
         try:
-            report, _ = convert_and_simulate(model, staging, hls, x_raw, None, Path(model_path).stem, out_dir)
+            report, _ = convert_and_simulate(
+                model, staging, hls, x_raw, None, Path(model_path).stem, out_dir, on_converted=on_converted
+            )
         except CsimMismatchError as err:
             if (staging / REPORT_NAME).is_file():
                 write_text_atomic(staging / FAILED_MARKER, f"{err}\n")

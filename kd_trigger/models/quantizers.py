@@ -15,6 +15,7 @@ Both round half to even (``tf.round``), which is ``AP_RND_CONV`` in HLS, and sat
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,12 @@ QUANTIZER_ROUNDING = "RND_CONV"
 QUANTIZER_SATURATION = "SAT"
 EXACT_ROUNDING = "TRN"
 EXACT_SATURATION = "WRAP"
+
+
+_TYPE_PATTERN = re.compile(
+    r"(ap_fixed|ap_ufixed)<(\d+),(-?\d+)(?:,AP_(RND|RND_ZERO|RND_MIN_INF|RND_INF|RND_CONV|TRN|TRN_ZERO))?"
+    r"(?:,AP_(SAT|SAT_ZERO|SAT_SYM|WRAP))?(?:,\d+)?>"
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,29 @@ class FixedType:
         if self.rounding == EXACT_ROUNDING and self.saturation == EXACT_SATURATION:
             return f"{base}<{self.width},{self.integer}>"
         return f"{base}<{self.width},{self.integer},AP_{self.rounding},AP_{self.saturation}>"
+
+    @classmethod
+    def parse(cls, text: str) -> FixedType:
+        """``ap_fixed<W,I>`` / ``ap_ufixed<W,I>`` (optionally ``,AP_RND_CONV,AP_SAT``...) as a FixedType.
+
+        Raises ValueError with the accepted spelling for anything else.
+        """
+        match = _TYPE_PATTERN.fullmatch(text.replace(" ", ""))
+        if match is None:
+            raise ValueError(
+                f"{text!r} is not a fixed-point type; write ap_fixed<W,I> or ap_ufixed<W,I> (W total bits, "
+                "I integer bits including the sign), optionally with rounding and saturation modes"
+            )
+        base, width, integer, rounding, saturation = match.groups()
+        if int(width) < 1 or int(width) > 64:
+            raise ValueError(f"{text!r}: the width must be 1..64 bits")
+        return cls(
+            int(width),
+            int(integer),
+            base == "ap_fixed",
+            rounding or EXACT_ROUNDING,
+            saturation or EXACT_SATURATION,
+        )
 
     def with_modes(self, rounding: str, saturation: str) -> FixedType:
         return FixedType(self.width, self.integer, self.signed, rounding, saturation)
@@ -175,22 +205,58 @@ def activation_quantizer(q: QuantConfig) -> Any:
 def type_of_quantizer(quantizer: Any) -> FixedType:
     """The fixed-point type a QKeras quantizer object (or its serialized config dict) produces.
 
-    Only the two quantizers our students use are accepted; anything else (``alpha != 1``, po2, ternary)
-    is refused because its values are not a plain fixed-point grid.
+    ``quantized_bits`` with ``alpha=1`` or ``alpha=None`` (QKeras then uses the scale 1.0: the very same
+    grid), ``keep_negative`` either way, and ``quantized_relu``. Refused, because their values are not a
+    plain fixed-point grid: ``alpha="auto"``/``"auto_po2"`` or any other scale, stochastic rounding, and a
+    ``qnoise_factor`` below 1 (which mixes the float input into the output).
     """
     if isinstance(quantizer, dict):
         name, conf = quantizer["class_name"], quantizer["config"]
     else:
         name, conf = type(quantizer).__name__, quantizer.get_config()
+    if conf.get("use_stochastic_rounding"):
+        raise ValueError(f"{name} with stochastic rounding is not a deterministic fixed-point grid")
+    if float(conf.get("qnoise_factor", 1.0) if conf.get("qnoise_factor") is not None else 1.0) != 1.0:
+        raise ValueError(
+            f"{name} with qnoise_factor={conf.get('qnoise_factor')} mixes float values into its output"
+        )
     if name == "quantized_bits":
-        if conf.get("alpha") not in (1, 1.0) or not conf.get("keep_negative", True):
+        if conf.get("alpha") not in (1, 1.0, None):
             raise ValueError(f"quantized_bits with alpha={conf.get('alpha')!r} is not a fixed-point grid")
-        return bits_type(int(conf["bits"]), int(conf["integer"]))
+        bits, integer = int(conf["bits"]), int(conf["integer"])
+        if not conf.get("keep_negative", True):
+            return FixedType(bits, integer, signed=False)
+        if bits < 2:
+            raise ValueError("quantized_bits with 1 bit is a sign function, not a fixed-point grid")
+        return bits_type(bits, integer)
     if name == "quantized_relu":
-        if conf.get("negative_slope", 0.0) != 0.0:
+        if conf.get("negative_slope", 0.0) not in (0, 0.0, None):
             raise ValueError("quantized_relu with a negative slope is not supported")
         return relu_type(int(conf["bits"]), int(conf["integer"]))
-    raise ValueError(f"unsupported quantizer {name}; students use quantized_bits(alpha=1) and quantized_relu")
+    raise ValueError(
+        f"unsupported quantizer {name}; supported: quantized_bits (alpha=1 or None) and quantized_relu"
+    )
+
+
+def grid_type(values: np.ndarray, max_fractional: int = 48) -> FixedType:
+    """The narrowest signed ``ap_fixed`` that holds every one of ``values`` exactly.
+
+    For weights already quantized by a quantizer whose grid is not fixed in advance (QKeras' per-channel
+    power-of-two scales, ``alpha="auto_po2"``): the constants themselves decide the type. Raises
+    ValueError when a value needs more than ``max_fractional`` fractional bits (not a fixed-point grid).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(v)):
+        raise ValueError("weights hold NaN or inf")
+    fractional = 0
+    while fractional <= max_fractional and not np.all(np.rint(v * 2.0**fractional) == v * 2.0**fractional):
+        fractional += 1
+    if fractional > max_fractional:
+        raise ValueError(f"weights are not on any grid of up to {max_fractional} fractional bits")
+    codes = np.rint(v * 2.0**fractional).astype(np.int64) if v.size else np.zeros(1, dtype=np.int64)
+    hi, lo = int(codes.max(initial=0)), int(codes.min(initial=0))
+    width = max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + 1
+    return FixedType(width, width - fractional, signed=True)
 
 
 def product_type(a: FixedType, b: FixedType) -> FixedType:

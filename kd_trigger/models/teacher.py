@@ -20,8 +20,9 @@ for Keras 2 (TF 2.15):
 
 The output is two logits (class 1 = top). All layers take a ``dtype`` so the symmetry tests can run the
 same network in float64 (weights copy over with ``set_weights``). Every Minkowski product goes through
-:func:`minkowski_dot`: the one place where float32 loses precision (nearly light-like, nearly collinear
-vectors), which is what the float32 symmetry test bounds.
+:func:`minkowski_dot`, the jet sum through :func:`jet_momentum` and the 4-vector update through
+:func:`equivariant_update`: the operations where float32 rounding meets cancellation (products of nearly
+light-like, nearly collinear vectors), which the symmetry tests' derived rounding bound instruments.
 
 ``particle_flow`` is a non-equivariant Deep Sets / Particle-Flow network (Komiske et al.,
 arXiv:1810.05165) on per-particle engineered features: per-particle MLP -> masked sum -> MLP.
@@ -35,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow import keras
 
-from kd_trigger.config import PARTICLE_FEATURES, TeacherConfig, TeacherSpec
+from kd_trigger.config import PARTICLE_FEATURES, TeacherSpec
 from kd_trigger.data.features import TEACHER_P4_SCALE_GEV
 
 P4_COMPONENTS = 4
@@ -122,21 +123,49 @@ class MaskedBatchNorm(keras.layers.Layer):
     ``mask`` has the shape of ``x`` without its last (feature) axis, or with a trailing axis of 1.
     Padding particles and edges to padding would otherwise enter the mean and variance with a weight
     that depends on how many padding rows a batch has (and on ``n_particles``). Normalises every
-    feature over all other axes; at inference the moving averages are used, row by row.
+    feature over all other axes; at inference the moving averages are used, row by row. (Keras'
+    BatchNormalization takes a mask too, but its fused kernel, picked by default for 4-D edge
+    tensors, drops the mask with only a warning; this layer has no such path. Measured as fast.)
     """
 
     def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = 1e-3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.momentum = momentum
         self.epsilon = epsilon
-        # fused=False: the fused kernel ignores the mask (Keras only warns).
-        self.bn = keras.layers.BatchNormalization(
-            momentum=momentum, epsilon=epsilon, fused=False, name="bn", dtype=self.dtype_policy
-        )
 
-    def call(self, inputs: list[tf.Tensor], training: bool | None = None) -> tf.Tensor:
+    def build(self, input_shape: Any) -> None:
+        dim = int(input_shape[0][-1])
+        self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
+        # ON_READ / MEAN: under MirroredStrategy each replica keeps its own moving statistics and a read
+        # averages them (what Keras' BatchNormalization does).
+        moving = {
+            "shape": (dim,),
+            "trainable": False,
+            "synchronization": tf.VariableSynchronization.ON_READ,
+            "aggregation": tf.VariableAggregation.MEAN,
+        }
+        self.moving_mean = self.add_weight(name="moving_mean", initializer="zeros", **moving)
+        self.moving_variance = self.add_weight(name="moving_variance", initializer="ones", **moving)
+        super().build(input_shape)
+
+    def call(self, inputs: list[tf.Tensor], training: Any = None) -> tf.Tensor:
         x, mask = inputs
-        return self.bn(x, training=training, mask=_reduce_all_but_last(mask, x))
+        if isinstance(training, tf.Tensor):
+            training = tf.get_static_value(training)
+        if training:
+            weight = _reduce_all_but_last(mask, x)[..., None]
+            axes = list(range(x.shape.rank - 1))
+            count = tf.maximum(tf.reduce_sum(weight), 1.0)
+            mean = tf.reduce_sum(x * weight, axis=axes) / count
+            variance = tf.reduce_sum(tf.square(x - mean) * weight, axis=axes) / count
+            decay = 1.0 - self.momentum
+            self.moving_mean.assign_sub((self.moving_mean - tf.stop_gradient(mean)) * decay)
+            self.moving_variance.assign_sub((self.moving_variance - tf.stop_gradient(variance)) * decay)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        scale = self.gamma * tf.math.rsqrt(variance + self.epsilon)
+        return x * scale + (self.beta - mean * scale)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
@@ -258,10 +287,11 @@ class LorentzBlock(keras.layers.Layer):
             neighbours = inputs[3]
             x_j = tf.gather(x, neighbours, batch_dims=1)  # (b, n, k, 4)
             dst_j = tf.gather(dst, neighbours, batch_dims=1)
+            mask_j = tf.gather(mask[..., 0], neighbours, batch_dims=1)
             # A jet with fewer than k + 1 real particles also gets padding and itself among its k
             # "neighbours" (they rank last): both are masked out here.
             not_self = tf.not_equal(neighbours, tf.range(tf.shape(x)[1])[None, :, None])
-            pair = mask * tf.gather(mask[..., 0], neighbours, batch_dims=1) * tf.cast(not_self, x.dtype)
+            pair = mask * mask_j * tf.cast(not_self, x.dtype)
         else:  # dense: every other particle
             n = tf.shape(x)[1]
             x_j = x[:, None, :, :]
@@ -346,9 +376,10 @@ CUSTOM_OBJECTS: dict[str, type[keras.layers.Layer]] = {
 """Pass as ``custom_objects`` when loading a saved teacher (registration covers ordinary loads too)."""
 
 
-def spec_from_config(tcfg: TeacherConfig) -> TeacherSpec:
-    """The :class:`TeacherSpec` of the older :class:`TeacherConfig` section: the same dense LorentzNet
-    without batch norm (the architecture that section has always built)."""
+def spec_from_config(tcfg: Any) -> TeacherSpec:
+    """The :class:`TeacherSpec` of the older ``TeacherConfig`` section (path, n_particles, n_layers,
+    hidden, c_weight, dropout, epochs, batch_size, learning_rate, patience): the same dense LorentzNet
+    without batch norm, the architecture that section has always built."""
     if tcfg.path is not None:
         return TeacherSpec(name="teacher", kind="path", path=tcfg.path, n_particles=tcfg.n_particles)
     return TeacherSpec(
@@ -436,15 +467,15 @@ def _build_particle_flow(spec: TeacherSpec, dtype: str) -> keras.Model:
     return keras.Model(features, logits, name="particle_flow_teacher")
 
 
-def build_teacher(spec: TeacherSpec | TeacherConfig, dtype: str = "float32") -> keras.Model:
+def build_teacher(spec: TeacherSpec | Any, dtype: str = "float32") -> keras.Model:
     """The teacher of ``spec``: input as :func:`teacher_input_array` gives it, output 2 logits (1 = top).
 
     ``lorentznet``: dense or sparse LorentzNet; ``particle_flow``: Particle-Flow network; ``path``: the
     saved model, loaded (its own dtype). ``dtype="float64"`` builds the same network in double
-    precision (the symmetry tests; weights copy between the two with ``set_weights``). A
-    :class:`TeacherConfig` (the older config section) builds its dense LorentzNet without batch norm.
+    precision (the symmetry tests; weights copy between the two with ``set_weights``). An older
+    ``TeacherConfig`` section builds its dense LorentzNet without batch norm (:func:`spec_from_config`).
     """
-    if isinstance(spec, TeacherConfig):
+    if not isinstance(spec, TeacherSpec):
         spec = spec_from_config(spec)
     if spec.kind == "lorentznet":
         return _build_lorentznet(spec, dtype)
