@@ -23,7 +23,13 @@ from kd_trigger.runs import WRITE_ERRNOS, setup_logging
 
 log = logging.getLogger("kd_trigger")
 
-STAGE_COMMANDS = {"data": ["data"], "teacher": ["teacher"], "distill": ["distill"], "report": ["report"]}
+STAGE_COMMANDS = {
+    "data": ["data"],
+    "teacher": ["teacher"],
+    "distill": ["distill"],
+    "report": ["report"],
+    "study": ["study"],
+}
 """Commands that bring one target of the stage graph up to date (``hls`` is below: it also converts
 saved models)."""
 
@@ -57,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
 
     p = sub.add_parser("distill", help="data -> teachers -> baseline and distilled students -> metrics")
+    _add_config(p)
+
+    p = sub.add_parser("study", help="multi-seed study: does KD pay, for which student, teacher and (T, w)")
     _add_config(p)
 
     p = sub.add_parser("hls", help="firmware, C simulation vs QKeras, resources, budget verdict, report")

@@ -254,6 +254,34 @@ class LayerHlsConfig(_Section):
     _type = field_validator("precision")(classmethod(lambda cls, v: _check_type(v)))
 
 
+class KdSetting(_Section):
+    """One point of the study's KD grid: (1 - w) * CE + w * T^2 * KL."""
+
+    temperature: Annotated[float, Field(gt=0, le=100)]
+    kd_weight: Annotated[float, Field(gt=0, le=1)]
+
+
+class StudyConfig(_Section):
+    """``make study``: every student with every listed teacher, a label-only baseline and KD at each
+    setting of ``grid``, over ``seeds`` seeds with the initial weights shared per seed."""
+
+    seeds: Annotated[int, Field(ge=1, le=20)] = 3
+    grid: Annotated[tuple[KdSetting, ...], Field(min_length=1)] = (
+        KdSetting(temperature=1.0, kd_weight=0.7),
+        KdSetting(temperature=2.0, kd_weight=0.9),
+    )
+    teachers: tuple[str, ...] | None = None
+    """Teacher names to study (None: every configured teacher)."""
+    students: tuple[str, ...] | None = None
+    """Student names to study (None: every configured student)."""
+    train_fractions: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = (0.1, 0.3)
+    """The low-data curve: the chosen setting again on these fractions of the training split."""
+    select_on: Literal["rejection_at_50", "auc"] = "rejection_at_50"
+    """What picks a setting (and a teacher) per student, as the mean KD/baseline ratio on the VALIDATION
+    split: R30 on its ~3k background jets rests on a handful of jets and would pick noise."""
+    bootstrap: Annotated[int, Field(ge=10, le=10_000)] = 200
+
+
 class HlsConfig(_Section):
     flows: Annotated[tuple[Literal["hls4ml", "rtl"], ...], Field(min_length=1)] = ("hls4ml",)
     """Firmware flows built for every student: hls4ml's HLS C++ and/or the open-source RTL (da4ml)."""
@@ -355,6 +383,7 @@ class Config(_Section):
     distill: DistillConfig = DistillConfig()
     hls: HlsConfig = HlsConfig()
     budget: BudgetConfig = BudgetConfig()
+    study: StudyConfig = StudyConfig()
     _source: str | None = PrivateAttr(default=None)
 
     @property

@@ -194,7 +194,23 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
             description="the firmware review report (Markdown and self-contained HTML)",
         )
     )
+    studied = cfg.study.teachers or tuple(t.name for t in cfg.teachers)
+    add(
+        Stage(
+            "study",
+            ("data", *(teacher_stage_name(name) for name in studied)),
+            lambda c: {"seed": c.run.seed, **{k: c.to_dict()[k] for k in ("students", "distill", "study")}},
+            _study_outputs,
+            "kd_trigger.study:study_stage",
+            check=_check_students,
+            description="multi-seed study: baseline and KD per student, teacher and setting, with intervals",
+        )
+    )
     return graph
+
+
+def _study_outputs(cfg: Config) -> list[Path]:
+    return [cfg.artifacts / "study.json", cfg.artifacts / "study.md", cfg.artifacts / "study"]
 
 
 def _teacher_config(cfg: Config, name: str) -> Any:

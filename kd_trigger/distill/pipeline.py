@@ -65,9 +65,14 @@ class TrainRecord:
         }
 
 
-def student_seed(cfg: Config, spec: StudentConfig) -> int:
+def student_seed_for(seed: int, spec: StudentConfig) -> int:
     """A per-student seed that does not change when other students are added or reordered."""
-    return (cfg.run.seed * 1_000_003 + zlib.crc32(spec.name.encode())) % (2**31 - 1)
+    return (seed * 1_000_003 + zlib.crc32(spec.name.encode())) % (2**31 - 1)
+
+
+def student_seed(cfg: Config, spec: StudentConfig) -> int:
+    """The run's seed for ``spec``: initial weights and batch order of its baseline and KD copies."""
+    return student_seed_for(cfg.run.seed, spec)
 
 
 def train_subset(n_train: int, fraction: float, seed: int) -> np.ndarray:

@@ -1,0 +1,98 @@
+"""The multi-seed study: the paired bootstrap against a hand computation, and `kd-trigger study` on the
+CI config with its bookkeeping (seeds paired, selection on validation, resumable cache)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kd_trigger.cli import main
+from kd_trigger.contracts import Study
+from kd_trigger.study import paired_ratio, resample_plan
+
+
+def _mean_metric(labels: np.ndarray, values: np.ndarray) -> float:
+    """A metric simple enough to recompute by hand: the mean of the first column."""
+    return float(np.mean(values[:, 0]))
+
+
+def test_paired_bootstrap_matches_a_hand_computation() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 5)
+    base = [rng.uniform(1, 2, (10, 2)) for _ in range(3)]
+    kd = [rng.uniform(1, 2, (10, 2)) for _ in range(3)]
+    interval = paired_ratio(labels, base, kd, _mean_metric, n_boot=50, seed=11)
+
+    per_seed = [kd[s][:, 0].mean() / base[s][:, 0].mean() for s in range(3)]
+    seeds_b, jets_b = resample_plan(10, 3, 50, 11)
+    replicas = []
+    for seeds, jets in zip(seeds_b, jets_b, strict=True):
+        if labels[jets].min() == labels[jets].max():
+            continue
+        replicas.append(np.mean([kd[s][jets, 0].mean() / base[s][jets, 0].mean() for s in seeds]))
+    lo, hi = np.percentile(replicas, [16, 84])
+    assert interval.per_seed == pytest.approx(per_seed, rel=1e-12)
+    assert interval.mean == pytest.approx(np.mean(per_seed), rel=1e-12)
+    assert (interval.lo68, interval.hi68) == pytest.approx((lo, hi), rel=1e-12)
+    # Both models see the same resampled jets: identical models give exactly 1 in every replica.
+    same = paired_ratio(labels, base, base, _mean_metric, n_boot=50, seed=11)
+    assert (same.mean, same.lo68, same.hi68) == (1.0, 1.0, 1.0)
+
+
+def test_resample_plan_resamples_seeds_and_jets_deterministically() -> None:
+    seeds, jets = resample_plan(100, 3, 20, seed=5)
+    assert seeds.shape == (20, 3) and jets.shape == (20, 100)
+    assert seeds.min() >= 0 and seeds.max() <= 2 and jets.max() <= 99
+    again = resample_plan(100, 3, 20, seed=5)
+    assert np.array_equal(seeds, again[0]) and np.array_equal(jets, again[1])
+
+
+@pytest.mark.slow
+def test_study_on_the_ci_config(ci_run, caplog) -> None:
+    cfg = ci_run.cfg
+    assert main(["study", "--config", str(ci_run.path)]) == 0
+    study = Study.model_validate_json((cfg.artifacts / "study.json").read_text())
+    scfg = cfg.study
+    assert study.seeds == [cfg.run.seed + k for k in range(scfg.seeds)]
+    assert set(study.teachers) == {"lorentznet16"} and study.teachers["lorentznet16"].n_particles == 16
+    for student in study.students.values():
+        assert [f.seed for f in student.baseline] == study.seeds
+        assert len(student.settings) == len(scfg.grid)
+        assert sum(s.chosen for s in student.settings) == 1
+        chosen = next(s for s in student.settings if s.chosen)
+        # selection on the validation split only: the chosen setting has the best validation ratio
+        assert chosen.val_selection_ratio == max(s.val_selection_ratio for s in student.settings)
+        assert student.best == {
+            "teacher": chosen.teacher,
+            "temperature": chosen.temperature,
+            "kd_weight": chosen.kd_weight,
+        }
+        for setting in student.settings:
+            assert [f.seed for f in setting.kd] == study.seeds  # paired with the baseline seed by seed
+            r30 = setting.kd_over_baseline.rejection_at_30
+            expected = [
+                k.rejection_at_30 / b.rejection_at_30
+                for k, b in zip(setting.kd, student.baseline, strict=True)
+            ]
+            assert r30.per_seed == pytest.approx(expected)
+            assert r30.lo68 <= r30.hi68
+            assert set(setting.kd_over_baseline.accuracy_at_beta) == {"0.5"}
+        assert [p.train_fraction for p in student.low_data] == list(scfg.train_fractions)
+    md = (cfg.artifacts / "study.md").read_text()
+    assert "## The paper, on another data set" in md and "ANOTHER data set" in md
+    for png in ("ratio_per_seed.png", "low_data.png", "boost_mlp.png", "boost_deepsets.png"):
+        assert (cfg.artifacts / "study" / png).read_bytes()[:4] == b"\x89PNG"
+
+    # A study whose outputs are lost resumes from its cache: no student is trained again.
+    before = json.loads((cfg.artifacts / "study.json").read_text())
+    (cfg.artifacts / "study.json").unlink()
+    caplog.clear()
+    caplog.set_level("INFO")
+    assert main(["study", "--config", str(ci_run.path)]) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("stage study: running" in m for m in messages)
+    assert not any(" epoch " in m for m in messages)
+    after = json.loads((cfg.artifacts / "study.json").read_text())
+    assert after["students"] == before["students"]
