@@ -9,7 +9,7 @@ FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 SYNTH_FLAG := $(if $(filter 1 yes true,$(SYNTH)),--synth,)
 PYTEST_ARGS ?=
 
-.PHONY: setup data teacher distill hls report all study status test test-fast lint clean
+.PHONY: setup data teacher distill hls report all study scan status test test-fast lint clean
 
 # The environment is rebuilt whenever the pinned dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -39,6 +39,9 @@ all: hls  ## the whole pipeline on CONFIG, ending with the review report
 
 study: $(VENV)/.installed  ## multi-seed study of KD per student, teacher and (T, w) -> artifacts/<run>/study.json, study.md
 	$(KD) study --config $(CONFIG) $(FORCE_FLAG)
+
+scan: $(VENV)/.installed  ## design scan on Dask -> artifacts/<run>/scan/, best in budget -> firmware/<run>/best/ (exit 3 if none)
+	$(KD) scan --config $(CONFIG) $(FORCE_FLAG)
 
 status: $(VENV)/.installed  ## check CONFIG and list each stage: up to date, or why it would run
 	$(KD) status --config $(CONFIG)

@@ -68,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="multi-seed study: does KD pay, for which student, teacher and (T, w)")
     _add_config(p)
 
+    p = sub.add_parser(
+        "scan", help="design scan on Dask: KD, exactness, resources per point; Pareto fronts; best in budget"
+    )
+    _add_config(p)
+    p.add_argument("--workers", type=int, help="local Dask process workers (overrides scan.workers)")
+    p.add_argument(
+        "--scheduler", help="address of a running Dask scheduler, tcp://HOST:PORT (overrides scan.scheduler)"
+    )
+
     p = sub.add_parser("hls", help="firmware, C simulation vs QKeras, resources, budget verdict, report")
     _add_config(p)
     p.add_argument("--synth", action="store_true", help="run vendor C synthesis when the tools are on PATH")
@@ -196,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "hls":
         return _hls(args)
+    if args.command == "scan":
+        cfg = _config(args, **{"scan.workers": args.workers, "scan.scheduler": args.scheduler})
+        return run_targets(cfg, ["scan"], force=args.force)
     if args.command == "fpga-report":
         from kd_trigger.fpga.reports import read_report_path
 

@@ -282,6 +282,45 @@ class StudyConfig(_Section):
     bootstrap: Annotated[int, Field(ge=10, le=10_000)] = 200
 
 
+class ScanAxes(_Section):
+    """The values a design scan tries for one student kind; an axis left out keeps the student's value."""
+
+    weight_bits: tuple[Annotated[int, Field(ge=2, le=16)], ...] | None = None
+    activation_bits: tuple[Annotated[int, Field(ge=2, le=16)], ...] | None = None
+    input_bits: tuple[Annotated[int, Field(ge=2, le=32)], ...] | None = None
+    hidden: tuple[tuple[Annotated[int, Field(ge=1, le=1024)], ...], ...] | None = None
+    head: tuple[tuple[Annotated[int, Field(ge=1, le=1024)], ...], ...] | None = None
+    n_particles: tuple[Annotated[int, Field(ge=1, le=200)], ...] | None = None
+    reuse_factor: tuple[Annotated[int, Field(ge=1)], ...] | None = None
+    flow: tuple[Literal["hls4ml", "rtl"], ...] | None = None
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> ScanAxes:
+        for name, values in self:
+            if values is not None and len(values) == 0:
+                raise ValueError(f"axis {name} is empty; leave it out to keep the student's value")
+        return self
+
+
+class ScanConfig(_Section):
+    """``make scan``: KD-trained, converted, exactness-gated and measured designs over ``axes``."""
+
+    axes: dict[Literal["mlp", "deepsets"], ScanAxes] = Field(default_factory=dict)
+    """Per student kind; the base design is the configured student of that kind."""
+    mode: Literal["grid", "random", "lhs"] = "grid"
+    points: Annotated[int, Field(ge=1)] | None = None
+    """random/lhs: how many points; grid: the most points allowed (None: the whole grid)."""
+    seed: Annotated[int, Field(ge=0)] = 0
+    objective: Literal["auc", "rejection_at_30", "rejection_at_50"] = "auc"
+    """The physics figure the Pareto fronts and the promotion of the best design use (on the test split)."""
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    """Training epochs per point (None: distill.epochs)."""
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    """Process workers of the local Dask cluster (ignored with ``scheduler``)."""
+    scheduler: str | None = None
+    """Address of a running Dask scheduler (tcp://host:port): the points run on its workers."""
+
+
 class HlsConfig(_Section):
     flows: Annotated[tuple[Literal["hls4ml", "rtl"], ...], Field(min_length=1)] = ("hls4ml",)
     """Firmware flows built for every student: hls4ml's HLS C++ and/or the open-source RTL (da4ml)."""
@@ -384,6 +423,7 @@ class Config(_Section):
     hls: HlsConfig = HlsConfig()
     budget: BudgetConfig = BudgetConfig()
     study: StudyConfig = StudyConfig()
+    scan: ScanConfig = ScanConfig()
     _source: str | None = PrivateAttr(default=None)
 
     @property

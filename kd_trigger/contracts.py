@@ -396,3 +396,43 @@ class Study(Contract):
     students: dict[str, StudentStudy]
     seconds: float
     paper: dict[str, Any]
+
+
+# -- scan/scan.json -------------------------------------------------------------------------------
+class ScanPoint(Contract):
+    """One design of the scan: its axes, physics, figures (each with its source), exactness, budget."""
+
+    key: str
+    student: str
+    kind: str
+    axes: dict[str, Any]
+    physics: dict[str, float | None]
+    figures: dict[str, float | int | None]
+    sources: dict[str, str | None]
+    exact: bool
+    exactness: dict[str, Any]
+    budget_pass: bool
+    budget: BudgetBlock | None = None
+    pareto: bool = False
+    """On the front of (physics up, LUT down, latency down) jointly."""
+    pareto_lut: bool = False
+    pareto_latency: bool = False
+    error: str | None = None
+    """Why the point has no figures (a refused model): it is kept, never dropped."""
+    seconds: float = 0.0
+    project: str | None = None
+
+
+class Scan(Contract):
+    """``artifacts/<run>/scan/scan.json``."""
+
+    run: str
+    objective: str
+    mode: str
+    points: list[ScanPoint]
+    best: str | None
+    """The key of the promoted design (the best objective among exact points within the budget)."""
+    nearest_miss: dict[str, Any] | None = None
+    workers: int
+    scheduler: str | None
+    seconds: float

@@ -191,6 +191,8 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
             lambda c: {"run": c.run.name},
             lambda c: [c.firmware / n for n in ("report.md", "report.html", "report_plots")],
             "kd_trigger.report.assemble:report_stage",
+            # A scan run later (make scan) changes this file: the report then shows it on its next run.
+            inputs=lambda c: [c.artifacts / "scan" / "scan.json"],
             description="the firmware review report (Markdown and self-contained HTML)",
         )
     )
@@ -206,7 +208,32 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
             description="multi-seed study: baseline and KD per student, teacher and setting, with intervals",
         )
     )
+    scanned = sorted(
+        {teacher_stage_name(cfg.teacher_of(s).name) for s in cfg.students if s.kind in cfg.scan.axes}
+    )
+    add(
+        Stage(
+            "scan",
+            ("data", *scanned),
+            lambda c: {
+                "seed": c.run.seed,
+                **{k: c.to_dict()[k] for k in ("students", "distill", "hls", "scan", "budget")},
+            },
+            lambda c: [c.artifacts / "scan", c.firmware / "best"],
+            "kd_trigger.scan:scan_stage",
+            inputs=lambda c: [Path(c.budget.profiles)],
+            check=_check_scan,
+            description="design scan on Dask: KD-trained, exact, measured points, Pareto fronts, best in budget",
+        )
+    )
     return graph
+
+
+def _check_scan(cfg: Config) -> None:
+    from kd_trigger.scan import plan_points
+
+    _check_budget(cfg)
+    plan_points(cfg)
 
 
 def _study_outputs(cfg: Config) -> list[Path]:

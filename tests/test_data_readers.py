@@ -291,3 +291,49 @@ def test_table_key_that_pandas_cannot_read(tmp_path):
         f.create_group("table").create_dataset("x", data=np.zeros(3))
     msg = _error(path, _cfg(tmp_path))
     assert "key 'table' is not a pandas table" in msg and "accepted:" in msg
+
+
+@pytest.mark.parametrize("layout", ["fixed", "table"])
+def test_public_file_is_read_in_chunks_with_bounded_memory(tmp_path, layout):
+    """A multi-chunk Top Quark Tagging file: chunked reading gives exactly the whole-file result, and the
+    memory it holds at its peak is the output arrays plus about one chunk, not the whole frame."""
+    import tracemalloc
+
+    from kd_trigger.data.readers import _read_public_chunks
+
+    n = 6000
+    frame, c = _public_frame(n=n, m=200, seed=9)
+    path = tmp_path / "multi.h5"
+    frame.to_hdf(path, key="table", format=layout)
+    frame_bytes = frame.memory_usage(index=False).sum()
+    del frame
+    cfg = _cfg(tmp_path, max_constituents=200)
+    chunk_rows = 300  # 20 chunks
+    tracemalloc.start()
+    try:
+        ds = _read_public_chunks(path, cfg, chunk_rows=chunk_rows)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    whole = load_jets(path, cfg)  # one chunk: the whole file
+    np.testing.assert_array_equal(ds.constituents, c)
+    np.testing.assert_array_equal(ds.constituents, whole.constituents)
+    np.testing.assert_array_equal(ds.is_signal, whole.is_signal)
+    np.testing.assert_array_equal(ds.truth_top_p4, whole.truth_top_p4)
+    output = ds.constituents.nbytes + ds.jet_p4.nbytes + ds.truth_top_p4.nbytes
+    chunk = frame_bytes * chunk_rows / n
+    assert peak < output + 6 * chunk, (peak, output, chunk)
+    assert peak < output + frame_bytes / 2  # a whole-frame read would hold all of it at once
+
+
+def test_a_directory_of_train_val_test_files_keeps_their_split(tmp_path):
+    for i, name in enumerate(("train", "val", "test")):
+        frame, _ = _public_frame(n=6 + i, m=20, seed=i)
+        frame.to_hdf(tmp_path / f"{name}.h5", key="table", format="fixed")
+    ds = load_jets(tmp_path, _cfg(tmp_path, max_constituents=20))
+    assert len(ds) == 6 + 7 + 8
+    np.testing.assert_array_equal(ds.split, [0] * 6 + [1] * 7 + [2] * 8)
+    assert "train/val/test files" in ds.source
+    (tmp_path / "val.h5").unlink()
+    with pytest.raises(DataError, match="lacks val.h5"):
+        load_jets(tmp_path, _cfg(tmp_path))

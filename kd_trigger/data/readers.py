@@ -18,6 +18,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from kd_trigger.config import Config
 from kd_trigger.data.dataset import FORMAT_NAME, JetDataset, assign_split
@@ -62,10 +63,10 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist; {_missing_hint()}")
+    if path.is_dir():
+        return _read_split_directory(path, cfg)
     if not path.is_file():
-        raise DataError(
-            f"data file {path} is not a regular file (a directory?); point data.path at an HDF5 file"
-        )
+        raise DataError(f"data file {path} is not a regular file; point data.path at an HDF5 file")
     if path.stat().st_size == 0:
         raise DataError(f"data file {path} is empty (0 bytes); regenerate it with `make data CONFIG=...`")
     if not h5py.is_hdf5(path):
@@ -87,7 +88,7 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
     except OSError as err:
         raise DataError(f"data file {path} cannot be read as HDF5 ({err}); is it truncated?") from None
     if dataset is None:
-        dataset = _read_public(path, cfg)
+        dataset = _read_public_chunks(path, cfg)
     log.info("read %s: %s", dataset.source, dataset.summary())
     return dataset
 
@@ -202,62 +203,125 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
     )
 
 
-def _read_public(path: Path, cfg: Config) -> JetDataset:
+PUBLIC_CHUNK_ROWS = 20_000
+"""Rows read at a time from a Top Quark Tagging file: ~130 MB of float64 columns per chunk (806 columns),
+so reading stays within the output arrays plus one chunk (the 1.2M-jet file is ~8 GB as one frame)."""
+
+
+def _public_rows(path: Path) -> tuple[int, list[str]]:
+    """(number of rows, column names) of the pandas frame under key 'table', without reading the rows."""
     import pandas as pd
 
     try:
-        with warnings.catch_warnings():
-            # PyTables warns about NaturalNameWarning-style trivia on some files; the checks below are ours.
+        with warnings.catch_warnings(), pd.HDFStore(path, mode="r") as store:
             warnings.simplefilter("ignore")
-            frame = pd.read_hdf(path, key=PUBLIC_KEY)
-    except (KeyError, ValueError, TypeError, OSError) as err:
+            storer = store.get_storer(PUBLIC_KEY)
+            if storer is None:
+                raise KeyError(PUBLIC_KEY)
+            head = store.select(PUBLIC_KEY, start=0, stop=1)
+            # A "table"-format frame knows its row count; a "fixed" one its (rows, columns) shape.
+            nrows = storer.nrows if storer.nrows is not None else storer.shape[0]
+            if nrows <= 1:  # pandas stores an empty fixed frame as one dummy row: count what reads back
+                nrows = len(store.select(PUBLIC_KEY, start=0, stop=2))
+    except (KeyError, ValueError, TypeError, OSError, AttributeError) as err:
         raise DataError(
-            f"data file {path}: key '{PUBLIC_KEY}' is not a pandas table ({err}); "
-            f"accepted: {'; '.join(LAYOUTS)}"
+            f"data file {path}: key '{PUBLIC_KEY}' is not a pandas table ({err}); accepted: {'; '.join(LAYOUTS)}"
         ) from None
-    if not isinstance(frame, pd.DataFrame):
+    if not isinstance(head, pd.DataFrame):
         raise DataError(
-            f"data file {path}: key '{PUBLIC_KEY}' holds a {type(frame).__name__}, not a DataFrame"
+            f"data file {path}: key '{PUBLIC_KEY}' holds a {type(head).__name__}, not a DataFrame"
         )
+    return int(nrows or 0), [str(c) for c in head.columns]
 
+
+def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_ROWS) -> JetDataset:
+    """A Top Quark Tagging file read ``chunk_rows`` rows at a time into preallocated float32 arrays."""
+    import pandas as pd
+
+    n, columns = _public_rows(path)
     # The reference files hold 200 constituents; accept any count and truncate or pad to data.max_constituents.
-    indices = {int(c.rsplit("_", 1)[1]) for c in map(str, frame.columns) if _is_component_column(c)}
+    indices = {int(c.rsplit("_", 1)[1]) for c in columns if _is_component_column(c)}
     m_file = min(max(indices, default=PUBLIC_N_CONSTITUENTS - 1) + 1, cfg.data.max_constituents)
     wanted = [f"{c}_{i}" for i in range(m_file) for c in PUBLIC_COMPONENTS]
-    missing = [c for c in (*wanted, PUBLIC_LABEL) if c not in frame.columns]
+    missing = [c for c in (*wanted, PUBLIC_LABEL) if c not in columns]
     if missing:
         raise DataError(f"data file {path} (Top Quark Tagging layout) lacks column(s) {_names(missing)}")
-    n = len(frame)
     if n == 0:
         raise DataError(f"data file {path} holds zero jets")
-
-    # Columns are (E_0, PX_0, PY_0, PZ_0, E_1, ...): a reshape gives (N, M, 4) = (E, px, py, pz).
-    # float32 at once: a 1.2M-jet reference file is already ~8 GB as the float64 DataFrame.
-    flat = frame[wanted].to_numpy(dtype=np.float32)
-    bad = ~np.isfinite(flat)
-    if np.any(bad):
-        bad_cols = [wanted[j] for j in np.flatnonzero(bad.any(axis=0))]
-        raise DataError(
-            f"data file {path}: {int(np.count_nonzero(bad))} NaN/inf value(s) in column(s) {_names(bad_cols)} "
-            f"(first in jet {int(np.argwhere(bad)[0][0])}); clean the file"
-        )
-    values = flat.reshape(n, m_file, 4)
-    constituents = _fit_constituents(values, cfg.data.max_constituents)
-    n_constituents = np.count_nonzero(constituents[:, :, 0] > 0, axis=1).astype(np.int32)
-    is_signal = frame[PUBLIC_LABEL].to_numpy()
-    _check_finite(is_signal.astype(np.float64), path, f"column {PUBLIC_LABEL}")
+    has_truth = all(c in columns for c in PUBLIC_TRUTH)
+    constituents = np.zeros((n, cfg.data.max_constituents, 4), dtype=np.float32)
+    is_signal = np.empty(n, dtype=np.float64)
+    truth = np.zeros((n, 4), dtype=np.float64) if has_truth else None
+    with warnings.catch_warnings(), pd.HDFStore(path, mode="r") as store:
+        # PyTables warns about NaturalNameWarning-style trivia on some files; the checks below are ours.
+        warnings.simplefilter("ignore")
+        for start in tqdm(
+            range(0, n, chunk_rows), desc=f"reading {path.name}", unit="chunk", disable=n <= chunk_rows
+        ):
+            frame = store.select(PUBLIC_KEY, start=start, stop=min(start + chunk_rows, n))
+            # Columns are (E_0, PX_0, PY_0, PZ_0, E_1, ...): a reshape gives (rows, M, 4) = (E, px, py, pz).
+            flat = frame[wanted].to_numpy(dtype=np.float32)
+            bad = ~np.isfinite(flat)
+            if np.any(bad):
+                # Reported at the first chunk that has any: a clear error now beats a count over GBs.
+                bad_cols = [wanted[j] for j in np.flatnonzero(bad.any(axis=0))]
+                raise DataError(
+                    f"data file {path}: {int(np.count_nonzero(bad))} NaN/inf value(s) in column(s) "
+                    f"{_names(bad_cols)} (first in jet {start + int(np.argwhere(bad)[0][0])}"
+                    f"{'' if n <= chunk_rows else f', among jets {start}-{start + len(frame) - 1}'}); clean the file"
+                )
+            stop = start + len(frame)
+            constituents[start:stop, :m_file] = flat.reshape(len(frame), m_file, 4)
+            is_signal[start:stop] = frame[PUBLIC_LABEL].to_numpy(dtype=np.float64)
+            if truth is not None:
+                truth[start:stop] = frame[list(PUBLIC_TRUTH)].to_numpy(dtype=np.float64)
+    _check_finite(is_signal, path, f"column {PUBLIC_LABEL}")
     _check_labels(is_signal, path, PUBLIC_LABEL)
-    is_signal = is_signal.astype(np.int8)
-    truth = None
-    if all(c in frame.columns for c in PUBLIC_TRUTH):
-        truth = frame[list(PUBLIC_TRUTH)].to_numpy(dtype=np.float64)
+    if truth is not None:
         _check_finite(truth, path, f"columns {', '.join(PUBLIC_TRUTH)}")
+    labels = is_signal.astype(np.int8)
     return JetDataset(
         constituents=constituents,
-        n_constituents=n_constituents,
-        is_signal=is_signal,
-        split=assign_split(is_signal, cfg.data.split, cfg.run.seed),
+        n_constituents=np.count_nonzero(constituents[:, :, 0] > 0, axis=1).astype(np.int32),
+        is_signal=labels,
+        split=assign_split(labels, cfg.data.split, cfg.run.seed),
         jet_p4=jet_kinematics(constituents),
         truth_top_p4=truth,
         source=f"{path} (Top Quark Tagging layout)",
+    )
+
+
+PUBLIC_SPLIT_FILES = ("train.h5", "val.h5", "test.h5")
+"""A directory as ``data.path``: the three files of the public Top Quark Tagging release, whose split is
+theirs (not drawn from run.seed)."""
+
+
+def _read_split_directory(path: Path, cfg: Config) -> JetDataset:
+    from kd_trigger.data.dataset import SPLIT_CODES
+
+    missing = [name for name in PUBLIC_SPLIT_FILES if not (path / name).is_file()]
+    if missing:
+        raise DataError(
+            f"data directory {path} lacks {', '.join(missing)}; a directory as data.path must hold the "
+            f"Top Quark Tagging files {', '.join(PUBLIC_SPLIT_FILES)}"
+        )
+    parts = []
+    for name in PUBLIC_SPLIT_FILES:
+        part = load_jets(path / name, cfg)
+        part.split[:] = SPLIT_CODES[name.removesuffix(".h5")]
+        parts.append(part)
+    return JetDataset(
+        constituents=np.concatenate([p.constituents for p in parts]),
+        n_constituents=np.concatenate([p.n_constituents for p in parts]),
+        is_signal=np.concatenate([p.is_signal for p in parts]),
+        split=np.concatenate([p.split for p in parts]),
+        jet_p4=np.concatenate([p.jet_p4 for p in parts])
+        if all(p.jet_p4 is not None for p in parts)
+        else None,
+        truth_top_p4=(
+            np.concatenate([p.truth_top_p4 for p in parts])
+            if all(p.truth_top_p4 is not None for p in parts)
+            else None
+        ),
+        source=f"{path} (Top Quark Tagging train/val/test files)",
     )

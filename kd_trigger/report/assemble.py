@@ -38,6 +38,7 @@ from kd_trigger.report.sections import (
     resource_blocks,
     roc_blocks,
     rtl_verdict,
+    scan_blocks,
 )
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.stages import StageContext, StageResult
@@ -155,7 +156,8 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
             physics.append(Image(dst, f"{plot_rel}/{dst.name}", caption))
     if physics:
         physics.insert(0, Heading(2, "Physics plots"))
-    return [*header, *body, *physics, *provenance_blocks(inputs.records)]
+    scan = scan_blocks(cfg.artifacts / "scan" / "scan.json", plot_dir, plot_rel)
+    return [*header, *body, *scan, *physics, *provenance_blocks(inputs.records)]
 
 
 def write_report(cfg: Config, md_path: Path, html_path: Path, plot_dir: Path) -> Path:

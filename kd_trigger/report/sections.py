@@ -389,3 +389,67 @@ HOW_TO_READ = (
     "Rejection 1/ε_B at signal efficiency ε_S with its bootstrap error; at high rejection few background "
     "jets survive the cut, so read the errors before the central values.",
 )
+
+
+# -- the design scan ------------------------------------------------------------------------------
+def scan_blocks(scan_path: Path, plot_dir: Path, plot_rel: str, limit: int = 12) -> list[Block]:
+    """The scan's designs (best objective first, at most ``limit``) and its Pareto plots, when a scan ran."""
+    from kd_trigger.contracts import Scan, read_contract
+
+    if not scan_path.is_file():
+        return []
+    scan = read_contract(scan_path, Scan, "make scan CONFIG=...")
+    header = (
+        "design",
+        "student and axes",
+        scan.objective,
+        "LUT",
+        "latency (ns)",
+        "II",
+        "figures from",
+        "exact",
+        "budget",
+        "Pareto",
+    )
+    ranked = sorted(scan.points, key=lambda p: -(p.physics.get(scan.objective) or -1e9))[:limit]
+    rows = tuple(
+        (
+            f"**{p.key}**" if p.key == scan.best else p.key,
+            f"{p.student}: " + ", ".join(f"{k}={v}" for k, v in p.axes.items()),
+            fmt_fixed(p.physics.get(scan.objective)),
+            fmt_int(p.figures.get("lut")),
+            fmt_value(p.figures.get("latency_ns")),
+            fmt_int(p.figures.get("ii_cycles")),
+            source_label(p.sources.get("lut")) if p.sources.get("lut") else NA,
+            "yes" if p.exact else ("error" if p.error else "NO"),
+            "PASS" if p.budget_pass else "FAIL",
+            "yes" if p.pareto else "no",
+        )
+        for p in ranked
+    )
+    tones = tuple(tone_of("PASS" if p.budget_pass and p.exact else "FAIL") for p in ranked)
+    best = next((p for p in scan.points if p.key == scan.best), None)
+    text = (
+        f"Best design within the budget: **{best.key}** ({best.student}: {best.axes}), promoted to `firmware/<run>/best/`."
+        if best
+        else f"No design fits the budget; nearest miss: {scan.nearest_miss}."
+    )
+    blocks: list[Block] = [
+        Heading(2, "Design scan"),
+        Paragraph(
+            f"{len(scan.points)} designs ({scan.mode}), each KD-trained, converted, gated by the bit-exact C simulation "
+            f"and measured; {sum(p.exact for p in scan.points)} exact, {sum(p.budget_pass for p in scan.points)} within "
+            f"the budget. " + text,
+            "pass" if best else "fail",
+        ),
+        Table(header, rows, caption=f"The {len(rows)} best designs by {scan.objective}", row_tones=tones),
+    ]
+    for name, caption in (("pareto_lut.png", "physics vs LUT"), ("pareto_latency.png", "physics vs latency")):
+        src = scan_path.parent / name
+        if src.is_file():
+            dst = plot_dir / f"scan_{name}"
+            dst.write_bytes(src.read_bytes())
+            blocks.append(
+                Image(dst, f"{plot_rel}/{dst.name}", f"Design scan: {caption}, with the budget limit")
+            )
+    return blocks
