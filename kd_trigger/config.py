@@ -106,10 +106,14 @@ class TeacherConfig(_Section):
 class TeacherSpec(_Section):
     """One teacher: a LorentzNet (dense or k-nearest-neighbour edges), a Particle-Flow network, or a file.
 
-    The defaults are the measured recipe of the 16-particle LorentzNet (3 x 32, ~23k parameters): masked
-    batch norm, AdamW, head dropout, linear warm-up + cosine decay, gradient clipping, best validation
-    AUC kept. On the default 60k jets it reached test AUC >= 0.979, 1/eps_B(30%) >= 400 in < 10 min on
-    2 CPU cores (numbers and the ingredient table: notes/teacher.md).
+    The defaults are the measured recipe of the dense 16-particle LorentzNet (3 x 32, 21,157
+    parameters): masked batch norm, AdamW (weight decay 0.01), head dropout 0.2, 2 warm-up epochs then
+    cosine decay, global gradient-norm clip 1.0, 23 epochs, the best validation AUC kept. Measured on the
+    default 60k jets (2 CPU cores, load 4-5): test AUC 0.9814-0.9816, 1/eps_B(30%) 529-900 (+-30-40%),
+    ~5-7 min; the previous recipe (Adam, no batch norm) gave AUC 0.977, 1/eps_B(30%) 214. Batch norm is
+    the ingredient that matters (alone: AUC 0.9812); removing any one of the others changed nothing
+    beyond the noise. The 64-particle teacher that reached AUC 0.987 in 10 min: ``n_particles=64,
+    neighbours=8, epochs=16, warmup_epochs=1`` (same 21k parameters).
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=48)] = "lorentznet16"
@@ -141,6 +145,8 @@ class TeacherSpec(_Section):
     """Decoupled (AdamW) weight decay; 0 is plain Adam."""
     warmup_epochs: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 2.0
     dropout: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.2
+    """Dropout after each head layer. LorentzNet: 0.2 or 0 measured the same. Particle Flow: set 0
+    (0.2 cost 0.004 in AUC: 0.9837 against 0.9874)."""
     clip_norm: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = 1.0
     """Global gradient-norm clip; None: no clipping."""
     patience: Annotated[int, Field(ge=1)] = 8

@@ -1,10 +1,12 @@
 """Train a teacher (:class:`~kd_trigger.config.TeacherSpec`) with the measured recipe.
 
-The recipe (each ingredient's measured effect: notes/teacher.md): AdamW with decoupled weight decay,
-linear warm-up then cosine decay to zero over ``epochs``, global gradient-norm clipping, dropout in the
-head (part of the model), batch norm with masked statistics (part of the model), and the epoch with the
-best validation ROC AUC kept. The AUC, not the validation loss, picks the epoch: the headline figures are
-ROC figures, and with a decaying rate the two can disagree by a few epochs.
+The recipe: AdamW with decoupled weight decay, linear warm-up then cosine decay to zero over
+``epochs``, global gradient-norm clipping, dropout in the head and batch norm with masked statistics
+(both part of the model), and the epoch with the best validation ROC AUC kept. The AUC, not the
+validation loss, picks the epoch: the headline figures are ROC figures, and at a high rate the
+validation loss of a batch-norm network jumps from epoch to epoch (the moving statistics trail the
+weights). Measured on the default 60k jets, the recipe took the 16-particle LorentzNet from test AUC
+0.977 to 0.981, almost all of it from batch norm (config.TeacherSpec says more).
 
 One TensorFlow device strategy is picked from what TensorFlow sees: several GPUs -> MirroredStrategy
 (data parallel, the batch split across them); one GPU or none -> the default strategy.

@@ -14,45 +14,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from kd_trigger.contracts import CsimBlock
 from kd_trigger.hls.convert import quiet_hls4ml
 from kd_trigger.models.quantizers import FixedType
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1024
-
-
-@dataclass
-class CsimResult:
-    """Agreement of the C simulation with QKeras (keys of hls_report.json's ``csim`` object)."""
-
-    n_samples: int
-    n_outputs: int
-    exact_fraction: float
-    max_abs_diff: float
-    argmax_agreement: float
-    auc_qkeras: float | None
-    auc_hls: float | None
-    nonzero_output_fraction: float
-    simulation_s: float
-    qkeras_s: float
-    float32_agreement: float = 1.0
-    """Fraction of outputs where QKeras' own float32 arithmetic equals the exact (float64) result."""
-    first_divergent_layer: str | None = None
-    divergence: dict[str, Any] | None = None
-    compared_layer: str | None = None
-    """The layer whose outputs were compared, when it is not the last one (a final softmax follows)."""
-    final_activation: dict[str, Any] | None = None
-    """A final softmax/sigmoid's deviation from QKeras: kind, max/mean |diff|, argmax agreement."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _qkeras_objects() -> dict[str, Any]:
@@ -303,8 +276,11 @@ def run_csim(
     labels: np.ndarray | None = None,
     min_exact_fraction: float = 1.0,
     diagnose_samples: int = 256,
-) -> tuple[CsimResult, np.ndarray, np.ndarray]:
+) -> tuple[CsimBlock, np.ndarray, np.ndarray]:
     """Put ``x_raw`` on the input grid, run QKeras (float64 twin) and the C simulation, compare exactly.
+
+    The figures are returned as the ``csim`` block of hls_report.json itself (one type for producer
+    and readers).
 
     ``converted`` is :class:`kd_trigger.hls.convert.Converted`. With a final softmax/sigmoid the outputs
     compared bit for bit are those of the layer before it (read from hls4ml's trace), and the final
@@ -344,7 +320,7 @@ def run_csim(
         y_h = np.asarray(trace[compared], dtype=np.float64).reshape(len(x), -1)
     figures = compare_outputs(y_q, y_h, labels)
     y_32 = qkeras_predict(model, x) if final is None else y_q
-    result = CsimResult(
+    result = CsimBlock(
         **figures,  # type: ignore[arg-type]
         simulation_s=simulation_s,
         qkeras_s=qkeras_s,

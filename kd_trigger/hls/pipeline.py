@@ -22,7 +22,7 @@ from kd_trigger.contracts import CsimBlock, EstimateBlock, HlsReport, VendorFigu
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, CsimMismatchError, DataError, ModelError, StaleOutputError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
 from kd_trigger.hls.convert import Converted, convert_model, hls_layer_precision
-from kd_trigger.hls.csim import CsimResult, run_csim, softmax_top
+from kd_trigger.hls.csim import run_csim, softmax_top
 from kd_trigger.hls.precision import edge_case_inputs
 from kd_trigger.runs import ensure_writable_dir, package_versions, remove_path, tmp_name, write_text_atomic
 from kd_trigger.stages import StageContext, StageResult
@@ -38,7 +38,7 @@ def build_report(
     student: str,
     hls: HlsConfig,
     converted: Converted,
-    csim: CsimResult,
+    csim: CsimBlock,
     final_dir: Path,
     model_name: str = "",
 ) -> HlsReport:
@@ -57,7 +57,7 @@ def build_report(
         precision={name: chosen.to_dict() for name, chosen in converted.precision.items()},
         precision_hls4ml=hls_layer_precision(converted.hls_model),
         requantized_weights=converted.requantized_layers,
-        csim=CsimBlock.model_validate(csim.to_dict()),
+        csim=csim,
         min_exact_fraction=hls.min_exact_fraction,
         seconds={
             "convert": round(converted.convert_s, 3),
@@ -71,7 +71,7 @@ def build_report(
     )
 
 
-def _mismatch(student: str, csim: CsimResult, hls: HlsConfig, report_path: Path) -> CsimMismatchError:
+def _mismatch(student: str, csim: CsimBlock, hls: HlsConfig, report_path: Path) -> CsimMismatchError:
     where = (
         f"first diverging layer: '{csim.first_divergent_layer}'"
         if csim.first_divergent_layer
