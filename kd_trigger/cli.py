@@ -111,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight/bias type of one layer without quantizers, e.g. rho_0='ap_fixed<16,6>'; repeatable",
     )
 
+    p = sub.add_parser(
+        "rtl", help="open-source RTL of a saved QKeras model: Verilog, exact simulation, Yosys counts"
+    )
+    p.add_argument(
+        "--config", "-c", type=Path, help=f"pipeline YAML for the hls settings (default: {DEFAULT_CONFIG})"
+    )
+    p.add_argument("--model", type=Path, required=True, help="the saved QKeras model (.h5)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="the directory to write (Verilog, testbench, logs)"
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="inputs to simulate, FILE.npy or FILE.npz[:ARRAY], besides 10,000 edge inputs",
+    )
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+
     p = sub.add_parser("fpga-report", help="read Vivado/Vitis HLS and Vivado reports, print JSON figures")
     p.add_argument("path", type=Path, help="an HLS project directory or report files")
     p.add_argument("--part", help="FPGA part for the 'available' resources when the report does not name it")
@@ -205,6 +222,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "hls":
         return _hls(args)
+    if args.command == "rtl":
+        from kd_trigger.hls.pipeline import rtl_saved_model
+
+        if args.config is None and not DEFAULT_CONFIG.is_file():
+            cfg = parse_config({}, "defaults")
+        else:
+            cfg = _config(args)
+        return rtl_saved_model(args.model, args.out, args.data, cfg.hls, force=args.force)
     if args.command == "scan":
         cfg = _config(args, **{"scan.workers": args.workers, "scan.scheduler": args.scheduler})
         return run_targets(cfg, ["scan"], force=args.force)

@@ -238,7 +238,7 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     from kd_trigger.distill.teacher_stage import cached_logits
     from kd_trigger.evaluate import score_metrics
     from kd_trigger.fpga.figures import design_figures
-    from kd_trigger.hls.pipeline import convert_and_simulate
+    from kd_trigger.hls.pipeline import convert_and_simulate, rtl_inputs, run_rtl
     from kd_trigger.models.students import build_student, check_student, student_inputs
 
     spec = StudentConfig.model_validate(point.spec)
@@ -283,12 +283,17 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     report, _ = convert_and_simulate(
         model, out / "project", hls, x_test[:n], labels[:n].astype(np.int8), spec.name, out / "project"
     )
+    if point.flow == "rtl":
+        run_rtl(model, out / "project" / "rtl", hls, rtl_inputs(model, x_test[:n], seed=cfg.run.seed), report)
     designs = {d.flow: d for d in design_figures(report)}
     design = designs.get(point.flow) or designs["hls4ml"]
     figures, sources = {}, {}
     for name in ("lut", "ff", "dsp", "bram_18k", "uram", "latency_ns", "latency_cycles", "ii_cycles"):
         figures[name], sources[name] = design.best(name)
     csim = report.csim
+    exact = csim.exact_fraction >= cfg.hls.min_exact_fraction
+    if report.rtl_sim is not None:
+        exact = exact and report.rtl_sim.exact_fraction >= cfg.hls.min_exact_fraction
     return {
         "physics": {
             k: physics.get(k)
@@ -304,7 +309,7 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
         },
         "figures": figures,
         "sources": sources,
-        "exact": csim.exact_fraction >= cfg.hls.min_exact_fraction,
+        "exact": exact,
         "exactness": {
             "csim_exact_fraction": csim.exact_fraction,
             "csim_samples": csim.n_samples,

@@ -238,7 +238,24 @@ def test_yosys_beats_vendor_hls_and_the_better_measured_flow_decides() -> None:
     assert {r.figure: r.source for r in deciding.rows}["latency_ns"] == "da4ml estimate"
     assert not by_flow["hls4ml"].passed  # 400k LUT > 15% of a VU13P
     tie, _ = decide([hls, _design("rtl", da4ml_estimate={"lut": 1})], p)
-    assert tie.flow == "hls4ml"  # estimates on both sides: the hls4ml firmware decides
+    assert tie.flow == "hls4ml"  # both fail, estimates on both sides: the hls4ml firmware decides
+    # Alternatives: a fitting design beats a better-measured one that does not fit.
+    big = DesignFigures("rtl")
+    big.add("yosys synth (open-source)", lut=400_000, ff=1, dsp=0, bram_18k=0, uram=0)
+    big.add("da4ml estimate", latency_ns=40.0, ii_cycles=1)
+    small = _design(
+        estimate={
+            "latency_ns": 100.0,
+            "ii_cycles": 4,
+            "lut": 1000,
+            "ff": 1,
+            "dsp": 0,
+            "bram_18k": 0,
+            "uram": 0,
+        }
+    )
+    fits, both = decide([small, big], p)
+    assert fits.flow == "hls4ml" and fits.passed and not both["rtl"].passed
 
 
 def test_vendor_figures_from_report_fixture() -> None:

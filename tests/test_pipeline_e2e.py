@@ -42,7 +42,7 @@ def _metrics(cfg) -> dict:
 # -- the shared run -------------------------------------------------------------------------------
 def test_the_whole_pipeline_exits_0(ci_run) -> None:
     assert ci_run.status == 0
-    for stage in ("data", "teacher:lorentznet16", "distill", "hls", "report"):
+    for stage in ("data", "teacher:lorentznet16", "teacher:lorentznet64", "distill", "hls", "report"):
         record = read_record(ci_run.cfg, stage)
         assert record is not None and record.config_path == str(ci_run.path.resolve()), stage
 
@@ -50,9 +50,8 @@ def test_the_whole_pipeline_exits_0(ci_run) -> None:
 def test_metrics_contract(ci_run) -> None:
     cfg = ci_run.cfg
     metrics = _metrics(cfg)
-    names = {"teacher", "teacher/lorentznet16"} | {
-        f"{s.name}/{v}" for s in cfg.students for v in ("baseline", "kd")
-    }
+    names = {"teacher", "teacher/lorentznet16", "teacher/lorentznet64"}
+    names |= {f"{s.name}/{v}" for s in cfg.students for v in ("baseline", "kd")}
     assert set(metrics["models"]) == names
     for name, m in metrics["models"].items():
         assert set(m) >= CONTRACT_KEYS, name
@@ -64,14 +63,14 @@ def test_metrics_contract(ci_run) -> None:
     for s in cfg.students:
         info = metrics["students"][s.name]
         assert (info["teacher"], info["temperature"], info["kd_weight"]) == (
-            "lorentznet16",
+            {"mlp": "lorentznet64", "deepsets": "lorentznet16"}[s.name],
             cfg.distill.temperature,
             cfg.distill.kd_weight,
         )
         assert 1 <= info["best_epoch"]["kd"] <= cfg.distill.epochs
         assert info["rejection_ratio_30"]["ratio"] > 0
         hist = json.loads((cfg.artifacts / "students" / s.name / "history.json").read_text())
-        assert hist["kd"]["best_epoch"] == info["best_epoch"]["kd"] and hist["teacher"] == "lorentznet16"
+        assert hist["kd"]["best_epoch"] == info["best_epoch"]["kd"] and hist["teacher"] == info["teacher"]
     for f in ("roc.png", "boost.png", "summary.md"):
         assert (cfg.artifacts / f).stat().st_size > 0
 
@@ -122,6 +121,16 @@ def test_firmware_is_bit_exact_with_resources_and_budget(ci_run) -> None:
         assert report["resources"]["source"] == "estimate"
         assert {"lut", "ff", "dsp"} <= set(report["resources"]["total"])
         assert report["budget"]["profile"] == cfg.budget.profile and report["budget"]["pass"] is True
+        # the RTL flow: exact on every test jet plus 10,000 edge inputs, resources counted by Yosys
+        rtl_sim = report["rtl_sim"]
+        assert rtl_sim["n_samples"] == csim["n_samples"] + 10_000 and rtl_sim["exact_fraction"] == 1.0
+        assert report["rtl"]["ii_cycles"] == 1 and report["rtl"]["yosys"]["lut"] > 0
+        assert (
+            report["budget"]["flow"] == "rtl"
+            and report["budget"]["decided_by"] == "yosys synth (open-source)"
+        )
+        assert set(report["budget_by_flow"]) == {"hls4ml", "rtl"}
+        assert (cfg.firmware / spec.name / "rtl" / "rtl_report.json").is_file()
         assert report["vendor_hls"] is None and report["vendor_synth"] is None and "vendor" not in report
         assert (cfg.firmware / spec.name / "firmware" / "kd_trigger_student.cpp").is_file()
 
@@ -144,7 +153,7 @@ def test_rerun_is_up_to_date_and_touches_nothing(ci_run, capsys) -> None:
     assert (ci_run.cfg.artifacts / "metrics.json").stat().st_mtime_ns == stamp
     assert main(["status", "--config", str(ci_run.path)]) == 0
     out = capsys.readouterr().out
-    assert out.count("up to date") == 5 and "would run" not in out
+    assert out.count("up to date") == 6 and "would run" not in out
 
 
 def test_bad_inputs_on_a_real_run_are_one_line(ci_run, make_config, tmp_path, capsys) -> None:
@@ -163,6 +172,7 @@ def test_bad_inputs_on_a_real_run_are_one_line(ci_run, make_config, tmp_path, ca
         run={"name": "noteacher"},
         data={"path": str(ci_run.cfg.data_path)},
         teachers=[teacher],
+        students=_students_of(ci_run, None),
     )
     assert main(["distill", "--config", str(noteacher)]) == 2
     err = capsys.readouterr().err.strip()
@@ -171,6 +181,11 @@ def test_bad_inputs_on_a_real_run_are_one_line(ci_run, make_config, tmp_path, ca
 
 
 # -- staleness: every "why" case of the stage-graph issue -----------------------------------------
+def _students_of(ci_run, teacher: str | None) -> list[dict]:
+    """The CI students, all learning from ``teacher`` (None: the first configured teacher)."""
+    return [{**s.model_dump(mode="json"), "teacher": teacher} for s in ci_run.cfg.students]
+
+
 def _byo_teacher(ci_run, directory: Path, name: str) -> dict:
     path = directory / name
     shutil.copyfile(ci_run.cfg.artifacts / "teachers" / "lorentznet16" / "teacher.h5", path)
@@ -185,7 +200,12 @@ def test_replacing_an_input_file_reruns_exactly_what_depends_on_it(ci_run, make_
     budget = tmp_path / "budget.yaml"
     shutil.copyfile(Path(ci_run.cfg.budget.profiles), budget)
     teacher = _byo_teacher(ci_run, tmp_path, "teacher.h5")
-    path = make_config(data={"path": str(data)}, teachers=[teacher], budget={"profiles": str(budget)})
+    path = make_config(
+        data={"path": str(data)},
+        teachers=[teacher],
+        students=_students_of(ci_run, None),
+        budget={"profiles": str(budget)},
+    )
     cfg = load_config(path)
     assert main(["hls", "--config", str(path)]) == 0
 

@@ -56,14 +56,22 @@ def test_study_on_the_ci_config(ci_run, caplog) -> None:
     study = Study.model_validate_json((cfg.artifacts / "study.json").read_text())
     scfg = cfg.study
     assert study.seeds == [cfg.run.seed + k for k in range(scfg.seeds)]
-    assert set(study.teachers) == {"lorentznet16"} and study.teachers["lorentznet16"].n_particles == 16
+    assert set(study.teachers) == {"lorentznet16", "lorentznet64"}
+    assert (
+        study.teachers["lorentznet64"].n_particles == 64
+        and study.teachers["lorentznet64"].kind == "lorentznet"
+    )
     for student in study.students.values():
         assert [f.seed for f in student.baseline] == study.seeds
-        assert len(student.settings) == len(scfg.grid)
-        assert sum(s.chosen for s in student.settings) == 1
-        chosen = next(s for s in student.settings if s.chosen)
-        # selection on the validation split only: the chosen setting has the best validation ratio
-        assert chosen.val_selection_ratio == max(s.val_selection_ratio for s in student.settings)
+        assert len(student.settings) == 2 * len(scfg.grid)  # every teacher x every setting
+        assert sum(s.chosen for s in student.settings) == 2  # one setting per teacher
+        # selection on the validation split only: per teacher the best validation ratio, then the best teacher
+        for teacher in study.teachers:
+            mine = [s for s in student.settings if s.teacher == teacher]
+            assert next(s for s in mine if s.chosen).val_selection_ratio == max(
+                s.val_selection_ratio for s in mine
+            )
+        chosen = max((s for s in student.settings if s.chosen), key=lambda s: s.val_selection_ratio)
         assert student.best == {
             "teacher": chosen.teacher,
             "temperature": chosen.temperature,

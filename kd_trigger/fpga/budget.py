@@ -246,8 +246,13 @@ def check_budget(figures: DesignFigures, profile: BudgetProfile) -> BudgetVerdic
 def decide(
     designs: list[DesignFigures], profile: BudgetProfile
 ) -> tuple[BudgetVerdict, dict[str, BudgetVerdict]]:
-    """The verdict of every design, and the one that decides for the student: the design whose
-    resource figures come from the most trustworthy source (the hls4ml firmware on a tie)."""
+    """The verdict of every design of a student, and the one that decides for the student.
+
+    The designs are alternatives (hls4ml firmware, open-source RTL): the student fits when one of them
+    fits. The deciding design is the fitting one whose resource figures come from the most trustworthy
+    source; when none fits, the most trustworthy failing one (the hls4ml firmware on a tie).
+    """
     verdicts = {d.flow: check_budget(d, profile) for d in designs}
-    deciding = max(designs, key=lambda d: d.rank)  # max() keeps the first of equals: hls4ml
+    fitting = [d for d in designs if verdicts[d.flow].passed]
+    deciding = max(fitting or designs, key=lambda d: d.rank)  # max() keeps the first of equals: hls4ml
     return verdicts[deciding.flow], verdicts

@@ -87,3 +87,16 @@ def part_resources(part: str) -> PartResources:
     if found is None:
         raise ConfigError(f"unknown FPGA part {part!r}; known parts: {', '.join(PARTS)}")
     return found
+
+
+def yosys_family(part: str) -> str:
+    """The ``synth_xilinx -family`` of a Xilinx part: xcup for UltraScale+ (VU/KU/ZU ...p), xcu for
+    UltraScale, xc7 for 7-series; UltraScale+ when the part is not recognised (the trigger boards')."""
+    name = part.lower()
+    if name.startswith("xc7"):
+        return "xc7"
+    if re.match(r"xc(vu|ku|zu)\d+p", name) or name.startswith("xczu"):
+        return "xcup"
+    if re.match(r"xc(vu|ku)\d+", name):
+        return "xcu"
+    return "xcup"

@@ -162,6 +162,31 @@ def convert_and_simulate(
     return report, converted
 
 
+def rtl_inputs(model: Any, x_test: np.ndarray, seed: int = 0) -> np.ndarray:
+    """What the RTL simulation proves the Verilog on: the given jets plus 10,000 on-grid edge inputs."""
+    from kd_trigger.hls.convert import model_precision
+
+    input_type = next(iter(model_precision(model).values())).types["result"]
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=seed)
+    return np.concatenate([np.asarray(x_test, dtype=np.float64), edges])
+
+
+def run_rtl(model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, report: HlsReport) -> None:
+    """The open-source RTL flow of ``model`` into ``out_dir``; its figures go into ``report`` (``rtl`` and
+    ``rtl_sim``). Raises RtlMismatchError (exit 1, after writing rtl_report.json) when it is not exact."""
+    from kd_trigger.contracts import RtlSimBlock
+    from kd_trigger.fpga.parts import yosys_family
+    from kd_trigger.rtl import run_rtl_flow
+
+    result = run_rtl_flow(
+        model, out_dir, x, clock_period_ns=hls.clock_period_ns, part_family=yosys_family(hls.part)
+    )
+    figures = result.to_dict()
+    report.rtl_sim = RtlSimBlock.model_validate(figures.pop("rtl_sim"))
+    report.rtl = {**figures, "directory": str(out_dir.name)}
+
+
 def _apply_budget(report: HlsReport, cfg: Config) -> None:
     from kd_trigger.fpga.budget import decide, load_budget
     from kd_trigger.fpga.figures import design_figures
@@ -219,6 +244,11 @@ def hls_stage(ctx: StageContext) -> StageResult:
         final = cfg.firmware / spec.name
         log.info("student %s: converting the distilled model, C-simulating %d test jets", spec.name, n)
         report, _ = convert_and_simulate(model, ctx.out(final), cfg.hls, x_raw, labels, spec.name, final)
+        if "rtl" in cfg.hls.flows:
+            log.info("student %s: the open-source RTL flow (da4ml, Verilator, Yosys)", spec.name)
+            run_rtl(
+                model, ctx.out(final) / "rtl", cfg.hls, rtl_inputs(model, x_raw, seed=cfg.run.seed), report
+            )
         _apply_budget(report, cfg)
         report.write(ctx.out(final) / REPORT_NAME)
         reports.append(report)
@@ -381,3 +411,58 @@ def _replace(staging: Path, out_dir: Path) -> None:
         remove_path(old)
     else:
         os.replace(staging, out_dir)
+
+
+def rtl_saved_model(
+    model_path: Path, out_dir: Path, data_path: Path | None, hls: HlsConfig, force: bool = False
+) -> int:
+    """``kd-trigger rtl --model M.h5 --out DIR``: the open-source RTL flow of any supported QKeras model.
+
+    Verilog (da4ml, II = 1), its Verilator simulation against QKeras on the given inputs (or 10,000 on-grid
+    random and edge inputs) plus the edge inputs, and Yosys resource counts, moved into ``out_dir`` when
+    complete. Returns 0; raises RtlMismatchError (exit 1, the design kept in ``out_dir`` with a marker)
+    or ModelError / DataError / StaleOutputError / ToolMissingError (exit 2).
+    """
+    from kd_trigger.fpga.parts import yosys_family
+    from kd_trigger.hls.convert import model_precision
+    from kd_trigger.hls.precision import Intake
+    from kd_trigger.rtl import RtlMismatchError, run_rtl_flow
+
+    out_dir = Path(out_dir)
+    _check_out(out_dir, force)
+    model = load_qkeras_model(model_path)
+    precision = model_precision(model, Intake.from_hls(hls))
+    input_type = next(iter(precision.values())).types["result"]
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=0)
+    x = np.concatenate([load_inputs(data_path, shape), edges]) if data_path is not None else edges
+    staging = tmp_name(out_dir, "staging")
+    remove_path(staging)
+    try:
+        try:
+            result = run_rtl_flow(
+                model,
+                staging,
+                x,
+                clock_period_ns=hls.clock_period_ns,
+                part_family=yosys_family(hls.part),
+                precision=precision,
+            )
+        except RtlMismatchError as err:
+            if staging.is_dir():
+                write_text_atomic(staging / FAILED_MARKER.replace("CSIM", "RTL_SIM"), f"{err}\n")
+                _replace(staging, out_dir)
+            raise
+        _replace(staging, out_dir)
+    finally:
+        remove_path(staging)
+    log.info(
+        "%s -> %s: RTL exact on %d of %d samples; latency %d cycles, II 1; %s",
+        model_path,
+        out_dir,
+        result.rtl_sim.n_exact_samples,
+        result.rtl_sim.n_samples,
+        result.latency_cycles,
+        f"Yosys {result.yosys.lut:,} LUT / {result.yosys.ff:,} FF" if result.yosys else "not synthesized",
+    )
+    return EXIT_OK

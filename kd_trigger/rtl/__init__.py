@@ -1,0 +1,39 @@
+"""Open-source RTL flow for QKeras students: da4ml Verilog, Verilator bit-exactness proof, Yosys counts.
+
+>>> result = run_rtl_flow(model, Path("firmware/rtl/mlp"), x_raw)  # doctest: +SKIP
+>>> result.to_dict()["rtl_sim"]["exact_fraction"]  # doctest: +SKIP
+1.0
+
+Modules: :mod:`.program` (the student as a fixed-point program with the hls4ml flow's derived types),
+:mod:`.rounding` (QKeras half-to-even rounding in integers and in da4ml), :mod:`.trace` (da4ml tracing
+and pipelining), :mod:`.emit` (Verilog, testbench, Yosys script), :mod:`.sim` (Verilator),
+:mod:`.synth` (Yosys), :mod:`.flow` (the whole flow and its result).
+"""
+
+from kd_trigger.rtl.errors import RtlMismatchError, RtlToolError
+from kd_trigger.rtl.flow import (
+    BuiltRtl,
+    Da4mlEstimate,
+    RtlResult,
+    RtlSimResult,
+    build_rtl,
+    run_rtl_flow,
+    verify_rtl,
+)
+from kd_trigger.rtl.synth import YosysResult, synthesize
+from kd_trigger.rtl.trace import SolverOptions
+
+__all__ = [
+    "BuiltRtl",
+    "Da4mlEstimate",
+    "RtlMismatchError",
+    "RtlResult",
+    "RtlSimResult",
+    "RtlToolError",
+    "SolverOptions",
+    "YosysResult",
+    "build_rtl",
+    "run_rtl_flow",
+    "synthesize",
+    "verify_rtl",
+]
