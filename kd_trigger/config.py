@@ -88,21 +88,6 @@ class DataConfig(_Section):
     generator: GeneratorConfig = GeneratorConfig()
 
 
-class TeacherConfig(_Section):
-    """A LorentzNet-style teacher, or ``path`` to any saved Keras model with the same inputs."""
-
-    path: str | None = None
-    n_particles: Annotated[int, Field(ge=2, le=200)] = 16
-    n_layers: Annotated[int, Field(ge=1, le=12)] = 3
-    hidden: Annotated[int, Field(ge=2, le=512)] = 32
-    c_weight: Annotated[float, Field(gt=0)] = 1e-3
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    epochs: Annotated[int, Field(ge=1)] = 20
-    batch_size: Annotated[int, Field(ge=1)] = 256
-    learning_rate: Annotated[float, Field(gt=0)] = 1e-3
-    patience: Annotated[int, Field(ge=1)] = 4
-
-
 class TeacherSpec(_Section):
     """One teacher: a LorentzNet (dense or k-nearest-neighbour edges), a Particle-Flow network, or a file.
 

@@ -86,12 +86,17 @@ def test_figures_match_the_producers_files(report):
     kd = metrics["models"]["mlp/kd"]
     assert _row(mlp, "mlp distilled (KD)")[0][1] == f"{kd['accuracy']:.4f}"
     total = hls["resources"]["total"]
-    row = _row(mlp, "hls4ml")[0]
-    assert row[1] == "estimate (kd_trigger first-order model)" or row[1].startswith("estimate")
-    assert row[2] == f"{total['lut']:,}" and row[4] == f"{total['dsp']:,}"
-    assert row[-1] == "BIT-EXACT"
-    lut_pct = _row(mlp, "hls4ml")[1][2]
-    assert lut_pct == fmt_pct(total["lut"], 1_728_000)
+    designs, detail, utilisation = _row(mlp, "hls4ml")[:3]
+    assert designs[1] == f"{total['lut']:,}" and designs[3] == f"{total['dsp']:,}"
+    assert designs[9].startswith("estimate") and designs[-1] == "BIT-EXACT"
+    assert detail[1].startswith("estimate") and f"LUT {total['lut']:,}" in detail[2]
+    assert utilisation[2] == fmt_pct(total["lut"], 1_728_000)
+    rtl_design, yosys, da4ml, rtl_util = _row(mlp, "rtl")[:4]
+    yosys_lut = hls["rtl"]["yosys"]["lut"]
+    assert rtl_design[1] == f"{yosys_lut:,}" and rtl_design[9] == "yosys synth (open-source)"
+    assert rtl_design[10] == "da4ml estimate" and rtl_design[8] == "1"
+    assert yosys[1] == "yosys synth (open-source)" and da4ml[1] == "da4ml estimate"
+    assert rtl_util[2] == fmt_pct(yosys_lut, 1_728_000)
     ratio = metrics["students"]["mlp"]["rejection_ratio_30"]
     assert f"**{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]** at ε_S = 30%" in mlp
 

@@ -18,7 +18,6 @@ import tensorflow as tf
 from pydantic import ValidationError
 from tensorflow import keras
 
-import kd_trigger.config as config_module
 import kd_trigger.models.teacher as tm
 from kd_trigger.config import PARTICLE_FEATURES, TeacherSpec, parse_config
 from kd_trigger.data.features import TEACHER_P4_SCALE_GEV, particle_features, teacher_inputs
@@ -491,13 +490,6 @@ def test_teacher_input_array_per_kind(jets):
     assert build_teacher(flow).input_shape == (None, 12, len(PARTICLE_FEATURES))
 
 
-@pytest.mark.skipif(not hasattr(config_module, "TeacherConfig"), reason="the older TeacherConfig is gone")
-def test_old_teacher_config_builds_the_same_dense_network():
-    model = build_teacher(config_module.TeacherConfig(n_particles=8, n_layers=2, hidden=8))
-    assert model.input_shape == (None, 8, 4)
-    assert not any("bn" in w.name for w in model.weights)
-
-
 # ---------------------------------------------------------------- training
 def _toy_split(rng: np.random.Generator, n_jets: int, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Jets whose label is whether they have more than 8 particles: learnable within a few epochs."""
@@ -591,6 +583,7 @@ def test_teacher_stage_trains_saves_skips_and_accepts_its_own_teacher(tmp_path):
                 "batch_size": 32,
             },
         ],  # fmt: skip
+        "students": [{"name": "s", "kind": "mlp", "n_particles": 8}],  # learns from the first teacher
     }
     raw["data"]["generator"] = {"chunk_jets": 50}
     cfg = parse_config(raw)

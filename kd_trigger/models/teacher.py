@@ -376,29 +376,6 @@ CUSTOM_OBJECTS: dict[str, type[keras.layers.Layer]] = {
 """Pass as ``custom_objects`` when loading a saved teacher (registration covers ordinary loads too)."""
 
 
-def spec_from_config(tcfg: Any) -> TeacherSpec:
-    """The :class:`TeacherSpec` of the older ``TeacherConfig`` section (path, n_particles, n_layers,
-    hidden, c_weight, dropout, epochs, batch_size, learning_rate, patience): the same dense LorentzNet
-    without batch norm, the architecture that section has always built."""
-    if tcfg.path is not None:
-        return TeacherSpec(name="teacher", kind="path", path=tcfg.path, n_particles=tcfg.n_particles)
-    return TeacherSpec(
-        name="teacher",
-        n_particles=tcfg.n_particles,
-        n_layers=tcfg.n_layers,
-        hidden=tcfg.hidden,
-        c_weight=tcfg.c_weight,
-        dropout=tcfg.dropout,
-        neighbours=None,
-        batch_norm=False,
-        epochs=tcfg.epochs,
-        warmup_epochs=0.0,
-        batch_size=tcfg.batch_size,
-        learning_rate=tcfg.learning_rate,
-        patience=tcfg.patience,
-    )
-
-
 def teacher_input_shape(spec: TeacherSpec) -> tuple[int, int]:
     """(n_particles, per-particle width) of one jet as :func:`teacher_input_array` gives it."""
     width = len(TEACHER_FEATURES) if spec.kind == "particle_flow" else P4_COMPONENTS
@@ -467,16 +444,13 @@ def _build_particle_flow(spec: TeacherSpec, dtype: str) -> keras.Model:
     return keras.Model(features, logits, name="particle_flow_teacher")
 
 
-def build_teacher(spec: TeacherSpec | Any, dtype: str = "float32") -> keras.Model:
+def build_teacher(spec: TeacherSpec, dtype: str = "float32") -> keras.Model:
     """The teacher of ``spec``: input as :func:`teacher_input_array` gives it, output 2 logits (1 = top).
 
     ``lorentznet``: dense or sparse LorentzNet; ``particle_flow``: Particle-Flow network; ``path``: the
     saved model, loaded (its own dtype). ``dtype="float64"`` builds the same network in double
-    precision (the symmetry tests; weights copy between the two with ``set_weights``). An older
-    ``TeacherConfig`` section builds its dense LorentzNet without batch norm (:func:`spec_from_config`).
+    precision (the symmetry tests; weights copy between the two with ``set_weights``).
     """
-    if not isinstance(spec, TeacherSpec):
-        spec = spec_from_config(spec)
     if spec.kind == "lorentznet":
         return _build_lorentznet(spec, dtype)
     if spec.kind == "particle_flow":

@@ -163,6 +163,15 @@ def _exactness_of(flow: str, report: HlsReport) -> str:
     return csim_verdict(report)[0]
 
 
+_FIGURE_LABELS = {
+    **RESOURCE_LABELS,
+    "latency_cycles": "latency (cycles)",
+    "latency_ns": "latency (ns)",
+    "ii_cycles": "II (cycles)",
+    "clock_period_ns": "clock (ns)",
+}
+
+
 def design_rows(report: HlsReport) -> list[tuple[DesignFigures, str]]:
     """(design, source) for every source of every design, most trustworthy first within a design."""
     return [(d, source) for d in design_figures(report) for source in d.sources()]
@@ -181,49 +190,70 @@ def _mults(layer: dict[str, object]) -> str:
 def resource_blocks(
     student: StudentInputs, profile: BudgetProfile, plot_dir: Path, plot_rel: str
 ) -> list[Block]:
-    """Both flows side by side (one row per source), utilisation of the part, per-layer estimate, plots."""
+    """Both flows side by side (each figure from its most trustworthy source), every source's figures,
+    utilisation of the part, the per-layer estimate and plots."""
     report = student.report
     blocks: list[Block] = [Heading(3, "Resources and latency")]
+    designs = design_figures(report)
     rows = []
-    for design, source in design_rows(report):
-        fig = design.by_source[source]
+    for design in designs:
+        best = {k: design.best(k) for k in (*RESOURCE_KEYS, "latency_cycles", "latency_ns", "ii_cycles")}
         rows.append(
             (
                 design.flow,
-                source_label(source),
-                *(fmt_int(fig.get(k)) for k in RESOURCE_KEYS),
-                fmt_int(fig.get("latency_cycles")),
-                fmt_value(fig.get("latency_ns")),
-                fmt_int(fig.get("ii_cycles")),
+                *(fmt_int(best[k][0]) for k in RESOURCE_KEYS),
+                fmt_int(best["latency_cycles"][0]),
+                fmt_value(best["latency_ns"][0]),
+                fmt_int(best["ii_cycles"][0]),
+                source_label(best["lut"][1]) if best["lut"][1] else NA,
+                source_label(best["latency_ns"][1]) if best["latency_ns"][1] else NA,
                 _exactness_of(design.flow, report),
             )
         )
     header = (
         "flow",
-        "source",
         *(RESOURCE_LABELS[k] for k in RESOURCE_KEYS),
         "latency (cycles)",
         "latency (ns)",
         "II (cycles)",
+        "resources from",
+        "timing from",
         "exactness",
     )
-    blocks.append(Table(header, tuple(rows), caption="Totals: one row per flow and source of figures"))
-    util_rows = tuple(
+    blocks.append(
+        Table(header, tuple(rows), caption="The two designs, each figure from its most trustworthy source")
+    )
+    detail = tuple(
         (
             design.flow,
             source_label(source),
-            *(fmt_pct(design.by_source[source].get(k), profile.available[k]) for k in RESOURCE_KEYS),
+            ", ".join(
+                f"{_FIGURE_LABELS[k]} {fmt_value(v)}"
+                for k, v in design.by_source[source].items()
+                if k in _FIGURE_LABELS
+            ),
         )
         for design, source in design_rows(report)
     )
+    blocks.append(Table(("flow", "source", "figures it gives"), detail, caption="Every figure, by source"))
+    util_rows = []
+    for design in designs:
+        source = design.best("lut")[1]
+        util_rows.append(
+            (
+                design.flow,
+                source_label(source) if source else NA,
+                *(fmt_pct(design.best(k)[0], profile.available[k]) for k in RESOURCE_KEYS),
+            )
+        )
     blocks.append(
         Table(
             (
                 "flow",
-                "source",
+                "resources from",
                 *(f"{RESOURCE_LABELS[k]} (of {profile.available[k]:,})" for k in RESOURCE_KEYS),
             ),
-            util_rows,
+            tuple(util_rows),
             caption=f"Utilisation of the part {profile.part}",
         )
     )
