@@ -414,8 +414,18 @@ def _default_teachers() -> tuple[TeacherSpec, ...]:
 def _default_students() -> tuple[StudentConfig, ...]:
     """The two students, each paired with the teacher and setting the study chose for it (README)."""
     return (
-        StudentConfig(name="mlp", kind="mlp", hidden=(64, 32, 32), teacher="lorentznet64"),
-        StudentConfig(name="deepsets", kind="deepsets", hidden=(32, 32), head=(32,), teacher="lorentznet16"),
+        StudentConfig(
+            name="mlp", kind="mlp", hidden=(64, 32, 32), teacher="lorentznet64", temperature=2.0, kd_weight=0.9
+        ),
+        StudentConfig(
+            name="deepsets",
+            kind="deepsets",
+            hidden=(32, 32),
+            head=(32,),
+            teacher="lorentznet64",
+            temperature=1.0,
+            kd_weight=0.7,
+        ),
     )
 
 
