@@ -293,11 +293,18 @@ class ScanAxes(_Section):
         return self
 
 
+def _default_scan_axes() -> dict[Literal["mlp", "deepsets"], ScanAxes]:
+    """The default scan: weight bits x reuse factor for both students, 12 points."""
+    grid = ScanAxes(weight_bits=(4, 6, 8), reuse_factor=(2, 4))
+    return {"mlp": grid, "deepsets": grid}
+
+
 class ScanConfig(_Section):
     """``make scan``: KD-trained, converted, exactness-gated and measured designs over ``axes``."""
 
-    axes: dict[Literal["mlp", "deepsets"], ScanAxes] = Field(default_factory=dict)
-    """Per student kind; the base design is the configured student of that kind."""
+    axes: dict[Literal["mlp", "deepsets"], ScanAxes] = Field(default_factory=_default_scan_axes)
+    """Per student kind; the base design is the configured student of that kind. A config that sets
+    ``axes`` replaces the default grid (4, 6, 8-bit weights x reuse factor 2, 4: 6 points per kind)."""
     mode: Literal["grid", "random", "lhs"] = "grid"
     points: Annotated[int, Field(ge=1)] | None = None
     """random/lhs: how many points; grid: the most points allowed (None: the whole grid)."""
@@ -411,11 +418,21 @@ def _default_teachers() -> tuple[TeacherSpec, ...]:
     )
 
 
+PAIRING_FIELDS = frozenset({"teacher", "temperature", "kd_weight"})
+"""A student's pairing with its teacher: what ``make distill`` deploys, not what the study measures (the
+study tries every teacher and (T, w) itself), so the study neither reruns nor recomputes when it changes."""
+
+
 def _default_students() -> tuple[StudentConfig, ...]:
     """The two students, each paired with the teacher and setting the study chose for it (README)."""
     return (
         StudentConfig(
-            name="mlp", kind="mlp", hidden=(64, 32, 32), teacher="lorentznet64", temperature=2.0, kd_weight=0.9
+            name="mlp",
+            kind="mlp",
+            hidden=(64, 32, 32),
+            teacher="lorentznet64",
+            temperature=2.0,
+            kd_weight=0.9,
         ),
         StudentConfig(
             name="deepsets",
@@ -475,6 +492,15 @@ class Config(_Section):
                     f"students[{i}].teacher {s.teacher!r} is not a configured teacher; known: {known}"
                 )
         return self
+
+    def study_view(self) -> dict[str, Any]:
+        """The config sections the study depends on: students without their pairing, distill without
+        its (T, w), and the study section."""
+        return {
+            "students": [s.model_dump(mode="json", exclude=set(PAIRING_FIELDS)) for s in self.students],
+            "distill": self.distill.model_dump(mode="json", exclude={"temperature", "kd_weight"}),
+            "study": self.study.model_dump(mode="json"),
+        }
 
     # -- teachers ------------------------------------------------------------------------------------
     @property

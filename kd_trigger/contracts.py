@@ -373,6 +373,17 @@ class StudentStudy(Contract):
     """The (teacher, temperature, kd_weight) the validation split picked for this student."""
     low_data: list[LowDataPoint] = Field(default_factory=list)
 
+    def chosen_setting(self) -> StudySetting:
+        """The setting named by ``best`` (each teacher also marks its own best one ``chosen``)."""
+        for st in self.settings:
+            if (st.teacher, st.temperature, st.kd_weight) == (
+                self.best.get("teacher"),
+                self.best.get("temperature"),
+                self.best.get("kd_weight"),
+            ):
+                return st
+        return self.settings[0]
+
 
 class TeacherSummary(Contract):
     kind: str

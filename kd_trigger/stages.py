@@ -201,7 +201,7 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
         Stage(
             "study",
             ("data", *(teacher_stage_name(name) for name in studied)),
-            lambda c: {"seed": c.run.seed, **{k: c.to_dict()[k] for k in ("students", "distill", "study")}},
+            lambda c: {"seed": c.run.seed, **c.study_view()},
             _study_outputs,
             "kd_trigger.study:study_stage",
             check=_check_students,

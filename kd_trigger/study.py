@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kd_trigger.config import Config, KdSetting, StudentConfig
+from kd_trigger.config import PAIRING_FIELDS, Config, KdSetting, StudentConfig
 from kd_trigger.contracts import (
     Interval,
     KdOverBaseline,
@@ -204,12 +204,12 @@ class Trainer:
         self, spec: StudentConfig, seed: int, teacher: str | None, setting: KdSetting | None, fraction: float
     ) -> str:
         payload = {
-            "student": spec.model_dump(mode="json"),
+            "student": spec.model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
             "seed": seed,
             "teacher": teacher,
             "setting": setting.model_dump(mode="json") if setting else None,
             "fraction": fraction,
-            "distill": self.cfg.distill.model_dump(mode="json"),
+            "distill": self.cfg.distill.model_dump(mode="json", exclude={"temperature", "kd_weight"}),
             "upstream": {k: v for k, v in self.upstream.items() if k == "data" or k == f"teacher:{teacher}"},
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
@@ -462,6 +462,13 @@ def study_stage(ctx: StageContext) -> StageResult:
 
 
 # -- study.md -------------------------------------------------------------------------------------
+def _picked(s: StudentStudy, st: StudySetting) -> str:
+    """'chosen' for the student's setting, 'best for teacher' for each other teacher's best."""
+    if st is s.chosen_setting():
+        return "**chosen**"
+    return "best for this teacher" if st.chosen else ""
+
+
 def _fmt_interval(interval: Interval, digits: int = 2) -> str:
     if interval.mean is None:
         return "n/a"
@@ -513,7 +520,7 @@ def study_markdown(study: Study, images: list[str]) -> str:
             f"{_mean([f.rejection_at_30 for f in s.baseline])} (mean over seeds). Chosen on validation: "
             f"teacher `{s.best['teacher']}`, T = {s.best['temperature']:g}, w = {s.best['kd_weight']:g}.",
             "",
-            "| teacher | T | w | chosen | val ratio | R30 ratio | per seed | R50 ratio | AUC ratio | "
+            "| teacher | T | w | picked on validation | val ratio | R30 ratio | per seed | R50 ratio | AUC ratio | "
             f"accuracy at beta={beta_key}: baseline -> KD |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
@@ -522,7 +529,7 @@ def study_markdown(study: Study, images: list[str]) -> str:
             acc_k = _mean([f.accuracy_at_beta.get(beta_key or "", None) for f in st.kd])
             val = "n/a" if st.val_selection_ratio is None else f"{st.val_selection_ratio:.2f}"
             lines.append(
-                f"| {st.teacher} | {st.temperature:g} | {st.kd_weight:g} | {'yes' if st.chosen else ''} | {val} | "
+                f"| {st.teacher} | {st.temperature:g} | {st.kd_weight:g} | {_picked(s, st)} | {val} | "
                 f"{_fmt_interval(st.kd_over_baseline.rejection_at_30)} | {_seeds(st.kd_over_baseline.rejection_at_30)} | "
                 f"{_fmt_interval(st.kd_over_baseline.rejection_at_50)} | {_fmt_interval(st.kd_over_baseline.auc, 4)} | "
                 f"{acc_b} -> {acc_k} |"

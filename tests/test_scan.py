@@ -56,7 +56,13 @@ def test_grid_and_lhs_plans() -> None:
     other = plan_points(parse_config({**raw, "distill": {"epochs": 3}}))
     assert {p.key for p in other}.isdisjoint({p.key for p in lhs})
     with pytest.raises(ConfigError, match="scan.axes is empty"):
-        plan_points(parse_config({}))
+        plan_points(parse_config({"scan": {"axes": {}}}))
+    # The default scan: 4, 6, 8-bit weights x reuse factor 2, 4 for each of the two students.
+    default = plan_points(parse_config({}))
+    assert len(default) == 12 and {p.student for p in default} == {"mlp", "deepsets"}
+    assert {(p.axes["weight_bits"], p.reuse_factor) for p in default} == {
+        (b, r) for b in (4, 6, 8) for r in (2, 4)
+    }
 
 
 def _scan(cfg) -> Scan:

@@ -22,6 +22,8 @@ from kd_trigger.stages import (
     StageContext,
     StageResult,
     _journal_path,
+    _sha,
+    build_graph,
     read_record,
     record_path,
     recover,
@@ -282,3 +284,23 @@ def test_a_refused_run_leaves_no_run_directory(setup, tmp_path):
             c, ["a"], graph={"a": Stage("a", (), lambda c: 1, lambda c: [], f"{__name__}:source_stage")}
         )
     assert not (tmp_path / "art").exists()
+
+
+def test_a_students_pairing_reruns_distill_but_not_the_study() -> None:
+    """The study tries every teacher and (T, w) itself: re-pairing a student (what distill deploys)
+    must not invalidate it, while any change to what it trains must."""
+
+    def sections(raw: dict) -> dict[str, object]:
+        cfg = parse_config(raw)
+        graph = build_graph(cfg)
+        return {name: _sha(graph[name].config(cfg)) for name in ("distill", "study")}
+
+    students = [
+        {"name": "mlp", "kind": "mlp", "teacher": "lorentznet64", "temperature": 2.0, "kd_weight": 0.9}
+    ]
+    base = sections({"students": students})
+    repaired = sections({"students": [{**students[0], "teacher": "lorentznet16", "temperature": 1.0}]})
+    assert repaired["distill"] != base["distill"] and repaired["study"] == base["study"]
+    assert sections({"distill": {"temperature": 4.0}})["study"] == sections({})["study"]
+    wider = sections({"students": [{**students[0], "hidden": [32, 32]}]})
+    assert wider["study"] != base["study"]

@@ -68,7 +68,8 @@ def plot_ratios(study: Study, path: Path) -> Path:
         )
         ax.set_ylabel("KD / baseline 1/ε_B @ 30%")
         ax.set_title(
-            f"{name}: per seed (grey), mean and 68% interval (filled: chosen on validation)", fontsize=9
+            f"{name}: per seed (grey), mean and 68% interval (filled: best on validation per teacher)",
+            fontsize=9,
         )
         ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
@@ -77,7 +78,7 @@ def plot_ratios(study: Study, path: Path) -> Path:
 def plot_robustness(study: Study, student: str, path: Path) -> Path:
     """Accuracy against the boost velocity beta: baseline and the chosen KD setting, seed bands."""
     s = study.students[student]
-    chosen = next((st for st in s.settings if st.chosen), s.settings[0])
+    chosen = s.chosen_setting()
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
     for label, runs, color in (
@@ -102,7 +103,7 @@ def plot_low_data(study: Study, path: Path) -> Path:
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
     for i, (name, s) in enumerate(study.students.items()):
-        chosen = next((st for st in s.settings if st.chosen), s.settings[0])
+        chosen = s.chosen_setting()
         points = [(p.train_fraction, p.kd_over_baseline.rejection_at_30) for p in s.low_data]
         points.append((1.0, chosen.kd_over_baseline.rejection_at_30))
         x = [f for f, _ in points]
