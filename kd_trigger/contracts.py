@@ -303,6 +303,9 @@ class HlsReport(Contract):
     vendor_synth: VendorFigures | None = None
     rtl: dict[str, Any] | None = None
     rtl_sim: RtlSimBlock | None = None
+    hls4ml_at_ii1: dict[str, Any] | None = None
+    """Our estimate of the same hls4ml design with every layer at reuse factor 1 (II = 1, as the RTL):
+    ``total`` (predicts post-synthesis) and ``total_hls`` (predicts the HLS report), latency, II."""
     budget: BudgetBlock | None = None
     budget_by_flow: dict[str, BudgetBlock] = Field(default_factory=dict)
     inputs: str | None = None

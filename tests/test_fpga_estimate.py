@@ -457,3 +457,9 @@ def test_adapter_on_converted_qkeras_model(tmp_path) -> None:  # noqa: ANN001 - 
     assert est.pipeline_style == "pipeline"
     d = est.to_dict()
     assert d["source"] == "estimate" and d["total"]["lut"] > 0 and d["total_hls"]["lut"] > d["total"]["lut"]
+    # The same design at II = 1 (what the RTL flow is compared with): every layer at reuse factor 1.
+    at_ii1 = estimate_model(hls_model, reuse_factor=1, clock_period_ns=5.0, every_layer=True)
+    assert at_ii1.ii_cycles == 1 and all(lay.reuse_factor in (None, 1) for lay in at_ii1.layers)
+    fc2 = {lay.name: lay for lay in at_ii1.layers}["fc2"]
+    shared = {lay.name: lay for lay in est.layers}["fc2"]
+    assert fc2.multiplications == shared.multiplications == 6 and fc2.multipliers > shared.multipliers

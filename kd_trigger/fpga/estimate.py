@@ -1658,9 +1658,17 @@ def _pipeline_style(hls_model: Any) -> str:
     return "dataflow" if style == "dataflow" else "pipeline"
 
 
-def estimate_model(hls_model: Any, reuse_factor: int, clock_period_ns: float) -> ResourceEstimate:
-    """Estimate resources and latency of a converted hls4ml model (Latency strategy, io_parallel)."""
+def estimate_model(
+    hls_model: Any, reuse_factor: int, clock_period_ns: float, *, every_layer: bool = False
+) -> ResourceEstimate:
+    """Estimate resources and latency of a converted hls4ml model (Latency strategy, io_parallel).
+
+    ``every_layer``: the same design with every layer at ``reuse_factor``, whatever the layers were
+    configured with (what the hls4ml firmware would need at another II, without converting it again).
+    """
     specs = layers_from_hls_model(hls_model, reuse_factor)
+    if every_layer:
+        specs = [replace(s, reuse_factor=reuse_factor) if s.reuse_factor is not None else s for s in specs]
     estimate = estimate_layers(
         specs, reuse_factor, clock_period_ns, _clock_uncertainty(hls_model), _pipeline_style(hls_model)
     )

@@ -90,6 +90,17 @@ def _estimate(converted: Converted, hls: HlsConfig) -> EstimateBlock:
     return EstimateBlock.model_validate(figures)
 
 
+def _estimate_at_ii1(converted: Converted, hls: HlsConfig) -> dict[str, Any]:
+    """The same hls4ml design with every layer at reuse factor 1: what the RTL flow (II = 1) is compared
+    with at equal throughput."""
+    from kd_trigger.fpga.estimate import estimate_model
+
+    figures = estimate_model(converted.hls_model, 1, hls.clock_period_ns, every_layer=True).to_dict()
+    return {
+        k: figures[k] for k in ("total", "total_hls", "latency_cycles", "ii_cycles", "source") if k in figures
+    }
+
+
 def _vendor_blocks(converted: Converted, hls: HlsConfig) -> tuple[VendorFigures | None, VendorFigures | None]:
     """Vendor HLS and post-synthesis figures (each stored once, apart), when hls.synth ran the tools."""
     from kd_trigger.fpga.synth import run_vendor_synthesis
@@ -157,6 +168,7 @@ def convert_and_simulate(
             logits_qkeras=y_q,
         )
     report.resources = _estimate(converted, hls)
+    report.hls4ml_at_ii1 = _estimate_at_ii1(converted, hls)
     report.vendor_hls, report.vendor_synth = _vendor_blocks(converted, hls)
     report.write(report_path)
     return report, converted

@@ -303,7 +303,35 @@ def resource_blocks(
                 "measure timing. The latency and II are da4ml's pipeline; timing closure needs the vendor tool."
             )
         )
+        same_ii = same_ii_comparison(report)
+        if same_ii:
+            blocks.append(Paragraph(same_ii))
     return blocks
+
+
+def same_ii_comparison(report: HlsReport) -> str | None:
+    """The RTL's LUTs against the hls4ml design's at the same II = 1 (every layer at reuse factor 1), each
+    pair from comparable sources: synthesis counts vs our post-synthesis estimate, and da4ml's estimate
+    vs our HLS-report estimate."""
+    rtl, ii1 = report.rtl or {}, report.hls4ml_at_ii1 or {}
+    pairs = []
+    yosys_lut = (rtl.get("yosys") or {}).get("lut")
+    da4ml_lut = (rtl.get("da4ml_estimate") or {}).get("lut")
+    synth_lut = (ii1.get("total") or {}).get("lut")
+    hls_lut = (ii1.get("total_hls") or {}).get("lut")
+    if yosys_lut and synth_lut:
+        pairs.append(
+            f"RTL {yosys_lut:,} LUT (Yosys synthesis) vs hls4ml {synth_lut:,} (estimate of Vivado "
+            f"post-synthesis): **{yosys_lut / synth_lut:.2f}x**"
+        )
+    if da4ml_lut and hls_lut:
+        pairs.append(
+            f"RTL {da4ml_lut:,} LUT (da4ml estimate) vs hls4ml {hls_lut:,} (estimate of the HLS report): "
+            f"{da4ml_lut / hls_lut:.2f}x"
+        )
+    if not pairs:
+        return None
+    return "At the same II = 1 (hls4ml with every layer at reuse factor 1): " + "; ".join(pairs) + "."
 
 
 # -- budget ---------------------------------------------------------------------------------------
