@@ -591,3 +591,38 @@ def test_fuzzed_configs_exit_0_or_2(mutations, tmp_path_factory) -> None:
     path = d / "c.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert main(["status", "--config", str(path)]) in (0, 2)
+
+
+# -- faults --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_full_disk_during_data_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    """Generation with a file-size limit below the jet file's size (``ulimit -f``, as a full disk acts):
+    exit 2, one line, no traceback, no segmentation fault, and no file left in the run directory.
+
+    The file is assembled in memory and written in one piece: h5py writing into a file that fails half
+    way used to print tracebacks from its C callbacks and then crash (exit 139)."""
+    import resource
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path, "c.yaml", data={"n_jets": 100, "workers": 1})
+    limit = 64 * 1024  # bytes; 100 jets x 200 constituents x 7 features of float32 are ~560 kB
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    before = _files(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "kd_trigger", "data", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=600,
+        check=False,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("kd-trigger")]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert len(lines) == 1 and lines[0].startswith("kd-trigger data: error: "), done.stderr[-2000:]
+    assert "cannot write" in lines[0] and "jets.h5: file too large" in lines[0], lines[0]
+    assert _files(tmp_path) == before, "the failed run left files behind"

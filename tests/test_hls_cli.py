@@ -147,3 +147,35 @@ def test_cli_force_replaces_a_previous_project(student_h5, converted_dir, capsys
     report = json.loads((out / "hls_report.json").read_text())
     assert (out / "hls_report.json").stat().st_mtime_ns != stamp
     assert report["reuse_factor"] == 2 and report["resources"]["ii_cycles"] == 2
+
+
+def test_a_killed_conversion_leaves_no_project_and_the_next_run_cleans_up(student_h5, tmp_path):
+    """``hls --model`` builds in a staging directory beside ``--out`` and moves it there only after the C
+    simulation passed: killed half way, ``--out`` does not exist (no complete-looking project without
+    ``hls_report.json``); the next run removes the dead run's staging directory and succeeds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "fw"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kd_trigger", "hls", "--model", str(student_h5), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    staging: list = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        staging = [p for p in tmp_path.iterdir() if p.name != "fw" and "kdt" in p.name]
+        if any((p / "firmware").exists() for p in staging):  # the project is being written
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the conversion finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert staging and not out.exists()
+    assert main(["hls", "--model", str(student_h5), "--out", str(out)]) == 0
+    assert (out / "hls_report.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if "kdt" in p.name], "the dead run's staging was left"

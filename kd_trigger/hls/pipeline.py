@@ -24,7 +24,14 @@ from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
 from kd_trigger.hls.convert import Converted, convert_model, hls_layer_precision
 from kd_trigger.hls.csim import run_csim, softmax_top
 from kd_trigger.hls.precision import edge_case_inputs
-from kd_trigger.runs import ensure_writable_dir, package_versions, remove_path, tmp_name, write_text_atomic
+from kd_trigger.runs import (
+    clean_dead_temporaries,
+    ensure_writable_dir,
+    package_versions,
+    remove_path,
+    tmp_name,
+    write_text_atomic,
+)
 from kd_trigger.stages import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -349,6 +356,8 @@ def _check_out(out_dir: Path, force: bool) -> None:
             f"--out {out_dir} exists and is not empty; pass a new or empty directory, or --force to replace it"
         )
     ensure_writable_dir(out_dir.parent, "--out parent directory")
+    # A killed earlier run leaves its staging directory beside --out (never --out itself): remove it.
+    clean_dead_temporaries(out_dir.parent, depth=1)
 
 
 def convert_saved_model(
