@@ -209,7 +209,7 @@ class Trainer:
             "teacher": teacher,
             "setting": setting.model_dump(mode="json") if setting else None,
             "fraction": fraction,
-            "distill": self.cfg.distill.model_dump(mode="json", exclude={"temperature", "kd_weight"}),
+            "distill": self.cfg.distill.model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
             "upstream": {k: v for k, v in self.upstream.items() if k == "data" or k == f"teacher:{teacher}"},
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
