@@ -442,9 +442,9 @@ def _default_students() -> tuple[StudentConfig, ...]:
             kind="deepsets",
             hidden=(32, 32),
             head=(32,),
-            teacher="lorentznet64",
-            temperature=1.0,
-            kd_weight=0.7,
+            teacher="lorentznet16",
+            temperature=2.0,
+            kd_weight=0.9,
         ),
     )
 
