@@ -172,3 +172,22 @@ def test_rejection_curve_by_hand():
     # Thresholds 0.9 (no background: dropped), 0.8 (2/3 signal, 1/3 bkg), 0.4, 0.3, 0.1.
     np.testing.assert_allclose(eff, [2 / 3, 1.0, 1.0, 1.0])
     np.testing.assert_allclose(rej, [3.0, 3.0, 1.5, 1.0])
+
+
+def test_same_ii_comparison_pairs_comparable_sources() -> None:
+    from kd_trigger.contracts import HlsReport
+    from kd_trigger.report.sections import same_ii_comparison
+
+    report = HlsReport.model_construct(
+        rtl={"yosys": {"lut": 144_039}, "da4ml_estimate": {"lut": 136_545}},
+        hls4ml_at_ii1={"total": {"lut": 186_959}, "total_hls": {"lut": 370_728}},
+    )
+    text = same_ii_comparison(report)
+    assert text is not None
+    assert (
+        "RTL 144,039 LUT (Yosys synthesis) vs hls4ml 186,959" in text and "**0.77x** (like for like)" in text
+    )
+    assert "RTL 136,545 LUT (da4ml estimate) vs hls4ml 370,728" in text and "0.37x" in text
+    assert (
+        same_ii_comparison(HlsReport.model_construct(rtl={"yosys": {"lut": 1}}, hls4ml_at_ii1=None)) is None
+    )
