@@ -62,3 +62,14 @@ def ci_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     path = write_config(directory, "ci.yaml")
     status = main(["hls", "--config", str(path)])
     return SimpleNamespace(path=path, cfg=load_config(path), status=status, dir=directory)
+
+
+def randomize_weights(model: Any, seed: int, stddev: float = 0.5) -> None:
+    """Random weights large enough that ReLUs are alive, sometimes saturate, and roundings hit ties."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if hasattr(layer, "kernel"):
+            layer.kernel.assign(rng.normal(0.0, stddev, layer.kernel.shape).astype(np.float32))
+            layer.bias.assign(rng.normal(0.0, stddev, layer.bias.shape).astype(np.float32))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import randomize_weights
 
 from kd_trigger.config import HlsConfig, StudentConfig
 from kd_trigger.errors import ModelError
@@ -23,15 +24,6 @@ HLS = HlsConfig()
 N_EDGE = 2000
 
 
-def _randomize(model, seed: int, stddev: float = 0.5) -> None:
-    """Random weights large enough that activations are alive (and sometimes saturate)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if hasattr(layer, "kernel"):
-            layer.kernel.assign(rng.normal(0.0, stddev, layer.kernel.shape).astype(np.float32))
-            layer.bias.assign(rng.normal(0.0, stddev, layer.bias.shape).astype(np.float32))
-
-
 def _student(kind: str, seed: int):
     from kd_trigger.models.students import build_student
 
@@ -40,7 +32,7 @@ def _student(kind: str, seed: int):
     else:
         spec = StudentConfig(name="deepsets", kind="deepsets", n_particles=16, hidden=(32, 32), head=(32,))
     model = build_student(spec)
-    _randomize(model, seed)
+    randomize_weights(model, seed)
     return model
 
 
@@ -142,7 +134,7 @@ def test_trap1_dense_on_3d_input_drops_quantizers(tmp_path):
     x = QDense(2, kernel_quantizer=quantized_bits(8, 1, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1),
                name="output")(x)  # fmt: skip
     model = tf.keras.Model(inp, x)
-    _randomize(model, 3)
+    randomize_weights(model, 3)
 
     raw = _convert(model, tmp_path / "raw", fix_weights=False)  # hls4ml's weights, our types otherwise
     bad = weight_mismatches(model, raw.hls_model)

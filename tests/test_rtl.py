@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import randomize_weights
 
 from kd_trigger.config import StudentConfig
 from kd_trigger.errors import ConfigError, ModelError
@@ -141,17 +142,8 @@ def _tiny_model(seed: int = 0, n_in: int = 16, hidden: int = 8):
     x = QActivation(quantized_relu(8, 3), name="relu_0")(x)
     out = dense(2, "output")(x)
     model = tf.keras.Model(inp, out, name="tiny")
-    _randomize(model, seed)
+    randomize_weights(model, seed)
     return model
-
-
-def _randomize(model, seed: int, stddev: float = 0.5) -> None:
-    """Weights large enough that ReLUs are alive, sometimes saturate, and roundings hit ties."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if hasattr(layer, "kernel"):
-            layer.kernel.assign(rng.normal(0.0, stddev, layer.kernel.shape).astype(np.float32))
-            layer.bias.assign(rng.normal(0.0, stddev, layer.bias.shape).astype(np.float32))
 
 
 def _student(kind: str, seed: int):
@@ -162,7 +154,7 @@ def _student(kind: str, seed: int):
     else:
         spec = StudentConfig(name="deepsets", kind="deepsets", n_particles=8, hidden=(8, 8), head=(8,))
     model = build_student(spec)
-    _randomize(model, seed)
+    randomize_weights(model, seed)
     return model
 
 
@@ -227,7 +219,7 @@ def _pooled_model(n_particles: int, quantizer_after_pool: bool, seed: int = 0):
         x = QActivation(quantized_relu(8, 3), name="pool_quant")(x)
     out = QDense(2, kernel_quantizer=q(8, 1), bias_quantizer=q(8, 3), name="output")(x)
     model = tf.keras.Model(inp, out, name=f"pool{n_particles}")
-    _randomize(model, seed)
+    randomize_weights(model, seed)
     return model
 
 
