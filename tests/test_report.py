@@ -191,3 +191,22 @@ def test_same_ii_comparison_pairs_comparable_sources() -> None:
     assert (
         same_ii_comparison(HlsReport.model_construct(rtl={"yosys": {"lut": 1}}, hls4ml_at_ii1=None)) is None
     )
+
+
+@pytest.mark.slow
+def test_estimator_calibration_table_shows_every_held_out_design(report):
+    """The report's calibration table is the estimator's own record: one row per held-out design, the
+    blind designs included, each ratio estimate / real as stored in CALIBRATION."""
+    from kd_trigger.fpga.estimate import CALIBRATION
+
+    _, md, _ = report
+    assert "## Estimator calibration" in md and "not blind" in md
+    for key, label in (("held_out", "leave-one-repository-out"), ("blind", "blind holdout")):
+        rows = {row[1].strip("`"): row for row in _row(md, label)}
+        assert set(rows) == set(CALIBRATION[key])
+    lhc = {row[1].strip("`"): row for row in _row(md, "blind holdout")}["lhc_ae_16b_rf4_a7_vitis2023"]
+    figures = CALIBRATION["blind"]["lhc_ae_16b_rf4_a7_vitis2023"]
+    assert lhc[2:5] == ["-", "-", "-"]  # HLS report only
+    dsp_real, dsp_est = figures["hls_dsp"]
+    lat_real, lat_est = figures["latency_cycles"]
+    assert lhc[5] == f"{dsp_est / dsp_real:.2f}" and lhc[6] == f"{lat_est} vs {lat_real}"

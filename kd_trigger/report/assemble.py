@@ -30,6 +30,7 @@ from kd_trigger.report.inputs import RunInputs, load_run_inputs
 from kd_trigger.report.sections import (
     HOW_TO_READ,
     budget_blocks,
+    calibration_blocks,
     csim_verdict,
     exactness_blocks,
     physics_blocks,
@@ -157,7 +158,8 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
     if physics:
         physics.insert(0, Heading(2, "Physics plots"))
     scan = scan_blocks(cfg.artifacts / "scan" / "scan.json", plot_dir, plot_rel)
-    return [*header, *body, *scan, *physics, *provenance_blocks(inputs.records)]
+    calibration = calibration_blocks(inputs.students[0].report) if inputs.students else []
+    return [*header, *body, *calibration, *scan, *physics, *provenance_blocks(inputs.records)]
 
 
 def write_report(cfg: Config, md_path: Path, html_path: Path, plot_dir: Path) -> Path:

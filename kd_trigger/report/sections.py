@@ -335,6 +335,75 @@ def same_ii_comparison(report: HlsReport) -> str | None:
     return "At the same II = 1 (hls4ml with every layer at reuse factor 1): " + "; ".join(pairs) + "."
 
 
+_CALIBRATION_SETS = (
+    ("held_out", "leave-one-repository-out"),
+    ("l1_jet_id", "l1-jet-id (not blind)"),
+    ("blind", "blind holdout"),
+)
+
+
+def _ratio_cell(pair: object) -> str:
+    if not (isinstance(pair, list) and len(pair) == 2 and all(is_num(v) for v in pair)):
+        return "-"
+    real, estimate = pair
+    if real == 0:
+        return "0 = 0" if estimate == 0 else f"{estimate:,} vs 0"
+    return f"{estimate / real:.2f}"
+
+
+def _cycles_cell(pair: object) -> str:
+    if not (isinstance(pair, list) and len(pair) == 2 and all(is_num(v) for v in pair)):
+        return "-"
+    real, estimate = pair
+    return f"{estimate} vs {real}"
+
+
+def calibration_blocks(report: HlsReport) -> list[Block]:
+    """The estimator's measured error on designs it was not fitted to, per design (once per report).
+
+    Read from the ``calibration`` record the estimate was written with, so the table always belongs to
+    the estimator that produced this run's figures."""
+    extra = report.resources.model_extra if report.resources is not None else None
+    calibration = (extra or {}).get("calibration")
+    if not isinstance(calibration, dict) or not calibration.get("held_out"):
+        return []
+    rows = []
+    for key, label in _CALIBRATION_SETS:
+        for design, figures in sorted((calibration.get(key) or {}).items()):
+            rows.append(
+                (
+                    label,
+                    f"`{design}`",
+                    *(_ratio_cell(figures.get(m)) for m in ("synth_lut", "synth_ff", "synth_dsp", "hls_dsp")),
+                    _cycles_cell(figures.get("latency_cycles")),
+                    _cycles_cell(figures.get("ii_cycles")),
+                )
+            )
+    return [
+        Heading(2, "Estimator calibration", anchor="estimator-calibration"),
+        Paragraph(
+            "Estimate / real on public hls4ml designs the estimate was not fitted to "
+            "(`tests/fixtures/calibration/`, `benchmarks/estimator_calibration.py`). Targets: LUT and FF "
+            "within +-25% of Vivado synthesis, DSP within +-30%, latency within +-2 cycles of the HLS report, "
+            "II exact. '-' = the design has no such report. " + str(calibration.get("holdout_hygiene", ""))
+        ),
+        Table(
+            (
+                "set",
+                "design",
+                "LUT (synth)",
+                "FF (synth)",
+                "DSP (synth)",
+                "DSP (HLS)",
+                "latency est. vs HLS (cycles)",
+                "II est. vs HLS",
+            ),
+            tuple(rows),
+            caption="Held-out error of the resource estimator (ratios estimate / real)",
+        ),
+    ]
+
+
 # -- budget ---------------------------------------------------------------------------------------
 def budget_blocks(student: StudentInputs) -> tuple[list[Block], str]:
     """The deciding verdict's rows, which flow and source decided, and the other flow's verdict."""
