@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/rtl_vs_hls4ml.py [--config configs/default.yaml] [--bits 4 6 8]
                                                   [--students mlp deepsets] [--out DIR]
 
-The students are the trained scan points of the run (``make scan CONFIG=...`` first): for every
-(student, weight width) found in ``artifacts/<run>/scan-cache`` the student is rebuilt and its trained
-weights are loaded from the point's saved model. Each is then put through
+The students are the trained points of the run's last scan (``make scan CONFIG=...`` first): for every
+(student, weight width) in ``artifacts/<run>/scan/scan.json`` the student is rebuilt and its trained
+weights are loaded from the point's saved model (run from the repository root: the paths are relative). Each is then put through
 
 * the RTL flow (da4ml trace, Verilog, Verilator simulation of the test jets + 10,000 edge inputs, Yosys
   ``synth_xilinx``): Yosys LUT (measured by open-source synthesis) and da4ml's own estimate;
@@ -37,15 +37,15 @@ log = logging.getLogger("rtl_vs_hls4ml")
 
 
 def scan_students(cfg: Any, bits: list[int], names: list[str]) -> list[tuple[str, int, Path]]:
-    """(student, weight bits, saved model) of the run's cached scan points, one per student and width."""
-    cache = cfg.artifacts / "scan-cache"
-    if not cache.is_dir():
-        raise SystemExit(f"{cache} does not exist: run `make scan CONFIG=...` first")
+    """(student, weight bits, saved model) of the run's last scan (``scan/scan.json``), one per student
+    and width: only points of that scan, never older cache entries of other configs."""
+    scan_file = cfg.artifacts / "scan" / "scan.json"
+    if not scan_file.is_file():
+        raise SystemExit(f"{scan_file} does not exist: run `make scan CONFIG=...` first")
     found: dict[tuple[str, int], Path] = {}
-    for point_file in sorted(cache.glob("*/point.json")):
-        point = json.loads(point_file.read_text())
+    for point in json.loads(scan_file.read_text())["points"]:
         width = point.get("axes", {}).get("weight_bits")
-        model_file = point_file.parent / "project" / "keras_model.keras"
+        model_file = Path(point.get("project") or "") / "keras_model.keras"
         if point["student"] in names and width in bits and point.get("exact") and model_file.is_file():
             found.setdefault((point["student"], int(width)), model_file)
     return [(name, width, path) for (name, width), path in sorted(found.items())]
