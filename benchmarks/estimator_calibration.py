@@ -330,7 +330,7 @@ def calibration_record(result: dict[str, Any]) -> dict[str, Any]:
         "summary": sentence(),
         "design": "leave-one-repository-out over the public designs of tests/fixtures/calibration, plus the "
         "fastmachinelearning/l1-jet-id Deep Sets and the blind designs held out of every fit",
-        "reports": "Vivado HLS 2019.2-2020.1 / Vitis HLS 2022.2-2024.1 C synthesis and Vivado synthesis (public repositories)",
+        "reports": "Vivado HLS 2019.2-2020.1 / Vitis HLS 2022.2-2025.1 C synthesis and Vivado synthesis (public repositories)",
         "targets": dict(TARGETS),
         "ratio_estimate_over_hls": {
             "lut": median_ratio(held, "hls_lut"),
@@ -355,7 +355,7 @@ def calibration_record(result: dict[str, Any]) -> dict[str, Any]:
         "(pointwise-conv partitions parallel, a separate activation synthesis factor, >= 2 designs per "
         f"coefficient), so it is not blind. {BLIND_SET}: 2 designs from repositories never seen, collected after "
         "the rules and fit were frozen (commit 06bf0de) and evaluated once (HLS reports only).",
-        "caveat": "medians over held-out designs (real, estimate pairs per design in held_out / l1_jet_id); "
+        "caveat": "medians over held-out designs (real, estimate pairs per design in held_out / l1_jet_id / blind); "
         "see benchmarks/estimator_calibration.py for the per-design table and the designs that miss the targets",
     }
 

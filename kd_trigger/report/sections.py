@@ -342,20 +342,26 @@ _CALIBRATION_SETS = (
 )
 
 
+def _real_and_estimate(pair: object) -> tuple[float, float] | None:
+    """A calibration record's ``[real, estimate]`` pair, or None where the design has no such figure."""
+    if isinstance(pair, list) and len(pair) == 2 and all(is_num(v) for v in pair):
+        return pair[0], pair[1]
+    return None
+
+
 def _ratio_cell(pair: object) -> str:
-    if not (isinstance(pair, list) and len(pair) == 2 and all(is_num(v) for v in pair)):
+    figures = _real_and_estimate(pair)
+    if figures is None:
         return "-"
-    real, estimate = pair
+    real, estimate = figures
     if real == 0:
         return "0 = 0" if estimate == 0 else f"{estimate:,} vs 0"
     return f"{estimate / real:.2f}"
 
 
 def _cycles_cell(pair: object) -> str:
-    if not (isinstance(pair, list) and len(pair) == 2 and all(is_num(v) for v in pair)):
-        return "-"
-    real, estimate = pair
-    return f"{estimate} vs {real}"
+    figures = _real_and_estimate(pair)
+    return "-" if figures is None else f"{figures[1]} vs {figures[0]}"
 
 
 def calibration_blocks(report: HlsReport) -> list[Block]:
