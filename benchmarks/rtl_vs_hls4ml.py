@@ -63,9 +63,8 @@ def load_trained(cfg: Any, student: str, width: int, path: Path) -> Any:
     return model
 
 
-def measure(cfg: Any, student: str, width: int, path: Path, out: Path) -> dict[str, Any]:
-    """RTL flow (measured) and hls4ml estimate at reuse 1 of one trained student."""
-    from kd_trigger.data.readers import load_jets
+def measure(cfg: Any, test: Any, student: str, width: int, path: Path, out: Path) -> dict[str, Any]:
+    """RTL flow (measured) and hls4ml estimate at reuse 1 of one trained student; ``test``: the test jets."""
     from kd_trigger.fpga.estimate import estimate_model
     from kd_trigger.fpga.parts import yosys_family
     from kd_trigger.hls.convert import convert_model
@@ -75,9 +74,8 @@ def measure(cfg: Any, student: str, width: int, path: Path, out: Path) -> dict[s
 
     model = load_trained(cfg, student, width, path)
     spec = cfg.student(student)
-    test = load_jets(cfg.data_path, cfg).select("test")
     x_test = student_inputs(spec, test.constituents)
-    n = len(x_test) if cfg.hls.csim_max_samples is None else min(cfg.hls.csim_max_samples, len(x_test))
+    n = cfg.hls.csim_count(len(x_test))
     with tempfile.TemporaryDirectory() as tmp:
         conv = convert_model(model, Path(tmp) / "p", cfg.hls, compile_model=False)
         hls = estimate_model(conv.hls_model, 1, cfg.hls.clock_period_ns, every_layer=True).to_dict()
@@ -125,17 +123,19 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     from kd_trigger.config import load_config
+    from kd_trigger.data.readers import load_jets
 
     cfg = load_config(Path(args.config))
     students = scan_students(cfg, args.bits, args.students)
     if not students:
         raise SystemExit("no exact scan point of these students and widths in the scan cache")
+    test = load_jets(cfg.data_path, cfg).select("test")  # once, for every student
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         for student, width, path in students:
             log.info("%s, %d-bit weights, from %s", student, width, path.parent.parent.name)
-            rows.append(measure(cfg, student, width, path, out))
+            rows.append(measure(cfg, test, student, width, path, out))
             print(json.dumps(rows[-1]), flush=True)
     print()
     print(

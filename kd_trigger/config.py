@@ -354,6 +354,10 @@ class HlsConfig(_Section):
         classmethod(lambda cls, v: _check_type(v))
     )
 
+    def csim_count(self, n_test: int) -> int:
+        """How many of ``n_test`` test jets the simulations run on (``csim_max_samples`` caps it)."""
+        return n_test if self.csim_max_samples is None else min(self.csim_max_samples, n_test)
+
 
 class BudgetOverrides(_Section):
     part: str | None = None

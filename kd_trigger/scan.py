@@ -278,7 +278,7 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     x_test = student_inputs(spec, test.constituents)
     labels = test.is_signal.astype(np.int64)
     physics = score_metrics(labels, _predict(model, x_test), cfg.distill.rejection_bootstrap, cfg.run.seed)
-    n = len(labels) if cfg.hls.csim_max_samples is None else min(cfg.hls.csim_max_samples, len(labels))
+    n = cfg.hls.csim_count(len(labels))
     hls = cfg.hls.model_copy(update={"reuse_factor": point.reuse_factor})
     report, _ = convert_and_simulate(
         model, out / "project", hls, x_test[:n], labels[:n].astype(np.int8), spec.name, out / "project"

@@ -201,10 +201,13 @@ def test_estimator_calibration_table_shows_every_held_out_design(report):
 
     _, md, _ = report
     assert "## Estimator calibration" in md and "not blind" in md
-    for key, label in (("held_out", "leave-one-repository-out"), ("blind", "blind holdout")):
-        rows = {row[1].strip("`"): row for row in _row(md, label)}
-        assert set(rows) == set(CALIBRATION[key])
-    lhc = {row[1].strip("`"): row for row in _row(md, "blind holdout")}["lhc_ae_16b_rf4_a7_vitis2023"]
+    rows = {
+        key: {row[1].strip("`"): row for row in _row(md, label)}
+        for key, label in (("held_out", "leave-one-repository-out"), ("blind", "blind holdout"))
+    }
+    for key, by_design in rows.items():
+        assert set(by_design) == set(CALIBRATION[key])
+    lhc = rows["blind"]["lhc_ae_16b_rf4_a7_vitis2023"]
     figures = CALIBRATION["blind"]["lhc_ae_16b_rf4_a7_vitis2023"]
     assert lhc[2:5] == ["-", "-", "-"]  # HLS report only
     dsp_real, dsp_est = figures["hls_dsp"]

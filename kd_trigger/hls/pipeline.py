@@ -250,11 +250,7 @@ def hls_stage(ctx: StageContext) -> StageResult:
 
     cfg = ctx.cfg
     test = load_jets(cfg.data_path, cfg).select("test")
-    n = (
-        len(test.is_signal)
-        if cfg.hls.csim_max_samples is None
-        else min(cfg.hls.csim_max_samples, len(test.is_signal))
-    )
+    n = cfg.hls.csim_count(len(test.is_signal))
     labels = np.asarray(test.is_signal[:n], dtype=np.int8)
     reports: list[HlsReport] = []
     for spec in cfg.students:
