@@ -89,6 +89,10 @@ class DigestParts(Contract):
     config: str
     inputs: dict[str, str] = Field(default_factory=dict)
     upstream: dict[str, str] = Field(default_factory=dict)
+    code: dict[str, str] = Field(default_factory=dict)
+    """Source file (relative to the project) -> SHA-256 prefix, for every module the stage's code imports."""
+    packages: dict[str, str] = Field(default_factory=dict)
+    """Installed versions of the third-party packages that decide results (TensorFlow, hls4ml, ...)."""
 
 
 class StageRecord(Contract):

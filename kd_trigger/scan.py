@@ -34,7 +34,7 @@ from kd_trigger.config import Config, ScanAxes, StudentConfig
 from kd_trigger.contracts import BudgetBlock, Scan, ScanPoint, finite_or_none
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, ConfigError, KdTriggerError
 from kd_trigger.runs import remove_path, tmp_name, write_json_atomic, write_text_atomic
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.stages import StageContext, StageResult, code_digest
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,10 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
 def _point_key(
     cfg: Config, base: StudentConfig, spec: dict[str, Any], reuse: int, flow: str, upstream: dict[str, str]
 ) -> str:
-    """Digest of everything a point's result depends on."""
+    """Digest of everything a point's result depends on, the code that computes it included."""
     teacher = f"teacher:{cfg.teacher_of(base).name}"
     payload = {
+        "code": code_digest(__name__),
         "upstream": {k: v for k, v in upstream.items() if k in ("data", teacher)},
         "spec": spec,
         "reuse": reuse,

@@ -7,10 +7,13 @@ Each stage is a function of its inputs: it reads upstream outputs from disk and 
 never calls another stage. :func:`run_targets` resolves what a target needs, and for each stage in
 order decides, by one rule, whether its committed outputs are still valid.
 
-**The digest rule.** A stage's digest is the SHA-256 of: the kd_trigger version; the config sections
-the stage depends on; the content fingerprints of every external file it reads (``data.path``, a
-bring-your-own teacher, the budget profiles file); and, for every upstream stage, its digest and the
-fingerprints of its outputs. Any change anywhere therefore reruns exactly the stages downstream of it.
+**The digest rule.** A stage's digest is the SHA-256 of: the kd_trigger version; the source of every
+kd_trigger module the stage's function imports, transitively (a code change reruns the stages that run
+that code, also without a version bump); the installed versions of the third-party packages that decide
+results (TensorFlow, QKeras, hls4ml, ...); the config sections the stage depends on; the content
+fingerprints of every external file it reads (``data.path``, a bring-your-own teacher, the budget
+profiles file); and, for every upstream stage, its digest and the fingerprints of its outputs. Any
+change anywhere therefore reruns exactly the stages downstream of it.
 
 **Atomic commits.** A stage writes every output into a staging path beside its final place. When it
 returns, a journal naming all moves is written (the commit point); the moves and the stage record
@@ -22,8 +25,10 @@ run killed after it is rolled forward by the next run. Outputs and record are ne
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -36,6 +41,7 @@ from typing import Any
 
 import yaml
 
+import kd_trigger
 from kd_trigger import __version__
 from kd_trigger.config import Config
 from kd_trigger.contracts import DigestParts, Fingerprint, StageRecord
@@ -365,6 +371,97 @@ def _input_fingerprint(path: Path, previous: StageRecord | None) -> Fingerprint:
     )
 
 
+# -- code fingerprints ----------------------------------------------------------------------------
+_PROJECT_ROOT = Path(kd_trigger.__file__).resolve().parent.parent
+
+# Modules that orchestrate runs or word messages but compute no output: editing them reruns nothing.
+_NOT_RESULT_CODE = frozenset(
+    f"kd_trigger/{name}.py" for name in ("stages", "cli", "__main__", "errors", "runs")
+)
+
+_source_cache: dict[Path, tuple[tuple[int, int], str, tuple[str, ...]]] = {}
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of a kd_trigger module or package, found on disk (nothing is imported)."""
+    base = _PROJECT_ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_source(path: Path) -> tuple[str, tuple[str, ...]]:
+    """(SHA-256 prefix of the file, the kd_trigger modules it imports anywhere, also inside functions)."""
+    stat = path.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _source_cache.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    data = path.read_bytes()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(data, filename=str(path))):
+        if isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names if a.name.split(".")[0] == "kd_trigger")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] != "kd_trigger":
+                continue
+            imported.add(node.module)
+            # "from kd_trigger.hls import csim" imports the module kd_trigger.hls.csim
+            imported.update(
+                f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")
+            )
+    result = (hashlib.sha256(data).hexdigest()[:16], tuple(sorted(imported)))
+    _source_cache[path] = (key, *result)
+    return result
+
+
+def code_fingerprint(module: str) -> dict[str, str]:
+    """Source file -> SHA-256 prefix for ``module`` and every kd_trigger module it imports, transitively.
+
+    Imports are read from the source (``ast``), not executed, so the graph still never imports
+    TensorFlow; importing ``kd_trigger.a.b`` also runs the ``__init__`` of its packages, which count.
+    Paths are relative to the project root (absolute for a module outside it, as in the tests).
+    """
+    spec_file = _module_file(module) if module.split(".")[0] == "kd_trigger" else None
+    if spec_file is None:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ConfigError(f"stage code {module} cannot be found")
+        spec_file = Path(spec.origin)
+    todo, seen = [spec_file.resolve()], {}
+    while todo:
+        path = todo.pop()
+        if path in seen or _relative(path) in _NOT_RESULT_CODE:
+            continue  # the runner imports every stage: following it would tie every stage to all code
+        sha, imported = _read_source(path)
+        seen[path] = sha
+        for name in imported:
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # the module and each package above it
+                found = _module_file(".".join(parts[:depth]))
+                if found is not None:
+                    todo.append(found.resolve())
+    return dict(sorted((_relative(path), sha) for path, sha in seen.items()))
+
+
+def code_digest(*modules: str) -> str:
+    """One SHA-256 prefix over the code fingerprints of ``modules``: for cache keys inside a stage."""
+    merged: dict[str, str] = {}
+    for module in modules:
+        merged.update(code_fingerprint(module))
+    return _sha({"code": merged, "packages": _result_packages()})[:16]
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(_PROJECT_ROOT)) if path.is_relative_to(_PROJECT_ROOT) else str(path)
+
+
+def _result_packages() -> dict[str, str]:
+    """Versions of the third-party packages behind the results (kd_trigger's own is ``version``)."""
+    return {name: v for name, v in package_versions().items() if name != "kd_trigger"}
+
+
 def digest_of(
     cfg: Config, stage: Stage, upstream: dict[str, StageRecord], previous: StageRecord | None
 ) -> tuple[str, DigestParts, list[Fingerprint]]:
@@ -372,6 +469,8 @@ def digest_of(
     inputs = [_input_fingerprint(p, previous) for p in stage.inputs(cfg)]
     parts = DigestParts(
         version=__version__,
+        code=code_fingerprint(stage.run.partition(":")[0]),
+        packages=_result_packages(),
         config=_sha(stage.config(cfg)),
         inputs={fp.path: fp.sha256 for fp in inputs},
         upstream={
@@ -389,6 +488,19 @@ def _why_rerun(previous: StageRecord | None, parts: DigestParts) -> str:
     reasons = []
     if old.version != parts.version:
         reasons.append(f"kd_trigger {old.version} -> {parts.version}")
+    if not old.code:
+        reasons.append("its record predates code fingerprints")
+    else:
+        changed = sorted(
+            f for f in old.code.keys() | parts.code.keys() if old.code.get(f) != parts.code.get(f)
+        )
+        if changed:
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            reasons.append(f"its code changed ({', '.join(changed[:3])}{more})")
+    for name in sorted(old.packages.keys() | parts.packages.keys()):
+        before, now = old.packages.get(name, "not installed"), parts.packages.get(name, "not installed")
+        if old.packages and before != now:
+            reasons.append(f"{name} {before} -> {now}")
     if old.config != parts.config:
         reasons.append("its config sections changed")
     for path, sha in parts.inputs.items():

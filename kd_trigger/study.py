@@ -40,7 +40,7 @@ from kd_trigger.contracts import (
 )
 from kd_trigger.evaluate import accuracy, rejection_at, roc_auc, scores_from_logits
 from kd_trigger.runs import remove_path, tmp_name, write_text_atomic
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.stages import StageContext, StageResult, code_digest
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,7 @@ class Trainer:
         self.boosted = {beta: boost(self.test.constituents, beta) for beta in self.betas}
         # Every upstream digest enters the cache key: new jets or a retrained teacher invalidate it.
         self.upstream = {name: record.digest for name, record in ctx.upstream.items()}
+        self.code = code_digest("kd_trigger.distill.pipeline", "kd_trigger.models.students")
         self._inputs: dict[tuple[str, str], np.ndarray] = {}
 
     def inputs(self, spec: StudentConfig, split: str | float) -> np.ndarray:
@@ -211,6 +212,9 @@ class Trainer:
             "fraction": fraction,
             "distill": self.cfg.distill.model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
             "upstream": {k: v for k, v in self.upstream.items() if k == "data" or k == f"teacher:{teacher}"},
+            # The training functions (distill.pipeline, the students, what they import): a change there
+            # retrains; a change to this module's tables and plots keeps 45 minutes of trainings.
+            "code": self.code,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 

@@ -24,6 +24,8 @@ from kd_trigger.stages import (
     _journal_path,
     _sha,
     build_graph,
+    code_digest,
+    code_fingerprint,
     read_record,
     record_path,
     recover,
@@ -304,3 +306,100 @@ def test_a_students_pairing_reruns_distill_but_not_the_study() -> None:
     assert sections({"distill": {"temperature": 4.0}})["study"] == sections({})["study"]
     wider = sections({"students": [{**students[0], "hidden": [32, 32]}]})
     assert wider["study"] != base["study"]
+
+
+MIDDLE_SOURCE = """def middle(ctx):
+    from test_stages import middle_stage
+
+    return middle_stage(ctx)
+"""
+
+
+def test_a_code_change_reruns_the_stage_that_runs_it_and_downstream(setup, monkeypatch):
+    """Editing the source of a stage's module reruns it and what follows, without any version bump
+    (kd_trigger modules it imports count the same way: see the next test)."""
+    cfg, _, _, tmp_path = setup
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    module = code_dir / "kdt_middle_stage.py"
+    module.write_text(MIDDLE_SOURCE)
+    monkeypatch.syspath_prepend(str(code_dir))
+    graph = _graph()
+    graph["b"] = Stage(
+        "b", ("a",), lambda c: c.distill.epochs, lambda c: [c.artifacts / "b"], "kdt_middle_stage:middle"
+    )
+    run_targets(cfg(), ["c"], graph=graph)
+    assert CALLS == ["a", "b", "c"]
+    CALLS.clear()
+    module.write_text(MIDDLE_SOURCE + "# a fix\n")  # the size changes too: no mtime granularity hides it
+    rows = stage_status(cfg(), ["c"], graph=graph)
+    assert rows[0][1] == "up to date"
+    assert rows[1][1:] == ("would run", f"its code changed ({module})")
+    run_targets(cfg(), ["c"], graph=graph)
+    assert CALLS == ["b", "c"]
+
+
+def test_each_pipeline_stage_is_fingerprinted_by_the_code_it_runs() -> None:
+    """The real graph: a stage's code is what its function imports, not the runner's or the CLI's."""
+    cfg = parse_config({})
+    graph = build_graph(cfg)
+    code = {name: set(code_fingerprint(stage.run.partition(":")[0])) for name, stage in graph.items()}
+    assert "kd_trigger/data/generate.py" in code["data"]
+    assert "kd_trigger/distill/teacher_train.py" in code["teacher:lorentznet64"]
+    assert "kd_trigger/rtl/flow.py" in code["hls"] and "kd_trigger/hls/csim.py" in code["hls"]
+    assert "kd_trigger/report/sections.py" in code["report"]
+    # An edit to firmware or report code never retrains a teacher or regenerates jets.
+    for upstream in ("data", "teacher:lorentznet64"):
+        assert not any(
+            f.startswith(("kd_trigger/rtl/", "kd_trigger/hls/", "kd_trigger/report/")) for f in code[upstream]
+        )
+    for files in code.values():
+        assert not files & {"kd_trigger/stages.py", "kd_trigger/cli.py", "kd_trigger/errors.py"}
+
+
+def test_a_package_upgrade_and_a_record_without_code_are_named_as_the_reason(setup):
+    cfg, *_ = setup
+    c = cfg()
+    run_targets(c, ["a"], graph=_graph())
+    path = record_path(c, "a")
+    record = json.loads(path.read_text())
+    installed = record["parts"]["packages"]["hls4ml"]
+    # As written by an environment with another hls4ml: other parts, hence another digest.
+    record["parts"]["packages"]["hls4ml"] = "0.0.1"
+    record["digest"] = "0" * 16
+    path.write_text(json.dumps(record))
+    assert stage_status(c, ["a"], graph=_graph())[0][1:] == ("would run", f"hls4ml 0.0.1 -> {installed}")
+    record["parts"]["packages"]["hls4ml"] = installed
+    del record["parts"]["code"]  # a record written before code fingerprints existed
+    path.write_text(json.dumps(record))
+    assert stage_status(c, ["a"], graph=_graph())[0][1:] == (
+        "would run",
+        "its record predates code fingerprints",
+    )
+
+
+def test_scan_points_and_study_trainings_are_keyed_by_their_code(tmp_path, monkeypatch) -> None:
+    """The two caches inside stages must not hand back results of older code either."""
+    from kd_trigger import scan
+
+    cfg = parse_config({"run": {"artifacts_dir": str(tmp_path)}})
+    keys = [p.key for p in scan.plan_points(cfg)]
+    monkeypatch.setattr(scan, "code_digest", lambda *modules: "other code")
+    assert all(a != b for a, b in zip(keys, (p.key for p in scan.plan_points(cfg)), strict=True))
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / "kdt_training_code.py").write_text("from kd_trigger import evaluate\n")
+    monkeypatch.syspath_prepend(str(code_dir))
+    before = code_digest("kdt_training_code")
+    (code_dir / "kdt_training_code.py").write_text("from kd_trigger import evaluate  # edited\n")
+    assert code_digest("kdt_training_code") != before
+    from kd_trigger.config import StudentConfig
+    from kd_trigger.study import Trainer
+
+    trainer = object.__new__(Trainer)  # only the key's inputs; no jets are needed to form a key
+    trainer.cfg, trainer.upstream = cfg, {"data": "d"}
+    spec = StudentConfig(name="mlp", kind="mlp")
+    trainer.code = code_digest("kd_trigger.distill.pipeline", "kd_trigger.models.students")
+    key = trainer._key(spec, 0, None, None, 1.0)
+    trainer.code = before
+    assert trainer._key(spec, 0, None, None, 1.0) != key
