@@ -29,7 +29,7 @@ teacher: $(VENV)/.installed  ## train every configured teacher -> artifacts/<run
 distill: $(VENV)/.installed  ## baseline + distilled students -> artifacts/<run>/metrics.json
 	$(KD) distill --config $(CONFIG) $(FORCE_FLAG)
 
-hls: $(VENV)/.installed  ## firmware/<run>/<student>/, exactness, resources, budget verdict, report (exit 3 if broken)
+hls: $(VENV)/.installed  ## firmware/<run>/<student>/, exactness, resources, budget verdict, report (kd-trigger exits 3 if broken; make then exits 2)
 	$(KD) hls --config $(CONFIG) $(FORCE_FLAG) $(SYNTH_FLAG)
 
 report: $(VENV)/.installed  ## firmware/<run>/report.md and report.html
@@ -40,7 +40,7 @@ all: hls  ## the whole pipeline on CONFIG, ending with the review report
 study: $(VENV)/.installed  ## multi-seed study of KD per student, teacher and (T, w) -> artifacts/<run>/study.json, study.md
 	$(KD) study --config $(CONFIG) $(FORCE_FLAG)
 
-scan: $(VENV)/.installed  ## design scan on Dask -> artifacts/<run>/scan/, best in budget -> firmware/<run>/best/ (exit 3 if none)
+scan: $(VENV)/.installed  ## design scan on Dask -> artifacts/<run>/scan/, best in budget -> firmware/<run>/best/ (kd-trigger exits 3 if none)
 	$(KD) scan --config $(CONFIG) $(FORCE_FLAG)
 
 status: $(VENV)/.installed  ## check CONFIG and list each stage: up to date, or why it would run
