@@ -114,6 +114,7 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
             "scan.axes is empty; give the values to try per student kind, e.g. scan.axes.mlp.weight_bits"
         )
     rng = np.random.default_rng([scfg.seed, 0x5CA2])
+    code = code_digest(__name__)  # the code that computes a point (read once: it is the same for all)
     points: dict[str, PointSpec] = {}
     for kind, axes in scfg.axes.items():
         base = next((s for s in cfg.students if s.kind == kind), None)
@@ -132,18 +133,24 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
             spec = _apply(base, values)
             reuse = int(values.get("reuse_factor", cfg.hls.reuse_factor))
             flow = str(values.get("flow", cfg.hls.flows[0]))
-            key = _point_key(cfg, base, spec, reuse, flow, upstream or {})
+            key = _point_key(cfg, base, spec, reuse, flow, upstream or {}, code)
             points.setdefault(key, PointSpec(key, base.name, kind, dict(values), spec, reuse, flow))
     return list(points.values())
 
 
 def _point_key(
-    cfg: Config, base: StudentConfig, spec: dict[str, Any], reuse: int, flow: str, upstream: dict[str, str]
+    cfg: Config,
+    base: StudentConfig,
+    spec: dict[str, Any],
+    reuse: int,
+    flow: str,
+    upstream: dict[str, str],
+    code: str,
 ) -> str:
-    """Digest of everything a point's result depends on, the code that computes it included."""
+    """Digest of everything a point's result depends on, ``code`` (the scan's code digest) included."""
     teacher = f"teacher:{cfg.teacher_of(base).name}"
     payload = {
-        "code": code_digest(__name__),
+        "code": code,
         "upstream": {k: v for k, v in upstream.items() if k in ("data", teacher)},
         "spec": spec,
         "reuse": reuse,
