@@ -152,11 +152,43 @@ class TeacherSpec(_Section):
         return self
 
 
+QUANT_LAYER_FIELDS = (
+    "weight_bits",
+    "weight_int",
+    "bias_bits",
+    "bias_int",
+    "activation_bits",
+    "activation_int",
+)
+"""The fields of ``quant`` that one layer may override (``students[].quant.layers.<layer>``)."""
+
+
+class LayerQuantConfig(_Section):
+    """Widths of one layer that differ from the student's ``quant`` (None: the student's own).
+
+    On a weight layer (``dense_i``, ``phi_i``, ``rho_i``, ``output``): its kernel (``weight_*``) and bias
+    (``bias_*``) quantizers, and ``activation_*`` for the quantized ReLU right after it (``relu_i``,
+    ``phi_relu_i``, ``rho_relu_i``; ``output`` has none). On an activation layer: ``activation_*`` only.
+    """
+
+    weight_bits: Annotated[int, Field(ge=2, le=16)] | None = None
+    weight_int: Annotated[int, Field(ge=0, le=8)] | None = None
+    bias_bits: Annotated[int, Field(ge=2, le=16)] | None = None
+    bias_int: Annotated[int, Field(ge=0, le=8)] | None = None
+    activation_bits: Annotated[int, Field(ge=2, le=16)] | None = None
+    activation_int: Annotated[int, Field(ge=0, le=8)] | None = None
+
+    def overrides(self) -> dict[str, int]:
+        """The fields this entry sets."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class QuantConfig(_Section):
     """Fixed-point widths of a student: ``bits`` total, ``int`` integer bits (sign excluded).
 
     A QKeras ``quantized_bits(bits, int, alpha=1)`` maps to ``ap_fixed<bits, int + 1>``;
-    ``quantized_relu(bits, int)`` maps to ``ap_ufixed<bits, int>``.
+    ``quantized_relu(bits, int)`` maps to ``ap_ufixed<bits, int>``. ``layers`` overrides the widths of
+    single layers by name (see :class:`LayerQuantConfig`; the names are ``StudentConfig.layer_pairs``).
     """
 
     input_bits: Annotated[int, Field(ge=2, le=32)] = 12
@@ -167,6 +199,8 @@ class QuantConfig(_Section):
     bias_int: Annotated[int, Field(ge=0, le=8)] = 3
     activation_bits: Annotated[int, Field(ge=2, le=16)] = 8
     activation_int: Annotated[int, Field(ge=0, le=8)] = 3
+    layers: dict[str, LayerQuantConfig] = Field(default_factory=dict)
+    """Per-layer overrides, keyed by the student's layer names (checked against the student)."""
 
     @model_validator(mode="after")
     def _int_fits(self) -> QuantConfig:
@@ -195,6 +229,88 @@ class StudentConfig(_Section):
     """KD temperature T for this student; None: ``distill.temperature``."""
     kd_weight: Annotated[float, Field(ge=0, le=1)] | None = None
     """KD weight w for this student; None: ``distill.kd_weight``."""
+    sparsity: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    """Fraction of the kernel weights of every QDense/QConv1D pruned to exact zeros during training
+    (tensorflow-model-optimization's magnitude pruning, polynomial schedule); 0: no pruning."""
+    sparsity_begin: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    """Pruning starts after this fraction of ``distill.epochs`` (the epoch cap), at an epoch boundary."""
+    sparsity_end: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Pruning reaches ``sparsity`` at the end of this fraction of ``distill.epochs``; the mask is fixed
+    from then on, and early stopping only keeps an epoch from then on (never a less sparse one)."""
+
+    @model_validator(mode="after")
+    def _schedule_and_layers(self) -> StudentConfig:
+        if self.sparsity_begin >= self.sparsity_end:
+            raise ValueError(
+                f"student '{self.name}': sparsity_begin ({self.sparsity_begin:g}) must be below "
+                f"sparsity_end ({self.sparsity_end:g})"
+            )
+        pairs = self.layer_pairs()
+        valid = [n for pair in pairs for n in pair if n is not None]
+        overrides = self.quant.layers
+        for layer, entry in overrides.items():
+            key = f"quant.layers.{layer}"
+            if layer not in valid:
+                raise ValueError(
+                    f"student '{self.name}': {key} names no layer of this student; valid names: {', '.join(valid)}"
+                )
+            weight_layer, activation = next(p for p in pairs if layer in p)
+            set_fields = entry.overrides()
+            if layer == activation:
+                wrong = [f for f in set_fields if not f.startswith("activation_")]
+                if wrong:
+                    raise ValueError(
+                        f"student '{self.name}': {key} is an activation layer; only activation_bits / "
+                        f"activation_int apply, got {', '.join(wrong)} (set them on {key[: -len(layer)]}{weight_layer})"
+                    )
+                both = weight_layer in overrides and any(
+                    f.startswith("activation_") for f in overrides[weight_layer].overrides()
+                )
+                if both:
+                    raise ValueError(
+                        f"student '{self.name}': the activation after {weight_layer} is set twice, by "
+                        f"quant.layers.{weight_layer} and {key}; keep one"
+                    )
+            elif activation is None and any(f.startswith("activation_") for f in set_fields):
+                raise ValueError(
+                    f"student '{self.name}': {key}: layer {layer} has no activation after it (the logits are "
+                    "the accumulator); drop activation_bits / activation_int"
+                )
+            try:
+                self.layer_quant(layer)
+            except ValidationError as err:
+                msg = re.sub(r"^Value error, ", "", err.errors()[0]["msg"])
+                raise ValueError(f"student '{self.name}': {key}: {msg}") from None
+        return self
+
+    def layer_pairs(self) -> list[tuple[str, str | None]]:
+        """(weight layer, the quantized ReLU after it or None) in order, named as the built model names them."""
+        if self.kind == "mlp":
+            body = [(f"dense_{i}", f"relu_{i}") for i in range(len(self.hidden))]
+        else:
+            body = [(f"phi_{i}", f"phi_relu_{i}") for i in range(len(self.hidden))]
+            body += [(f"rho_{i}", f"rho_relu_{i}") for i in range(len(self.head))]
+        return [*body, ("output", None)]
+
+    def layer_quant(self, layer: str) -> QuantConfig:
+        """The widths of ``layer`` (a weight layer or an activation): ``quant`` with the overrides of its
+        weight layer and of the activation after it (no ``layers`` of its own)."""
+        pair = next((p for p in self.layer_pairs() if layer in p), None)
+        if pair is None:
+            raise KeyError(f"student '{self.name}' has no layer {layer!r}")
+        merged = self.quant.model_dump(exclude={"layers"})
+        for name in pair:
+            if name is not None and name in self.quant.layers:
+                merged.update(self.quant.layers[name].overrides())
+        return QuantConfig.model_validate(merged)
+
+    def override_key(self, layer: str) -> str | None:
+        """The dotted config key that sets ``layer``'s widths, if an override does (for error messages)."""
+        pair = next((p for p in self.layer_pairs() if layer in p), (layer,))
+        for name in pair:
+            if name is not None and name in self.quant.layers:
+                return f"students[name={self.name}].quant.layers.{name}"
+        return None
 
     @field_validator("features")
     @classmethod

@@ -146,6 +146,16 @@ class RatioInterval(Contract):
     high: float | None
 
 
+class LayerSparsity(Contract):
+    """Zeros of one weight layer's kernel, counted in the saved model (see ``students.kernel_sparsity``)."""
+
+    n_weights: int
+    zeros: int
+    sparsity: float
+    quantized_zeros: int
+    quantized_sparsity: float
+
+
 class StudentSummary(Contract):
     """How one student was distilled, and what distillation did to it on the test split."""
 
@@ -158,6 +168,10 @@ class StudentSummary(Contract):
     best_epoch: dict[str, int] = Field(default_factory=dict)
     epochs_run: dict[str, int] = Field(default_factory=dict)
     train_seconds: dict[str, float] = Field(default_factory=dict)
+    sparsity_target: float = 0.0
+    """``students[].sparsity`` (0: not pruned)."""
+    sparsity: dict[str, dict[str, LayerSparsity]] = Field(default_factory=dict)
+    """Per variant (``baseline``, ``kd``) and weight layer, measured in the saved .h5."""
 
 
 class TestSplit(Contract):
@@ -316,6 +330,8 @@ class HlsReport(Contract):
     intake: list[str] = Field(default_factory=list)
     """What was assumed to convert a model as it was saved (an input type, a default precision)."""
     reuse_by_layer: dict[str, int] = Field(default_factory=dict)
+    sparsity: dict[str, LayerSparsity] = Field(default_factory=dict)
+    """Zeros per weight layer of the converted model's kernels (pruned entries cost no product)."""
 
 
 # -- study.json -----------------------------------------------------------------------------------

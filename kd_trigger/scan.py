@@ -243,6 +243,7 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     import tensorflow as tf
 
     from kd_trigger.distill.pipeline import _predict, student_seed, train_student
+    from kd_trigger.distill.pruning import pruning_plan
     from kd_trigger.distill.teacher_stage import cached_logits
     from kd_trigger.evaluate import score_metrics
     from kd_trigger.fpga.figures import design_figures
@@ -282,6 +283,7 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
         ),
         seed=seed,
         label=f"scan {spec.name} reuse {point.reuse_factor}",
+        pruning=pruning_plan(spec, dcfg.epochs),
     )
     x_test = student_inputs(spec, test.constituents)
     labels = test.is_signal.astype(np.int64)

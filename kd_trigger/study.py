@@ -261,6 +261,7 @@ class Trainer:
         import tensorflow as tf
 
         from kd_trigger.distill.pipeline import _predict, student_seed_for, train_student, train_subset
+        from kd_trigger.distill.pruning import pruning_plan
         from kd_trigger.distill.teacher_stage import cached_logits
         from kd_trigger.models.students import build_student
 
@@ -288,7 +289,14 @@ class Trainer:
             + (f" on {fraction:g} of train" if fraction < 1 else "")
         )
         record = train_student(
-            student, dcfg, variant, (x_tr, y_tr, t_tr), (x_va, y_va, t_va), seed=init_seed, label=label
+            student,
+            dcfg,
+            variant,
+            (x_tr, y_tr, t_tr),
+            (x_va, y_va, t_va),
+            seed=init_seed,
+            label=label,
+            pruning=pruning_plan(spec, dcfg.epochs),
         )
         return Trained(
             val_logits=_predict(student, x_va),

@@ -22,9 +22,11 @@ import numpy as np
 
 from kd_trigger.config import Config, DistillConfig, StudentConfig
 from kd_trigger.contracts import Metrics, finite_or_none
+from kd_trigger.distill.pruning import PruningPlan, check_sparsity, pruning_plan
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.models.students import (
     build_student,
+    kernel_sparsity,
     load_student_file,
     output_type,
     save_student,
@@ -51,6 +53,9 @@ class TrainRecord:
     best_value: float = math.nan
     epochs_run: int = 0
     seconds: float = 0.0
+    pruning: PruningPlan | None = None
+    sparsity: dict[str, float] = field(default_factory=dict)
+    """Stored-zero fraction of each pruned kernel after training (empty without pruning)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +66,8 @@ class TrainRecord:
             "epochs_run": self.epochs_run,
             "seconds": round(self.seconds, 2),
             "seconds_per_epoch": round(self.seconds / max(self.epochs_run, 1), 3),
+            "pruning": self.pruning.to_dict() if self.pruning else None,
+            "sparsity": self.sparsity,
             "history": self.history,
         }
 
@@ -98,29 +105,42 @@ def train_student(
     val: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     seed: int,
     label: str = "",
+    pruning: PruningPlan | None = None,
 ) -> TrainRecord:
     """Train ``student`` in place (baseline: labels only; kd: the distillation loss) with early stopping.
 
     ``train``/``val`` are (student inputs, labels, teacher logits or None). The data order of epoch ``e``
     depends only on ``seed`` and ``e``, so a baseline and a KD run with the same seed see the same batches.
     The weights of the best epoch on the validation split (``dcfg.monitor``) are restored at the end.
+
+    With ``pruning`` (see :func:`kd_trigger.distill.pruning.pruning_plan`) the kernels are pruned on that
+    schedule; only epochs from ``pruning.end_epoch`` on (at the target sparsity, with the final mask) can
+    be kept or count towards the patience, and ``student`` ends as plain QKeras with exact zeros
+    (wrappers stripped; ModelError if a kernel is short of the target).
     """
     import tensorflow as tf
 
     from kd_trigger.distill.distiller import Distiller
+    from kd_trigger.distill.pruning import prune_wrap, pruning_callbacks, strip_pruned
 
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    kd_weight = dcfg.kd_weight if variant == "kd" else 0.0
-    distiller = Distiller(
-        student, temperature=dcfg.temperature, kd_weight=kd_weight, name=f"distiller_{variant}"
-    )
-    distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=dcfg.learning_rate))
     x_tr, y_tr, t_tr = train
     x_va, y_va, t_va = val
+    if pruning is not None and pruning.end_epoch > dcfg.epochs:
+        raise ValueError(f"pruning ends at epoch {pruning.end_epoch}, after the cap of {dcfg.epochs} epochs")
+    steps_per_epoch = math.ceil(len(y_tr) / dcfg.batch_size)
+    trained = student if pruning is None else prune_wrap(student, pruning, steps_per_epoch)
+    callbacks = [] if pruning is None else pruning_callbacks()
+    first_eligible = 1 if pruning is None else pruning.end_epoch
+    kd_weight = dcfg.kd_weight if variant == "kd" else 0.0
+    distiller = Distiller(
+        trained, temperature=dcfg.temperature, kd_weight=kd_weight, name=f"distiller_{variant}"
+    )
+    distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=dcfg.learning_rate))
     val_ds = tf.data.Dataset.from_tensor_slices((_inputs(x_va, t_va), y_va)).batch(_PREDICT_BATCH)
     maximise = dcfg.monitor == "accuracy"
-    record = TrainRecord(variant=variant, monitor=dcfg.monitor)
+    record = TrainRecord(variant=variant, monitor=dcfg.monitor, pruning=pruning)
     best_weights = student.get_weights()
     best = -math.inf if maximise else math.inf
     since_best = 0
@@ -132,16 +152,18 @@ def train_student(
         train_ds = tf.data.Dataset.from_tensor_slices(
             (_inputs(x_tr[order], None if t_tr is None else t_tr[order]), y_tr[order])
         ).batch(dcfg.batch_size)
-        hist = distiller.fit(train_ds, validation_data=val_ds, epochs=1, verbose=0).history
+        hist = distiller.fit(
+            train_ds, validation_data=val_ds, epochs=1, verbose=0, callbacks=callbacks
+        ).history
         for key, values in hist.items():
             record.history.setdefault(key, []).append(float(values[-1]))
         value = float(hist[f"val_{dcfg.monitor}"][-1])
-        improved = value > best if maximise else value < best
+        improved = epoch >= first_eligible and (value > best if maximise else value < best)
         if improved:
             best, since_best = value, 0
             record.best_epoch, record.best_value = epoch, value
-            best_weights = student.get_weights()
-        else:
+            best_weights = student.get_weights()  # the wrapped layers are student's own: masked kernels
+        elif epoch >= first_eligible:
             since_best += 1
         record.epochs_run = epoch
         log.info(
@@ -165,6 +187,16 @@ def train_student(
             )
             break
     student.set_weights(best_weights)
+    if pruning is not None:
+        if record.best_epoch < pruning.end_epoch:
+            raise ModelError(
+                f"{label or variant}: no epoch from {pruning.end_epoch} on had a finite val_{dcfg.monitor}; "
+                "nothing at the target sparsity to keep"
+            )
+        # The kernels of the kept epoch already hold the final mask's zeros; stripping makes that explicit
+        # (and applies the mask once more) and leaves student as plain QKeras.
+        student.set_weights(strip_pruned(trained).get_weights())
+        record.sparsity = check_sparsity(student, pruning, label or variant)
     record.seconds = time.perf_counter() - start
     return record
 
@@ -202,6 +234,7 @@ def distill_stage(ctx: StageContext) -> StageResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     trained: dict[str, Any] = {}
     records: dict[str, dict[str, TrainRecord]] = {}
+    sparsity: dict[str, dict[str, dict[str, dict[str, float | int]]]] = {}
     for spec in cfg.students:
         teacher = cfg.teacher_of(spec)
         temperature, kd_weight = cfg.kd_setting(spec)
@@ -216,6 +249,7 @@ def distill_stage(ctx: StageContext) -> StageResult:
         sdir = out_dir / spec.name
         sdir.mkdir()
         setting = cfg.distill.model_copy(update={"temperature": temperature, "kd_weight": kd_weight})
+        plan = pruning_plan(spec, setting.epochs)  # the same schedule for both variants
         for variant in VARIANTS:
             student = build_student(spec)
             student.set_weights(initial)  # the fair comparison: both variants start from the same weights
@@ -227,8 +261,13 @@ def distill_stage(ctx: StageContext) -> StageResult:
                 (x_va, y_val, t_val),
                 seed=seed,
                 label=f"{spec.name}/{variant}",
+                pruning=plan,
             )
             save_student(student, sdir / f"{variant}.h5")
+            # Counted in the file as saved, so the report states what the firmware flows will read.
+            sparsity.setdefault(spec.name, {})[variant] = kernel_sparsity(
+                load_student_file(sdir / f"{variant}.h5", spec)
+            )
             trained[f"{spec.name}/{variant}"] = student
             records[spec.name][variant] = record
         n_params, bits = weight_bits_needed(spec)
@@ -258,6 +297,8 @@ def distill_stage(ctx: StageContext) -> StageResult:
                 "best_epoch": {v: r.best_epoch for v, r in recs.items()},
                 "epochs_run": {v: r.epochs_run for v, r in recs.items()},
                 "train_seconds": {v: round(r.seconds, 1) for v, r in recs.items()},
+                "sparsity_target": cfg.student(name).sparsity,
+                "sparsity": sparsity[name],
             }
         )
     metrics["seconds"] = {

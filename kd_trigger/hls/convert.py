@@ -557,3 +557,27 @@ def hls_layer_precision(hls_model: Any) -> dict[str, dict[str, str]]:
             k.removesuffix("_t"): str(v.precision) for k, v in layer.types.items() if k != "index_t"
         }
     return out
+
+
+def firmware_sparsity(hls_model: Any) -> dict[str, dict[str, float | int]]:
+    """Zeros of every weight layer's kernel as the firmware holds it (hls4ml's quantized constants).
+
+    Same keys as :func:`kd_trigger.models.students.kernel_sparsity`; the firmware weights are quantized
+    already, so ``zeros`` = ``quantized_zeros``. A zero weight costs no product in either flow.
+    """
+    out: dict[str, dict[str, float | int]] = {}
+    for layer in hls_model.get_layers():
+        weights = [w for w in layer.get_weights() if w.name.startswith("w") or "weight" in w.name]
+        if not weights:
+            continue
+        data = np.asarray(weights[0].data)
+        n, zeros = int(data.size), int(np.count_nonzero(data == 0))
+        frac = zeros / n if n else 0.0
+        out[layer.name] = {
+            "n_weights": n,
+            "zeros": zeros,
+            "sparsity": frac,
+            "quantized_zeros": zeros,
+            "quantized_sparsity": frac,
+        }
+    return out

@@ -21,7 +21,7 @@ from kd_trigger.config import Config, HlsConfig
 from kd_trigger.contracts import CsimBlock, EstimateBlock, HlsReport, VendorFigures
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, CsimMismatchError, DataError, ModelError, StaleOutputError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
-from kd_trigger.hls.convert import Converted, convert_model, hls_layer_precision
+from kd_trigger.hls.convert import Converted, convert_model, firmware_sparsity, hls_layer_precision
 from kd_trigger.hls.csim import run_csim, softmax_top
 from kd_trigger.hls.precision import edge_case_inputs
 from kd_trigger.runs import (
@@ -75,6 +75,7 @@ def build_report(
         versions=package_versions(),
         intake=converted.assumed,
         reuse_by_layer=converted.reuse_by_layer,
+        sparsity=firmware_sparsity(converted.hls_model),
     )
 
 

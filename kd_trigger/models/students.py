@@ -41,7 +41,7 @@ def student_inputs(spec: StudentConfig, constituents: np.ndarray) -> np.ndarray:
 
 
 def _layer_sizes(spec: StudentConfig) -> list[tuple[int, int]]:
-    """(fan_in, fan_out) of every weight layer, in order."""
+    """(fan_in, fan_out) of every weight layer, in order (the order of ``spec.layer_pairs()``)."""
     n_feat = len(spec.features)
     if spec.kind == "mlp":
         widths = [spec.n_particles * n_feat, *spec.hidden, N_CLASSES]
@@ -50,13 +50,20 @@ def _layer_sizes(spec: StudentConfig) -> list[tuple[int, int]]:
     return list(zip(widths[:-1], widths[1:], strict=True))
 
 
+def weight_layers(spec: StudentConfig) -> list[tuple[str, int, int]]:
+    """(name, fan_in, fan_out) of every weight layer, in order."""
+    names = [w for w, _ in spec.layer_pairs()]
+    return [(n, fi, fo) for n, (fi, fo) in zip(names, _layer_sizes(spec), strict=True)]
+
+
 def weight_bits_needed(spec: StudentConfig) -> tuple[int, int]:
-    """(number of parameters, bits to store them): kernels at weight_bits, biases at bias_bits."""
+    """(number of parameters, bits to store them): kernels at their weight_bits, biases at their bias_bits."""
     n_params = 0
     bits = 0
-    for fan_in, fan_out in _layer_sizes(spec):
+    for name, fan_in, fan_out in weight_layers(spec):
+        q = spec.layer_quant(name)
         n_params += fan_in * fan_out + fan_out
-        bits += fan_in * fan_out * spec.quant.weight_bits + fan_out * spec.quant.bias_bits
+        bits += fan_in * fan_out * q.weight_bits + fan_out * q.bias_bits
     return n_params, bits
 
 
@@ -64,16 +71,33 @@ EXACT_REFERENCE_BITS = 53
 """float64's significand: see kd_trigger.hls.precision.EXACT_REFERENCE_BITS."""
 
 
+def _input_types(spec: StudentConfig) -> list[qz.FixedType]:
+    """The exact type of each weight layer's input: the input quantizer, the ReLU before it, or for the
+    first layer after a Deep Sets pooling the pooled average (log2(n_particles) more fractional bits: the
+    average is a shift)."""
+    pairs = spec.layer_pairs()
+    types = [qz.input_type(spec.quant)]
+    for i, (_, activation) in enumerate(pairs[:-1]):
+        assert activation is not None  # only the output layer has no ReLU after it
+        t = qz.activation_type(spec.layer_quant(activation))
+        if spec.kind == "deepsets" and i == len(spec.hidden) - 1:
+            shift = spec.n_particles.bit_length() - 1
+            t = qz.FixedType(t.width + shift, t.integer, signed=False)
+        types.append(t)
+    return types
+
+
 def accumulator_widths(spec: StudentConfig) -> list[tuple[int, int]]:
     """(weight layer index, bits of its exact accumulator) for every weight layer of the student."""
-    q = spec.quant
-    widths = []
-    current = qz.input_type(q)
-    for i, (fan_in, _) in enumerate(_layer_sizes(spec)):
-        acc = qz.dense_accumulator_type(current, qz.weight_type(q), qz.bias_type(q), fan_in)
-        widths.append((i, acc.width))
-        current = qz.activation_type(q)
-    return widths
+    return [(i, acc.width) for i, (_, acc) in enumerate(_accumulators(spec))]
+
+
+def _accumulators(spec: StudentConfig) -> list[tuple[str, qz.FixedType]]:
+    out = []
+    for (name, fan_in, _), current in zip(weight_layers(spec), _input_types(spec), strict=True):
+        q = spec.layer_quant(name)
+        out.append((name, qz.dense_accumulator_type(current, qz.weight_type(q), qz.bias_type(q), fan_in)))
+    return out
 
 
 def check_student(spec: StudentConfig) -> None:
@@ -83,12 +107,16 @@ def check_student(spec: StudentConfig) -> None:
             f"student '{spec.name}': deepsets n_particles must be a power of two (the average pooling is then an "
             f"exact shift in fixed point), got {spec.n_particles}; use e.g. {1 << (spec.n_particles.bit_length() - 1)}"
         )
-    widest = max(accumulator_widths(spec), key=lambda item: item[1])
-    if widest[1] > EXACT_REFERENCE_BITS:
+    pairs = spec.layer_pairs()
+    for index, (name, acc) in enumerate(_accumulators(spec)):
+        if acc.width <= EXACT_REFERENCE_BITS:
+            continue
+        # The layer's own widths, or the ReLU before it (its input), may come from a per-layer override.
+        key = spec.override_key(name) or (spec.override_key(pairs[index - 1][0]) if index else None)
+        fix = f"lower {key}" if key else "lower its quant input_bits / weight_bits / activation_bits"
         raise ModelError(
-            f"student '{spec.name}': the exact accumulator of layer {widest[0]} needs {widest[1]} bits, more than "
-            f"the {EXACT_REFERENCE_BITS} that the exact reference (QKeras in float64) can hold; lower its quant "
-            "input_bits / weight_bits / activation_bits"
+            f"student '{spec.name}': the exact accumulator of layer {index} ({name}) needs {acc.width} bits, more "
+            f"than the {EXACT_REFERENCE_BITS} that the exact reference (QKeras in float64) can hold; {fix}"
         )
     n_params, bits = weight_bits_needed(spec)
     if spec.max_weight_bits is not None and bits > spec.max_weight_bits:
@@ -102,16 +130,27 @@ def check_student(spec: StudentConfig) -> None:
 def _qdense(units: int, spec: StudentConfig, name: str) -> Any:
     from qkeras import QDense
 
+    q = spec.layer_quant(name)
     return QDense(
         units,
-        kernel_quantizer=qz.weight_quantizer(spec.quant),
-        bias_quantizer=qz.bias_quantizer(spec.quant),
+        kernel_quantizer=qz.weight_quantizer(q),
+        bias_quantizer=qz.bias_quantizer(q),
         name=name,
     )
 
 
+def _relu(spec: StudentConfig, name: str) -> Any:
+    from qkeras import QActivation
+
+    return QActivation(qz.activation_quantizer(spec.layer_quant(name)), name=name)
+
+
 def build_student(spec: StudentConfig) -> Any:
-    """Build the QKeras student ``spec`` describes (weights freshly initialised from the Keras global seed)."""
+    """Build the QKeras student ``spec`` describes (weights freshly initialised from the Keras global seed).
+
+    Every layer's quantizers take that layer's widths (``spec.layer_quant``: ``quant`` with its
+    ``quant.layers`` override, if any).
+    """
     import tensorflow as tf
     from qkeras import QActivation, QConv1D
 
@@ -123,21 +162,22 @@ def build_student(spec: StudentConfig) -> Any:
         x = tf.keras.layers.Flatten(name="flatten")(x)
         for i, width in enumerate(spec.hidden):
             x = _qdense(width, spec, f"dense_{i}")(x)
-            x = QActivation(qz.activation_quantizer(q), name=f"relu_{i}")(x)
+            x = _relu(spec, f"relu_{i}")(x)
     else:
         for i, width in enumerate(spec.hidden):
+            lq = spec.layer_quant(f"phi_{i}")
             x = QConv1D(
                 width,
                 kernel_size=1,
-                kernel_quantizer=qz.weight_quantizer(q),
-                bias_quantizer=qz.bias_quantizer(q),
+                kernel_quantizer=qz.weight_quantizer(lq),
+                bias_quantizer=qz.bias_quantizer(lq),
                 name=f"phi_{i}",
             )(x)
-            x = QActivation(qz.activation_quantizer(q), name=f"phi_relu_{i}")(x)
+            x = _relu(spec, f"phi_relu_{i}")(x)
         x = tf.keras.layers.GlobalAveragePooling1D(name="pool")(x)
         for i, width in enumerate(spec.head):
             x = _qdense(width, spec, f"rho_{i}")(x)
-            x = QActivation(qz.activation_quantizer(q), name=f"rho_relu_{i}")(x)
+            x = _relu(spec, f"rho_relu_{i}")(x)
     outputs = _qdense(N_CLASSES, spec, "output")(x)
     return tf.keras.Model(inputs, outputs, name=f"student_{spec.name}")
 
@@ -148,12 +188,32 @@ def output_type(spec: StudentConfig) -> qz.FixedType:
     Its input is a quantized_relu output, or for a Deep Sets student without a head the pooled average
     (log2(n_particles) extra fractional bits: the average is a shift).
     """
-    act = qz.activation_type(spec.quant)
-    fan_in = _layer_sizes(spec)[-1][0]
-    if spec.kind == "deepsets" and not spec.head:
-        shift = spec.n_particles.bit_length() - 1
-        act = qz.FixedType(act.width + shift, act.integer, signed=False)
-    return qz.dense_accumulator_type(act, qz.weight_type(spec.quant), qz.bias_type(spec.quant), fan_in)
+    return _accumulators(spec)[-1][1]
+
+
+def kernel_sparsity(model: Any) -> dict[str, dict[str, float | int]]:
+    """Per weight layer of a (saved, stripped) QKeras model: ``n_weights``, ``zeros`` (kernel entries that
+    are exactly 0.0 as stored), ``sparsity`` (= zeros / n_weights), and ``quantized_zeros`` /
+    ``quantized_sparsity`` (entries the kernel quantizer maps to 0: what the firmware sees, at least the
+    stored zeros)."""
+    out: dict[str, dict[str, float | int]] = {}
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        w = np.asarray(kernel.numpy())
+        quantizer = getattr(layer, "kernel_quantizer_internal", None)
+        wq = np.asarray(quantizer(w)) if quantizer is not None else w
+        n = int(w.size)
+        zeros, qzeros = int(np.count_nonzero(w == 0)), int(np.count_nonzero(wq == 0))
+        out[layer.name] = {
+            "n_weights": n,
+            "zeros": zeros,
+            "sparsity": zeros / n if n else 0.0,
+            "quantized_zeros": qzeros,
+            "quantized_sparsity": qzeros / n if n else 0.0,
+        }
+    return out
 
 
 def save_student(model: Any, path: Path) -> Path:

@@ -40,6 +40,7 @@ from kd_trigger.report.sections import (
     roc_blocks,
     rtl_verdict,
     scan_blocks,
+    sparsity_blocks,
 )
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.stages import StageContext, StageResult
@@ -99,6 +100,7 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
         budget, verdict = budget_blocks(student)
         body.extend(budget)
         body.extend(precision_blocks(report))
+        body.extend(sparsity_blocks(student.name, inputs.metrics, report))
         row, tone = _summary_row(inputs, i, verdict)
         summary.append(row)
         tones.append(tone)

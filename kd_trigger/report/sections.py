@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kd_trigger.contracts import HlsReport, Metrics, ModelMetrics, StageRecord, StudentSummary
+from kd_trigger.contracts import HlsReport, LayerSparsity, Metrics, ModelMetrics, StageRecord, StudentSummary
 from kd_trigger.fpga import RESOURCE_KEYS, RESOURCE_LABELS, SOURCE_ESTIMATE
 from kd_trigger.fpga.budget import BudgetProfile
 from kd_trigger.fpga.figures import DesignFigures, design_figures
@@ -466,6 +466,42 @@ def precision_blocks(report: HlsReport) -> list[Block]:
         columns.extend(k for k in spec if k not in columns)
     rows = tuple((layer, *(spec.get(c, "-") for c in columns)) for layer, spec in precision.items())
     return [*blocks, Table(("layer", *columns), rows)]
+
+
+def sparsity_blocks(name: str, metrics: Metrics, report: HlsReport) -> list[Block]:
+    """Zero weights per layer: the target, the saved baseline and distilled kernels (after their
+    quantizer), and the firmware's constants. Zero weights cost no product in either flow."""
+    summary = metrics.students.get(name)
+    saved = summary.sparsity if summary is not None else {}
+    layers = list(report.sparsity) or [layer for v in saved.values() for layer in v]
+    if not layers:
+        return []
+    layers = list(dict.fromkeys(layers))
+
+    def cell(entry: LayerSparsity | None) -> str:
+        if entry is None:
+            return "-"
+        return (
+            f"{entry.quantized_zeros} / {entry.n_weights} ({fmt_pct(entry.quantized_zeros, entry.n_weights)})"
+        )
+
+    variants = [v for v in ("baseline", "kd") if v in saved]
+    header = ("layer", *(f"{v} (saved)" for v in variants), "firmware")
+    rows = tuple(
+        (
+            layer,
+            *(cell(saved[v].get(layer)) for v in variants),
+            cell(report.sparsity.get(layer)),
+        )
+        for layer in layers
+    )
+    target = summary.sparsity_target if summary is not None else 0.0
+    text = (
+        f"Pruning target {100 * target:g}% of each kernel's weights (`students[].sparsity`)."
+        if target
+        else "Not pruned (`students[].sparsity` = 0): the zeros are those of the quantized weights."
+    )
+    return [Heading(3, "Zero weights per layer"), Paragraph(text), Table(header, rows)]
 
 
 def roc_blocks(student: StudentInputs, plot_dir: Path, plot_rel: str) -> list[Block]:
