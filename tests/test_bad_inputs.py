@@ -499,7 +499,48 @@ REPORT_CASES = [
     Case("fpga-report empty directory", lambda d: ["fpga-report", str(d)], "no report found"),
 ]
 
-ALL_CASES = CONFIG_CASES + BUDGET_CASES + DATA_CASES + MODEL_CASES + REPORT_CASES
+
+def _student_cmd(d: Path, **student) -> list[str]:
+    return [
+        "status",
+        "--config",
+        _config(d, students=[{"name": "w", "kind": "mlp", "hidden": [16, 8], **student}]),
+    ]
+
+
+# Issue 20: pruning and per-layer precision, refused at the config/check stage before any work.
+PRUNING_PRECISION_CASES = [
+    Case("sparsity of 1", lambda d: _student_cmd(d, sparsity=1.0), "'students[0].sparsity' (1.0)"),
+    Case("negative sparsity", lambda d: _student_cmd(d, sparsity=-0.25), "'students[0].sparsity' (-0.25)"),
+    Case(
+        "sparsity schedule ends before it begins",
+        lambda d: _student_cmd(d, sparsity=0.5, sparsity_begin=0.6, sparsity_end=0.4),
+        "sparsity_begin (0.6) must be below sparsity_end (0.4)",
+    ),
+    Case(
+        "per-layer override of a missing layer",
+        lambda d: _student_cmd(d, quant={"layers": {"dense_5": {"weight_bits": 4}}}),
+        "quant.layers.dense_5 names no layer of this student; valid names: dense_0, relu_0, dense_1, relu_1, output",
+    ),
+    Case(
+        "per-layer override too wide for the exact reference",
+        lambda d: _student_cmd(
+            d,
+            n_particles=16,
+            quant={
+                "input_bits": 32,
+                "input_int": 12,
+                "weight_bits": 8,
+                "weight_int": 4,
+                "layers": {"dense_0": {"weight_bits": 16, "weight_int": 4}},
+            },
+        ),
+        "needs 55 bits, more than the 53 that the exact reference (QKeras in float64) can hold; lower "
+        "students[name=w].quant.layers.dense_0",
+    ),
+]
+
+ALL_CASES = CONFIG_CASES + BUDGET_CASES + DATA_CASES + MODEL_CASES + REPORT_CASES + PRUNING_PRECISION_CASES
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.name for c in ALL_CASES])

@@ -70,9 +70,9 @@ def test_pruned_to_half_with_exact_zeros_in_the_saved_file(tmp_path: Path) -> No
     assert plan == PruningPlan(0.5, 0, 2)
     names = ["dense_0", "dense_1", "output"]
     for variant, (rec, loaded) in out.items():
-        assert [type(layer).__name__ for layer in loaded.layers if "dense" in layer.name or layer.name == "output"] == [
-            "QDense"
-        ] * 3, "the saved model is plain QKeras (no pruning wrappers)"
+        assert [
+            type(layer).__name__ for layer in loaded.layers if "dense" in layer.name or layer.name == "output"
+        ] == ["QDense"] * 3, "the saved model is plain QKeras (no pruning wrappers)"
         counted = kernel_sparsity(loaded)
         assert list(counted) == names
         for layer in loaded.layers:
@@ -113,7 +113,9 @@ def test_early_stopping_never_keeps_an_epoch_before_the_target() -> None:
     s = build_student(spec)
     plan = pruning_plan(spec, dcfg.epochs)
     assert plan == PruningPlan(0.5, 0, 3)
-    rec = train_student(s, dcfg, "baseline", (x[:192], y[:192], None), (x[192:], y[192:], None), seed=1, pruning=plan)
+    rec = train_student(
+        s, dcfg, "baseline", (x[:192], y[:192], None), (x[192:], y[192:], None), seed=1, pruning=plan
+    )
     assert rec.best_epoch >= 3
     assert rec.sparsity == {"dense_0": 0.5, "output": 0.5}
 
