@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.config import Config, HlsConfig
-from kd_trigger.contracts import CsimBlock, EstimateBlock, HlsReport, VendorFigures
+from kd_trigger.contracts import CsimBlock, EstimateBlock, HlsReport, LayerSparsity, VendorFigures
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, CsimMismatchError, DataError, ModelError, StaleOutputError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
 from kd_trigger.hls.convert import Converted, convert_model, firmware_sparsity, hls_layer_precision
@@ -75,7 +75,10 @@ def build_report(
         versions=package_versions(),
         intake=converted.assumed,
         reuse_by_layer=converted.reuse_by_layer,
-        sparsity=firmware_sparsity(converted.hls_model),
+        sparsity={
+            name: LayerSparsity.model_validate(entry)
+            for name, entry in firmware_sparsity(converted.hls_model).items()
+        },
     )
 
 
