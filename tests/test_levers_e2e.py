@@ -39,7 +39,9 @@ def test_pruned_per_layer_students_through_the_pipeline(ci_run, make_config, tmp
         assert summary["sparsity_target"] == 0.5
         for variant in ("baseline", "kd"):
             model = load_student_file(cfg.artifacts / "students" / spec.name / f"{variant}.h5", spec)
-            kernels = {layer.name: layer.get_weights()[0] for layer in model.layers if hasattr(layer, "kernel")}
+            kernels = {
+                layer.name: layer.get_weights()[0] for layer in model.layers if hasattr(layer, "kernel")
+            }
             assert set(kernels) == set(summary["sparsity"][variant])
             for name, kernel in kernels.items():
                 zeros = int(np.count_nonzero(kernel == 0))
