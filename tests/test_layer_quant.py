@@ -142,6 +142,14 @@ def test_override_is_exact_in_c_simulation(tmp_path: Path) -> None:
     assert written["phi_relu_0"]["result"].startswith("ufixed<6,2,RND_CONV,SAT")
     assert written["output"]["weight"].startswith("fixed<4,2,")
     assert written["output"]["bias"].startswith("fixed<6,4,")
+    from kd_trigger.fpga.estimate import layers_from_hls_model
+
+    estimated = {spec.name: spec for spec in layers_from_hls_model(converted.hls_model, 1)}
+    assert (
+        estimated["phi_0"].weight_bits,
+        estimated["phi_1"].weight_bits,
+        estimated["output"].weight_bits,
+    ) == (10, 8, 4)
     edge = edge_case_inputs(converted.input_type, tuple(model.input_shape[1:]), 1000, seed=2)
     rng = np.random.default_rng(2)
     x = np.concatenate(
