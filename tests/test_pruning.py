@@ -215,3 +215,33 @@ def test_pruned_deepsets_is_bit_exact_in_c_simulation(tmp_path: Path) -> None:
     assert result.exact_fraction == 1.0, result
     np.testing.assert_array_equal(y_q, y_h)
     assert len(np.unique(y_q[:, 0])) > 20
+
+
+def test_a_train_step_that_skips_the_pruning_update_is_caught(monkeypatch) -> None:
+    """Negative control: a Distiller whose student runs with training=False never updates the masks; the
+    training ends with an error naming the shortfall instead of saving an unpruned student."""
+    from kd_trigger.distill.distiller import Distiller
+    from kd_trigger.distill.pipeline import train_student
+    from kd_trigger.errors import ModelError
+    from kd_trigger.models.students import build_student
+
+    def call_without_training(self, inputs, training=False):
+        if isinstance(inputs, dict):
+            inputs = inputs["student"]
+        return self.student(inputs, training=False)
+
+    monkeypatch.setattr(Distiller, "call", call_without_training)
+    spec = StudentConfig(name="s", kind="mlp", n_particles=4, hidden=(8,), sparsity=0.5)
+    dcfg = DistillConfig(epochs=2, batch_size=64, patience=1, monitor="ce", kd_weight=0.0)
+    x, y, _ = _data()
+    tf.keras.utils.set_random_seed(3)
+    with pytest.raises(ModelError, match="pruning did not reach sparsity 0.5"):
+        train_student(
+            build_student(spec),
+            dcfg,
+            "baseline",
+            (x[:192], y[:192], None),
+            (x[192:], y[192:], None),
+            seed=1,
+            pruning=pruning_plan(spec, dcfg.epochs),
+        )
