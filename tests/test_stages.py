@@ -6,6 +6,7 @@ kd_trigger.stages is checked in milliseconds, on stages that count how often the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -147,7 +148,9 @@ def test_any_change_reruns_exactly_the_stages_downstream_of_it(setup, change, re
     CALLS.clear()
     sections = {}
     if change == "input file":
-        data.write_text("jets v2, same name")
+        data.write_text("jets v2")  # same size as "jets v1": only the mtime tells the shortcut
+        stat = data.stat()
+        os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a coarse clock cannot hide it
     elif change == "own section":
         sections = {"distill": {"epochs": 7}}
     elif change == "budget file":
@@ -161,6 +164,22 @@ def test_any_change_reruns_exactly_the_stages_downstream_of_it(setup, change, re
     assert reruns == CALLS
     if change == "input file":
         assert (cfg().firmware / "c.txt").read_text().startswith("jets v2")
+
+
+def test_a_same_size_edit_with_the_old_mtime_is_trusted_unchanged(setup):
+    """The documented rule of the shortcut: an input file with the size and mtime of the last run is not
+    hashed again. An edit that keeps both (``touch -d``, a restored mtime) is not seen; a same-size
+    edit that moves the mtime is (the "input file" case above)."""
+    cfg, data, _, _ = setup
+    run_targets(cfg(), ["c"], graph=_graph())
+    stat = data.stat()
+    CALLS.clear()
+    data.write_text("jets v2")
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert data.stat().st_size == stat.st_size
+    assert run_targets(cfg(), ["c"], graph=_graph()) == 0
+    assert CALLS == []
+    assert read_record(cfg(), "a").inputs[0].sha256 == hashlib.sha256(b"jets v1").hexdigest()
 
 
 def test_status_names_what_changed(setup):
