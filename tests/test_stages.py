@@ -250,6 +250,33 @@ def test_an_interrupted_commit_is_rolled_forward_by_the_next_run(setup):
     assert not _journal_path(c, "c").exists() and not staging.exists()
 
 
+@pytest.mark.parametrize("damage", ["truncated", "no moves"])
+def test_a_corrupt_journal_is_dropped_and_the_run_recovers(setup, damage, caplog):
+    """A journal cut short (it is written atomically, but a disk can still hand back garbage) or missing
+    its moves: the next run drops it with a warning and the last complete commit stands (its record kept:
+    withdrawing it first left outputs that the next run refused as of unknown origin)."""
+    cfg, *_ = setup
+    c = cfg()
+    run_targets(c, ["c"], graph=_graph())
+    before = (c.firmware / "c.txt").read_text()
+    record = json.loads(record_path(c, "c").read_text())
+    text = json.dumps({"pid": 999999999, "moves": [], "record": record, "config": {}})
+    if damage == "truncated":
+        text = text[: len(text) // 2]
+    else:
+        text = json.dumps({"pid": 999999999, "record": record, "config": {}})
+    _journal_path(c, "c").write_text(text)
+    CALLS.clear()
+    caplog.set_level("WARNING", logger="kd_trigger.stages")
+    assert run_targets(c, ["c"], graph=_graph()) == 0
+    assert not _journal_path(c, "c").exists()
+    assert any("the last complete commit of its stage stands" in r.getMessage() for r in caplog.records)
+    assert CALLS == []
+    assert (c.firmware / "c.txt").read_text() == before
+    assert read_record(c, "c") is not None
+    assert [r[1] for r in stage_status(c, ["c"], graph=_graph())] == ["up to date"] * 3
+
+
 def test_leftovers_of_dead_runs_are_removed_and_live_ones_kept(setup):
     cfg, *_ = setup
     c = cfg()
