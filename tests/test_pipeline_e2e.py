@@ -180,6 +180,25 @@ def test_committed_firmware_still_simulates_where_it_was_moved(ci_run, tmp_path)
     assert len(np.unique(got.round(9), axis=0)) > 1  # real outputs, not a constant
 
 
+def test_hls_flows_without_rtl_builds_no_rtl_and_reports_it_not_run(ci_run, make_config) -> None:
+    """``hls.flows: [hls4ml]``: the hls stage builds, simulates and judges the hls4ml firmware only, and the
+    review report says the RTL flow was not run (one student, the CI jets, a fresh tiny teacher)."""
+    teacher = {"name": "lorentznet64", "kind": "lorentznet", "n_particles": 64, "neighbours": 8, "n_layers": 1,
+               "hidden": 8, "epochs": 2, "warmup_epochs": 0.5, "batch_size": 64}  # fmt: skip
+    student = {"name": "mlp", "kind": "mlp", "n_particles": 8, "hidden": [16, 8], "teacher": "lorentznet64"}
+    path = make_config("hlsonly.yaml", run={"name": "hlsonly"}, data={"path": str(ci_run.cfg.data_path)},
+                       teachers=[teacher], students=[student], hls={"flows": ["hls4ml"]})  # fmt: skip
+    cfg = load_config(path)
+    assert main(["hls", "--config", str(path)]) == 0
+    report = json.loads((cfg.firmware / "mlp" / "hls_report.json").read_text())
+    assert report["csim"]["exact_fraction"] == 1.0
+    assert report["rtl"] is None and report["rtl_sim"] is None and not (cfg.firmware / "mlp" / "rtl").exists()
+    assert report["budget"]["flow"] == "hls4ml" and set(report["budget_by_flow"]) == {"hls4ml"}
+    md = (cfg.firmware / "report.md").read_text()
+    [row] = [line for line in md.splitlines() if line.startswith("| mlp |")]
+    assert [c.strip() for c in row.strip("|").split("|")][1:3] == ["BIT-EXACT", "not run"]
+
+
 def test_rerun_is_up_to_date_and_touches_nothing(ci_run, capsys) -> None:
     stamp = (ci_run.cfg.artifacts / "metrics.json").stat().st_mtime_ns
     capsys.readouterr()

@@ -458,3 +458,76 @@ def test_mean_over_twelve_particles_is_bit_exact_in_rtl(tmp_path):
     result = run_rtl_flow(model, tmp_path / "rtl", x, synth=False)
     assert result.rtl_sim.exact_fraction == 1.0
     assert result.da4ml_estimate.segments[0]["rows"] == 12
+
+
+@pytest.mark.slow
+def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch, capsys):
+    """``kd-trigger rtl --model``: a missing tool (PATH emptied) is one line and writes nothing; a design
+    that disagrees with QKeras exits 1 with the design kept and its RTL_SIM_FAILED.txt marker; a
+    non-empty --out is refused without --force; --force replaces it with the exact design, and no staging
+    directory is ever left beside it."""
+    from dataclasses import replace
+
+    import kd_trigger.hls.convert as convert
+    from kd_trigger.cli import main
+    from kd_trigger.hls.precision import LayerPrecision
+    from kd_trigger.rtl import tools
+
+    model_path = tmp_path / "tiny.h5"
+    _tiny_model(seed=3).save(model_path, save_format="h5")
+    out = tmp_path / "out"
+
+    def listing() -> list[str]:
+        return sorted(p.name for p in tmp_path.iterdir())
+
+    def one_line() -> str:
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("kd-trigger")]
+        assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+        return lines[0]
+
+    # a missing tool: one line, exit 2, nothing written
+    tools.find_verilator.cache_clear()
+    with monkeypatch.context() as m:
+        m.setenv("PATH", "")
+        capsys.readouterr()
+        assert main(["rtl", "--model", str(model_path), "--out", str(out)]) == 2
+        assert "is not on PATH" in one_line()
+    tools.find_verilator.cache_clear()
+    assert listing() == ["tiny.h5"]
+
+    # a deliberately too narrow accumulator: exit 1, the design kept with its marker
+    real_precision = convert.model_precision
+
+    def narrow_precision(model, *args, **kwargs):
+        precision = real_precision(model, *args, **kwargs)
+        good = precision["dense_0"].types["accum"]
+        narrow = replace(good, width=good.width - 5, integer=good.integer - 5)
+        types = {**precision["dense_0"].types, "accum": narrow, "result": narrow}
+        precision["dense_0"] = LayerPrecision(types, "deliberately too narrow")
+        return precision
+
+    with monkeypatch.context() as m:
+        m.setattr(convert, "model_precision", narrow_precision)
+        capsys.readouterr()
+        assert main(["rtl", "--model", str(model_path), "--out", str(out)]) == 1
+        assert "dense_0" in one_line()
+    assert listing() == ["out", "tiny.h5"]
+    marker = out / "RTL_SIM_FAILED.txt"
+    assert "dense_0" in marker.read_text()
+    report = json.loads((out / "rtl_report.json").read_text())
+    assert report["rtl_sim"]["first_divergent_layer"] == "dense_0" and report["rtl_sim"]["exact_fraction"] < 1
+
+    # not empty: refused without --force, untouched
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert main(["rtl", "--model", str(model_path), "--out", str(out)]) == 2
+    assert "not empty" in one_line()
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+    # --force: the exact design replaces it, marker gone, Yosys counted
+    assert main(["rtl", "--model", str(model_path), "--out", str(out), "--force"]) == 0
+    assert listing() == ["out", "tiny.h5"]
+    assert not marker.exists()
+    report = json.loads((out / "rtl_report.json").read_text())
+    assert report["rtl_sim"]["exact_fraction"] == 1.0 and report["rtl_sim"]["n_samples"] >= 10_000
+    assert report["yosys"]["lut"] > 0 and (out / "rtl" / "kd_student.v").is_file()
