@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -63,6 +64,85 @@ def test_grid_and_lhs_plans() -> None:
     assert {(p.axes["weight_bits"], p.reuse_factor) for p in default} == {
         (b, r) for b in (4, 6, 8) for r in (2, 4)
     }
+
+
+def test_random_plan_is_a_seeded_subset_of_the_grid() -> None:
+    axes = {"mlp": {"weight_bits": [4, 5, 6, 7, 8], "reuse_factor": [1, 2, 4]}}
+    raw = {"scan": {"axes": axes, "mode": "random", "points": 6, "seed": 3}}
+    grid = {
+        (p.axes["weight_bits"], p.reuse_factor) for p in plan_points(parse_config({"scan": {"axes": axes}}))
+    }
+    chosen = plan_points(parse_config(raw))
+    pairs = [(p.axes["weight_bits"], p.reuse_factor) for p in chosen]
+    assert len(pairs) == len(set(pairs)) == 6 and set(pairs) <= grid
+    assert pairs == sorted(pairs)  # drawn without replacement, kept in grid order
+    assert plan_points(parse_config(raw)) == chosen  # seeded
+    draws = {
+        tuple((p.axes["weight_bits"], p.reuse_factor) for p in plan_points(parse_config({"scan": {**raw["scan"], "seed": seed}})))
+        for seed in range(6)
+    }  # fmt: skip
+    assert len(draws) > 1  # the seed chooses
+    # more points than the grid has: the whole grid once
+    every = plan_points(parse_config({"scan": {**raw["scan"], "points": 99}}))
+    assert {(p.axes["weight_bits"], p.reuse_factor) for p in every} == grid and len(every) == 15
+
+
+def test_the_flow_axis_makes_distinct_points_per_flow() -> None:
+    axes = {"mlp": {"weight_bits": [4, 6], "flow": ["hls4ml", "rtl"]}}
+    points = plan_points(parse_config({"scan": {"axes": axes}}))
+    assert sorted((p.axes["weight_bits"], p.flow) for p in points) == [
+        (4, "hls4ml"),
+        (4, "rtl"),
+        (6, "hls4ml"),
+        (6, "rtl"),
+    ]
+    assert len({p.key for p in points}) == 4  # the flow is part of what a cached result is keyed by
+    # without the axis, every point uses the first configured flow
+    only = plan_points(
+        parse_config({"scan": {"axes": {"mlp": {"weight_bits": [4]}}}, "hls": {"flows": ["rtl"]}})
+    )
+    assert [p.flow for p in only] == ["rtl"]
+
+
+def test_a_point_that_errors_is_kept_with_its_error_and_cached(tmp_path, monkeypatch) -> None:
+    """A refused design is a result, not a crash: its error is recorded, cached like any point (a rerun
+    does not rebuild it), and it renders as ERROR in scan.md without blocking the others."""
+    import kd_trigger.scan as scan_module
+    from kd_trigger.errors import ModelError
+
+    cfg = parse_config({"scan": {"axes": {"mlp": {"weight_bits": [4]}}}})
+    [point] = plan_points(cfg)
+    calls = []
+
+    def refuse(cfg, point, out):
+        calls.append(point.key)
+        (out / "half-written").write_text("x")
+        raise ModelError("layer dense_0: refused, an accumulator wider than 64 bits")
+
+    monkeypatch.setattr(scan_module, "_build_point", refuse)
+    task = {"config": cfg.to_dict(), "point": dataclasses.asdict(point), "cache": str(tmp_path)}
+    result = scan_module.evaluate_point(task)
+    assert result["error"] == "layer dense_0: refused, an accumulator wider than 64 bits"
+    assert result["exact"] is False and result["project"] is None and result["key"] == point.key
+    assert sorted(p.name for p in tmp_path.iterdir()) == [point.key]  # no staging left
+    assert scan_module.evaluate_point(task) == result and calls == [point.key]  # cached, not rebuilt
+    errored = ScanPoint.model_validate({**result, "budget_pass": False})
+    ok = _point("ok", 0.9, [("lut", 1.0, 2.0)])
+    assert choose_best([errored, ok], "auc")[0].key == "ok"
+    md = scan_module.scan_markdown(
+        Scan(
+            run="r",
+            objective="auc",
+            mode="grid",
+            points=[errored, ok],
+            best="ok",
+            workers=1,
+            scheduler=None,
+            seconds=0.0,
+        )
+    )
+    [row] = [line for line in md.splitlines() if line.startswith(f"| {point.key} ")]
+    assert "| ERROR | FAIL |" in row
 
 
 def _point(key: str, auc: float | None, rows: list[tuple[str, float | None, float]], **extra) -> ScanPoint:
