@@ -58,86 +58,66 @@ _DATAFLOW_CONV = (
     "left out no other repository exercises these features (priors only); its latency is the conv and "
     "pooling loops (131 + 44 cycles), not a chained datapath"
 )
-KNOWN_GAPS: dict[tuple[str, str], tuple[float, float, str]] = {
-    ("iris_mlp_16b_rf1_pruned_z7020", "synth_lut"): (1.6, 2.2, _POMINIQ_LUT),
-    ("iris_mlp_16b_rf8_pruned_z7020", "synth_lut"): (1.9, 2.7, _POMINIQ_LUT),
-    ("iris_mlp_16b_rf16_pruned_z7020", "synth_lut"): (1.6, 2.3, _POMINIQ_LUT),
+MISSES: dict[tuple[str, str], str] = {
+    ("iris_mlp_16b_rf1_pruned_z7020", "synth_lut"): (_POMINIQ_LUT),
+    ("iris_mlp_16b_rf8_pruned_z7020", "synth_lut"): (_POMINIQ_LUT),
+    ("iris_mlp_16b_rf16_pruned_z7020", "synth_lut"): (_POMINIQ_LUT),
     ("iris_mlp_16b_rf8_pruned_z7020", "synth_ff"): (
-        0.45,
-        0.75,
         "FF of the shared-multiplier operands and "
-        "partial sums kept over the reuse cycles is fitted on too few reuse designs",
+        "partial sums kept over the reuse cycles is fitted on too few reuse designs"
     ),
-    ("iris_mlp_16b_rf8_pruned_z7020", "latency_cycles"): (1, 5, _PRUNED_REUSE),
-    ("iris_mlp_16b_rf8_pruned_z7020", "ii_cycles"): (2, 2, _PRUNED_REUSE),
-    ("iris_mlp_16b_rf16_pruned_z7020", "ii_cycles"): (4, 4, _PRUNED_REUSE),
+    ("iris_mlp_16b_rf8_pruned_z7020", "latency_cycles"): (_PRUNED_REUSE),
+    ("iris_mlp_16b_rf8_pruned_z7020", "ii_cycles"): (_PRUNED_REUSE),
+    ("iris_mlp_16b_rf16_pruned_z7020", "ii_cycles"): (_PRUNED_REUSE),
     ("jet_tagger_6b_rf64_pynq_z7020", "latency_cycles"): (
-        -30,
-        -15,
-        _PRUNED_REUSE + "; its softmax alone takes 13 cycles",
+        _PRUNED_REUSE + "; its softmax alone takes 13 cycles"
     ),
-    ("jet_tagger_6b_rf64_pynq_z7020", "ii_cycles"): (49, 49, _PRUNED_REUSE),
-    ("har_conv1d_16b_dataflow_u250", "synth_lut"): (0.12, 0.25, _DATAFLOW_CONV),
-    ("har_conv1d_16b_dataflow_u250", "latency_cycles"): (-50, -30, _DATAFLOW_CONV),
+    ("jet_tagger_6b_rf64_pynq_z7020", "ii_cycles"): (_PRUNED_REUSE),
+    ("har_conv1d_16b_dataflow_u250", "synth_lut"): (_DATAFLOW_CONV),
+    ("har_conv1d_16b_dataflow_u250", "latency_cycles"): (_DATAFLOW_CONV),
     ("jet_tagger_16b_rf1_vu9p", "synth_ff"): (
-        0.42,
-        0.62,
         "its synthesized/HLS FF ratio is 0.97; the FF synthesis "
-        "factor fitted to the other repositories is ~0.6 (Vivado removed most HLS registers of the 40 MHz Iris designs)",
+        "factor fitted to the other repositories is ~0.6 (Vivado removed most HLS registers of the 40 MHz Iris designs)"
     ),
     ("dnd_mlp_6b_random_zu9eg", "synth_ff"): (
-        1.4,
-        2.1,
         "weights not committed (untrained model: statistics of "
-        "redrawn Glorot-uniform weights); its adder-tree register estimate follows the FF fit of the other repositories",
+        "redrawn Glorot-uniform weights); its adder-tree register estimate follows the FF fit of the other repositories"
     ),
     ("openml_jet_hgq_5_u50", "latency_cycles"): (
-        2,
-        6,
         "HGQ per-element quantizers: the real bit widths are "
-        "much smaller than the layer types the model reads",
+        "much smaller than the layer types the model reads"
     ),
     ("openml_jet_hgq_1_u50", "hls_dsp"): (
-        1.2,
-        1.5,
-        "HGQ per-element quantizers: some products are narrower " "than the layer types and stay in LUTs",
+        "HGQ per-element quantizers: some products are narrower " "than the layer types and stay in LUTs"
     ),
     ("l1jetid_deepsets_4b_vu13p", "synth_dsp"): (
-        0.3,
-        0.5,
         "4-bit weights: the model binds to DSPs only the "
-        "12-bit-data layers' hard products (40); HLS bound 71 and Vivado synthesis 101",
+        "12-bit-data layers' hard products (40); HLS bound 71 and Vivado synthesis 101"
     ),
-    ("l1jetid_deepsets_4b_vu13p", "hls_dsp"): (0.45, 0.7, "see synth_dsp"),
     ("l1jetid_deepsets_6b_vu13p", "synth_lut"): (
-        1.1,
-        1.45,
-        "synthesized/HLS LUT ratio of this design (0.42) " "below the fitted factors",
+        "synthesized/HLS LUT ratio of this design (0.42) " "below the fitted factors"
     ),
     ("l1jetid_deepsets_4b_vu13p", "latency_cycles"): (
-        8,
-        13,
         "DATAFLOW: one hand-over cycle per process, "
-        "fitted on the one DATAFLOW design of the fit set (5 processes), overestimates this 12-process design",
+        "fitted on the one DATAFLOW design of the fit set (5 processes), overestimates this 12-process design"
     ),
-    ("l1jetid_deepsets_6b_vu13p", "latency_cycles"): (8, 13, "see the 4-bit design"),
-    ("l1jetid_deepsets_8b_vu13p", "latency_cycles"): (8, 13, "see the 4-bit design"),
-    # Blind holdout: bands written after its one evaluation, to document the miss, not to fit it.
+    ("l1jetid_deepsets_6b_vu13p", "latency_cycles"): ("see the 4-bit design"),
+    ("l1jetid_deepsets_8b_vu13p", "latency_cycles"): ("see the 4-bit design"),
     ("iris_mlp_16b_rf1_z7020_vitis2025", "latency_cycles"): (
-        -25,
-        -15,
         "7-series part (xc7z020, speed -1) at 5 ns with 27% uncertainty: HLS pipelines every 16-bit DSP48E1 "
         "product and adder tree over 4-5 cycles per dense layer and the stable softmax over 9; no design of "
-        "the fit set has DSP products on a 7-series part at 5 ns, so the per-layer delays are UltraScale+-like",
+        "the fit set has DSP products on a 7-series part at 5 ns, so the per-layer delays are UltraScale+-like"
     ),
     ("lhc_ae_16b_rf4_a7_vitis2023", "latency_cycles"): (
-        -15,
-        -8,
-        "Artix-7 (xc7a50t, speed -1) at 5 ns: 5-6 cycles per reuse-4 dense layer; see the blind Iris design",
+        "Artix-7 (xc7a50t, speed -1) at 5 ns: 5-6 cycles per reuse-4 dense layer; see the blind Iris design"
     ),
 }
-"""Held-out figures outside the targets, with the band the measured value lies in (ratio, or cycles
-estimate - real) and why. Everything else must meet :data:`TARGETS`."""
+"""Why each held-out figure outside :data:`TARGETS` misses. A reason, never a band: a miss stays a miss in
+the record (``misses`` in CALIBRATION, the README's held-out table), and no test passes because of an entry
+here. Every band the gate once accepted was written after the evaluation it excused (git log -p of this
+file: the leave-one-repository-out and l1-jet-id bands came with their first evaluation in 33e84b8, the
+blind ones after its one evaluation in 98ee170); only :data:`TARGETS` was fixed before the blind
+evaluation, so only the targets decide what passes."""
 
 
 def load() -> tuple[list[est.CalibrationSample], list[dict[str, Any]]]:
@@ -182,16 +162,23 @@ def within_target(metric: str, real: float, estimate: float) -> bool:
     return abs(estimate / real - 1.0) <= TARGETS[kind]
 
 
-def check(design: str, metric: str, real: float, estimate: float) -> tuple[bool, str]:
-    """Is a held-out figure within its stated bound (the target, or its KNOWN_GAPS band)?"""
-    gap = KNOWN_GAPS.get((design, metric))
-    if gap is None:
-        return within_target(metric, real, estimate), "target"
-    lo, hi, _ = gap
-    value = (
-        (estimate - real) if metric in ("latency_cycles", "ii_cycles") else (estimate / real if real else 0.0)
-    )
-    return lo <= value <= hi, "known gap"
+HELD_OUT_SETS = ("held_out", "holdout_l1_jet_id", "blind")
+
+
+def misses(result: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every held-out figure outside :data:`TARGETS`, keyed (design, metric): its set, real and estimate.
+
+    DSP counts are judged on synthesis where a design has one, on the HLS report otherwise."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for name in HELD_OUT_SETS:
+        for row in result[name]:
+            for metric in TARGET_METRICS:
+                pair = row.get(metric)
+                if pair is None or (metric == "hls_dsp" and row.get("synth_dsp") is not None):
+                    continue
+                if not within_target(metric, *pair):
+                    out[(row["design"], metric)] = {"set": name, "real": pair[0], "estimate": pair[1]}
+    return out
 
 
 def tables(
@@ -323,7 +310,7 @@ def calibration_record(result: dict[str, Any]) -> dict[str, Any]:
             f"FF {band(sl, 'synth_ff')}, DSP {band(sl, 'synth_dsp')}, latency error {band(sl, 'latency_cycles')} "
             f"cycles, II exact; on {len(blind)} blind designs (HLS reports only) DSP {band(sb, 'hls_dsp')}, "
             f"HLS LUT {band(sb, 'hls_lut')}, latency error {band(sb, 'latency_cycles')} cycles, II "
-            f"{frac(sb, 'ii_cycles')} exact. The misses and their reasons are listed in known_gaps."
+            f"{frac(sb, 'ii_cycles')} exact. {len(misses(result))} held-out figures miss the targets; each is listed with its reason in misses."
         )
 
     return {
@@ -342,8 +329,9 @@ def calibration_record(result: dict[str, Any]) -> dict[str, Any]:
             "ff": median_ratio(held, "synth_ff"),
             "dsp": median_ratio(held, "synth_dsp"),
         },
-        "known_gaps": {
-            f"{d}:{m}": {"band": [lo, hi], "why": why} for (d, m), (lo, hi, why) in KNOWN_GAPS.items()
+        "misses": {
+            f"{d}:{m}": {**miss, "why": MISSES.get((d, m), "")}
+            for (d, m), miss in sorted(misses(result).items())
         },
         "held_out_summary": summary(held),
         "l1_jet_id_summary": summary(hold),

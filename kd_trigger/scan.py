@@ -400,6 +400,30 @@ def _miss(block: BudgetBlock) -> float:
     return worst
 
 
+def choose_best(points: list[ScanPoint], objective: str) -> tuple[ScanPoint | None, dict[str, Any] | None]:
+    """(the exact, error-free point within the budget with the largest ``objective``; None when no point
+    fits) and, only when none fits, the nearest miss: the point whose worst value/limit ratio over the
+    budget rows is smallest, as {key, axes, violations}."""
+    fitting = [p for p in points if p.error is None and p.exact and p.budget_pass]
+
+    def score(p: ScanPoint) -> float:
+        value = p.physics.get(objective)
+        return -np.inf if value is None or np.isnan(value) else float(value)
+
+    best = max(fitting, key=score) if fitting else None
+    if best is not None:
+        return best, None
+    candidates = [p for p in points if p.budget is not None]
+    if not candidates:
+        return None, None
+    miss = min(candidates, key=lambda p: _miss(p.budget))  # type: ignore[arg-type]
+    return None, {
+        "key": miss.key,
+        "axes": miss.axes,
+        "violations": miss.budget.violations if miss.budget else [],
+    }
+
+
 def scan_stage(ctx: StageContext) -> StageResult:
     """Run every point of the scan, rank them, draw the fronts, promote the best design in budget."""
     from kd_trigger.fpga.budget import check_budget, load_budget
@@ -467,18 +491,7 @@ def scan_stage(ctx: StageContext) -> StageResult:
     for name, flags in fronts.items():
         for p, flag in zip(usable, flags, strict=True):
             setattr(p, name, flag)
-    fitting = [p for p in usable if p.budget_pass]
-    best = max(fitting, key=lambda p: p.physics.get(objective) or -np.inf) if fitting else None
-    nearest = None
-    if best is None:
-        candidates = [p for p in scan_points if p.budget is not None]
-        if candidates:
-            miss = min(candidates, key=lambda p: _miss(p.budget))  # type: ignore[arg-type]
-            nearest = {
-                "key": miss.key,
-                "axes": miss.axes,
-                "violations": miss.budget.violations if miss.budget else [],
-            }
+    best, nearest = choose_best(scan_points, objective)
     scan = Scan(
         run=cfg.run.name,
         objective=objective,

@@ -544,12 +544,15 @@ def _commit(cfg: Config, ctx: StageContext, record: StageRecord) -> None:
 def roll_forward(cfg: Config, journal: Path) -> None:
     """Finish the commit a journal describes (idempotent: safe to repeat after a crash)."""
     data = json.loads(journal.read_text(encoding="utf-8"))
+    # Everything is read and checked before anything is touched: a corrupt journal must not withdraw the
+    # record of the last complete commit (its outputs would then be refused as of unknown origin).
     record = StageRecord.model_validate(data["record"])
     pid = int(data["pid"])
+    moves = [(Path(staging_s), Path(final_s)) for staging_s, final_s in data["moves"]]
+    config = data["config"]
     record_path(cfg, record.stage).unlink(missing_ok=True)
     trash: list[Path] = []
-    for staging_s, final_s in data["moves"]:
-        staging, final = Path(staging_s), Path(final_s)
+    for staging, final in moves:
         old = final.with_name(f".{final.name}.kdt-trash{pid}")
         trash.append(old)
         if staging.exists() or staging.is_symlink():
@@ -564,7 +567,7 @@ def roll_forward(cfg: Config, journal: Path) -> None:
             os.replace(final, old)
     write_text_atomic(
         records_dir(cfg) / f"{record.stage.replace(':', '-')}.config.yaml",
-        yaml.safe_dump(data["config"], sort_keys=False),
+        yaml.safe_dump(config, sort_keys=False),
     )
     record.write(record_path(cfg, record.stage))
     for old in trash:
@@ -580,8 +583,16 @@ def recover(cfg: Config) -> None:
             log.warning("finishing the interrupted commit %s", journal.name)
             try:
                 roll_forward(cfg, journal)
-            except (OSError, ValueError, KeyError) as err:
+            except OSError as err:
                 log.warning("cannot finish %s (%s); its stage will rerun", journal, err)
+                journal.unlink(missing_ok=True)
+            except (ValueError, KeyError, TypeError) as err:
+                log.warning(
+                    "dropped the unreadable commit journal %s (%s); the last complete commit of its stage "
+                    "stands",
+                    journal,
+                    err,
+                )
                 journal.unlink(missing_ok=True)
     for root in (cfg.artifacts, cfg.firmware):
         clean_dead_temporaries(root, depth=3)

@@ -373,34 +373,61 @@ def test_stored_calibration_is_the_measured_held_out_error(bench, result) -> Non
     assert record["held_out"] == CALIBRATION["held_out"]
     assert record["l1_jet_id"] == CALIBRATION["l1_jet_id"]
     assert record["blind"] == CALIBRATION["blind"]
-    assert record["known_gaps"] == CALIBRATION["known_gaps"]
+    assert record["misses"] == CALIBRATION["misses"]
     # The report builder reads these medians.
     for side in ("ratio_estimate_over_hls", "ratio_estimate_over_synth"):
         assert all(isinstance(CALIBRATION[side][k], float) for k in ("lut", "ff", "dsp"))
 
 
-def test_held_out_errors_are_within_the_stated_bounds(bench, result) -> None:
-    """Every held-out figure (leave-one-repository-out, the l1-jet-id and the blind holdout) meets the targets
-    (LUT/FF +-25% of synthesis, DSP +-30% or +-10, latency +-2 cycles, II exact) or lies in the band its
-    KNOWN_GAPS entry states, with the reason recorded."""
-    checked = failures = 0
-    for name in ("held_out", "holdout_l1_jet_id", "blind"):
-        for row in result[name]:
-            for metric in bench.TARGET_METRICS:
-                pair = row.get(metric)
-                if pair is None or (metric == "hls_dsp" and row.get("synth_dsp") is not None):
-                    continue
-                ok, _ = bench.check(row["design"], metric, *pair)
-                checked += 1
-                failures += not ok
-                assert ok, (name, row["design"], metric, pair, bench.KNOWN_GAPS.get((row["design"], metric)))
-    assert checked > 80 and failures == 0
-    # The DSP count meets its target on every held-out synthesized design of the fit repositories.
+def test_held_out_misses_are_reported_as_misses(bench, result) -> None:
+    """Held-out figures (leave-one-repository-out, the l1-jet-id and the blind holdout) are judged against
+    the targets alone (LUT/FF +-25% of synthesis, DSP +-30% or +-10, latency +-2 cycles, II exact): the one
+    criterion fixed before the blind evaluation. A figure outside them is a miss, recorded as such with its
+    measured numbers; nothing widens a target afterwards for a design already seen."""
+    measured = bench.misses(result)
+    checked = sum(
+        1
+        for name in bench.HELD_OUT_SETS
+        for row in result[name]
+        for metric in bench.TARGET_METRICS
+        if row.get(metric) is not None and not (metric == "hls_dsp" and row.get("synth_dsp") is not None)
+    )
+    assert checked > 80
+    # the record (and so the report) lists exactly the measured misses, each with the numbers that miss
+    assert CALIBRATION["misses"] == {
+        f"{d}:{m}": {**miss, "why": bench.MISSES.get((d, m), "")} for (d, m), miss in sorted(measured.items())
+    }
+    for key, miss in CALIBRATION["misses"].items():
+        assert not bench.within_target(key.split(":")[1], miss["real"], miss["estimate"]), key
+    # each miss has its reason, and no reason is kept for a figure that meets the target
+    assert set(bench.MISSES) == set(measured)
+    assert all(isinstance(why, str) and why for why in bench.MISSES.values())
+    # the summaries count the misses: within_target + misses = n, per set and metric
+    for name, key in (
+        ("held_out", "held_out_summary"),
+        ("holdout_l1_jet_id", "l1_jet_id_summary"),
+        ("blind", "blind_summary"),
+    ):
+        for metric in bench.TARGET_METRICS:
+            if metric not in CALIBRATION[key] or metric == "hls_dsp":
+                continue
+            n_miss = sum(1 for (_, m), miss in measured.items() if m == metric and miss["set"] == name)
+            row = CALIBRATION[key][metric]
+            assert row["n"] - row["within_target"] == n_miss, (name, metric)
+    assert f"{len(measured)} held-out figures miss the targets" in CALIBRATION["summary"]
+
+
+def test_held_out_gate_holds_the_targets_fixed_before_evaluation(bench, result) -> None:
+    """The gate: the targets as they were when the blind set was evaluated, no per-design band, and the
+    DSP count within target on every held-out synthesized design of the fit repositories."""
+    assert bench.TARGETS == {"lut": 0.25, "ff": 0.25, "dsp": 0.30, "dsp_abs": 10, "latency_cycles": 2}
+    assert CALIBRATION["targets"] == bench.TARGETS
+    assert not hasattr(bench, "KNOWN_GAPS") and not hasattr(bench, "check")
     assert all(
         bench.within_target("synth_dsp", *row["synth_dsp"]) for row in result["held_out"] if row["synth_dsp"]
     )
-    # Known gaps stay the exception.
-    assert len(bench.KNOWN_GAPS) <= 25
+    # a band-like excuse cannot come back through the record either
+    assert all(set(miss) == {"set", "real", "estimate", "why"} for miss in CALIBRATION["misses"].values())
 
 
 # ---------------------------------------------------------------------------------------------------

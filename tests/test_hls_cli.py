@@ -179,3 +179,45 @@ def test_a_killed_conversion_leaves_no_project_and_the_next_run_cleans_up(studen
     assert main(["hls", "--model", str(student_h5), "--out", str(out)]) == 0
     assert (out / "hls_report.json").is_file()
     assert not [p for p in tmp_path.iterdir() if "kdt" in p.name], "the dead run's staging was left"
+
+
+def test_vendor_synthesis_plumbing_with_a_stand_in_tool(student_h5, tmp_path, monkeypatch):
+    """``--synth`` with a stand-in ``vitis-run`` on PATH whose "build" copies a real Vitis HLS report layout
+    (tests/fixtures/reports/vitis_hls_2024) into the project: hls4ml's own build() calls it in the project,
+    the report is read back into ``vendor_hls`` and outranks our estimate in the design's figures."""
+    import os
+    import stat
+
+    from conftest import REPO
+
+    from kd_trigger.contracts import HlsReport
+    from kd_trigger.fpga.figures import design_figures
+    from kd_trigger.fpga.reports import read_report_path
+
+    fixture = REPO / "tests" / "fixtures" / "reports" / "vitis_hls_2024"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "vitis-run"
+    tool.write_text(
+        "#!/bin/sh\n# stand-in for Vitis HLS: records how it was called, then 'builds' a real report layout\n"
+        f'echo "$@" > vitis-run.args\ncp build_opt.tcl vitis-run.opts\ncp -R "{fixture}/myproject_prj" .\n'
+    )
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "fw"
+    status = main(["hls", "--model", str(student_h5), "--out", str(out), "--synth"])
+    assert status == 0
+    assert (out / "vitis-run.args").read_text().split() == ["--tcl", "build_prj.tcl", "--mode", "hls"]
+    opts = (out / "vitis-run.opts").read_text()
+    assert "csim       0" in opts and "synth      1" in opts and "vsynth     0" in opts
+    report = json.loads((out / "hls_report.json").read_text())
+    want = read_report_path(fixture)
+    vendor = report["vendor_hls"]
+    assert vendor["tool"] == "Vitis HLS 2024.1" and vendor["source"] == want["hls_source"]
+    assert {k: vendor[k] for k in ("lut", "ff", "dsp", "bram_18k", "uram")} == want["hls"]
+    assert (vendor["latency_cycles"], vendor["ii_cycles"]) == (want["latency_cycles"], want["ii_cycles"])
+    assert report["vendor_synth"] is None
+    # the vendor report outranks our estimate in the figures a verdict reads
+    [design] = design_figures(HlsReport.model_validate(report))
+    assert design.flow == "hls4ml" and design.best("lut") == (want["hls"]["lut"], want["hls_source"])
+    assert design.best("latency_ns") == (want["latency_ns"], want["hls_source"])

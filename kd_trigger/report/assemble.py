@@ -26,7 +26,7 @@ from kd_trigger.report.html import (
     render_html,
     render_markdown,
 )
-from kd_trigger.report.inputs import RunInputs, load_run_inputs
+from kd_trigger.report.inputs import RunInputs, StudentInputs, load_run_inputs
 from kd_trigger.report.sections import (
     HOW_TO_READ,
     budget_blocks,
@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 PLOTS_DIR = "report_plots"
 
 
-def _summary_row(inputs: RunInputs, index: int, verdict: str) -> tuple[tuple[str, ...], Tone]:
-    student = inputs.students[index]
+def summary_row(student: StudentInputs, verdict: str) -> tuple[tuple[str, ...], Tone]:
+    """The student's row of the summary table (exactness per flow, budget verdict, deciding figures)."""
     report = student.report
     flow = report.budget.flow if report.budget and report.budget.flow else "hls4ml"
     design = next((d for d in design_figures(report) if d.flow == flow), design_figures(report)[0])
@@ -83,7 +83,7 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
     body: list[Block] = []
     summary: list[tuple[str, ...]] = []
     tones: list[Tone] = []
-    for i, student in enumerate(inputs.students):
+    for student in inputs.students:
         report = student.report
         body.append(Heading(2, f"Student `{student.name}`", anchor=f"student-{student.name}"))
         body.append(
@@ -101,7 +101,7 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
         body.extend(budget)
         body.extend(precision_blocks(report))
         body.extend(sparsity_blocks(student.name, inputs.metrics, report))
-        row, tone = _summary_row(inputs, i, verdict)
+        row, tone = summary_row(student, verdict)
         summary.append(row)
         tones.append(tone)
 

@@ -56,6 +56,15 @@ class YosysResult:
         return asdict(self)
 
 
+def cells_of_stat(stat: dict[str, Any]) -> dict[str, int]:
+    """The whole design's cell counts from Yosys ``stat -json -top``: the ``design`` summary (every
+    instance of a module kept as hierarchy counted), or the single module's counts without one."""
+    cells = stat.get("design", {}).get("num_cells_by_type")
+    if cells is None:  # a single module: Yosys reports it under "modules"
+        cells = next(iter(stat["modules"].values()))["num_cells_by_type"]
+    return {str(name): int(n) for name, n in cells.items()}
+
+
 def count_cells(cells: dict[str, int], family: str, seconds: float, tool: str = "") -> YosysResult:
     """Resource figures from Yosys' ``num_cells_by_type`` (pure function, tested on fixtures)."""
 
@@ -106,11 +115,7 @@ def synthesize(design: Design, out_dir: Path, family: str = "xcup") -> YosysResu
         raise RtlToolError(
             f"Yosys failed on {design.top} (exit {proc.returncode}); see {out_dir / LOG_FILE}: {' | '.join(tail)}"
         )
-    stat = json.loads(stat_path.read_text())
-    cells = stat.get("design", {}).get("num_cells_by_type")
-    if cells is None:  # a single module: Yosys reports it under "modules"
-        cells = next(iter(stat["modules"].values()))["num_cells_by_type"]
-    result = count_cells(cells, family, seconds, yosys.version)
+    result = count_cells(cells_of_stat(json.loads(stat_path.read_text())), family, seconds, yosys.version)
     result.cpu_seconds = cpu
     log.info(
         "%s (%s): %d LUT, %d FF, %d carry, %d DSP in %.0f s",
