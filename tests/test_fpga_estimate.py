@@ -458,6 +458,11 @@ def test_adapter_on_converted_qkeras_model(tmp_path) -> None:  # noqa: ANN001 - 
         [[0.5, 0.0, 0.375], [0.0, -0.25, 0.75], [0.125, 0.0, 0.0], [0.625, 1.5, -0.875]], dtype=np.float32
     )
     model.get_layer("fc").set_weights([kernel, np.zeros(3, np.float32)])
+    # fc2 gets fixed many-digit weights: a random kernel sometimes quantized an entry to zero (5 products, not 6).
+    fc2_kernel = np.array(
+        [[0.671875, -0.890625], [0.796875, 0.421875], [-0.609375, 0.359375]], dtype=np.float32
+    )
+    model.get_layer("fc2").set_weights([fc2_kernel, np.zeros(2, np.float32)])
     cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis")
     cfg["LayerName"]["fc"]["ReuseFactor"] = 1
     cfg["LayerName"]["fc2"]["ReuseFactor"] = 3
