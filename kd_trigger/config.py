@@ -23,8 +23,13 @@ from pydantic import (
 )
 
 from kd_trigger.errors import ConfigError
+from kd_trigger.runs import file_problem
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
+
+RESERVED_FIRMWARE_NAMES = ("report.md", "report.html", "report_plots", "best")
+"""What ``firmware/<run>/`` holds besides one folder per student (the report and scan stages' outputs): a
+student of one of these names would share its folder with them, and a stage would replace it."""
 
 PARTICLE_FEATURES = ("log_pt", "log_e", "pt_rel", "e_rel", "deta", "dphi", "dr")
 """Per-particle student features, in the order they are stacked (see kd_trigger.data.features)."""
@@ -78,10 +83,15 @@ class GeneratorConfig(_Section):
         return self
 
 
+MAX_N_JETS = 10_000_000
+"""Five times the public Top Quark Tagging sample (2M jets); ~32 GB of constituents, assembled in memory."""
+
+
 class DataConfig(_Section):
     path: str | None = None
     """An existing file (own or Top Quark Tagging layout). None: generate artifacts/<run>/data/jets.h5."""
-    n_jets: Annotated[int, Field(ge=2)] = 60_000
+    n_jets: Annotated[int, Field(ge=2, le=MAX_N_JETS)] = 60_000
+    """At most :data:`MAX_N_JETS`: the file is assembled in memory (~3.2 kB per jet at 200 constituents)."""
     max_constituents: Annotated[int, Field(ge=1, le=1000)] = 200
     workers: Annotated[int, Field(ge=1)] | None = None
     split: SplitConfig = SplitConfig()
@@ -354,6 +364,16 @@ class HlsConfig(_Section):
         classmethod(lambda cls, v: _check_type(v))
     )
 
+    def check_layer_names(self, names: list[str], where: str) -> None:
+        """ConfigError when ``layers`` (``--reuse LAYER=R``, ``--precision LAYER=TYPE``) names a layer not
+        in ``names``: an option silently ignored would give other firmware than the one asked for."""
+        unknown = [name for name in self.layers if name not in names]
+        if unknown:
+            raise ConfigError(
+                f"hls.layers (or --reuse/--precision LAYER=...) names {', '.join(repr(n) for n in unknown)}, "
+                f"not a layer of {where}; its layers: {', '.join(names)}"
+            )
+
     def csim_count(self, n_test: int) -> int:
         """How many of ``n_test`` test jets the simulations run on (``csim_max_samples`` caps it)."""
         return n_test if self.csim_max_samples is None else min(self.csim_max_samples, n_test)
@@ -479,6 +499,18 @@ class Config(_Section):
         names = [s.name for s in value]
         if len(set(names)) != len(names):
             raise ValueError(f"student names must be unique, got {names}")
+        # Compared without case: on a case-insensitive file system (macOS, Windows) 'MLP' and 'mlp', or
+        # 'Best' and 'best', are the same folder.
+        folded = [n.casefold() for n in names]
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"student names must differ in more than letter case, got {names}")
+        reserved = {r.casefold(): r for r in RESERVED_FIRMWARE_NAMES}
+        for i, name in enumerate(names):
+            if name.casefold() in reserved:
+                raise ValueError(
+                    f"students[{i}].name {name!r} is reserved: firmware/<run>/{reserved[name.casefold()]} is "
+                    f"written by another stage; reserved names: {', '.join(RESERVED_FIRMWARE_NAMES)}"
+                )
         return value
 
     @field_validator("teachers")
@@ -489,6 +521,9 @@ class Config(_Section):
         names = [t.name for t in value]
         if len(set(names)) != len(names):
             raise ValueError(f"teacher names must be unique, got {names}")
+        folded = [n.casefold() for n in names]
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"teacher names must differ in more than letter case, got {names}")
         return value
 
     @model_validator(mode="after")
@@ -704,25 +739,53 @@ def merge_overrides(base: dict[str, Any], override: dict[str, Any]) -> dict[str,
     return out
 
 
-def _resolve_extends(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The raw mapping of ``path`` with its ``extends:`` chain applied (the base first)."""
-    resolved = path.resolve()
-    if resolved in chain:
-        cycle = " -> ".join(str(p) for p in (*chain, resolved))
-        raise ConfigError(f"{path}: '{EXTENDS_KEY}' forms a cycle: {cycle}")
-    raw = read_yaml(path)
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
-    parent = raw.pop(EXTENDS_KEY, None)
-    if parent is None:
-        return raw
-    if not isinstance(parent, str) or not parent:
-        raise ConfigError(f"{path}: '{EXTENDS_KEY}' must be the path of another config, got {parent!r}")
-    base_path = (path.parent / parent) if not Path(parent).is_absolute() else Path(parent)
-    if not base_path.is_file():
-        raise ConfigError(f"{path}: '{EXTENDS_KEY}: {parent}' names {base_path}, which does not exist")
-    return merge_overrides(_resolve_extends(base_path, (*chain, resolved)), raw)
+MAX_EXTENDS_DEPTH = 32
+"""The longest ``extends:`` chain read: a real setup has two or three levels; a longer chain is a mistake
+(and each level is one more file a reader must follow)."""
+
+
+def _resolve_extends(path: Path) -> dict[str, Any]:
+    """The raw mapping of ``path`` with its ``extends:`` chain applied (the base first).
+
+    The chain is followed in a loop, not by recursion, and at most :data:`MAX_EXTENDS_DEPTH` files deep.
+    """
+    layers: list[dict[str, Any]] = []
+    chain: list[Path] = []
+    current = path
+    while True:
+        resolved = current.resolve()
+        if resolved in chain:
+            cycle = " -> ".join(str(p) for p in (*chain, resolved))
+            raise ConfigError(f"{path}: '{EXTENDS_KEY}' forms a cycle: {cycle}")
+        if len(chain) >= MAX_EXTENDS_DEPTH:
+            raise ConfigError(
+                f"{path}: the '{EXTENDS_KEY}' chain is more than {MAX_EXTENDS_DEPTH} files deep (stopped at "
+                f"{current}); merge some of the files"
+            )
+        chain.append(resolved)
+        raw = read_yaml(current)
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"{current}: the top level must be a mapping of sections, got {type(raw).__name__}"
+            )
+        parent = raw.pop(EXTENDS_KEY, None)
+        layers.append(raw)
+        if parent is None:
+            break
+        if not isinstance(parent, str) or not parent:
+            raise ConfigError(
+                f"{current}: '{EXTENDS_KEY}' must be the path of another config, got {parent!r}"
+            )
+        base_path = (current.parent / parent) if not Path(parent).is_absolute() else Path(parent)
+        problem = file_problem(base_path)
+        if problem is not None:
+            raise ConfigError(f"{current}: '{EXTENDS_KEY}: {parent}' names {base_path}, which {problem}")
+        current = base_path
+    merged: dict[str, Any] = {}
+    for raw in reversed(layers):
+        merged = merge_overrides(merged, raw)
+    return merged
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
@@ -750,11 +813,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     ``overrides`` maps dotted keys (``data.n_jets``) to values; None values are ignored.
     """
     path = Path(path)
-    if not path.is_file():
-        if path.exists():
-            raise ConfigError(f"config {path} is not a regular file; pass CONFIG=path/to.yaml")
+    problem = file_problem(path)
+    if problem is not None:
         raise ConfigError(
-            f"config file {path} does not exist; pass CONFIG=path/to.yaml (e.g. configs/default.yaml)"
+            f"config file {path} {problem}; pass CONFIG=path/to.yaml (e.g. configs/default.yaml)"
         )
     cfg = parse_config(_resolve_extends(path), str(path))
     cfg = apply_overrides(cfg, overrides or {}, str(path))

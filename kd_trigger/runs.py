@@ -51,6 +51,34 @@ TMP_TAG = ".kdt-tmp"
 _TMP_PATTERN = re.compile(r"^\..*\.kdt-(?:tmp|staging|trash)(\d+)")
 
 
+def file_problem(path: Path, want: str = "file") -> str | None:
+    """Why ``path`` cannot be read as a ``want`` ("file" or "directory"), as words after the path, or None.
+
+    ``Path.exists()`` is False for a symbolic-link loop and a broken link too: saying "does not exist"
+    about a name the user can see in ``ls`` sends them looking in the wrong place.
+    """
+    path = Path(path)
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if path.is_symlink():
+            return f"is a broken symbolic link (to {os.readlink(path)})"
+        if err.errno == errno.ENOENT:
+            return "does not exist"
+        if err.errno == errno.ENOTDIR:
+            return "does not exist (a parent of it is a file)"
+        return f"cannot be read ({err.strerror or err})"
+    if want == "file" and path.is_dir():
+        return "is a directory, not a file"
+    if want == "directory" and not path.is_dir():
+        return "is not a directory"
+    if want == "file" and not path.is_file():
+        return "is not a regular file"
+    return None
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages whose behaviour decides the results."""
     versions = {}
@@ -313,6 +341,43 @@ def ensure_writable_dir(directory: Path, what: str) -> None:
         raise OutputError(
             f"{what} {directory} is not writable; choose another location or fix its permissions"
         )
+
+
+def check_creatable_dir(directory: Path, what: str) -> None:
+    """OutputError when ``directory`` could not be created or written; creates nothing.
+
+    Checks the nearest existing folder above it: a refused command must not leave new empty folders.
+    """
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{what} {directory}: {parent} is a file, not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"{what} {directory} cannot be created in {parent} (not writable); choose another location"
+                )
+            return
+
+
+@contextlib.contextmanager
+def created_dir(directory: Path, what: str) -> Iterator[None]:
+    """:func:`ensure_writable_dir`, and if the body raises, remove the folders this call created (those
+    still empty), so a failed command leaves no new empty folders behind."""
+    missing: list[Path] = []
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    ensure_writable_dir(directory, what)
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}

@@ -49,6 +49,7 @@ from kd_trigger.errors import ConfigError, StaleOutputError
 from kd_trigger.runs import (
     RunLock,
     clean_dead_temporaries,
+    file_problem,
     package_versions,
     path_fingerprint,
     remove_path,
@@ -186,7 +187,7 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
             lambda c: [c.firmware / s.name for s in c.students],
             "kd_trigger.hls.pipeline:hls_stage",
             inputs=lambda c: [Path(c.budget.profiles)],
-            check=_check_budget,
+            check=_check_hls,
             description="hls4ml firmware, bit-exact C simulation, resources, budget verdict",
         )
     )
@@ -238,7 +239,7 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
 def _check_scan(cfg: Config) -> None:
     from kd_trigger.scan import plan_points
 
-    _check_budget(cfg)
+    _check_hls(cfg)
     plan_points(cfg)
 
 
@@ -260,24 +261,26 @@ def _teacher_files(cfg: Config, name: str) -> list[Path]:
 
 
 def _check_data(cfg: Config) -> None:
-    if cfg.data.path and not Path(cfg.data.path).exists():
-        raise_missing = f"data.path {cfg.data.path} does not exist; point it at an HDF5 jet file or remove it"
-        from kd_trigger.errors import DataError
+    if cfg.data.path:
+        problem = file_problem(Path(cfg.data.path), want="any")
+        if problem is not None:
+            from kd_trigger.errors import DataError
 
-        raise DataError(raise_missing)
+            raise DataError(f"data.path {cfg.data.path} {problem}; point it at an HDF5 jet file or remove it")
     if not cfg.data.path:
-        from kd_trigger.data.generate import plan_chunks
+        from kd_trigger.data.generate import check_n_jets
 
-        plan_chunks(cfg)
+        check_n_jets(cfg)
 
 
 def _check_teacher(cfg: Config, name: str) -> None:
     path = cfg.teacher_spec(name).path
-    if path and not Path(path).exists():
+    problem = file_problem(Path(path), want="any") if path else None
+    if problem is not None:
         from kd_trigger.errors import ModelError
 
         raise ModelError(
-            f"teacher '{name}': file {path} does not exist; set its path to a saved Keras model "
+            f"teacher '{name}': file {path} {problem}; set its path to a saved Keras model "
             "(.h5, .keras or a SavedModel directory)"
         )
 
@@ -289,10 +292,23 @@ def _check_students(cfg: Config) -> None:
         check_student(spec)
 
 
-def _check_budget(cfg: Config) -> None:
-    from kd_trigger.fpga.budget import load_budget
+def _check_hls(cfg: Config) -> None:
+    """The budget profile, the FPGA part, and ``hls.layers`` naming layers some student has."""
+    from kd_trigger.fpga.budget import check_hls_part, load_budget
+    from kd_trigger.models.students import student_layer_names
 
     load_budget(cfg.budget)
+    check_hls_part(cfg.hls.part, cfg.budget)
+    # The scan's designs may be deeper than the configured students: their layers count too.
+    designs = list(cfg.students)
+    for s in cfg.students:
+        axes = cfg.scan.axes.get(s.kind)
+        for hidden in (axes.hidden if axes else None) or ():
+            designs.append(s.model_copy(update={"hidden": hidden}))
+        for head in (axes.head if axes else None) or ():
+            designs.append(s.model_copy(update={"head": head}))
+    names = list(dict.fromkeys(n for s in designs for n in student_layer_names(s)))
+    cfg.hls.check_layer_names(names, "any student")
 
 
 def plan(graph: dict[str, Stage], targets: Iterable[str]) -> list[str]:

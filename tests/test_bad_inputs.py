@@ -159,7 +159,7 @@ CONFIG_CASES = [
         "less than or equal to 1",
     ),
     Case("missing config", lambda d: ["status", "--config", str(d / "none.yaml")], "does not exist"),
-    Case("config is a directory", lambda d: ["status", "--config", str(d)], "is not a regular file"),
+    Case("config is a directory", lambda d: ["status", "--config", str(d)], "is a directory, not a file"),
     Case("invalid YAML", lambda d: ["status", "--config", _config(d, "run: [unclosed\n")], "not valid YAML"),
     Case(
         "duplicate section",

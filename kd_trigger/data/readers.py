@@ -24,6 +24,7 @@ from kd_trigger.config import Config
 from kd_trigger.data.dataset import FORMAT_NAME, JetDataset, assign_split
 from kd_trigger.data.features import jet_kinematics
 from kd_trigger.errors import DataError
+from kd_trigger.runs import file_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,11 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
     missing, empty, non-HDF5, unknown-layout or incomplete file, zero jets, or NaN/inf values.
     """
     path = Path(path)
-    if not path.exists():
+    problem = file_problem(path, want="any")
+    if problem == "does not exist":
         raise DataError(f"data file {path} does not exist; {_missing_hint()}")
+    if problem is not None:
+        raise DataError(f"data file {path} {problem}; point data.path at an HDF5 file")
     if path.is_dir():
         return _read_split_directory(path, cfg)
     if not path.is_file():
