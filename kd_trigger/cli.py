@@ -298,7 +298,10 @@ def _strerror(code: int) -> str:
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (kill, a batch system's time limit) unwinds like Ctrl-C: worker pools are terminated,
     # staging areas removed and the run lock released by their context managers, instead of leaving
-    # orphaned workers burning CPU.
+    # orphaned workers burning CPU. The flag survives where the exception is swallowed (a C callback).
+    from kd_trigger.runs import request_termination
+
+    request_termination()
     raise KeyboardInterrupt
 
 
@@ -308,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
+    from kd_trigger.runs import reset_termination
+
+    reset_termination()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)

@@ -26,6 +26,7 @@ run killed after it is rolled forward by the next run. Outputs and record are ne
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -52,7 +53,9 @@ from kd_trigger.runs import (
     file_problem,
     package_versions,
     path_fingerprint,
+    raise_if_terminated,
     remove_path,
+    termination_deferred,
     tmp_name,
     write_json_atomic,
     write_text_atomic,
@@ -79,6 +82,8 @@ class StageContext:
     stage: str
     upstream: dict[str, StageRecord]
     staged: dict[Path, Path] = field(default_factory=dict)
+    created: list[Path] = field(default_factory=list)
+    """Folders :meth:`out` created (deepest first per call): removed again, if empty, when the stage fails."""
 
     def out(self, final: Path) -> Path:
         """The staging path to write instead of ``final`` (a declared output); parents exist."""
@@ -86,8 +91,18 @@ class StageContext:
         if final not in self.staged:
             raise KeyError(f"stage {self.stage} did not declare the output {final}")
         path = self.staged[final]
+        for parent in (path.parent, *path.parent.parents):
+            if parent.exists():
+                break
+            self.created.append(parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def remove_created(self) -> None:
+        """Remove the folders :meth:`out` created that are still empty (a failed stage leaves none)."""
+        for folder in sorted(set(self.created), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 StageFn = Callable[[StageContext], StageResult | None]
@@ -543,6 +558,7 @@ def _journal_path(cfg: Config, stage: str) -> Path:
 
 def _commit(cfg: Config, ctx: StageContext, record: StageRecord) -> None:
     journal = _journal_path(cfg, ctx.stage)
+    raise_if_terminated()  # a SIGTERM swallowed inside a C callback must still stop the commit
     moves = [[str(staging), str(final)] for final, staging in ctx.staged.items()]
     # The commit point: from here on the new outputs win, even if this process dies.
     write_json_atomic(
@@ -554,7 +570,8 @@ def _commit(cfg: Config, ctx: StageContext, record: StageRecord) -> None:
             "config": cfg.to_dict(),
         },
     )
-    roll_forward(cfg, journal)
+    with termination_deferred():
+        roll_forward(cfg, journal)
 
 
 def roll_forward(cfg: Config, journal: Path) -> None:
@@ -643,6 +660,11 @@ def _run_stage(
             extra=result.extra,
         )
         _commit(cfg, ctx, record)
+    except BaseException:
+        for staging in ctx.staged.values():
+            remove_path(staging)
+        ctx.remove_created()
+        raise
     finally:
         for staging in ctx.staged.values():
             remove_path(staging)

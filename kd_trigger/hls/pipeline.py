@@ -30,6 +30,7 @@ from kd_trigger.runs import (
     created_dir,
     file_problem,
     package_versions,
+    raise_if_terminated,
     remove_path,
     tmp_name,
     write_text_atomic,
@@ -468,6 +469,7 @@ def _convert_into(
 
 def _replace(staging: Path, out_dir: Path) -> None:
     """Move the finished project onto ``out_dir`` (an empty or forced-over directory)."""
+    raise_if_terminated()
     if out_dir.exists():
         old = tmp_name(out_dir, "trash")
         os.replace(out_dir, old)
