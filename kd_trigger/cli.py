@@ -173,7 +173,7 @@ def _hls_overrides(args: argparse.Namespace, base: dict[str, object]) -> dict[st
     layers: dict[str, dict[str, object]] = {k: dict(v) for k, v in base.items()}  # type: ignore[call-overload]
     for item in args.reuse:
         name, sep, value = item.rpartition("=")
-        if not value.strip().isdigit():
+        if not value.strip().isdigit() or (sep and not name):
             raise KdTriggerError(f"--reuse {item!r}: give a positive integer R, or LAYER=R")
         if sep:
             layers.setdefault(name, {})["reuse_factor"] = int(value)

@@ -31,6 +31,12 @@ RESERVED_FIRMWARE_NAMES = ("report.md", "report.html", "report_plots", "best")
 """What ``firmware/<run>/`` holds besides one folder per student (the report and scan stages' outputs): a
 student of one of these names would share its folder with them, and a stage would replace it."""
 
+RESERVED_ARTIFACT_NAMES = ("data", "teachers", "students", "stages", "scan", "study")
+"""The folders of ``artifacts/<run>/``: reserved too, since ``run.artifacts_dir`` and ``run.firmware_dir``
+may be the same folder."""
+
+RESERVED_NAMES = (*RESERVED_FIRMWARE_NAMES, *RESERVED_ARTIFACT_NAMES)
+
 PARTICLE_FEATURES = ("log_pt", "log_e", "pt_rel", "e_rel", "deta", "dphi", "dr")
 """Per-particle student features, in the order they are stacked (see kd_trigger.data.features)."""
 
@@ -44,8 +50,9 @@ class _Section(BaseModel):
 class RunConfig(_Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)] = "default"
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
-    artifacts_dir: str = "artifacts"
-    firmware_dir: str = "firmware"
+    # An empty folder name would put the run's folders into the working directory, unannounced.
+    artifacts_dir: Annotated[str, Field(min_length=1)] = "artifacts"
+    firmware_dir: Annotated[str, Field(min_length=1)] = "firmware"
 
 
 class SplitConfig(_Section):
@@ -332,6 +339,13 @@ class ScanConfig(_Section):
     scheduler: str | None = None
     """Address of a running Dask scheduler (tcp://host:port): the points run on its workers."""
 
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s]+", value):
+            raise ValueError("expected the address of a Dask scheduler, tcp://HOST:PORT")
+        return value
+
 
 class HlsConfig(_Section):
     flows: Annotated[tuple[Literal["hls4ml", "rtl"], ...], Field(min_length=1)] = ("hls4ml", "rtl")
@@ -504,12 +518,13 @@ class Config(_Section):
         folded = [n.casefold() for n in names]
         if len(set(folded)) != len(folded):
             raise ValueError(f"student names must differ in more than letter case, got {names}")
-        reserved = {r.casefold(): r for r in RESERVED_FIRMWARE_NAMES}
+        reserved = {r.casefold(): r for r in RESERVED_NAMES}
         for i, name in enumerate(names):
             if name.casefold() in reserved:
+                where = "firmware" if reserved[name.casefold()] in RESERVED_FIRMWARE_NAMES else "artifacts"
                 raise ValueError(
-                    f"students[{i}].name {name!r} is reserved: firmware/<run>/{reserved[name.casefold()]} is "
-                    f"written by another stage; reserved names: {', '.join(RESERVED_FIRMWARE_NAMES)}"
+                    f"students[{i}].name {name!r} is reserved: {where}/<run>/{reserved[name.casefold()]} is "
+                    f"written by another stage; reserved names: {', '.join(RESERVED_NAMES)}"
                 )
         return value
 
@@ -533,6 +548,17 @@ class Config(_Section):
             if s.teacher is not None and s.teacher not in known:
                 raise ValueError(
                     f"students[{i}].teacher {s.teacher!r} is not a configured teacher; known: {known}"
+                )
+        students = [s.name for s in self.students]
+        for name in self.study.students or ():
+            if name not in students:
+                raise ValueError(
+                    f"study.students names {name!r}, not a configured student; configured: {students}"
+                )
+        for name in self.study.teachers or ():
+            if name not in known:
+                raise ValueError(
+                    f"study.teachers names {name!r}, not a configured teacher; configured: {known}"
                 )
         return self
 
@@ -660,12 +686,36 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
     return f"{source}: invalid value for '{key}' ({shown!r}): {msg}"
 
 
+def _non_string_key(node: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """The location of the first mapping key that is not text (YAML reads ``1:`` or ``yes:`` as others)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                return (*loc, key)
+            found = _non_string_key(value, (*loc, key))
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found = _non_string_key(value, (*loc, i))
+            if found is not None:
+                return found
+    return None
+
+
 def parse_config(raw: Any, source: str = "config") -> Config:
     """Validate a mapping (as read from YAML) into a :class:`Config`."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    odd = _non_string_key(raw)
+    if odd is not None:
+        allowed = _allowed_keys(Config, odd)
+        listed = f"; allowed keys here: {', '.join(allowed)}" if allowed else "; keys are names (text)"
+        prefix = _loc(odd[:-1]) if odd[:-1] else ""
+        key = f"{prefix}.{odd[-1]}" if prefix else str(odd[-1])
+        raise ConfigError(f"{source}: unknown key '{key}' (a {type(odd[-1]).__name__}){listed}")
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
@@ -678,6 +728,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     PyYAML keeps the last of two equal keys, so a second ``data:`` section silently hides the first
     one (and any typo in it); a config must say everything once.
     """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # An alias repeats a value without copying it: ten levels of ten aliases are 10^10 values to
+        # every reader that walks them (a "billion laughs"). A config is short enough to write out.
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not accepted in config files; write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}

@@ -96,6 +96,8 @@ def file_problem(path: Path, want: str = "file") -> str | None:
         return "is a directory, not a file"
     if want == "directory" and not path.is_dir():
         return "is not a directory"
+    if want == "any" and not (path.is_file() or path.is_dir()):
+        return "is not a regular file or a directory"  # a FIFO or a device would block the reader
     if want == "file" and not path.is_file():
         return "is not a regular file"
     return None

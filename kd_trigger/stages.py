@@ -623,8 +623,35 @@ def recover(cfg: Config) -> None:
 # -- running --------------------------------------------------------------------------------------
 def preflight(cfg: Config, graph: dict[str, Stage], order: list[str]) -> None:
     """Every stage's cheap checks, before any work: a bad input fails in seconds, not after training."""
+    _check_inputs_outside_outputs(cfg, graph)
     for name in order:
         graph[name].check(cfg)
+
+
+def _user_files(cfg: Config) -> list[tuple[str, Path]]:
+    files = [("data.path", Path(cfg.data.path))] if cfg.data.path else []
+    files += [(f"teachers[{i}].path", Path(t.path)) for i, t in enumerate(cfg.teachers) if t.path]
+    return [*files, ("budget.profiles", Path(cfg.budget.profiles))]
+
+
+def _check_inputs_outside_outputs(cfg: Config, graph: dict[str, Stage]) -> None:
+    """ConfigError when a file the user gives lies inside a folder a stage replaces: the stage's commit
+    (or --force) would delete the user's file."""
+    # realpath, not Path.resolve(): it does not raise on a symbolic-link loop (reported later as such).
+    outputs = [
+        (f"stage {name}", Path(os.path.realpath(out)))
+        for name, stage in graph.items()
+        for out in stage.outputs(cfg)
+    ]
+    outputs.append(("the stage runner", Path(os.path.realpath(records_dir(cfg)))))
+    for key, path in _user_files(cfg):
+        resolved = Path(os.path.realpath(path))
+        for who, out in outputs:
+            if resolved.is_relative_to(out):
+                raise ConfigError(
+                    f"{key} {path} lies inside {out}, which {who} replaces when it runs; move the file out of "
+                    "the run's folders"
+                )
 
 
 def _run_stage(

@@ -1031,18 +1031,21 @@ def test_make_help_lists_every_target() -> None:
 def test_reserved_names_cover_every_firmware_output() -> None:
     """Every path the stages write into firmware/<run>/ besides the students' folders is a reserved name,
     so no student can share a folder with another stage's output."""
-    from kd_trigger.config import RESERVED_FIRMWARE_NAMES
-    from kd_trigger.stages import build_graph
+    from kd_trigger.config import RESERVED_ARTIFACT_NAMES, RESERVED_FIRMWARE_NAMES
+    from kd_trigger.stages import RECORDS_DIR, build_graph
 
     cfg = parse_config({})
     students = {s.name for s in cfg.students}
-    written = {
-        p.name
-        for stage in build_graph(cfg).values()
-        for p in stage.outputs(cfg)
-        if p.parent == cfg.firmware and p.name not in students
-    }
-    assert written == set(RESERVED_FIRMWARE_NAMES)
+    outputs = [p for stage in build_graph(cfg).values() for p in stage.outputs(cfg)]
+    firmware = {p.name for p in outputs if p.parent == cfg.firmware and p.name not in students}
+    assert firmware == set(RESERVED_FIRMWARE_NAMES)
+    # artifacts/<run>/ may be the same folder (run.artifacts_dir == run.firmware_dir): its folders too
+    folders = {
+        p.relative_to(cfg.artifacts).parts[0]
+        for p in outputs
+        if p.is_relative_to(cfg.artifacts) and "." not in p.name
+    } | {RECORDS_DIR}
+    assert folders == set(RESERVED_ARTIFACT_NAMES)
 
 
 def test_student_layer_names_match_the_built_students() -> None:

@@ -308,11 +308,6 @@ PROBE_CASES = [
         "part 'xcnope' is not in kd_trigger/fpga/parts.py",
     ),
     Case(
-        "student wants more particles than the data keeps",
-        lambda d: _status(d, data={"max_constituents": 4}),
-        "n_particles (8) is more than data.max_constituents (4)",
-    ),
-    Case(
         "hls.input_precision not a type",
         lambda d: _status(d, hls={"input_precision": "ap_fixed<0,0>"}),
         "'hls.input_precision'",
@@ -433,7 +428,11 @@ PROBE_CASES = [
     # -- vendor reports ---------------------------------------------------------------------------
     Case("fpga-report XML entity bomb", _entity_bomb, "myproject_csynth.xml"),
     Case("fpga-report LUT as text", lambda d: _csynth_text(d, "<LUT>", "<LUT>lots"), "not a number"),
-    Case("fpga-report two projects in one folder", _two_projects, "2 HLS reports from different projects"),
+    Case(
+        "fpga-report two projects in one folder",
+        _two_projects,
+        "2 csynth reports and none named after the project (a_csynth.xml, b_csynth.xml",
+    ),
     Case(
         "fpga-report binary file",
         lambda d: ["fpga-report", str((d / "x.rpt", (d / "x.rpt").write_bytes(bytes(range(256)) * 4))[0])],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -253,13 +254,16 @@ def _check_dataset(ds: h5py.Dataset, name: str, expected: tuple[str, ...], path:
 
 
 def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
-    missing = [name for name in OWN_REQUIRED if name not in f]
+    # get(), not "in": a dangling soft or external link is "in" the file but cannot be opened.
+    missing = [name for name in OWN_REQUIRED if f.get(name) is None]
     if missing:
         raise DataError(
             f"data file {path} lacks dataset(s) {', '.join(missing)}; regenerate it with `make data CONFIG=...`"
         )
     not_data = [
-        name for name in (*OWN_REQUIRED, *OWN_OPTIONAL) if name in f and not isinstance(f[name], h5py.Dataset)
+        name
+        for name in (*OWN_REQUIRED, *OWN_OPTIONAL)
+        if f.get(name) is not None and not isinstance(f[name], h5py.Dataset)
     ]
     if not_data:
         raise DataError(
@@ -267,13 +271,13 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
             "regenerate the file with `make data CONFIG=...`"
         )
     for name, expected in _OWN_SHAPES.items():
-        if name in f:
+        if f.get(name) is not None:
             _check_dataset(f[name], name, expected, path)
     shape = f["constituents"].shape
     n = shape[0]
     if n == 0:
         raise DataError(f"data file {path} holds zero jets; regenerate it with a positive data.n_jets")
-    for name in (*OWN_REQUIRED[1:], *[o for o in OWN_OPTIONAL if o in f]):
+    for name in (*OWN_REQUIRED[1:], *[o for o in OWN_OPTIONAL if f.get(o) is not None]):
         if f[name].shape[0] != n:
             raise DataError(
                 f"data file {path}: dataset {name} has {f[name].shape[0]} rows, constituents has {n}"
@@ -284,7 +288,7 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
     _check_finite(constituents, path, "dataset constituents")
     extras = {}
     for name in OWN_OPTIONAL:
-        if name in f:
+        if f.get(name) is not None:
             extras[name] = np.asarray(f[name][...], dtype=np.float64)
             _check_finite(extras[name], path, f"dataset {name}")
     is_signal = np.asarray(f["is_signal"][...])
@@ -349,6 +353,16 @@ def _public_rows(path: Path) -> tuple[int, list[str]]:
     return int(nrows or 0), [str(c) for c in head.columns]
 
 
+def _numeric(frame: Any, columns: list[str], path: Path, dtype: Any = np.float64) -> np.ndarray:
+    """The columns as ``dtype``; DataError naming them when they hold text or other non-numbers."""
+    try:
+        return frame[columns].to_numpy(dtype=dtype)
+    except (ValueError, TypeError) as err:
+        raise DataError(
+            f"data file {path}: column(s) {_names(columns)} must hold numbers ({err}); clean the file"
+        ) from None
+
+
 def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_ROWS) -> JetDataset:
     """A Top Quark Tagging file read ``chunk_rows`` rows at a time into preallocated float32 arrays."""
     import pandas as pd
@@ -375,7 +389,7 @@ def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_
         ):
             frame = store.select(PUBLIC_KEY, start=start, stop=min(start + chunk_rows, n))
             # Columns are (E_0, PX_0, PY_0, PZ_0, E_1, ...): a reshape gives (rows, M, 4) = (E, px, py, pz).
-            flat = frame[wanted].to_numpy(dtype=np.float32)
+            flat = _numeric(frame, wanted, path, np.float32)
             bad = ~np.isfinite(flat)
             if np.any(bad):
                 # Reported at the first chunk that has any: a clear error now beats a count over GBs.
@@ -387,9 +401,9 @@ def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_
                 )
             stop = start + len(frame)
             constituents[start:stop, :m_file] = flat.reshape(len(frame), m_file, 4)
-            is_signal[start:stop] = frame[PUBLIC_LABEL].to_numpy(dtype=np.float64)
+            is_signal[start:stop] = _numeric(frame, [PUBLIC_LABEL], path)[:, 0]
             if truth is not None:
-                truth[start:stop] = frame[list(PUBLIC_TRUTH)].to_numpy(dtype=np.float64)
+                truth[start:stop] = _numeric(frame, list(PUBLIC_TRUTH), path)
     _check_finite(is_signal, path, f"column {PUBLIC_LABEL}")
     _check_labels(is_signal, path, PUBLIC_LABEL)
     if truth is not None:

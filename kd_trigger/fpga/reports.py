@@ -494,6 +494,11 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
     path = Path(path)
     from kd_trigger.runs import file_problem
 
+    if part is not None and find_part(part) is None:
+        from kd_trigger.fpga.parts import PARTS
+
+        raise ReportError(f"--part: unknown FPGA part {part!r}; known parts: {', '.join(PARTS)}")
+
     problem = file_problem(path, want="any")
     if problem == "does not exist":
         raise ReportError(f"{path}: no such file or directory")

@@ -325,7 +325,10 @@ def _read_array(data_path: Path) -> np.ndarray:
             name = names[0]
         if name not in names:
             raise DataError(f"--data {path} has no array {name!r}; it holds {', '.join(names) or 'none'}")
-        return np.asarray(archive[name])
+        try:
+            return np.asarray(archive[name])
+        except (ValueError, OSError, EOFError) as err:  # object arrays (pickles), a damaged member
+            raise DataError(f"{path} is not a readable .npz file: {err}") from None
 
 
 def load_inputs(data_path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -347,7 +350,14 @@ def load_inputs(data_path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     return x.astype(np.float64)
 
 
-def _check_out(out_dir: Path, force: bool) -> None:
+def _check_out(out_dir: Path, force: bool, *inputs: tuple[str, Path | None]) -> None:
+    for flag, path in inputs:
+        inside = Path(os.path.realpath(str(path).split(".npz:")[0])) if path is not None else None
+        if inside is not None and inside.is_relative_to(os.path.realpath(out_dir)):
+            raise StaleOutputError(
+                f"{flag} {path} lies inside --out {out_dir}, which is replaced by the new project; "
+                f"move it out or choose another --out"
+            )
     if out_dir.exists() and not out_dir.is_dir():
         raise StaleOutputError(f"--out {out_dir} is a file; pass a directory to write the project into")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
@@ -368,6 +378,13 @@ def check_saved_model(model: Any, hls: HlsConfig) -> tuple[int, ...]:
         raise ModelError(
             f"the model has {n_in} input(s) and {n_out} output(s); only single-input, single-output "
             "chains can be converted"
+        )
+    shape = tuple(model.input_shape[1:])
+    if any(d is None for d in shape):
+        shown = ", ".join("None" if d is None else str(d) for d in shape)
+        raise ModelError(
+            f"the model input has shape (N, {shown}); the firmware needs a fixed input shape (save the model "
+            "with e.g. Input(shape=(16, 7)))"
         )
     classes = [type(layer).__name__ for layer in model.layers]
     if not any(cls in WEIGHT_LAYER_CLASSES for cls in classes):
@@ -406,7 +423,7 @@ def convert_saved_model(
     called with the hls4ml model before its project is written.
     """
     out_dir = Path(out_dir)
-    _check_out(out_dir, force)
+    _check_out(out_dir, force, ("--model", model_path), ("--data", data_path))
     model = load_qkeras_model(model_path)
     input_shape = check_saved_model(model, hls)
     from kd_trigger.hls.convert import check_supported, model_precision
@@ -493,7 +510,7 @@ def rtl_saved_model(
     from kd_trigger.hls.precision import Intake
 
     out_dir = Path(out_dir)
-    _check_out(out_dir, force)
+    _check_out(out_dir, force, ("--model", model_path), ("--data", data_path))
     model = load_qkeras_model(model_path)
     shape = check_saved_model(model, hls)
     precision = model_precision(model, Intake.from_hls(hls))
