@@ -981,6 +981,21 @@ def _plain_stage(ctx):
     ctx.out(ctx.cfg.artifacts / "a.txt").write_text("done")
 
 
+def test_chunks_are_planned_lazily_and_counted_without_planning() -> None:
+    """status checks n_jets without holding a plan; generation counts chunks arithmetically."""
+    import inspect
+
+    from kd_trigger.config import MAX_N_JETS
+    from kd_trigger.data.generate import check_n_jets, iter_chunks, n_chunks, plan_chunks
+
+    big = parse_config({"data": {"n_jets": MAX_N_JETS}})
+    assert check_n_jets(big) == MAX_N_JETS // 2
+    assert n_chunks(big) == 2 * MAX_N_JETS // 2 // big.data.generator.chunk_jets
+    assert inspect.isgenerator(iter_chunks(big))
+    small = parse_config({"data": {"n_jets": 1002, "generator": {"chunk_jets": 250}}})
+    assert n_chunks(small) == len(plan_chunks(small)) == 6
+
+
 def test_numba_caches_outside_site_packages(tmp_path: Path, monkeypatch) -> None:
     """kd_trigger.rtl points numba's cache at a folder of ours unless the user chose one."""
     from kd_trigger.runs import use_own_numba_cache
