@@ -9,7 +9,7 @@ FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 SYNTH_FLAG := $(if $(filter 1 yes true,$(SYNTH)),--synth,)
 PYTEST_ARGS ?=
 
-.PHONY: setup data teacher distill hls report all study scan status test test-fast lint clean
+.PHONY: help setup data teacher distill hls report all study scan status test test-fast lint clean
 
 # The environment is rebuilt whenever the pinned dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
+
+help:  ## list the targets with what each does (CONFIG=path.yaml FORCE=1 SYNTH=1 apply to pipeline targets)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(VENV)/.installed  ## create .venv and install the pinned stack
 

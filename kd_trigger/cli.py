@@ -39,8 +39,48 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite outputs made from another config file")
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """The options ``hls --model`` and ``rtl`` share: how a saved model's types and reuse are chosen."""
+    p.add_argument(
+        "--input-precision",
+        help="firmware input type of a model without input quantizer, e.g. 'ap_fixed<12,4>'",
+    )
+    p.add_argument(
+        "--default-precision",
+        help="weight/bias type of layers without quantizers, e.g. 'ap_fixed<16,6>' (assumed)",
+    )
+    p.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="R|LAYER=R",
+        help="reuse factor of every layer (R) or of one layer (LAYER=R); repeatable (rtl: checked, but its "
+        "design is fully parallel, II = 1)",
+    )
+    p.add_argument(
+        "--precision",
+        action="append",
+        default=[],
+        metavar="LAYER=TYPE",
+        help="weight/bias type of one layer without quantizers, e.g. rho_0='ap_fixed<16,6>'; repeatable",
+    )
+
+
+DESCRIPTION = """Distil jet taggers into quantized students and prove their FPGA firmware bit-exact.
+
+Pipeline commands (data, teacher, distill, hls, report, study, scan, run STAGE) bring a stage and
+everything it needs up to date; 'status' shows what would run. 'hls --model' and 'rtl' convert any
+saved QKeras model; 'fpga-report' reads vendor reports.
+
+Exit status: 0 success, 1 a simulation of the firmware disagrees with QKeras, 2 bad input (config,
+file, model, report) or an output that cannot be written, 3 a trigger budget is broken,
+130 interrupted (Ctrl-C or SIGTERM; nothing of the unfinished stage is kept)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kd-trigger", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="kd-trigger", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -88,28 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --model: inputs to simulate, FILE.npy or FILE.npz[:ARRAY] (default: random)",
     )
 
-    p.add_argument(
-        "--input-precision",
-        help="firmware input type of a model without input quantizer, e.g. 'ap_fixed<12,4>'",
-    )
-    p.add_argument(
-        "--default-precision",
-        help="weight/bias type of layers without quantizers, e.g. 'ap_fixed<16,6>' (assumed)",
-    )
-    p.add_argument(
-        "--reuse",
-        action="append",
-        default=[],
-        metavar="R|LAYER=R",
-        help="reuse factor of every layer (R) or of one layer (LAYER=R); repeatable",
-    )
-    p.add_argument(
-        "--precision",
-        action="append",
-        default=[],
-        metavar="LAYER=TYPE",
-        help="weight/bias type of one layer without quantizers, e.g. rho_0='ap_fixed<16,6>'; repeatable",
-    )
+    _add_model_options(p)
 
     p = sub.add_parser(
         "rtl", help="open-source RTL of a saved QKeras model: Verilog, exact simulation, Yosys counts"
@@ -127,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="inputs to simulate, FILE.npy or FILE.npz[:ARRAY], besides 10,000 edge inputs",
     )
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    _add_model_options(p)
 
     p = sub.add_parser("fpga-report", help="read Vivado/Vitis HLS and Vivado reports, print JSON figures")
     p.add_argument("path", type=Path, help="an HLS project directory or report files")
@@ -144,7 +164,7 @@ def _config(args: argparse.Namespace, **overrides: object) -> Config:
 def _hls_overrides(args: argparse.Namespace, base: dict[str, object]) -> dict[str, object]:
     """Dotted-key overrides of the hls section from the command line (validated with the config)."""
     out: dict[str, object] = {}
-    if args.synth:
+    if getattr(args, "synth", False):
         out["hls.synth"] = True
     if args.input_precision:
         out["hls.input_precision"] = args.input_precision
@@ -153,7 +173,7 @@ def _hls_overrides(args: argparse.Namespace, base: dict[str, object]) -> dict[st
     layers: dict[str, dict[str, object]] = {k: dict(v) for k, v in base.items()}  # type: ignore[call-overload]
     for item in args.reuse:
         name, sep, value = item.rpartition("=")
-        if not value.strip().isdigit():
+        if not value.strip().isdigit() or (sep and not name):
             raise KdTriggerError(f"--reuse {item!r}: give a positive integer R, or LAYER=R")
         if sep:
             layers.setdefault(name, {})["reuse_factor"] = int(value)
@@ -183,14 +203,23 @@ def _hls(args: argparse.Namespace) -> int:
         return run_targets(_config(args, **synth), ["hls", "report"], force=args.force)
     if args.out is None:
         raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")
-    if args.config is None and not DEFAULT_CONFIG.is_file():
-        # Converting a user's model needs only the hls section: its defaults serve outside a checkout.
-        cfg = apply_overrides(parse_config({}, "defaults"), synth, "defaults")
-    else:
-        cfg = _config(args, **synth)
+    cfg = _model_config(args, synth)
     from kd_trigger.hls.pipeline import convert_saved_model
 
     return convert_saved_model(args.model, args.out, data_path=args.data, hls=cfg.hls, force=args.force)
+
+
+def _model_config(args: argparse.Namespace, overrides: dict[str, object]) -> Config:
+    """The config of ``hls --model`` and ``rtl``: the file's (or, outside a checkout, the defaults': only
+    the hls section matters) with the command-line options applied, its FPGA part checked."""
+    from kd_trigger.fpga.budget import check_hls_part
+
+    if args.config is None and not DEFAULT_CONFIG.is_file():
+        cfg = apply_overrides(parse_config({}, "defaults"), overrides, "defaults")
+    else:
+        cfg = _config(args, **overrides)
+    check_hls_part(cfg.hls.part, cfg.budget)
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,10 +254,10 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "rtl":
         from kd_trigger.hls.pipeline import rtl_saved_model
 
-        if args.config is None and not DEFAULT_CONFIG.is_file():
-            cfg = parse_config({}, "defaults")
-        else:
-            cfg = _config(args)
+        base_layers: dict[str, object] = {}
+        if args.config is not None or DEFAULT_CONFIG.is_file():
+            base_layers = {k: v.model_dump() for k, v in _config(args).hls.layers.items()}
+        cfg = _model_config(args, _hls_overrides(args, base_layers))
         return rtl_saved_model(args.model, args.out, args.data, cfg.hls, force=args.force)
     if args.command == "scan":
         cfg = _config(args, **{"scan.workers": args.workers, "scan.scheduler": args.scheduler})
@@ -269,7 +298,10 @@ def _strerror(code: int) -> str:
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (kill, a batch system's time limit) unwinds like Ctrl-C: worker pools are terminated,
     # staging areas removed and the run lock released by their context managers, instead of leaving
-    # orphaned workers burning CPU.
+    # orphaned workers burning CPU. The flag survives where the exception is swallowed (a C callback).
+    from kd_trigger.runs import request_termination
+
+    request_termination()
     raise KeyboardInterrupt
 
 
@@ -279,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
+    from kd_trigger.runs import reset_termination
+
+    reset_termination()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)

@@ -23,8 +23,19 @@ from pydantic import (
 )
 
 from kd_trigger.errors import ConfigError
+from kd_trigger.runs import file_problem
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
+
+RESERVED_FIRMWARE_NAMES = ("report.md", "report.html", "report_plots", "best")
+"""What ``firmware/<run>/`` holds besides one folder per student (the report and scan stages' outputs): a
+student of one of these names would share its folder with them, and a stage would replace it."""
+
+RESERVED_ARTIFACT_NAMES = ("data", "teachers", "students", "stages", "scan", "study")
+"""The folders of ``artifacts/<run>/``: reserved too, since ``run.artifacts_dir`` and ``run.firmware_dir``
+may be the same folder."""
+
+RESERVED_NAMES = (*RESERVED_FIRMWARE_NAMES, *RESERVED_ARTIFACT_NAMES)
 
 PARTICLE_FEATURES = ("log_pt", "log_e", "pt_rel", "e_rel", "deta", "dphi", "dr")
 """Per-particle student features, in the order they are stacked (see kd_trigger.data.features)."""
@@ -39,8 +50,9 @@ class _Section(BaseModel):
 class RunConfig(_Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)] = "default"
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
-    artifacts_dir: str = "artifacts"
-    firmware_dir: str = "firmware"
+    # An empty folder name would put the run's folders into the working directory, unannounced.
+    artifacts_dir: Annotated[str, Field(min_length=1)] = "artifacts"
+    firmware_dir: Annotated[str, Field(min_length=1)] = "firmware"
 
 
 class SplitConfig(_Section):
@@ -78,10 +90,15 @@ class GeneratorConfig(_Section):
         return self
 
 
+MAX_N_JETS = 10_000_000
+"""Five times the public Top Quark Tagging sample (2M jets); ~32 GB of constituents, assembled in memory."""
+
+
 class DataConfig(_Section):
     path: str | None = None
     """An existing file (own or Top Quark Tagging layout). None: generate artifacts/<run>/data/jets.h5."""
-    n_jets: Annotated[int, Field(ge=2)] = 60_000
+    n_jets: Annotated[int, Field(ge=2, le=MAX_N_JETS)] = 60_000
+    """At most :data:`MAX_N_JETS`: the file is assembled in memory (~3.2 kB per jet at 200 constituents)."""
     max_constituents: Annotated[int, Field(ge=1, le=1000)] = 200
     workers: Annotated[int, Field(ge=1)] | None = None
     split: SplitConfig = SplitConfig()
@@ -438,6 +455,13 @@ class ScanConfig(_Section):
     scheduler: str | None = None
     """Address of a running Dask scheduler (tcp://host:port): the points run on its workers."""
 
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s]+", value):
+            raise ValueError("expected the address of a Dask scheduler, tcp://HOST:PORT")
+        return value
+
 
 class HlsConfig(_Section):
     flows: Annotated[tuple[Literal["hls4ml", "rtl"], ...], Field(min_length=1)] = ("hls4ml", "rtl")
@@ -469,6 +493,16 @@ class HlsConfig(_Section):
     _types = field_validator("input_precision", "default_precision")(
         classmethod(lambda cls, v: _check_type(v))
     )
+
+    def check_layer_names(self, names: list[str], where: str) -> None:
+        """ConfigError when ``layers`` (``--reuse LAYER=R``, ``--precision LAYER=TYPE``) names a layer not
+        in ``names``: an option silently ignored would give other firmware than the one asked for."""
+        unknown = [name for name in self.layers if name not in names]
+        if unknown:
+            raise ConfigError(
+                f"hls.layers (or --reuse/--precision LAYER=...) names {', '.join(repr(n) for n in unknown)}, "
+                f"not a layer of {where}; its layers: {', '.join(names)}"
+            )
 
     def csim_count(self, n_test: int) -> int:
         """How many of ``n_test`` test jets the simulations run on (``csim_max_samples`` caps it)."""
@@ -595,6 +629,19 @@ class Config(_Section):
         names = [s.name for s in value]
         if len(set(names)) != len(names):
             raise ValueError(f"student names must be unique, got {names}")
+        # Compared without case: on a case-insensitive file system (macOS, Windows) 'MLP' and 'mlp', or
+        # 'Best' and 'best', are the same folder.
+        folded = [n.casefold() for n in names]
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"student names must differ in more than letter case, got {names}")
+        reserved = {r.casefold(): r for r in RESERVED_NAMES}
+        for i, name in enumerate(names):
+            if name.casefold() in reserved:
+                where = "firmware" if reserved[name.casefold()] in RESERVED_FIRMWARE_NAMES else "artifacts"
+                raise ValueError(
+                    f"students[{i}].name {name!r} is reserved: {where}/<run>/{reserved[name.casefold()]} is "
+                    f"written by another stage; reserved names: {', '.join(RESERVED_NAMES)}"
+                )
         return value
 
     @field_validator("teachers")
@@ -605,6 +652,9 @@ class Config(_Section):
         names = [t.name for t in value]
         if len(set(names)) != len(names):
             raise ValueError(f"teacher names must be unique, got {names}")
+        folded = [n.casefold() for n in names]
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"teacher names must differ in more than letter case, got {names}")
         return value
 
     @model_validator(mode="after")
@@ -614,6 +664,17 @@ class Config(_Section):
             if s.teacher is not None and s.teacher not in known:
                 raise ValueError(
                     f"students[{i}].teacher {s.teacher!r} is not a configured teacher; known: {known}"
+                )
+        students = [s.name for s in self.students]
+        for name in self.study.students or ():
+            if name not in students:
+                raise ValueError(
+                    f"study.students names {name!r}, not a configured student; configured: {students}"
+                )
+        for name in self.study.teachers or ():
+            if name not in known:
+                raise ValueError(
+                    f"study.teachers names {name!r}, not a configured teacher; configured: {known}"
                 )
         return self
 
@@ -741,12 +802,36 @@ def format_validation_error(err: ValidationError, source: str, model: type[BaseM
     return f"{source}: invalid value for '{key}' ({shown!r}): {msg}"
 
 
+def _non_string_key(node: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """The location of the first mapping key that is not text (YAML reads ``1:`` or ``yes:`` as others)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                return (*loc, key)
+            found = _non_string_key(value, (*loc, key))
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found = _non_string_key(value, (*loc, i))
+            if found is not None:
+                return found
+    return None
+
+
 def parse_config(raw: Any, source: str = "config") -> Config:
     """Validate a mapping (as read from YAML) into a :class:`Config`."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    odd = _non_string_key(raw)
+    if odd is not None:
+        allowed = _allowed_keys(Config, odd)
+        listed = f"; allowed keys here: {', '.join(allowed)}" if allowed else "; keys are names (text)"
+        prefix = _loc(odd[:-1]) if odd[:-1] else ""
+        key = f"{prefix}.{odd[-1]}" if prefix else str(odd[-1])
+        raise ConfigError(f"{source}: unknown key '{key}' (a {type(odd[-1]).__name__}){listed}")
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
@@ -759,6 +844,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     PyYAML keeps the last of two equal keys, so a second ``data:`` section silently hides the first
     one (and any typo in it); a config must say everything once.
     """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # An alias repeats a value without copying it: ten levels of ten aliases are 10^10 values to
+        # every reader that walks them (a "billion laughs"). A config is short enough to write out.
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not accepted in config files; write the value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -820,25 +918,53 @@ def merge_overrides(base: dict[str, Any], override: dict[str, Any]) -> dict[str,
     return out
 
 
-def _resolve_extends(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The raw mapping of ``path`` with its ``extends:`` chain applied (the base first)."""
-    resolved = path.resolve()
-    if resolved in chain:
-        cycle = " -> ".join(str(p) for p in (*chain, resolved))
-        raise ConfigError(f"{path}: '{EXTENDS_KEY}' forms a cycle: {cycle}")
-    raw = read_yaml(path)
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
-    parent = raw.pop(EXTENDS_KEY, None)
-    if parent is None:
-        return raw
-    if not isinstance(parent, str) or not parent:
-        raise ConfigError(f"{path}: '{EXTENDS_KEY}' must be the path of another config, got {parent!r}")
-    base_path = (path.parent / parent) if not Path(parent).is_absolute() else Path(parent)
-    if not base_path.is_file():
-        raise ConfigError(f"{path}: '{EXTENDS_KEY}: {parent}' names {base_path}, which does not exist")
-    return merge_overrides(_resolve_extends(base_path, (*chain, resolved)), raw)
+MAX_EXTENDS_DEPTH = 32
+"""The longest ``extends:`` chain read: a real setup has two or three levels; a longer chain is a mistake
+(and each level is one more file a reader must follow)."""
+
+
+def _resolve_extends(path: Path) -> dict[str, Any]:
+    """The raw mapping of ``path`` with its ``extends:`` chain applied (the base first).
+
+    The chain is followed in a loop, not by recursion, and at most :data:`MAX_EXTENDS_DEPTH` files deep.
+    """
+    layers: list[dict[str, Any]] = []
+    chain: list[Path] = []
+    current = path
+    while True:
+        resolved = current.resolve()
+        if resolved in chain:
+            cycle = " -> ".join(str(p) for p in (*chain, resolved))
+            raise ConfigError(f"{path}: '{EXTENDS_KEY}' forms a cycle: {cycle}")
+        if len(chain) >= MAX_EXTENDS_DEPTH:
+            raise ConfigError(
+                f"{path}: the '{EXTENDS_KEY}' chain is more than {MAX_EXTENDS_DEPTH} files deep (stopped at "
+                f"{current}); merge some of the files"
+            )
+        chain.append(resolved)
+        raw = read_yaml(current)
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"{current}: the top level must be a mapping of sections, got {type(raw).__name__}"
+            )
+        parent = raw.pop(EXTENDS_KEY, None)
+        layers.append(raw)
+        if parent is None:
+            break
+        if not isinstance(parent, str) or not parent:
+            raise ConfigError(
+                f"{current}: '{EXTENDS_KEY}' must be the path of another config, got {parent!r}"
+            )
+        base_path = (current.parent / parent) if not Path(parent).is_absolute() else Path(parent)
+        problem = file_problem(base_path)
+        if problem is not None:
+            raise ConfigError(f"{current}: '{EXTENDS_KEY}: {parent}' names {base_path}, which {problem}")
+        current = base_path
+    merged: dict[str, Any] = {}
+    for raw in reversed(layers):
+        merged = merge_overrides(merged, raw)
+    return merged
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
@@ -866,11 +992,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     ``overrides`` maps dotted keys (``data.n_jets``) to values; None values are ignored.
     """
     path = Path(path)
-    if not path.is_file():
-        if path.exists():
-            raise ConfigError(f"config {path} is not a regular file; pass CONFIG=path/to.yaml")
+    problem = file_problem(path)
+    if problem is not None:
         raise ConfigError(
-            f"config file {path} does not exist; pass CONFIG=path/to.yaml (e.g. configs/default.yaml)"
+            f"config file {path} {problem}; pass CONFIG=path/to.yaml (e.g. configs/default.yaml)"
         )
     cfg = parse_config(_resolve_extends(path), str(path))
     cfg = apply_overrides(cfg, overrides or {}, str(path))

@@ -51,6 +51,58 @@ TMP_TAG = ".kdt-tmp"
 _TMP_PATTERN = re.compile(r"^\..*\.kdt-(?:tmp|staging|trash)(\d+)")
 
 
+def use_own_numba_cache() -> None:
+    """Point numba's JIT cache (da4ml compiles with ``cache=True``) at a folder of ours, unless the user
+    chose one: by default numba writes into the installed package's ``__pycache__`` (site-packages).
+
+    Must run before numba is imported (it reads the variable once); kd_trigger.rtl calls it on import,
+    and every da4ml import of ours is inside kd_trigger.rtl.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kd_trigger" / "numba"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        usable = os.access(base, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if not usable:  # a read-only home: a per-user folder in the temporary directory
+        import tempfile
+
+        base = Path(tempfile.gettempdir()) / f"kd_trigger-numba-{os.getuid()}"
+    os.environ["NUMBA_CACHE_DIR"] = str(base)
+
+
+def file_problem(path: Path, want: str = "file") -> str | None:
+    """Why ``path`` cannot be read as a ``want`` ("file" or "directory"), as words after the path, or None.
+
+    ``Path.exists()`` is False for a symbolic-link loop and a broken link too: saying "does not exist"
+    about a name the user can see in ``ls`` sends them looking in the wrong place.
+    """
+    path = Path(path)
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if path.is_symlink():
+            return f"is a broken symbolic link (to {os.readlink(path)})"
+        if err.errno == errno.ENOENT:
+            return "does not exist"
+        if err.errno == errno.ENOTDIR:
+            return "does not exist (a parent of it is a file)"
+        return f"cannot be read ({err.strerror or err})"
+    if want == "file" and path.is_dir():
+        return "is a directory, not a file"
+    if want == "directory" and not path.is_dir():
+        return "is not a directory"
+    if want == "any" and not (path.is_file() or path.is_dir()):
+        return "is not a regular file or a directory"  # a FIFO or a device would block the reader
+    if want == "file" and not path.is_file():
+        return "is not a regular file"
+    return None
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages whose behaviour decides the results."""
     versions = {}
@@ -118,6 +170,38 @@ def clean_dead_temporaries(root: Path, depth: int = 2) -> list[Path]:
     return removed
 
 
+# -- termination ----------------------------------------------------------------------------------
+_termination = {"requested": False, "deferred": 0}
+
+
+def request_termination() -> None:
+    """Remember that SIGTERM (or Ctrl-C) arrived. The signal handler also raises KeyboardInterrupt, but
+    a KeyboardInterrupt raised while a C library runs a Python callback (llvmlite during numba's JIT) is
+    printed as "Exception ignored" and lost: this flag is what every commit checks."""
+    _termination["requested"] = True
+
+
+def reset_termination() -> None:
+    _termination["requested"] = False
+
+
+def raise_if_terminated() -> None:
+    """KeyboardInterrupt when termination was requested: called just before anything is committed
+    (every atomic rename), so a terminated run never publishes its outputs."""
+    if _termination["requested"] and not _termination["deferred"]:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def termination_deferred() -> Iterator[None]:
+    """Finish a commit whose journal is written (past the commit point) even if termination arrives."""
+    _termination["deferred"] += 1
+    try:
+        yield
+    finally:
+        _termination["deferred"] -= 1
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary sibling and a rename."""
     with atomic_file(path) as tmp:
@@ -137,6 +221,7 @@ def atomic_file(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.stem}{TMP_TAG}{os.getpid()}{path.suffix}")
     try:
         yield tmp
+        raise_if_terminated()
         os.replace(tmp, path)
     except OSError as err:
         if err.errno in WRITE_ERRNOS:
@@ -155,6 +240,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        raise_if_terminated()
         if path.exists():
             old = tmp_name(path, "trash")
             os.replace(path, old)
@@ -313,6 +399,43 @@ def ensure_writable_dir(directory: Path, what: str) -> None:
         raise OutputError(
             f"{what} {directory} is not writable; choose another location or fix its permissions"
         )
+
+
+def check_creatable_dir(directory: Path, what: str) -> None:
+    """OutputError when ``directory`` could not be created or written; creates nothing.
+
+    Checks the nearest existing folder above it: a refused command must not leave new empty folders.
+    """
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{what} {directory}: {parent} is a file, not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"{what} {directory} cannot be created in {parent} (not writable); choose another location"
+                )
+            return
+
+
+@contextlib.contextmanager
+def created_dir(directory: Path, what: str) -> Iterator[None]:
+    """:func:`ensure_writable_dir`, and if the body raises, remove the folders this call created (those
+    still empty), so a failed command leaves no new empty folders behind."""
+    missing: list[Path] = []
+    for parent in (directory, *directory.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    ensure_writable_dir(directory, what)
+    try:
+        yield
+    except BaseException:
+        for folder in missing:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}

@@ -26,6 +26,7 @@ run killed after it is rolled forward by the next run. Outputs and record are ne
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -49,9 +50,12 @@ from kd_trigger.errors import ConfigError, StaleOutputError
 from kd_trigger.runs import (
     RunLock,
     clean_dead_temporaries,
+    file_problem,
     package_versions,
     path_fingerprint,
+    raise_if_terminated,
     remove_path,
+    termination_deferred,
     tmp_name,
     write_json_atomic,
     write_text_atomic,
@@ -78,6 +82,8 @@ class StageContext:
     stage: str
     upstream: dict[str, StageRecord]
     staged: dict[Path, Path] = field(default_factory=dict)
+    created: list[Path] = field(default_factory=list)
+    """Folders :meth:`out` created (deepest first per call): removed again, if empty, when the stage fails."""
 
     def out(self, final: Path) -> Path:
         """The staging path to write instead of ``final`` (a declared output); parents exist."""
@@ -85,8 +91,18 @@ class StageContext:
         if final not in self.staged:
             raise KeyError(f"stage {self.stage} did not declare the output {final}")
         path = self.staged[final]
+        for parent in (path.parent, *path.parent.parents):
+            if parent.exists():
+                break
+            self.created.append(parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def remove_created(self) -> None:
+        """Remove the folders :meth:`out` created that are still empty (a failed stage leaves none)."""
+        for folder in sorted(set(self.created), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 StageFn = Callable[[StageContext], StageResult | None]
@@ -186,7 +202,7 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
             lambda c: [c.firmware / s.name for s in c.students],
             "kd_trigger.hls.pipeline:hls_stage",
             inputs=lambda c: [Path(c.budget.profiles)],
-            check=_check_budget,
+            check=_check_hls,
             description="hls4ml firmware, bit-exact C simulation, resources, budget verdict",
         )
     )
@@ -238,7 +254,7 @@ def build_graph(cfg: Config) -> dict[str, Stage]:
 def _check_scan(cfg: Config) -> None:
     from kd_trigger.scan import plan_points
 
-    _check_budget(cfg)
+    _check_hls(cfg)
     plan_points(cfg)
 
 
@@ -260,24 +276,26 @@ def _teacher_files(cfg: Config, name: str) -> list[Path]:
 
 
 def _check_data(cfg: Config) -> None:
-    if cfg.data.path and not Path(cfg.data.path).exists():
-        raise_missing = f"data.path {cfg.data.path} does not exist; point it at an HDF5 jet file or remove it"
-        from kd_trigger.errors import DataError
+    if cfg.data.path:
+        problem = file_problem(Path(cfg.data.path), want="any")
+        if problem is not None:
+            from kd_trigger.errors import DataError
 
-        raise DataError(raise_missing)
+            raise DataError(f"data.path {cfg.data.path} {problem}; point it at an HDF5 jet file or remove it")
     if not cfg.data.path:
-        from kd_trigger.data.generate import plan_chunks
+        from kd_trigger.data.generate import check_n_jets
 
-        plan_chunks(cfg)
+        check_n_jets(cfg)
 
 
 def _check_teacher(cfg: Config, name: str) -> None:
     path = cfg.teacher_spec(name).path
-    if path and not Path(path).exists():
+    problem = file_problem(Path(path), want="any") if path else None
+    if problem is not None:
         from kd_trigger.errors import ModelError
 
         raise ModelError(
-            f"teacher '{name}': file {path} does not exist; set its path to a saved Keras model "
+            f"teacher '{name}': file {path} {problem}; set its path to a saved Keras model "
             "(.h5, .keras or a SavedModel directory)"
         )
 
@@ -289,10 +307,23 @@ def _check_students(cfg: Config) -> None:
         check_student(spec)
 
 
-def _check_budget(cfg: Config) -> None:
-    from kd_trigger.fpga.budget import load_budget
+def _check_hls(cfg: Config) -> None:
+    """The budget profile, the FPGA part, and ``hls.layers`` naming layers some student has."""
+    from kd_trigger.fpga.budget import check_hls_part, load_budget
+    from kd_trigger.models.students import student_layer_names
 
     load_budget(cfg.budget)
+    check_hls_part(cfg.hls.part, cfg.budget)
+    # The scan's designs may be deeper than the configured students: their layers count too.
+    designs = list(cfg.students)
+    for s in cfg.students:
+        axes = cfg.scan.axes.get(s.kind)
+        for hidden in (axes.hidden if axes else None) or ():
+            designs.append(s.model_copy(update={"hidden": hidden}))
+        for head in (axes.head if axes else None) or ():
+            designs.append(s.model_copy(update={"head": head}))
+    names = list(dict.fromkeys(n for s in designs for n in student_layer_names(s)))
+    cfg.hls.check_layer_names(names, "any student")
 
 
 def plan(graph: dict[str, Stage], targets: Iterable[str]) -> list[str]:
@@ -527,6 +558,7 @@ def _journal_path(cfg: Config, stage: str) -> Path:
 
 def _commit(cfg: Config, ctx: StageContext, record: StageRecord) -> None:
     journal = _journal_path(cfg, ctx.stage)
+    raise_if_terminated()  # a SIGTERM swallowed inside a C callback must still stop the commit
     moves = [[str(staging), str(final)] for final, staging in ctx.staged.items()]
     # The commit point: from here on the new outputs win, even if this process dies.
     write_json_atomic(
@@ -538,7 +570,8 @@ def _commit(cfg: Config, ctx: StageContext, record: StageRecord) -> None:
             "config": cfg.to_dict(),
         },
     )
-    roll_forward(cfg, journal)
+    with termination_deferred():
+        roll_forward(cfg, journal)
 
 
 def roll_forward(cfg: Config, journal: Path) -> None:
@@ -601,8 +634,35 @@ def recover(cfg: Config) -> None:
 # -- running --------------------------------------------------------------------------------------
 def preflight(cfg: Config, graph: dict[str, Stage], order: list[str]) -> None:
     """Every stage's cheap checks, before any work: a bad input fails in seconds, not after training."""
+    _check_inputs_outside_outputs(cfg, graph)
     for name in order:
         graph[name].check(cfg)
+
+
+def _user_files(cfg: Config) -> list[tuple[str, Path]]:
+    files = [("data.path", Path(cfg.data.path))] if cfg.data.path else []
+    files += [(f"teachers[{i}].path", Path(t.path)) for i, t in enumerate(cfg.teachers) if t.path]
+    return [*files, ("budget.profiles", Path(cfg.budget.profiles))]
+
+
+def _check_inputs_outside_outputs(cfg: Config, graph: dict[str, Stage]) -> None:
+    """ConfigError when a file the user gives lies inside a folder a stage replaces: the stage's commit
+    (or --force) would delete the user's file."""
+    # realpath, not Path.resolve(): it does not raise on a symbolic-link loop (reported later as such).
+    outputs = [
+        (f"stage {name}", Path(os.path.realpath(out)))
+        for name, stage in graph.items()
+        for out in stage.outputs(cfg)
+    ]
+    outputs.append(("the stage runner", Path(os.path.realpath(records_dir(cfg)))))
+    for key, path in _user_files(cfg):
+        resolved = Path(os.path.realpath(path))
+        for who, out in outputs:
+            if resolved.is_relative_to(out):
+                raise ConfigError(
+                    f"{key} {path} lies inside {out}, which {who} replaces when it runs; move the file out of "
+                    "the run's folders"
+                )
 
 
 def _run_stage(
@@ -638,6 +698,11 @@ def _run_stage(
             extra=result.extra,
         )
         _commit(cfg, ctx, record)
+    except BaseException:
+        for staging in ctx.staged.values():
+            remove_path(staging)
+        ctx.remove_created()
+        raise
     finally:
         for staging in ctx.staged.values():
             remove_path(staging)

@@ -159,7 +159,7 @@ CONFIG_CASES = [
         "less than or equal to 1",
     ),
     Case("missing config", lambda d: ["status", "--config", str(d / "none.yaml")], "does not exist"),
-    Case("config is a directory", lambda d: ["status", "--config", str(d)], "is not a regular file"),
+    Case("config is a directory", lambda d: ["status", "--config", str(d)], "is a directory, not a file"),
     Case("invalid YAML", lambda d: ["status", "--config", _config(d, "run: [unclosed\n")], "not valid YAML"),
     Case(
         "duplicate section",
@@ -540,7 +540,382 @@ PRUNING_PRECISION_CASES = [
     ),
 ]
 
-ALL_CASES = CONFIG_CASES + BUDGET_CASES + DATA_CASES + MODEL_CASES + REPORT_CASES + PRUNING_PRECISION_CASES
+
+# -- issue 18: the second hardening round ----------------------------------------------------------
+def _jets_with(d: Path, name: str, array: np.ndarray) -> str:
+    """A valid jet file whose dataset ``name`` is replaced by ``array`` (any dtype and shape)."""
+    jets = _jets(d)
+    with h5py.File(jets, "r+") as f:
+        del f[name]
+        f.create_dataset(name, data=array)
+    return jets
+
+
+def _four_vectors(d: Path, fill: Callable[[np.ndarray], None]) -> list[str]:
+    """A jet file whose constituents ``fill`` rewrites in place (only the first 3 rows of a jet are real)."""
+    jets = _jets(d)
+    with h5py.File(jets, "r+") as f:
+        c = f["constituents"][...]
+        fill(c)
+        f["constituents"][...] = c
+    return _data_cmd(d, jets)
+
+
+def _negative_energies(c: np.ndarray) -> None:
+    c[:, :3, 0] *= -1
+
+
+def _swapped_columns(c: np.ndarray) -> None:
+    c[:, :3] = c[:, :3, ::-1].copy()  # (pz, py, px, E): "E" is pz, mostly below |p|
+
+
+def _huge(c: np.ndarray) -> None:
+    c[5, 0, 1] = 1e35
+
+
+def _model_file(d: Path, build: Callable[[], object]) -> str:
+    path = d / "odd.h5"
+    build().save(path)  # type: ignore[attr-defined]
+    return str(path)
+
+
+def _nan_weight_model() -> object:
+    from kd_trigger.config import StudentConfig
+    from kd_trigger.models.students import build_student
+
+    model = build_student(StudentConfig(name="m", kind="mlp", n_particles=8, hidden=(8,)))
+    layer = model.get_layer("dense_0")
+    kernel, bias = layer.get_weights()
+    kernel[0, 0] = np.nan
+    layer.set_weights([kernel, bias])
+    return model
+
+
+def _input_only_model() -> object:
+    import tensorflow as tf
+
+    x = tf.keras.Input(shape=(8, 7), name="particles")
+    return tf.keras.Model(x, x)
+
+
+def _two_input_model() -> object:
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+
+    a = tf.keras.Input(shape=(4,), name="a")
+    b = tf.keras.Input(shape=(4,), name="b")
+    x = tf.keras.layers.Concatenate()([a, b])
+    x = QActivation("quantized_bits(8,3,alpha=1)")(x)
+    y = QDense(
+        2, kernel_quantizer="quantized_bits(8,1,alpha=1)", bias_quantizer="quantized_bits(8,3,alpha=1)"
+    )(x)
+    return tf.keras.Model([a, b], y)
+
+
+def _odd_model_cmd(d: Path, command: str, build: Callable[[], object]) -> list[str]:
+    return [command, "--model", _model_file(d, build), "--out", str(d / "fw")]
+
+
+def _csynth_with(d: Path, lut: str) -> list[str]:
+    src = REPO / "tests/fixtures/reports/vitis_hls_2025_jet/myproject_prj/solution1/syn/report/csynth.xml"
+    text = src.read_text()
+    start = text.index("<LUT>") + len("<LUT>")
+    path = d / "myproject_csynth.xml"
+    path.write_text(text[:start] + lut + text[text.index("</LUT>", start) :])
+    return ["fpga-report", str(path)]
+
+
+def _utilization_cut(d: Path) -> list[str]:
+    text = (REPO / "tests/fixtures/reports/vitis_hls_2025_jet/vivado_synth.rpt").read_text()
+    cut = text.index("| CLB LUTs*") + len("| CLB LUTs*               |")
+    path = d / "vivado_synth.rpt"
+    path.write_text(text[:cut])
+    return ["fpga-report", str(path)]
+
+
+def _extends_chain(d: Path, depth: int) -> list[str]:
+    (d / "c0.yaml").write_text("run:\n  name: deep\n")
+    for i in range(1, depth):
+        (d / f"c{i}.yaml").write_text(f"extends: c{i - 1}.yaml\n")
+    return ["status", "--config", str(d / f"c{depth - 1}.yaml")]
+
+
+def _firmware_kept(d: Path, *argv: str) -> list[str]:
+    """A student's firmware already on disk (with its report): a refused run must leave it as it is."""
+    folder = d / "firmware" / "ci" / "report_plots"
+    folder.mkdir(parents=True)
+    (folder / "hls_report.json").write_text("{}")
+    return [*argv, "--config", _config(d, students=[{"name": "report_plots", "kind": "mlp"}])]
+
+
+def _loop(d: Path, name: str) -> Path:
+    path = d / name
+    path.symlink_to(path)
+    return path
+
+
+def _teacher_fails(d: Path) -> list[str]:
+    bad = d / "t.h5"
+    bad.write_text("not a model")
+    config = _config(
+        d,
+        data={"path": _jets(d), "split": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        teachers=[{"name": "t", "kind": "path", "path": str(bad), "n_particles": 12}],
+        students=[{"name": "s", "kind": "mlp", "n_particles": 12}],
+    )
+    return ["run", "teacher:t", "--config", config]
+
+
+ISSUE18_CASES = [
+    # 1. student names that are the run's own folders
+    Case(
+        "student named report_plots",
+        lambda d: ["status", "--config", _config(d, students=[{"name": "report_plots", "kind": "mlp"}])],
+        "students[0].name 'report_plots' is reserved",
+    ),
+    Case(
+        "student named best, with --force",
+        lambda d: ["distill", "--force", "--config", _config(d, students=[{"name": "best", "kind": "mlp"}])],
+        "students[0].name 'best' is reserved",
+    ),
+    Case(
+        "student named Best (case-insensitive file systems)",
+        lambda d: ["status", "--config", _config(d, students=[{"name": "Best", "kind": "mlp"}])],
+        "firmware/<run>/best is written by another stage",
+    ),
+    Case(
+        "students differing only in case",
+        lambda d: [
+            "status",
+            "--config",
+            _config(d, students=[{"name": "mlp", "kind": "mlp"}, {"name": "MLP", "kind": "mlp"}]),
+        ],
+        "student names must differ in more than letter case",
+    ),
+    Case(
+        "report --force over a student named report_plots keeps its firmware",
+        lambda d: _firmware_kept(d, "report", "--force"),
+        "'report_plots' is reserved",
+    ),
+    Case(
+        "hls --force over a student named report_plots keeps its firmware",
+        lambda d: _firmware_kept(d, "hls", "--force"),
+        "'report_plots' is reserved",
+    ),
+    # 2. unknown FPGA part
+    Case(
+        "unknown hls.part",
+        lambda d: ["status", "--config", _config(d, hls={"part": "xcfoo-bar-1-e"})],
+        "hls.part 'xcfoo-bar-1-e' is not a known FPGA part; known parts: xcvu13p-flga2577-2-e",
+    ),
+    Case(
+        "unknown hls.part with hls --model",
+        lambda d: [*_hls(d), "--config", _config(d, hls={"part": "xcfoo-bar-1-e"})],
+        "is not a known FPGA part",
+    ),
+    Case(
+        "unknown hls.part with rtl",
+        lambda d: [
+            "rtl",
+            "--model",
+            _model(d),
+            "--out",
+            str(d / "fw"),
+            "--config",
+            _config(d, hls={"part": "xcfoo"}),
+        ],
+        "is not a known FPGA part",
+    ),
+    # 3. dtype and rank of every dataset
+    Case(
+        "string constituents",
+        lambda d: _data_cmd(d, _jets_with(d, "constituents", np.full((40, 12, 4), b"x"))),
+        "dataset constituents has dtype |S1, expected numbers of shape (N, M, 4)",
+    ),
+    Case(
+        "scalar n_constituents",
+        lambda d: _data_cmd(d, _jets_with(d, "n_constituents", np.int32(3))),
+        "dataset n_constituents has shape (), expected (N,)",
+    ),
+    Case(
+        "(N, 1) is_signal",
+        lambda d: _data_cmd(d, _jets_with(d, "is_signal", (np.arange(40) % 2).astype(np.int8)[:, None])),
+        "dataset is_signal has shape (40, 1), expected (N,)",
+    ),
+    Case(
+        "(N, 1) split",
+        lambda d: _data_cmd(d, _jets_with(d, "split", np.zeros((40, 1), np.uint8))),
+        "dataset split has shape (40, 1), expected (N,)",
+    ),
+    Case(
+        "jet_p4 of 3 columns",
+        lambda d: _data_cmd(d, _jets_with(d, "jet_p4", np.ones((40, 3)))),
+        "dataset jet_p4 has shape (40, 3), expected (N, 4)",
+    ),
+    Case(
+        "negative n_constituents",
+        lambda d: _data_cmd(d, _jets_with(d, "n_constituents", np.full(40, -1, np.int32))),
+        "n_constituents must hold whole numbers 0..12",
+    ),
+    Case(
+        "string labels",
+        lambda d: _data_cmd(d, _jets_with(d, "is_signal", np.array([b"top", b"qcd"] * 20))),
+        "dataset is_signal has dtype |S3",
+    ),
+    # 4. unusable four-vectors
+    Case(
+        "all energies negative",
+        lambda d: _four_vectors(d, _negative_energies),
+        "no jet has a particle with positive energy (120 non-zero constituent row(s) have E <= 0",
+    ),
+    Case(
+        "E < |p| everywhere (columns in another order)",
+        lambda d: _four_vectors(d, _swapped_columns),
+        "particles have E < |p| (not a four-momentum)",
+    ),
+    Case(
+        "a value of 1e35",
+        lambda d: _four_vectors(d, _huge),
+        "1 four-vector value(s) above 1e+08 GeV in magnitude (first in jet 5)",
+    ),
+    # 5. hls --model and rtl share the model checks
+    Case(
+        "hls --model with a NaN weight",
+        lambda d: _odd_model_cmd(d, "hls", _nan_weight_model),
+        "1 NaN/inf value(s)",
+    ),
+    Case(
+        "rtl with a NaN weight", lambda d: _odd_model_cmd(d, "rtl", _nan_weight_model), "1 NaN/inf value(s)"
+    ),
+    Case(
+        "hls --model of an Input only",
+        lambda d: _odd_model_cmd(d, "hls", _input_only_model),
+        "the model has no Dense/Conv1D layer (its layers: InputLayer)",
+    ),
+    Case(
+        "rtl of an Input only",
+        lambda d: _odd_model_cmd(d, "rtl", _input_only_model),
+        "the model has no Dense/Conv1D layer",
+    ),
+    Case(
+        "hls --model with two inputs",
+        lambda d: _odd_model_cmd(d, "hls", _two_input_model),
+        "the model has 2 input(s) and 1 output(s)",
+    ),
+    Case(
+        "rtl with two inputs",
+        lambda d: _odd_model_cmd(d, "rtl", _two_input_model),
+        "the model has 2 input(s) and 1 output(s)",
+    ),
+    # 6. fpga-report numbers
+    Case("fpga-report <LUT>inf</LUT>", lambda d: _csynth_with(d, "inf"), "is 'inf', not a finite count"),
+    Case(
+        "fpga-report <LUT>1e400</LUT>", lambda d: _csynth_with(d, "1e400"), "is '1e400', not a finite count"
+    ),
+    Case("fpga-report <LUT>-5</LUT>", lambda d: _csynth_with(d, "-5"), "is '-5', not a finite count"),
+    Case(
+        "fpga-report utilization cut mid-row",
+        _utilization_cut,
+        "the 'CLB LUTs' row ends before its Used column",
+    ),
+    # 7. n_jets
+    Case(
+        "n_jets of 10^12",
+        lambda d: ["status", "--config", _config(d, data={"n_jets": 10**12})],
+        "'data.n_jets' (1000000000000): Input should be less than or equal to 10000000",
+    ),
+    # 8. extends
+    Case(
+        "extends chain of 1500 files", lambda d: _extends_chain(d, 1500), "chain is more than 32 files deep"
+    ),
+    # 9. per-layer options naming no layer
+    Case(
+        "hls --model --reuse nolayer=2",
+        lambda d: _hls(d, "--reuse", "nolayer=2"),
+        "names 'nolayer', not a layer of the model; its layers: particles, input_quant",
+    ),
+    Case(
+        "hls --model --precision nolayer=...",
+        lambda d: _hls(d, "--precision", "nolayer=ap_fixed<16,6>"),
+        "names 'nolayer', not a layer of the model",
+    ),
+    Case(
+        "rtl --reuse nolayer=2",
+        lambda d: ["rtl", "--model", _model(d), "--out", str(d / "fw"), "--reuse", "nolayer=2"],
+        "names 'nolayer', not a layer of the model",
+    ),
+    Case(
+        "hls.layers.nolayer in a config",
+        lambda d: ["status", "--config", _config(d, hls={"layers": {"nolayer": {"reuse_factor": 2}}})],
+        "names 'nolayer', not a layer of any student; its layers: particles, input_quant, flatten, dense_0",
+    ),
+    Case(
+        "hls --reuse nolayer=2 on the run",
+        lambda d: ["hls", "--reuse", "nolayer=2", "--config", _config(d)],
+        "not a layer of any student",
+    ),
+    # minor
+    Case(
+        "refused hls --model leaves no new parent folder",
+        lambda d: ["hls", "--model", str(d / "none.h5"), "--out", str(d / "a" / "b")],
+        "does not exist",
+    ),
+    Case(
+        "refused rtl leaves no new parent folder",
+        lambda d: ["rtl", "--model", str(d / "none.h5"), "--out", str(d / "a" / "b")],
+        "does not exist",
+    ),
+    Case(
+        "rtl takes --input-precision",
+        lambda d: [
+            "rtl",
+            "--model",
+            _model(d),
+            "--out",
+            str(d / "fw"),
+            "--input-precision",
+            "ap_fixed<12,4>",
+            "--reuse",
+            "nolayer=1",
+        ],
+        "names 'nolayer'",
+    ),
+    Case(
+        "config is a symlink loop",
+        lambda d: ["status", "--config", str(_loop(d, "c.yaml"))],
+        "c.yaml is a symbolic link loop; pass CONFIG=path/to.yaml",
+    ),
+    Case(
+        "--model is a directory",
+        lambda d: ["hls", "--model", str((d / "m.h5", (d / "m.h5").mkdir())[0]), "--out", str(d / "fw")],
+        "m.h5 is a directory, not a file",
+    ),
+    Case(
+        "--model is a symlink loop",
+        lambda d: ["rtl", "--model", str(_loop(d, "m.h5")), "--out", str(d / "fw")],
+        "m.h5 is a symbolic link loop",
+    ),
+    Case(
+        "data.path is a symlink loop",
+        lambda d: _data_cmd(d, str(_loop(d, "jets.h5"))),
+        "jets.h5 is a symbolic link loop",
+    ),
+    Case(
+        "fpga-report of a symlink loop",
+        lambda d: ["fpga-report", str(_loop(d, "r.rpt"))],
+        "r.rpt is a symbolic link loop",
+    ),
+]
+
+ALL_CASES = (
+    CONFIG_CASES
+    + BUDGET_CASES
+    + DATA_CASES
+    + MODEL_CASES
+    + REPORT_CASES
+    + ISSUE18_CASES
+    + PRUNING_PRECISION_CASES
+)
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.name for c in ALL_CASES])
@@ -562,6 +937,192 @@ def test_every_case_has_a_unique_name_and_a_message_to_match() -> None:
     """An empty ``message`` would make the harness's ``case.message in line`` check pass on any error."""
     assert len({c.name for c in ALL_CASES}) == len(ALL_CASES)
     assert all(c.message.strip() for c in ALL_CASES), [c.name for c in ALL_CASES if not c.message.strip()]
+
+
+def test_a_failed_teacher_stage_leaves_no_teachers_folder(tmp_path: Path, capsys) -> None:
+    """The data stage commits (it ran before); the failed teacher stage leaves no empty teachers/."""
+    argv = _teacher_fails(tmp_path)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a readable Keras model" in err[0], err
+    assert (tmp_path / "artifacts" / "ci" / "data").is_dir()
+    assert not (tmp_path / "artifacts" / "ci" / "teachers").exists()
+
+
+def test_an_unknown_part_with_available_resources_is_accepted(tmp_path: Path) -> None:
+    """The way out the unknown-part error names: the budget profile's part with its resources."""
+    profile = PROFILE.replace("xcvu13p-flga2577-2-e", "xcfoo-bar-1-e") + (
+        "    available: {lut: 100000, ff: 200000, dsp: 500, bram_18k: 100, uram: 0}\n"
+    )
+    (tmp_path / "budget.yaml").write_text(profile)
+    config = _config(
+        tmp_path, hls={"part": "xcfoo-bar-1-e"}, budget={"profiles": str(tmp_path / "budget.yaml")}
+    )
+    assert main(["status", "--config", config]) == 0
+
+
+def test_a_few_odd_four_vectors_are_warned_about_with_counts(tmp_path: Path, caplog) -> None:
+    """A minority of odd particles is not refused, but counted in a warning."""
+
+    def some_odd(c: np.ndarray) -> None:
+        c[0, :3] = 0  # jet 0 empty
+        c[1, 0, 0] = -c[1, 0, 0]  # one non-zero row with E < 0 (read as padding)
+        c[2, 1, 0] = 0.5 * np.linalg.norm(c[2, 1, 1:])  # one particle with E < |p|
+
+    argv = _four_vectors(tmp_path, some_odd)
+    with caplog.at_level("WARNING", logger="kd_trigger"):
+        assert main(argv) == 0
+    text = caplog.text
+    assert "1 of 40 jets have no particle with E > 0" in text
+    assert "1 non-zero constituent row(s) with E <= 0 are read as padding" in text
+    assert "1 of 116 particles have E < |p|" in text
+
+
+def test_sigterm_swallowed_inside_a_stage_still_commits_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A SIGTERM whose KeyboardInterrupt is lost (as inside llvmlite's ctypes callback during numba's JIT)
+    must still stop the run before its commit: exit 130, no record, no output."""
+    import signal
+
+    from kd_trigger import stages
+
+    def graph(cfg):
+        return {
+            "a": stages.Stage(
+                "a", (), lambda c: 1, lambda c: [c.artifacts / "a.txt"], f"{__name__}:_swallowing_stage"
+            )
+        }
+
+    monkeypatch.setattr(stages, "build_graph", graph)
+    config = _config(tmp_path)
+    assert signal.getsignal(signal.SIGTERM) is not None
+    capsys.readouterr()
+    assert main(["run", "a", "--config", config]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "artifacts" / "ci" / "a.txt").exists()
+    assert not list((tmp_path / "artifacts" / "ci" / "stages").glob("a*.json"))
+    # The next run is not affected by the earlier termination.
+    monkeypatch.setattr(
+        stages,
+        "build_graph",
+        lambda cfg: {
+            "a": stages.Stage(
+                "a", (), lambda c: 2, lambda c: [c.artifacts / "a.txt"], f"{__name__}:_plain_stage"
+            )
+        },
+    )
+    assert main(["run", "a", "--config", config]) == 0
+    assert (tmp_path / "artifacts" / "ci" / "a.txt").read_text() == "done"
+
+
+def _swallowing_stage(ctx):
+    import signal
+
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs at the next bytecode boundary
+            pass
+    except KeyboardInterrupt:
+        pass  # what a C library's callback wrapper does: print "Exception ignored" and go on
+    ctx.out(ctx.cfg.artifacts / "a.txt").write_text("done")
+
+
+def _plain_stage(ctx):
+    ctx.out(ctx.cfg.artifacts / "a.txt").write_text("done")
+
+
+def test_chunks_are_planned_lazily_and_counted_without_planning() -> None:
+    """status checks n_jets without holding a plan; generation counts chunks arithmetically."""
+    import inspect
+
+    from kd_trigger.config import MAX_N_JETS
+    from kd_trigger.data.generate import check_n_jets, iter_chunks, n_chunks, plan_chunks
+
+    big = parse_config({"data": {"n_jets": MAX_N_JETS}})
+    assert check_n_jets(big) == MAX_N_JETS // 2
+    assert n_chunks(big) == 2 * MAX_N_JETS // 2 // big.data.generator.chunk_jets
+    assert inspect.isgenerator(iter_chunks(big))
+    small = parse_config({"data": {"n_jets": 1002, "generator": {"chunk_jets": 250}}})
+    assert n_chunks(small) == len(plan_chunks(small)) == 6
+
+
+def test_numba_caches_outside_site_packages(tmp_path: Path, monkeypatch) -> None:
+    """kd_trigger.rtl points numba's cache at a folder of ours unless the user chose one."""
+    from kd_trigger.runs import use_own_numba_cache
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    use_own_numba_cache()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "kd_trigger" / "numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    use_own_numba_cache()
+    assert os.environ["NUMBA_CACHE_DIR"] == "/somewhere/else"
+
+
+def test_importing_the_rtl_package_sets_the_numba_cache() -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    code = "import os, kd_trigger.rtl; print(os.environ['NUMBA_CACHE_DIR'])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=REPO
+    )
+    assert "site-packages" not in done.stdout and done.stdout.strip(), done.stdout
+
+
+def test_help_is_for_users(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert ":func:" not in out and "``" not in out
+    assert "Exit status: 0 success, 1" in out
+
+
+def test_make_help_lists_every_target() -> None:
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    makefile = (REPO / "Makefile").read_text()
+    targets = re.findall(r"^([a-z][a-z-]*):.*## ", makefile, re.MULTILINE)
+    done = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, check=True)
+    listed = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    assert listed == targets and "help" in targets
+
+
+def test_reserved_names_cover_every_firmware_output() -> None:
+    """Every path the stages write into firmware/<run>/ besides the students' folders is a reserved name,
+    so no student can share a folder with another stage's output."""
+    from kd_trigger.config import RESERVED_ARTIFACT_NAMES, RESERVED_FIRMWARE_NAMES
+    from kd_trigger.stages import RECORDS_DIR, build_graph
+
+    cfg = parse_config({})
+    students = {s.name for s in cfg.students}
+    outputs = [p for stage in build_graph(cfg).values() for p in stage.outputs(cfg)]
+    firmware = {p.name for p in outputs if p.parent == cfg.firmware and p.name not in students}
+    assert firmware == set(RESERVED_FIRMWARE_NAMES)
+    # artifacts/<run>/ may be the same folder (run.artifacts_dir == run.firmware_dir): its folders too
+    folders = {
+        p.relative_to(cfg.artifacts).parts[0]
+        for p in outputs
+        if p.is_relative_to(cfg.artifacts) and "." not in p.name
+    } | {RECORDS_DIR}
+    assert folders == set(RESERVED_ARTIFACT_NAMES)
+
+
+def test_student_layer_names_match_the_built_students() -> None:
+    """hls.layers is checked against names computed without TensorFlow: they must be the real ones."""
+    from kd_trigger.config import StudentConfig
+    from kd_trigger.models.students import build_student, student_layer_names
+
+    for spec in (
+        StudentConfig(name="m", kind="mlp", n_particles=4, hidden=(4, 3)),
+        StudentConfig(name="d", kind="deepsets", n_particles=4, hidden=(4, 3), head=(5, 2)),
+    ):
+        assert student_layer_names(spec) == [layer.name for layer in build_student(spec).layers]
 
 
 # -- fuzzing -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import resource
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -49,30 +50,44 @@ def chunk_seed(run_seed: int, label: int, chunk_index: int) -> int:
     return int.from_bytes(digest[:8], "little") % PYTHIA_SEED_MAX + 1
 
 
-def plan_chunks(cfg: Config) -> list[ChunkTask]:
-    """The chunks that make up the file, top chunks first, each class in chunk order."""
+def check_n_jets(cfg: Config) -> int:
+    """The jets per class; ConfigError when ``data.n_jets`` is odd (checked without planning any chunk)."""
     n_jets = cfg.data.n_jets
     if n_jets % 2:
         raise ConfigError(
             f"data.n_jets must be even (the file holds n_jets/2 top and n_jets/2 QCD jets), got {n_jets}"
         )
-    per_class = n_jets // 2
+    return n_jets // 2
+
+
+def n_chunks(cfg: Config) -> int:
+    """How many chunks :func:`iter_chunks` yields (both classes), computed without planning them."""
+    return 2 * -(-check_n_jets(cfg) // cfg.data.generator.chunk_jets)
+
+
+def iter_chunks(cfg: Config) -> Iterator[ChunkTask]:
+    """The chunks that make up the file, top chunks first, each class in chunk order, one at a time.
+
+    Lazy: a check (``status``) never holds the plan in memory, whatever ``data.n_jets`` is.
+    """
+    per_class = check_n_jets(cfg)
     chunk_jets = cfg.data.generator.chunk_jets
     generator = cfg.data.generator.model_dump(mode="json")
-    tasks = []
     for label in (LABEL_TOP, LABEL_QCD):
         for index, start in enumerate(range(0, per_class, chunk_jets)):
-            tasks.append(
-                ChunkTask(
-                    label=label,
-                    chunk_index=index,
-                    n_jets=min(chunk_jets, per_class - start),
-                    seed=chunk_seed(cfg.run.seed, label, index),
-                    generator=generator,
-                    max_constituents=cfg.data.max_constituents,
-                )
+            yield ChunkTask(
+                label=label,
+                chunk_index=index,
+                n_jets=min(chunk_jets, per_class - start),
+                seed=chunk_seed(cfg.run.seed, label, index),
+                generator=generator,
+                max_constituents=cfg.data.max_constituents,
             )
-    return tasks
+
+
+def plan_chunks(cfg: Config) -> list[ChunkTask]:
+    """Every chunk of :func:`iter_chunks` as a list (generation holds them all anyway)."""
+    return list(iter_chunks(cfg))
 
 
 def _workers(cfg: Config, n_tasks: int) -> int:
@@ -255,5 +270,5 @@ def generate_to_file(cfg: Config, out: Path, force: bool = False) -> Path:
     if out.exists() and not out.is_file():
         raise OutputError(f"--out {out} is not a regular file")
     ensure_writable_dir(out.parent, "--out directory")
-    plan_chunks(cfg)  # bad n_jets fails before any work
+    check_n_jets(cfg)  # bad n_jets fails before any work
     return write_jets_file(out, generate_jets(cfg), cfg)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -24,6 +25,7 @@ from kd_trigger.config import Config
 from kd_trigger.data.dataset import FORMAT_NAME, JetDataset, assign_split
 from kd_trigger.data.features import jet_kinematics
 from kd_trigger.errors import DataError
+from kd_trigger.runs import file_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,11 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
     missing, empty, non-HDF5, unknown-layout or incomplete file, zero jets, or NaN/inf values.
     """
     path = Path(path)
-    if not path.exists():
+    problem = file_problem(path, want="any")
+    if problem == "does not exist":
         raise DataError(f"data file {path} does not exist; {_missing_hint()}")
+    if problem is not None:
+        raise DataError(f"data file {path} {problem}; point data.path at an HDF5 file")
     if path.is_dir():
         return _read_split_directory(path, cfg)
     if not path.is_file():
@@ -89,8 +94,80 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
         raise DataError(f"data file {path} cannot be read as HDF5 ({err}); is it truncated?") from None
     if dataset is None:
         dataset = _read_public_chunks(path, cfg)
+    check_four_vectors(dataset.constituents, path)
     log.info("read %s: %s", dataset.source, dataset.summary())
     return dataset
+
+
+MAX_ABS_GEV = 1e8
+"""Largest |E|, |p_i| accepted (GeV): 10^8 is far beyond any collider (and MeV files of the LHC stay below
+it); a larger value is corrupt, and its square overflows float32 in the features and the teacher."""
+
+MAX_UNPHYSICAL_FRACTION = 0.5
+"""Particles with E < |p| beyond rounding: a few are tolerated (warned about); more than this share means
+the four-vectors are not (E, px, py, pz), e.g. the columns are in another order."""
+
+_ROUNDING = 1e-4  # relative: float32 massless particles have E = |p| to ~1e-7
+_CHECK_CHUNK = (
+    5_000  # jets per step (~32 MB of float64): the checks never hold more than one chunk's temporaries
+)
+
+
+def check_four_vectors(constituents: np.ndarray, path: Path) -> None:
+    """Refuse four-vectors no stage could use, warn (with counts) about a minority of odd ones.
+
+    A particle is real when E > 0 (the students' and the teacher's padding convention). Refused (DataError):
+    a value above :data:`MAX_ABS_GEV`; no real particle in any jet (e.g. every energy negative: all would be
+    read as padding); E < |p| for more than :data:`MAX_UNPHYSICAL_FRACTION` of the real particles.
+    Warned: jets without any real particle, non-zero rows with E <= 0 (read as padding), and E < |p|.
+    """
+    n_jets = len(constituents)
+    huge = dropped = unphysical = real_total = empty_jets = 0
+    first_huge = -1
+    for start in range(0, n_jets, _CHECK_CHUNK):
+        c = np.asarray(constituents[start : start + _CHECK_CHUNK], dtype=np.float64)
+        big = np.abs(c) > MAX_ABS_GEV
+        if np.any(big) and first_huge < 0:
+            first_huge = start + int(np.argwhere(big)[0][0])
+        huge += int(np.count_nonzero(big))
+        if huge:
+            continue
+        energy = c[:, :, 0]
+        real = energy > 0
+        nonzero = np.any(c != 0, axis=2)
+        dropped += int(np.count_nonzero(nonzero & ~real))
+        real_total += int(np.count_nonzero(real))
+        empty_jets += int(np.count_nonzero(~real.any(axis=1)))
+        p = np.linalg.norm(c[:, :, 1:], axis=2)
+        unphysical += int(np.count_nonzero(real & (energy < p * (1 - _ROUNDING))))
+    if huge:
+        raise DataError(
+            f"data file {path}: {huge} four-vector value(s) above {MAX_ABS_GEV:g} GeV in magnitude (first in jet "
+            f"{first_huge}); the file is corrupt or not in GeV"
+        )
+    if real_total == 0:
+        raise DataError(
+            f"data file {path}: no jet has a particle with positive energy ({dropped} non-zero constituent "
+            "row(s) have E <= 0 and would be read as padding); constituents must be (E, px, py, pz) with E > 0"
+        )
+    if unphysical > MAX_UNPHYSICAL_FRACTION * real_total:
+        raise DataError(
+            f"data file {path}: {unphysical} of {real_total} particles have E < |p| (not a four-momentum); "
+            "constituents must be (E, px, py, pz) in this order"
+        )
+    if empty_jets:
+        log.warning(
+            "data file %s: %d of %d jets have no particle with E > 0 (read as empty)",
+            path,
+            empty_jets,
+            n_jets,
+        )
+    if dropped:
+        log.warning(
+            "data file %s: %d non-zero constituent row(s) with E <= 0 are read as padding", path, dropped
+        )
+    if unphysical:
+        log.warning("data file %s: %d of %d particles have E < |p|", path, unphysical, real_total)
 
 
 MIN_JETS_PER_SPLIT_CLASS = 2
@@ -145,27 +222,62 @@ def _check_labels(is_signal: np.ndarray, path: Path, name: str) -> None:
         )
 
 
+_OWN_SHAPES: dict[str, tuple[str, ...]] = {
+    "constituents": ("N", "M", "4"),
+    "n_constituents": ("N",),
+    "is_signal": ("N",),
+    "split": ("N",),
+    "jet_p4": ("N", "4"),
+    "truth_top_p4": ("N", "4"),
+}
+"""The shape of each dataset of our layout (letters: any length; digits: exactly that)."""
+
+
+def _check_dataset(ds: h5py.Dataset, name: str, expected: tuple[str, ...], path: Path) -> None:
+    """DataError unless ``ds`` holds real numbers (booleans for labels) of the ``expected`` rank and sizes."""
+    want = f"({', '.join(expected)}{',' if len(expected) == 1 else ''})"
+    kinds = "biuf" if name in ("is_signal", "split", "n_constituents") else "iuf"
+    if ds.dtype.kind not in kinds:
+        raise DataError(
+            f"data file {path}: dataset {name} has dtype {ds.dtype}, expected numbers of shape {want}; "
+            "regenerate the file with `make data CONFIG=...`"
+        )
+    shape = tuple(ds.shape) if ds.shape is not None else ()
+    fits = len(shape) == len(expected) and all(
+        not e.isdigit() or s == int(e) for s, e in zip(shape, expected, strict=True)
+    )
+    if not fits:
+        raise DataError(
+            f"data file {path}: dataset {name} has shape {shape}, expected {want}; regenerate the file with "
+            "`make data CONFIG=...`"
+        )
+
+
 def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
-    missing = [name for name in OWN_REQUIRED if name not in f]
+    # get(), not "in": a dangling soft or external link is "in" the file but cannot be opened.
+    missing = [name for name in OWN_REQUIRED if f.get(name) is None]
     if missing:
         raise DataError(
             f"data file {path} lacks dataset(s) {', '.join(missing)}; regenerate it with `make data CONFIG=...`"
         )
     not_data = [
-        name for name in (*OWN_REQUIRED, *OWN_OPTIONAL) if name in f and not isinstance(f[name], h5py.Dataset)
+        name
+        for name in (*OWN_REQUIRED, *OWN_OPTIONAL)
+        if f.get(name) is not None and not isinstance(f[name], h5py.Dataset)
     ]
     if not_data:
         raise DataError(
             f"data file {path}: {', '.join(not_data)} must be HDF5 dataset(s), found a group; "
             "regenerate the file with `make data CONFIG=...`"
         )
+    for name, expected in _OWN_SHAPES.items():
+        if f.get(name) is not None:
+            _check_dataset(f[name], name, expected, path)
     shape = f["constituents"].shape
-    if len(shape) != 3 or shape[2] != 4:
-        raise DataError(f"data file {path}: dataset constituents has shape {shape}, expected (N, M, 4)")
     n = shape[0]
     if n == 0:
         raise DataError(f"data file {path} holds zero jets; regenerate it with a positive data.n_jets")
-    for name in (*OWN_REQUIRED[1:], *[o for o in OWN_OPTIONAL if o in f]):
+    for name in (*OWN_REQUIRED[1:], *[o for o in OWN_OPTIONAL if f.get(o) is not None]):
         if f[name].shape[0] != n:
             raise DataError(
                 f"data file {path}: dataset {name} has {f[name].shape[0]} rows, constituents has {n}"
@@ -176,7 +288,7 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
     _check_finite(constituents, path, "dataset constituents")
     extras = {}
     for name in OWN_OPTIONAL:
-        if name in f:
+        if f.get(name) is not None:
             extras[name] = np.asarray(f[name][...], dtype=np.float64)
             _check_finite(extras[name], path, f"dataset {name}")
     is_signal = np.asarray(f["is_signal"][...])
@@ -189,9 +301,16 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
             f"{int(np.count_nonzero(bad_split))} other value(s) (first {split[bad_split][0]!r} at jet "
             f"{int(np.flatnonzero(bad_split)[0])})"
         )
-    n_constituents = np.minimum(
-        np.asarray(f["n_constituents"][...], dtype=np.int32), cfg.data.max_constituents
-    )
+    raw_counts = np.asarray(f["n_constituents"][...])
+    bad_count = (raw_counts < 0) | (raw_counts > shape[1]) | (raw_counts != np.round(raw_counts))
+    if np.any(bad_count):
+        first = int(np.flatnonzero(bad_count)[0])
+        raise DataError(
+            f"data file {path}: dataset n_constituents must hold whole numbers 0..{shape[1]} (the constituents "
+            f"per jet); found {int(np.count_nonzero(bad_count))} other value(s) (first {raw_counts[first]!r} "
+            f"at jet {first})"
+        )
+    n_constituents = np.minimum(raw_counts.astype(np.int32), cfg.data.max_constituents)
     return JetDataset(
         constituents=constituents,
         n_constituents=n_constituents,
@@ -234,6 +353,16 @@ def _public_rows(path: Path) -> tuple[int, list[str]]:
     return int(nrows or 0), [str(c) for c in head.columns]
 
 
+def _numeric(frame: Any, columns: list[str], path: Path, dtype: Any = np.float64) -> np.ndarray:
+    """The columns as ``dtype``; DataError naming them when they hold text or other non-numbers."""
+    try:
+        return frame[columns].to_numpy(dtype=dtype)
+    except (ValueError, TypeError) as err:
+        raise DataError(
+            f"data file {path}: column(s) {_names(columns)} must hold numbers ({err}); clean the file"
+        ) from None
+
+
 def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_ROWS) -> JetDataset:
     """A Top Quark Tagging file read ``chunk_rows`` rows at a time into preallocated float32 arrays."""
     import pandas as pd
@@ -260,7 +389,7 @@ def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_
         ):
             frame = store.select(PUBLIC_KEY, start=start, stop=min(start + chunk_rows, n))
             # Columns are (E_0, PX_0, PY_0, PZ_0, E_1, ...): a reshape gives (rows, M, 4) = (E, px, py, pz).
-            flat = frame[wanted].to_numpy(dtype=np.float32)
+            flat = _numeric(frame, wanted, path, np.float32)
             bad = ~np.isfinite(flat)
             if np.any(bad):
                 # Reported at the first chunk that has any: a clear error now beats a count over GBs.
@@ -272,9 +401,9 @@ def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_
                 )
             stop = start + len(frame)
             constituents[start:stop, :m_file] = flat.reshape(len(frame), m_file, 4)
-            is_signal[start:stop] = frame[PUBLIC_LABEL].to_numpy(dtype=np.float64)
+            is_signal[start:stop] = _numeric(frame, [PUBLIC_LABEL], path)[:, 0]
             if truth is not None:
-                truth[start:stop] = frame[list(PUBLIC_TRUTH)].to_numpy(dtype=np.float64)
+                truth[start:stop] = _numeric(frame, list(PUBLIC_TRUTH), path)
     _check_finite(is_signal, path, f"column {PUBLIC_LABEL}")
     _check_labels(is_signal, path, PUBLIC_LABEL)
     if truth is not None:

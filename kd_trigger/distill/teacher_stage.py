@@ -17,7 +17,7 @@ import numpy as np
 from kd_trigger.config import Config, TeacherSpec
 from kd_trigger.contracts import finite_or_none
 from kd_trigger.errors import ModelError
-from kd_trigger.runs import write_h5_atomic, write_json_atomic
+from kd_trigger.runs import file_problem, write_h5_atomic, write_json_atomic
 from kd_trigger.stages import StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,14 @@ def check_teacher(model: Any, path: Path, spec: TeacherSpec) -> None:
 def load_teacher_file(path: Path, spec: TeacherSpec) -> Any:
     """A teacher model from ``path``; ModelError (one line naming the file) when it is missing,
     unreadable as a Keras model, or of the wrong input/output shape."""
-    if not path.exists():
+    problem = file_problem(path, want="any")
+    if problem is not None:
         hint = (
             "set its path to a saved Keras model (.h5, .keras or a SavedModel directory)"
             if spec.path
             else "train it first: make teacher CONFIG=<your config>"
         )
-        raise ModelError(f"teacher '{spec.name}': file {path} does not exist; {hint}")
+        raise ModelError(f"teacher '{spec.name}': file {path} {problem}; {hint}")
 
     from tensorflow import keras
 

@@ -21,7 +21,8 @@ from kd_trigger.contracts import BudgetBlock
 from kd_trigger.errors import ConfigError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_RANK
 from kd_trigger.fpga.figures import DesignFigures
-from kd_trigger.fpga.parts import find_part
+from kd_trigger.fpga.parts import PARTS, find_part
+from kd_trigger.runs import file_problem
 
 _UNITS = {
     "latency_ns": "ns",
@@ -162,9 +163,10 @@ def _fmt(x: float | int) -> str:
 
 def read_profiles(path: Path) -> BudgetProfilesFile:
     """The typed profiles file at ``path``; any problem is one ConfigError line naming the dotted key."""
-    if not path.is_file():
+    problem = file_problem(path)
+    if problem is not None:
         raise ConfigError(
-            f"budget.profiles: {path} does not exist; point it at a profiles file such as configs/budget.yaml"
+            f"budget.profiles: {path} {problem}; point it at a profiles file such as configs/budget.yaml"
         )
     raw = read_yaml(path, "budget profiles file")
     if not isinstance(raw, dict):
@@ -209,6 +211,23 @@ def load_budget(budget_cfg: BudgetConfig) -> BudgetProfile:
         max_latency_ns=ov.max_latency_ns if ov.max_latency_ns is not None else prof.max_latency_ns,
         max_ii_cycles=ov.max_ii_cycles if ov.max_ii_cycles is not None else prof.max_ii_cycles,
         max_fraction={k: float(fractions[k]) for k in RESOURCE_KEYS},
+    )
+
+
+def check_hls_part(part: str, budget_cfg: BudgetConfig | None = None) -> None:
+    """ConfigError (one line, the known parts listed) when ``hls.part`` is neither in
+    kd_trigger/fpga/parts.py nor the part of the budget profile, whose ``available:`` then gives its
+    resources. Without this, firmware for an unknown part would be judged against another part's budget.
+    """
+    if find_part(part) is not None:
+        return
+    if budget_cfg is not None and Path(budget_cfg.profiles).is_file():
+        profile = load_budget(budget_cfg)  # an unknown profile part without 'available:' fails here
+        if profile.part == part:
+            return
+    raise ConfigError(
+        f"hls.part {part!r} is not a known FPGA part; known parts: {', '.join(PARTS)}; for another part, "
+        "name it as the budget profile's part with an 'available:' mapping of its resources"
     )
 
 

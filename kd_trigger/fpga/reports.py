@@ -20,6 +20,7 @@ Any report that cannot be read becomes a :class:`~kd_trigger.errors.ReportError`
 from __future__ import annotations
 
 import logging
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
@@ -89,9 +90,13 @@ def _int(text: str | None, what: str, name: str) -> int | None:
     if text in ("undef", "-", ""):
         return None
     try:
-        return int(float(text))
+        value = float(text)
     except ValueError:
         raise ReportError(f"{name}: {what} is {text!r}, not a number") from None
+    # float() reads "inf", "nan" and "1e400" (as inf): none is a count of cycles or cells.
+    if not math.isfinite(value) or value < 0:
+        raise ReportError(f"{name}: {what} is {text!r}, not a finite count")
+    return int(value)
 
 
 def _float(text: str | None) -> float | None:
@@ -297,9 +302,12 @@ def _num(cell: str, name: str, what: str) -> float:
     if cleaned.startswith("<"):  # Util% "<0.01"
         cleaned = cleaned[1:]
     try:
-        return float(cleaned)
+        value = float(cleaned)
     except ValueError:
         raise ReportError(f"{name}: {what} is {cell!r}, not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ReportError(f"{name}: {what} is {cell!r}, not a finite count")
+    return value
 
 
 def parse_utilization_rpt(text: str, name: str = "vivado_synth.rpt") -> UtilizationReport:
@@ -328,6 +336,10 @@ def parse_utilization_rpt(text: str, name: str = "vivado_synth.rpt") -> Utilizat
         label = cells[0].rstrip("*").strip()
         for key, labels in _UTIL_ROWS.items():
             if label in labels and key not in used:
+                if used_idx >= len(cells) or not cells[used_idx]:
+                    raise ReportError(
+                        f"{name}: the '{label}' row ends before its Used column; the report may be truncated"
+                    )
                 used[key] = _num(cells[used_idx], name, f"'{label}' Used")
                 if avail_idx is not None and avail_idx < len(cells) and cells[avail_idx]:
                     avail[key] = _num(cells[avail_idx], name, f"'{label}' Available")
@@ -480,8 +492,18 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
     ``part`` is used only when no report names the part.
     """
     path = Path(path)
-    if not path.exists():
+    from kd_trigger.runs import file_problem
+
+    if part is not None and find_part(part) is None:
+        from kd_trigger.fpga.parts import PARTS
+
+        raise ReportError(f"--part: unknown FPGA part {part!r}; known parts: {', '.join(PARTS)}")
+
+    problem = file_problem(path, want="any")
+    if problem == "does not exist":
         raise ReportError(f"{path}: no such file or directory")
+    if problem is not None:
+        raise ReportError(f"{path} {problem}; pass a report file or a project directory")
     if not path.is_dir() and not path.is_file():
         raise ReportError(
             f"{path}: not a regular file or a directory; pass a report file or a project directory"

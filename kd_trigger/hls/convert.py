@@ -204,6 +204,10 @@ def _activation_name(fn: Any) -> str:
     return str(getattr(fn, "__name__", fn)).lower()
 
 
+WEIGHT_LAYER_CLASSES = frozenset({"QDense", "QConv1D", "Dense", "Conv1D"})
+"""The layers with weights the firmware flows compute (a model needs at least one)."""
+
+
 def describe_layers(model: Any) -> list[LayerSpec]:
     """Plain-data description of a single-chain Keras model, in order, for precision derivation."""
     specs: list[LayerSpec] = []
@@ -216,7 +220,7 @@ def describe_layers(model: Any) -> list[LayerSpec]:
         if cls == "QActivation":
             t, qname = _quantizer_type(layer.quantizer, where)
             specs.append(LayerSpec(layer.name, cls, activation=t, activation_class=qname))
-        elif cls in ("QDense", "QConv1D", "Dense", "Conv1D"):
+        elif cls in WEIGHT_LAYER_CLASSES:
             kq = getattr(layer, "kernel_quantizer_internal", None)
             bq = getattr(layer, "bias_quantizer_internal", None)
             kernel = _kernel_type(layer, kq, where) if kq is not None else None

@@ -25,9 +25,12 @@ from kd_trigger.hls.convert import Converted, convert_model, firmware_sparsity, 
 from kd_trigger.hls.csim import run_csim, softmax_top
 from kd_trigger.hls.precision import edge_case_inputs
 from kd_trigger.runs import (
+    check_creatable_dir,
     clean_dead_temporaries,
-    ensure_writable_dir,
+    created_dir,
+    file_problem,
     package_versions,
+    raise_if_terminated,
     remove_path,
     tmp_name,
     write_text_atomic,
@@ -285,10 +288,9 @@ def hls_stage(ctx: StageContext) -> StageResult:
 def load_qkeras_model(model_path: Path) -> Any:
     """Load a saved QKeras model (.h5) with qkeras.utils.load_qmodel; ModelError in one line if it cannot."""
     model_path = Path(model_path)
-    if not model_path.is_file():
-        raise ModelError(
-            f"model file {model_path} does not exist; pass --model PATH.h5 of a saved QKeras model"
-        )
+    problem = file_problem(model_path)
+    if problem is not None:
+        raise ModelError(f"model file {model_path} {problem}; pass --model PATH.h5 of a saved QKeras model")
     from qkeras.utils import load_qmodel
 
     try:
@@ -305,8 +307,9 @@ def _read_array(data_path: Path) -> np.ndarray:
     if ".npz:" in text:
         text, name = text.rsplit(":", 1)
     path = Path(text)
-    if not path.is_file():
-        raise DataError(f"--data file {path} does not exist")
+    problem = file_problem(path)
+    if problem is not None:
+        raise DataError(f"--data file {path} {problem}")
     if path.suffix not in (".npy", ".npz"):
         raise DataError(f"--data {path}: expected a .npy file or a .npz file (FILE.npz or FILE.npz:ARRAY)")
     try:
@@ -326,7 +329,10 @@ def _read_array(data_path: Path) -> np.ndarray:
             name = names[0]
         if name not in names:
             raise DataError(f"--data {path} has no array {name!r}; it holds {', '.join(names) or 'none'}")
-        return np.asarray(archive[name])
+        try:
+            return np.asarray(archive[name])
+        except (ValueError, OSError, EOFError) as err:  # object arrays (pickles), a damaged member
+            raise DataError(f"{path} is not a readable .npz file: {err}") from None
 
 
 def load_inputs(data_path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -348,16 +354,59 @@ def load_inputs(data_path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     return x.astype(np.float64)
 
 
-def _check_out(out_dir: Path, force: bool) -> None:
+def _check_out(out_dir: Path, force: bool, *inputs: tuple[str, Path | None]) -> None:
+    for flag, path in inputs:
+        inside = Path(os.path.realpath(str(path).split(".npz:")[0])) if path is not None else None
+        if inside is not None and inside.is_relative_to(os.path.realpath(out_dir)):
+            raise StaleOutputError(
+                f"{flag} {path} lies inside --out {out_dir}, which is replaced by the new project; "
+                f"move it out or choose another --out"
+            )
     if out_dir.exists() and not out_dir.is_dir():
         raise StaleOutputError(f"--out {out_dir} is a file; pass a directory to write the project into")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise StaleOutputError(
             f"--out {out_dir} exists and is not empty; pass a new or empty directory, or --force to replace it"
         )
-    ensure_writable_dir(out_dir.parent, "--out parent directory")
-    # A killed earlier run leaves its staging directory beside --out (never --out itself): remove it.
-    clean_dead_temporaries(out_dir.parent, depth=1)
+    check_creatable_dir(out_dir.parent, "--out parent directory")
+
+
+def check_saved_model(model: Any, hls: HlsConfig) -> tuple[int, ...]:
+    """The checks ``hls --model`` and ``rtl --model`` share, before any conversion; returns the input
+    shape (without the batch axis). ModelError (one line) for a model with several inputs or outputs, with
+    no Dense/Conv1D layer, with NaN/inf weights, or per-layer options naming a layer it does not have."""
+    from kd_trigger.hls.convert import WEIGHT_LAYER_CLASSES
+
+    n_in, n_out = len(model.inputs), len(model.outputs)
+    if n_in != 1 or n_out != 1:
+        raise ModelError(
+            f"the model has {n_in} input(s) and {n_out} output(s); only single-input, single-output "
+            "chains can be converted"
+        )
+    shape = tuple(model.input_shape[1:])
+    if any(d is None for d in shape):
+        shown = ", ".join("None" if d is None else str(d) for d in shape)
+        raise ModelError(
+            f"the model input has shape (N, {shown}); the firmware needs a fixed input shape (save the model "
+            "with e.g. Input(shape=(16, 7)))"
+        )
+    classes = [type(layer).__name__ for layer in model.layers]
+    if not any(cls in WEIGHT_LAYER_CLASSES for cls in classes):
+        raise ModelError(
+            f"the model has no Dense/Conv1D layer (its layers: {', '.join(classes) or 'none'}); "
+            "nothing to build in firmware"
+        )
+    for layer in model.layers:
+        for weight in layer.weights:
+            values = np.asarray(weight.numpy())
+            bad = int(np.count_nonzero(~np.isfinite(values)))
+            if bad:
+                raise ModelError(
+                    f"layer '{layer.name}' ({type(layer).__name__}): {bad} NaN/inf value(s) in "
+                    f"{weight.name}; the model cannot be converted (was its training diverging?)"
+                )
+    hls.check_layer_names([layer.name for layer in model.layers], "the model")
+    return tuple(int(d) for d in model.input_shape[1:])
 
 
 def convert_saved_model(
@@ -378,9 +427,9 @@ def convert_saved_model(
     called with the hls4ml model before its project is written.
     """
     out_dir = Path(out_dir)
-    _check_out(out_dir, force)
+    _check_out(out_dir, force, ("--model", model_path), ("--data", data_path))
     model = load_qkeras_model(model_path)
-    input_shape = tuple(int(d) for d in model.input_shape[1:])
+    input_shape = check_saved_model(model, hls)
     from kd_trigger.hls.convert import check_supported, model_precision
     from kd_trigger.hls.precision import Intake
 
@@ -392,6 +441,22 @@ def convert_saved_model(
         x_raw = load_inputs(data_path, input_shape)
     else:
         x_raw = edge_case_inputs(input_type, input_shape, RANDOM_SAMPLES, seed=0)
+    with created_dir(out_dir.parent, "--out parent directory"):
+        return _convert_into(model, model_path, out_dir, data_path, hls, x_raw, input_type, on_converted)
+
+
+def _convert_into(
+    model: Any,
+    model_path: Path,
+    out_dir: Path,
+    data_path: Path | None,
+    hls: HlsConfig,
+    x_raw: np.ndarray,
+    input_type: Any,
+    on_converted: Callable[[Any], None] | None,
+) -> int:
+    # A killed earlier run leaves its staging directory beside --out (never --out itself): remove it.
+    clean_dead_temporaries(out_dir.parent, depth=1)
     staging = tmp_name(out_dir, "staging")
     remove_path(staging)
     try:
@@ -425,6 +490,7 @@ def convert_saved_model(
 
 def _replace(staging: Path, out_dir: Path) -> None:
     """Move the finished project onto ``out_dir`` (an empty or forced-over directory)."""
+    raise_if_terminated()
     if out_dir.exists():
         old = tmp_name(out_dir, "trash")
         os.replace(out_dir, old)
@@ -444,19 +510,28 @@ def rtl_saved_model(
     complete. Returns 0; raises RtlMismatchError (exit 1, the design kept in ``out_dir`` with a marker)
     or ModelError / DataError / StaleOutputError / ToolMissingError (exit 2).
     """
-    from kd_trigger.fpga.parts import yosys_family
     from kd_trigger.hls.convert import model_precision
     from kd_trigger.hls.precision import Intake
-    from kd_trigger.rtl import RtlMismatchError, run_rtl_flow
 
     out_dir = Path(out_dir)
-    _check_out(out_dir, force)
+    _check_out(out_dir, force, ("--model", model_path), ("--data", data_path))
     model = load_qkeras_model(model_path)
+    shape = check_saved_model(model, hls)
     precision = model_precision(model, Intake.from_hls(hls))
     input_type = next(iter(precision.values())).types["result"]
-    shape = tuple(int(d) for d in model.input_shape[1:])
     edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=0)
     x = np.concatenate([load_inputs(data_path, shape), edges]) if data_path is not None else edges
+    with created_dir(out_dir.parent, "--out parent directory"):
+        clean_dead_temporaries(out_dir.parent, depth=1)
+        return _rtl_into(model, model_path, out_dir, x, hls, precision)
+
+
+def _rtl_into(
+    model: Any, model_path: Path, out_dir: Path, x: np.ndarray, hls: HlsConfig, precision: Any
+) -> int:
+    from kd_trigger.fpga.parts import yosys_family
+    from kd_trigger.rtl import RtlMismatchError, run_rtl_flow
+
     staging = tmp_name(out_dir, "staging")
     remove_path(staging)
     try:

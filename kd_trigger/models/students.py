@@ -145,6 +145,22 @@ def _relu(spec: StudentConfig, name: str) -> Any:
     return QActivation(qz.activation_quantizer(spec.layer_quant(name)), name=name)
 
 
+def student_layer_names(spec: StudentConfig) -> list[str]:
+    """The layer names :func:`build_student` gives (without building it: no TensorFlow), in order."""
+    names = ["particles", "input_quant"]
+    if spec.kind == "mlp":
+        names.append("flatten")
+        for i in range(len(spec.hidden)):
+            names += [f"dense_{i}", f"relu_{i}"]
+    else:
+        for i in range(len(spec.hidden)):
+            names += [f"phi_{i}", f"phi_relu_{i}"]
+        names.append("pool")
+        for i in range(len(spec.head)):
+            names += [f"rho_{i}", f"rho_relu_{i}"]
+    return [*names, "output"]
+
+
 def build_student(spec: StudentConfig) -> Any:
     """Build the QKeras student ``spec`` describes (weights freshly initialised from the Keras global seed).
 
@@ -235,8 +251,11 @@ class _DropQKerasChatter(logging.Filter):
 def load_student_file(path: Path, spec: StudentConfig | None = None) -> Any:
     """Load a saved student with ``qkeras.utils.load_qmodel``; check its input shape against ``spec``."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"student model {path} does not exist; run `make distill CONFIG=...` first")
+    from kd_trigger.runs import file_problem
+
+    problem = file_problem(path)
+    if problem is not None:
+        raise ModelError(f"student model {path} {problem}; run `make distill CONFIG=...` first")
     from qkeras.utils import load_qmodel
 
     root = logging.getLogger()

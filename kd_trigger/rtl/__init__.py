@@ -10,8 +10,12 @@ and pipelining), :mod:`.emit` (Verilog, testbench, Yosys script), :mod:`.sim` (V
 :mod:`.synth` (Yosys), :mod:`.flow` (the whole flow and its result).
 """
 
-from kd_trigger.rtl.errors import RtlMismatchError, RtlToolError
-from kd_trigger.rtl.flow import (
+from kd_trigger.runs import use_own_numba_cache
+
+use_own_numba_cache()  # before any da4ml import (they all live in this package): numba reads it once
+
+from kd_trigger.rtl.errors import RtlMismatchError, RtlToolError  # noqa: E402
+from kd_trigger.rtl.flow import (  # noqa: E402
     BuiltRtl,
     Da4mlEstimate,
     RtlResult,
@@ -20,8 +24,8 @@ from kd_trigger.rtl.flow import (
     run_rtl_flow,
     verify_rtl,
 )
-from kd_trigger.rtl.synth import YosysResult, synthesize
-from kd_trigger.rtl.trace import SolverOptions
+from kd_trigger.rtl.synth import YosysResult, synthesize  # noqa: E402
+from kd_trigger.rtl.trace import SolverOptions  # noqa: E402
 
 __all__ = [
     "BuiltRtl",

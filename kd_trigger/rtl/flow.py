@@ -35,6 +35,7 @@ from kd_trigger.rtl.program import Program, build_program, evaluate, input_codes
 from kd_trigger.rtl.synth import FAMILIES, YosysResult, synthesize
 from kd_trigger.rtl.tools import da4ml_version, find_verilator, find_yosys
 from kd_trigger.rtl.trace import SolverOptions, TracedProgram, latency_cutoff_for, trace_program
+from kd_trigger.runs import raise_if_terminated
 
 log = logging.getLogger(__name__)
 
@@ -386,6 +387,9 @@ def run_rtl_flow(
         precision=precision,
         top=top,
     )
+    # numba's JIT (inside da4ml) runs Python callbacks from C: a SIGTERM there can be swallowed. Stop now
+    # rather than after minutes of simulation and synthesis.
+    raise_if_terminated()
     sim = verify_rtl(built, model, x_raw, labels, keep_build=keep_build, raise_on_mismatch=False)
     exact = sim.n_exact_samples == sim.n_samples
     # Minutes of synthesis are not spent on a design that has just failed its gate.
