@@ -520,7 +520,15 @@ MODEL_CASES = [
     ),
     Case(
         "folding a saved MLP (rtl)",
-        lambda d: ["rtl", "--model", _model(d), "--out", str(d / "fw"), "--config", _config(d, hls={"ii_cycles": 2})],
+        lambda d: [
+            "rtl",
+            "--model",
+            _model(d),
+            "--out",
+            str(d / "fw"),
+            "--config",
+            _config(d, hls={"ii_cycles": 2}),
+        ],
         "ii_cycles 2: only a Deep Sets student",
     ),
 ]

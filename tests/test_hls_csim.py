@@ -268,8 +268,13 @@ def test_folded_deepsets_is_bit_exact_in_c_simulation_and_the_estimate_follows(t
         est = estimate_model(converted.hls_model, 1, 5.0).to_dict()
         figures[k] = est
         assert est["ii_cycles"] == k
-    phi = {k: sum(x["multipliers"] for x in e["layers"] if x["name"] in ("phi_0", "phi_1")) for k, e in figures.items()}
+    phi = {
+        k: sum(x["multipliers"] for x in e["layers"] if x["name"] in ("phi_0", "phi_1"))
+        for k, e in figures.items()
+    }
     assert phi[1] == 2 * phi[2] == 4 * phi[4] > 0
     # reuse multiplies: II = k x reuse
-    converted = convert_model(model, tmp_path / "k2r2", HlsConfig(ii_cycles=2, reuse_factor=2), compile_model=False)
+    converted = convert_model(
+        model, tmp_path / "k2r2", HlsConfig(ii_cycles=2, reuse_factor=2), compile_model=False
+    )
     assert estimate_model(converted.hls_model, 2, 5.0).ii_cycles == 4

@@ -478,7 +478,10 @@ def test_folded_design_layout(tmp_path):
         assert port in top
     assert top.count("u_st0_r") == 3 and "last_group ?" in top  # 3 phi copies, a masked padding slot
     assert "II = 3" in d.interface
-    assert plain.design.ii_cycles == 1 and "in_valid" not in (tmp_path / "k1" / "rtl" / "kd_student.v").read_text()
+    assert (
+        plain.design.ii_cycles == 1
+        and "in_valid" not in (tmp_path / "k1" / "rtl" / "kd_student.v").read_text()
+    )
     # da4ml's estimate follows: fewer phi copies, fewer LUTs
     assert built.traced.cost < plain.traced.cost
 
@@ -497,9 +500,11 @@ def test_folded_deepsets_is_bit_exact_on_back_to_back_events(k, tmp_path):
     assert sim.n_exact_samples == sim.n_samples == len(x) and sim.exact_fraction == 1.0
     d = result.to_dict()
     assert d["ii_cycles"] == k and d["folding"]["phi_copies"] == -(-8 // k)
-    assert d["latency_cycles"] == d["da4ml_estimate"]["latency_cycles"] == sum(
-        s["stages"] for s in d["da4ml_estimate"]["segments"]
-    ) + k
+    assert (
+        d["latency_cycles"]
+        == d["da4ml_estimate"]["latency_cycles"]
+        == sum(s["stages"] for s in d["da4ml_estimate"]["segments"]) + k
+    )
     assert json.loads((tmp_path / "rtl" / "rtl_report.json").read_text())["ii_cycles"] == k
     log = (tmp_path / "rtl" / "logs" / "simulation.log").read_text()
     assert f"simulated {len(x)} events at II {k}" in log

@@ -344,7 +344,9 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
             # folded student computes ceil(n / k) at once (II = k x reuse); conv_parallelization wins.
             width = int(layer.output_shape[1])
             if fold > width:
-                raise ConfigError(f"hls.ii_cycles {fold} is above the {width} particles of layer {layer.name}")
+                raise ConfigError(
+                    f"hls.ii_cycles {fold} is above the {width} particles of layer {layer.name}"
+                )
             pf = hls4ml_parallelization(width, fold)
             if hls.conv_parallelization is not None:
                 pf = min(hls.conv_parallelization, width)

@@ -345,7 +345,9 @@ def folding(program: Program, ii_cycles: int) -> Folding | None:
         )
     n = segs[0].rows
     if any(s.rows != n for s in segs[:n_phi]) or first_hw.pool_n != n:
-        raise ModelError(f"ii_cycles {ii_cycles}: the pooling of '{program.name}' does not average its particles")
+        raise ModelError(
+            f"ii_cycles {ii_cycles}: the pooling of '{program.name}' does not average its particles"
+        )
     if ii_cycles > n:
         raise ConfigError(f"ii_cycles {ii_cycles} is above the number of particles ({n})")
     return Folding(ii_cycles, n, -(-n // ii_cycles), n_phi)

@@ -371,9 +371,7 @@ def _fold_rows(seg: TracedSegment, copies: int) -> TracedSegment:
     )
 
 
-def _sum_intervals(
-    qints: list[tuple[float, float, float]], n_rows: int
-) -> list[tuple[float, float, float]]:
+def _sum_intervals(qints: list[tuple[float, float, float]], n_rows: int) -> list[tuple[float, float, float]]:
     """Intervals of the per-channel sum over ``n_rows`` particles, and of every partial sum of fewer
     (zero included: masked padding slots and the accumulator's restart)."""
     per_row = qints[: len(qints) // n_rows]
