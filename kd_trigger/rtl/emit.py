@@ -17,6 +17,10 @@ for its exact interval; the top module only rewires (sign extension, zero LSBs),
 
 Timing: ``model_inp`` is registered on every rising edge; after ``latency`` more edges the result of that
 sample is on ``model_out`` (a register). A new sample every clock (II = 1).
+
+A folded Deep Sets (II = k > 1, :func:`_folded_top_module`) adds ``in_valid``/``out_valid``: the whole
+event is registered with ``in_valid``, its particles go through ceil(n/k) phi copies in k groups on k
+consecutive cycles, an accumulator sums them, rho runs once; a new event every k cycles.
 """
 
 from __future__ import annotations
