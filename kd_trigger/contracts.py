@@ -316,6 +316,10 @@ class HlsReport(Contract):
     intake: list[str] = Field(default_factory=list)
     """What was assumed to convert a model as it was saved (an input type, a default precision)."""
     reuse_by_layer: dict[str, int] = Field(default_factory=dict)
+    ii_cycles: int = 1
+    """The folding k of the hls4ml firmware (``hls.ii_cycles``; 1: unfolded): its II is k x reuse factor."""
+    parallelization_by_layer: dict[str, int] = Field(default_factory=dict)
+    """Per-particle Conv1D layers: hls4ml's ParallelizationFactor (particles computed at once)."""
 
 
 # -- study.json -----------------------------------------------------------------------------------

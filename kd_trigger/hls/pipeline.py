@@ -75,6 +75,12 @@ def build_report(
         versions=package_versions(),
         intake=converted.assumed,
         reuse_by_layer=converted.reuse_by_layer,
+        ii_cycles=hls.ii_cycles or 1,
+        parallelization_by_layer={
+            layer.name: int(layer.get_attr("parallelization_factor"))
+            for layer in converted.hls_model.get_layers()
+            if layer.get_attr("n_partitions") is not None and layer.get_attr("parallelization_factor")
+        },
     )
 
 
