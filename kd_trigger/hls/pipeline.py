@@ -260,6 +260,7 @@ def hls_stage(ctx: StageContext) -> StageResult:
     enough: nothing of this stage is then committed.
     """
     from kd_trigger.data.readers import load_jets
+    from kd_trigger.fpga.budget import load_budget
     from kd_trigger.models.students import load_student_file, student_inputs
 
     cfg = ctx.cfg
@@ -267,9 +268,7 @@ def hls_stage(ctx: StageContext) -> StageResult:
     n = cfg.hls.csim_count(len(test.is_signal))
     labels = np.asarray(test.is_signal[:n], dtype=np.int8)
     reports: list[HlsReport] = []
-    from kd_trigger.fpga.budget import load_budget
-
-    max_ii = load_budget(cfg.budget).max_ii_cycles
+    max_ii = load_budget(cfg.budget).max_ii_cycles  # the default folding of Deep Sets students follows it
     for spec in cfg.students:
         model = load_student_file(cfg.artifacts / "students" / spec.name / "kd.h5", spec)
         x_raw = student_inputs(spec, test.constituents[:n])
