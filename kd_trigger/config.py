@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -329,6 +330,25 @@ class StudentConfig(_Section):
                 return f"students[name={self.name}].quant.layers.{name}"
         return None
 
+    ii_cycles: Annotated[int, Field(ge=1)] | None = None
+    """Deep Sets only: fold the firmware over this many clock cycles (II = k; see ``hls.ii_cycles``).
+    None: ``hls.ii_cycles``, else the budget's rule (:func:`fold_ii_cycles`)."""
+
+    @field_validator("ii_cycles")
+    @classmethod
+    def _foldable(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None or value == 1:
+            return value
+        if info.data.get("kind") == "mlp":
+            raise ValueError(
+                f"only a Deep Sets student (kind deepsets) can be folded over {value} cycles; an MLP has no "
+                "per-particle network to share (leave ii_cycles out or set 1)"
+            )
+        n = info.data.get("n_particles")
+        if n is not None and value > n:
+            raise ValueError(f"ii_cycles {value} is above n_particles ({n}): at most one particle per cycle")
+        return value
+
     @field_validator("features")
     @classmethod
     def _known_features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -486,6 +506,14 @@ class HlsConfig(_Section):
     conv_parallelization: Annotated[int, Field(ge=1)] | None = None
     """Per-particle Conv1D layers: hls4ml ParallelizationFactor, the particles computed in parallel.
     None: all of them (II = reuse_factor); hls4ml's own default, 1, gives II = n_particles x reuse_factor."""
+    ii_cycles: Annotated[int, Field(ge=1)] | None = None
+    """Fold every Deep Sets student over k clock cycles: its per-particle network (phi) exists
+    ceil(n_particles / k) times and takes k groups of particles on k consecutive cycles, the pooled sum
+    accumulates over them, rho runs once per event. RTL flow: II = k. hls4ml flow: the per-particle
+    Conv1D's ParallelizationFactor (II = k x reuse_factor; see :func:`hls4ml_parallelization`).
+    A student's own ``ii_cycles`` wins; MLP students are never folded. None: per flow, the cheapest
+    folding whose II fits the budget profile's ``max_ii_cycles`` (:func:`fold_ii_cycles`). 1: no folding.
+    Above ``max_ii_cycles`` the design is built and the budget verdict fails it (exit 3)."""
     synth: bool = False
     """Run vendor C synthesis when the tools are on PATH (``make hls SYNTH=1`` sets it too)."""
     vivado_synth: bool = False
@@ -658,6 +686,25 @@ class Config(_Section):
         return value
 
     @model_validator(mode="after")
+    def _ii_fits_the_students(self) -> Config:
+        k = self.hls.ii_cycles
+        if k is None or k == 1:
+            return self
+        deepsets = [(i, s) for i, s in enumerate(self.students) if s.kind == "deepsets"]
+        if not deepsets:
+            raise ValueError(
+                f"hls.ii_cycles {k}: folding applies to Deep Sets students only and this config has none "
+                "(leave hls.ii_cycles out or set 1)"
+            )
+        for i, s in deepsets:
+            if s.ii_cycles is None and k > s.n_particles:
+                raise ValueError(
+                    f"hls.ii_cycles {k} is above students[{i}].n_particles ({s.n_particles}) of "
+                    f"{s.name!r}: at most one particle per cycle"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _students_name_teachers(self) -> Config:
         known = [t.name for t in self.teachers]
         for i, s in enumerate(self.students):
@@ -712,6 +759,10 @@ class Config(_Section):
         w = student.kd_weight if student.kd_weight is not None else self.distill.kd_weight
         return t, w
 
+    def ii_cycles_of(self, student: StudentConfig, flow: str, max_ii_cycles: int) -> int:
+        """The folding k of ``student`` in ``flow`` ("rtl" or "hls4ml"); see :func:`fold_ii_cycles`."""
+        return fold_ii_cycles(student, self.hls, flow, max_ii_cycles)
+
     # -- where things go -------------------------------------------------------------------------
     @property
     def artifacts(self) -> Path:
@@ -736,6 +787,39 @@ class Config(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         return _dump(self)
+
+
+def fold_ii_cycles(student: StudentConfig, hls: HlsConfig, flow: str, max_ii_cycles: int) -> int:
+    """How many clock cycles the firmware of ``student`` is folded over (k; 1 = fully parallel).
+
+    An MLP: 1. A Deep Sets: its own ``ii_cycles``, else ``hls.ii_cycles`` (the same k in both flows),
+    else the default rule, per flow: the II the budget leaves to the folding is ``max_ii_cycles`` in the
+    RTL flow (II = k) and ``max_ii_cycles // reuse_factor`` in the hls4ml flow (II = k x reuse); with K
+    that II capped at n_particles, phi needs ceil(n / K) copies, and k is the smallest II with that few
+    copies, ceil(n / copies): the same LUTs at the lowest latency and with the fewest padding slots (16
+    particles, II <= 5: k = 4, 4 copies; 8 particles: k = 4, 2 copies).
+    """
+    if student.kind != "deepsets":
+        return 1
+    if student.ii_cycles is not None:
+        return student.ii_cycles
+    if hls.ii_cycles is not None:
+        return hls.ii_cycles
+    if flow not in ("rtl", "hls4ml"):
+        raise ValueError(f"flow {flow!r}: expected 'rtl' or 'hls4ml'")
+    budget_ii = max_ii_cycles if flow == "rtl" else max_ii_cycles // hls.reuse_factor
+    n = student.n_particles
+    cap = max(1, min(budget_ii, n))
+    copies = -(-n // cap)
+    return -(-n // copies)
+
+
+def hls4ml_parallelization(n_particles: int, ii_cycles: int) -> int:
+    """hls4ml's ParallelizationFactor for a per-particle Conv1D folded over ``ii_cycles``: particles computed
+    at once. hls4ml only builds divisors of n_particles (it silently takes the nearest one otherwise),
+    so the smallest divisor with at least ceil(n / k) particles: II = (n / factor) x reuse <= k x reuse."""
+    need = -(-n_particles // max(1, ii_cycles))
+    return next(d for d in range(need, n_particles + 1) if n_particles % d == 0)
 
 
 def _dump(value: Any) -> Any:

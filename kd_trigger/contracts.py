@@ -333,6 +333,11 @@ class HlsReport(Contract):
     sparsity: dict[str, LayerSparsity] = Field(default_factory=dict)
     """Zeros per weight layer of the converted model's kernels (pruned entries cost no product)."""
 
+    ii_cycles: int = 1
+    """The folding k of the hls4ml firmware (``hls.ii_cycles``; 1: unfolded): its II is k x reuse factor."""
+    parallelization_by_layer: dict[str, int] = Field(default_factory=dict)
+    """Per-particle Conv1D layers: hls4ml's ParallelizationFactor (particles computed at once)."""
+
 
 # -- study.json -----------------------------------------------------------------------------------
 class Interval(Contract):

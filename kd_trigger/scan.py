@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.config import Config, ScanAxes, StudentConfig
+from kd_trigger.config import Config, ScanAxes, StudentConfig, fold_ii_cycles
 from kd_trigger.contracts import BudgetBlock, Scan, ScanPoint, finite_or_none
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, ConfigError, KdTriggerError
 from kd_trigger.runs import remove_path, tmp_name, write_json_atomic, write_text_atomic
@@ -246,6 +246,7 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     from kd_trigger.distill.pruning import pruning_plan
     from kd_trigger.distill.teacher_stage import cached_logits
     from kd_trigger.evaluate import score_metrics
+    from kd_trigger.fpga.budget import load_budget
     from kd_trigger.fpga.figures import design_figures
     from kd_trigger.hls.pipeline import convert_and_simulate, rtl_inputs, run_rtl
     from kd_trigger.models.students import build_student, check_student, student_inputs
@@ -290,11 +291,22 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     physics = score_metrics(labels, _predict(model, x_test), cfg.distill.rejection_bootstrap, cfg.run.seed)
     n = cfg.hls.csim_count(len(labels))
     hls = cfg.hls.model_copy(update={"reuse_factor": point.reuse_factor})
+    # the folding of each flow follows the same rule as the hls stage (kd_trigger.config.fold_ii_cycles)
+    max_ii = load_budget(cfg.budget).max_ii_cycles
+    k_rtl = fold_ii_cycles(spec, hls, "rtl", max_ii)
+    hls = hls.model_copy(update={"ii_cycles": fold_ii_cycles(spec, hls, "hls4ml", max_ii)})
     report, _ = convert_and_simulate(
         model, out / "project", hls, x_test[:n], labels[:n].astype(np.int8), spec.name, out / "project"
     )
     if point.flow == "rtl":
-        run_rtl(model, out / "project" / "rtl", hls, rtl_inputs(model, x_test[:n], seed=cfg.run.seed), report)
+        run_rtl(
+            model,
+            out / "project" / "rtl",
+            hls,
+            rtl_inputs(model, x_test[:n], seed=cfg.run.seed),
+            report,
+            ii_cycles=k_rtl,
+        )
     designs = {d.flow: d for d in design_figures(report)}
     design = designs.get(point.flow) or designs["hls4ml"]
     figures, sources = {}, {}

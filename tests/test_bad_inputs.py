@@ -262,6 +262,43 @@ CONFIG_CASES = [
         lambda d: ["run", "nosuch", "--config", _config(d)],
         "no stage named 'nosuch'; stages of this config: data, teacher, teacher:lorentznet16, teacher:lorentznet64, distill, hls, report, study, scan",
     ),
+    Case(
+        "ii_cycles below 1",
+        lambda d: ["status", "--config", _config(d, hls={"ii_cycles": 0})],
+        "'hls.ii_cycles' (0)",
+    ),
+    Case(
+        "ii_cycles above n_particles",
+        lambda d: ["status", "--config", _config(d, hls={"ii_cycles": 9})],
+        "hls.ii_cycles 9 is above students[1].n_particles (8)",
+    ),
+    Case(
+        "student ii_cycles above n_particles",
+        lambda d: [
+            "status",
+            "--config",
+            _config(d, students=[{"name": "s", "kind": "deepsets", "n_particles": 8, "ii_cycles": 9}]),
+        ],
+        "'students[0].ii_cycles' (9): ii_cycles 9 is above n_particles (8)",
+    ),
+    Case(
+        "folding an MLP student",
+        lambda d: [
+            "status",
+            "--config",
+            _config(d, students=[{"name": "s", "kind": "mlp", "ii_cycles": 2}]),
+        ],
+        "'students[0].ii_cycles' (2): only a Deep Sets student",
+    ),
+    Case(
+        "hls.ii_cycles without a Deep Sets student",
+        lambda d: [
+            "status",
+            "--config",
+            _config(d, hls={"ii_cycles": 2}, students=[{"name": "s", "kind": "mlp"}]),
+        ],
+        "hls.ii_cycles 2: folding applies to Deep Sets students only",
+    ),
 ]
 
 BUDGET_CASES = [
@@ -475,6 +512,24 @@ MODEL_CASES = [
         "--data text array",
         lambda d: _hls(d, "--data", _npy(d, np.array(["a", "b"]))),
         "expected a real numeric array",
+    ),
+    Case(
+        "folding a saved MLP (hls)",
+        lambda d: _hls(d, "--config", _config(d, hls={"ii_cycles": 2})),
+        "hls.ii_cycles 2: only a Deep Sets student",
+    ),
+    Case(
+        "folding a saved MLP (rtl)",
+        lambda d: [
+            "rtl",
+            "--model",
+            _model(d),
+            "--out",
+            str(d / "fw"),
+            "--config",
+            _config(d, hls={"ii_cycles": 2}),
+        ],
+        "ii_cycles 2: only a Deep Sets student",
     ),
 ]
 

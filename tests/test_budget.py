@@ -283,3 +283,28 @@ def test_hls_with_unknown_profile_fails_before_any_work(tmp_path, make_config, c
     err = capsys.readouterr().err.strip()
     assert "no profile 'nosuch'" in err and "l1_jet_tagger_vu13p" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "artifacts").exists() and not (tmp_path / "firmware").exists()
+
+
+def test_a_folded_rtl_design_above_the_budget_ii_fails_on_its_ii() -> None:
+    """The RTL block of a folded design (rtl_report.json's ii_cycles and latency) decides the II check:
+    II 4 passes, II 6 (built on request) fails like any other figure over budget."""
+    from types import SimpleNamespace
+
+    from kd_trigger.fpga.figures import rtl_figures
+
+    p = load_budget(_cfg())
+    for ii, passed in ((4, True), (6, False)):
+        rtl = {
+            "latency_cycles": 13 + ii,
+            "latency_ns": 5.0 * (13 + ii),
+            "ii_cycles": ii,
+            "clock_period_ns": 5.0,
+            "da4ml_estimate": {"lut": 1000, "ff": 100, "dsp": 0, "bram_18k": 0, "uram": 0},
+            "yosys": {"lut": 900, "ff": 90, "dsp": 0, "bram_18k": 0.0, "uram": 0},
+        }
+        figures = rtl_figures(SimpleNamespace(rtl=rtl))  # type: ignore[arg-type]
+        assert figures is not None
+        verdict = check_budget(figures, p)
+        assert verdict.passed is passed
+        if not passed:
+            assert verdict.violations == ["ii_cycles = 6 cycles > limit 5 cycles (da4ml estimate)"]

@@ -59,3 +59,36 @@ def test_invalid_yaml_exits_2(tmp_path, capsys):
     bad.write_text("run: [unclosed\n")
     assert main(["distill", "--config", str(bad)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_default_folding_rule_and_hls4ml_parallelization():
+    from kd_trigger.config import HlsConfig, StudentConfig, fold_ii_cycles, hls4ml_parallelization
+
+    def k(n, max_ii, flow="rtl", **hls):
+        spec = StudentConfig(name="d", kind="deepsets", n_particles=n)
+        return fold_ii_cycles(spec, HlsConfig(**hls), flow, max_ii)
+
+    # the fewest phi copies the budget's II allows, at the smallest II with that many copies
+    assert [k(16, m) for m in (1, 2, 3, 4, 5, 6, 7, 8, 100)] == [1, 2, 3, 4, 4, 6, 6, 8, 16]
+    assert [k(8, m) for m in (3, 5, 7)] == [3, 4, 4]
+    # hls4ml: II = k x reuse, so the budget leaves max_ii // reuse to the folding
+    assert k(16, 5, "hls4ml", reuse_factor=4) == 1 and k(16, 5, "hls4ml", reuse_factor=1) == 4
+    assert k(16, 8, "hls4ml", reuse_factor=2) == 4
+    # explicit values win, the student's over the hls section's; an MLP is never folded
+    assert k(16, 5, ii_cycles=2) == 2 and k(16, 5, "hls4ml", ii_cycles=8) == 8
+    spec = StudentConfig(name="d", kind="deepsets", n_particles=16, ii_cycles=3)
+    assert fold_ii_cycles(spec, HlsConfig(ii_cycles=2), "rtl", 5) == 3
+    assert fold_ii_cycles(StudentConfig(name="m", kind="mlp"), HlsConfig(ii_cycles=2), "rtl", 5) == 1
+    # a divisor of the particles (what hls4ml builds) with at least ceil(n / k) particles at once
+    assert [hls4ml_parallelization(8, k) for k in (1, 2, 3, 4, 5, 8)] == [8, 4, 4, 2, 2, 1]
+    assert [hls4ml_parallelization(16, k) for k in (4, 5, 6)] == [4, 4, 4]
+    assert hls4ml_parallelization(7, 3) == 7  # a prime count cannot be split: no folding in hls4ml
+
+
+def test_default_config_folds_the_deep_sets_rtl_at_ii_4():
+    from kd_trigger.config import Config
+
+    cfg = Config()
+    ds, mlp = cfg.student("deepsets"), cfg.student("mlp")
+    assert cfg.ii_cycles_of(ds, "rtl", 5) == 4 and cfg.ii_cycles_of(ds, "hls4ml", 5) == 1
+    assert cfg.ii_cycles_of(mlp, "rtl", 5) == 1

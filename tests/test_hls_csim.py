@@ -236,3 +236,45 @@ def test_vivado_backend_is_bit_exact_too(tmp_path):
     result, y_q, y_h = _csim(model, converted, x)
     assert result.exact_fraction == 1.0 and result.max_abs_diff == 0.0
     np.testing.assert_array_equal(y_q, y_h)
+
+
+def _tiny_deepsets(seed: int):
+    from kd_trigger.models.students import build_student
+
+    spec = StudentConfig(name="deepsets", kind="deepsets", n_particles=8, hidden=(8, 8), head=(8,))
+    model = build_student(spec)
+    randomize_weights(model, seed)
+    return model
+
+
+def test_folded_deepsets_is_bit_exact_in_c_simulation_and_the_estimate_follows(tmp_path):
+    """hls.ii_cycles k: the per-particle Conv1D computes 8/k particles at once (ParallelizationFactor),
+    the C simulation stays exact, and the estimate has II = k x reuse and 1/k of the phi multipliers."""
+    from kd_trigger.fpga.estimate import estimate_model
+    from kd_trigger.hls.convert import convert_model
+
+    model = _tiny_deepsets(2)
+    figures = {}
+    for k in (1, 2, 4):
+        converted = convert_model(model, tmp_path / f"k{k}", HlsConfig(ii_cycles=k, reuse_factor=1))
+        partitions = {
+            layer.name: int(layer.get_attr("n_partitions"))
+            for layer in converted.hls_model.get_layers()
+            if layer.name.startswith("phi_") and layer.get_attr("n_partitions")
+        }
+        assert partitions == {"phi_0": k, "phi_1": k}
+        csim, _, _ = _csim(model, converted, _inputs(model, converted, seed=k))
+        assert csim.exact_fraction == 1.0
+        est = estimate_model(converted.hls_model, 1, 5.0).to_dict()
+        figures[k] = est
+        assert est["ii_cycles"] == k
+    phi = {
+        k: sum(x["multipliers"] for x in e["layers"] if x["name"] in ("phi_0", "phi_1"))
+        for k, e in figures.items()
+    }
+    assert phi[1] == 2 * phi[2] == 4 * phi[4] > 0
+    # reuse multiplies: II = k x reuse
+    converted = convert_model(
+        model, tmp_path / "k2r2", HlsConfig(ii_cycles=2, reuse_factor=2), compile_model=False
+    )
+    assert estimate_model(converted.hls_model, 2, 5.0).ii_cycles == 4

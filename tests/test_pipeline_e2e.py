@@ -124,7 +124,13 @@ def test_firmware_is_bit_exact_with_resources_and_budget(ci_run) -> None:
         # the RTL flow: exact on every test jet plus 10,000 edge inputs, resources counted by Yosys
         rtl_sim = report["rtl_sim"]
         assert rtl_sim["n_samples"] == csim["n_samples"] + 10_000 and rtl_sim["exact_fraction"] == 1.0
-        assert report["rtl"]["ii_cycles"] == 1 and report["rtl"]["yosys"]["lut"] > 0
+        # the default folding rule: the Deep Sets RTL at II 4 (2 phi copies of 8 particles), the MLP at 1
+        assert (
+            report["rtl"]["ii_cycles"]
+            == cfg.ii_cycles_of(spec, "rtl", 5)
+            == (4 if spec.kind == "deepsets" else 1)
+        )
+        assert report["rtl"]["yosys"]["lut"] > 0
         assert (
             report["budget"]["flow"] == "rtl"
             and report["budget"]["decided_by"] == "yosys synth (open-source)"

@@ -531,3 +531,107 @@ def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch
     report = json.loads((out / "rtl_report.json").read_text())
     assert report["rtl_sim"]["exact_fraction"] == 1.0 and report["rtl_sim"]["n_samples"] >= 10_000
     assert report["yosys"]["lut"] > 0 and (out / "rtl" / "kd_student.v").is_file()
+
+
+# -- folded Deep Sets (II = k > 1) ---------------------------------------------------------------------------
+def test_folding_plan_and_its_refusals():
+    from kd_trigger.rtl.program import build_program, folding
+
+    program = build_program(_student("deepsets", 1))
+    assert folding(program, 1) is None  # II 1: today's fully parallel design
+    plans = {k: folding(program, k) for k in (2, 3, 4, 8)}
+    assert {k: (p.copies, p.padding, p.phi_segments) for k, p in plans.items()} == {
+        2: (4, 0, 2),
+        3: (3, 1, 2),
+        4: (2, 0, 2),
+        8: (1, 0, 2),
+    }
+    for bad in (0, -1, 9):
+        with pytest.raises(ConfigError, match="ii_cycles"):
+            folding(program, bad)
+    with pytest.raises(ModelError, match="only a Deep Sets student"):
+        folding(build_program(_student("mlp", 1)), 2)
+
+
+def test_folded_design_layout(tmp_path):
+    """Trace and emit only (seconds): ports, latency, phi copies and the reassembled probes."""
+    from kd_trigger.rtl import build_rtl
+    from kd_trigger.rtl.emit import Design
+
+    model = _student("deepsets", 1)
+    plain = build_rtl(model, tmp_path / "k1")
+    built = build_rtl(model, tmp_path / "k3", ii_cycles=3)
+    d = Design.load(tmp_path / "k3")
+    assert d.ii_cycles == 3 and d.folding == built.traced.folding.to_dict()
+    assert d.folding["phi_copies"] == 3 and d.folding["padding_slots"] == 1
+    # the same stages as the parallel design, plus the k groups (the accumulator included)
+    assert d.latency == plain.design.latency + 3 == built.traced.n_stages + 3
+    assert [s["rows"] for s in d.segments] == [3, 3, 1, 1]
+    assert [(p.layer, p.groups, p.rows) for p in d.probes][:2] == [("phi_relu_0", 3, 8), ("phi_relu_1", 3, 8)]
+    top = (tmp_path / "k3" / "rtl" / "kd_student.v").read_text()
+    for port in ("input in_valid", "output out_valid", f"input [{8 * 7 * 12 - 1}:0] model_inp"):
+        assert port in top
+    assert top.count("u_st0_r") == 3 and "last_group ?" in top  # 3 phi copies, a masked padding slot
+    assert "II = 3" in d.interface
+    assert (
+        plain.design.ii_cycles == 1
+        and "in_valid" not in (tmp_path / "k1" / "rtl" / "kd_student.v").read_text()
+    )
+    # da4ml's estimate follows: fewer phi copies, fewer LUTs
+    assert built.traced.cost < plain.traced.cost
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_folded_deepsets_is_bit_exact_on_back_to_back_events(k, tmp_path):
+    """An event every k cycles (junk on model_inp in between), every logit exact, out_valid checked on
+    every cycle by the testbench; 8 particles at k = 3 leave one padding slot that must add nothing."""
+    from kd_trigger.rtl import run_rtl_flow
+
+    model = _student("deepsets", seed=5)
+    x = _inputs(model, seed=6, n_edge=3_000, n_random=1_000)
+    result = run_rtl_flow(model, tmp_path / "rtl", x, synth=False, ii_cycles=k)
+    sim = result.rtl_sim
+    assert sim.n_exact_samples == sim.n_samples == len(x) and sim.exact_fraction == 1.0
+    d = result.to_dict()
+    assert d["ii_cycles"] == k and d["folding"]["phi_copies"] == -(-8 // k)
+    assert (
+        d["latency_cycles"]
+        == d["da4ml_estimate"]["latency_cycles"]
+        == sum(s["stages"] for s in d["da4ml_estimate"]["segments"]) + k
+    )
+    assert json.loads((tmp_path / "rtl" / "rtl_report.json").read_text())["ii_cycles"] == k
+    log = (tmp_path / "rtl" / "logs" / "simulation.log").read_text()
+    assert f"simulated {len(x)} events at II {k}" in log
+
+
+@pytest.mark.slow
+def test_unmasked_padding_slots_fail_the_gate(tmp_path):
+    """Negative control: phi(0) is not 0 (biases), so an empty slot that is not masked changes the sum."""
+    from kd_trigger.rtl import RtlMismatchError, build_rtl, verify_rtl
+
+    model = _student("deepsets", seed=5)
+    x = _inputs(model, seed=6, n_edge=1_000, n_random=500)
+    built = build_rtl(model, tmp_path / "rtl", ii_cycles=3)
+    top = built.out_dir / "rtl" / "kd_student.v"
+    text = top.read_text()
+    unmasked = re.sub(r"\(last_group \? \d+'d0 : (\{[^?]*?\})\)", r"\1", text)
+    assert unmasked != text
+    top.write_text(unmasked)
+    with pytest.raises(RtlMismatchError, match="first diverging layer 'rho_0'"):
+        verify_rtl(built, model, x)
+
+
+@pytest.mark.slow
+def test_folded_deepsets_synthesizes_smaller(tmp_path):
+    """Yosys counts the folded design (II 4: 2 phi copies instead of 8)."""
+    from kd_trigger.rtl import run_rtl_flow
+
+    model = _student("deepsets", seed=5)
+    x = _inputs(model, seed=6, n_edge=500, n_random=500)
+    folded = run_rtl_flow(model, tmp_path / "k4", x, ii_cycles=4)
+    assert folded.yosys is not None and folded.rtl_sim.exact_fraction == 1.0
+    ys = folded.yosys
+    assert ys.lut > 0 and ys.ff > 0
+    # against da4ml's estimate of the same folded design (the estimate includes mux and accumulator)
+    assert 0.5 < ys.lut / folded.da4ml_estimate.lut < 2.0

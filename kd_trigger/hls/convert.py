@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.config import HlsConfig
-from kd_trigger.errors import ModelError, ToolMissingError
+from kd_trigger.config import HlsConfig, hls4ml_parallelization
+from kd_trigger.errors import ConfigError, ModelError, ToolMissingError
 from kd_trigger.hls.precision import (
     FixedType,
     Intake,
@@ -334,13 +334,26 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
     """hls4ml's per-layer config with every type of ours written in (layers hls4ml adds keep its own)."""
     config = default_hls_config(model, hls)
     names = config.setdefault("LayerName", {})
+    fold = hls.ii_cycles or 1
+    if fold > 1 and not any(_per_particle(layer) for layer in model.layers):
+        raise ModelError(
+            f"hls.ii_cycles {fold}: only a Deep Sets student (per-particle layers) can be folded; "
+            f"'{model.name}' has no per-particle layer"
+        )
     for layer in model.layers:
         if _per_particle(layer) and layer.name in names:
             # Scheduling only, never arithmetic: how many particles the per-particle layer computes at once.
             # hls4ml rewrites a Dense on (particles, features) into a pointwise Conv1D whose default is ONE
-            # particle at a time (II = particles x reuse); all at once keeps II = the reuse factor.
+            # particle at a time (II = particles x reuse); all at once keeps II = the reuse factor. A
+            # folded student computes ceil(n / k) at once (II = k x reuse); conv_parallelization wins.
             width = int(layer.output_shape[1])
-            pf = width if hls.conv_parallelization is None else min(hls.conv_parallelization, width)
+            if fold > width:
+                raise ConfigError(
+                    f"hls.ii_cycles {fold} is above the {width} particles of layer {layer.name}"
+                )
+            pf = hls4ml_parallelization(width, fold)
+            if hls.conv_parallelization is not None:
+                pf = min(hls.conv_parallelization, width)
             names[layer.name]["ParallelizationFactor"] = pf
     for name, layer_hls in hls.layers.items():
         if layer_hls.reuse_factor is not None and name in names:

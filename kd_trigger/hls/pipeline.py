@@ -82,6 +82,12 @@ def build_report(
             name: LayerSparsity.model_validate(entry)
             for name, entry in firmware_sparsity(converted.hls_model).items()
         },
+        ii_cycles=hls.ii_cycles or 1,
+        parallelization_by_layer={
+            layer.name: int(layer.get_attr("parallelization_factor"))
+            for layer in converted.hls_model.get_layers()
+            if layer.get_attr("n_partitions") is not None and layer.get_attr("parallelization_factor")
+        },
     )
 
 
@@ -198,15 +204,23 @@ def rtl_inputs(model: Any, x_test: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.concatenate([np.asarray(x_test, dtype=np.float64), edges])
 
 
-def run_rtl(model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, report: HlsReport) -> None:
+def run_rtl(
+    model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, report: HlsReport, ii_cycles: int = 1
+) -> None:
     """The open-source RTL flow of ``model`` into ``out_dir``; its figures go into ``report`` (``rtl`` and
-    ``rtl_sim``). Raises RtlMismatchError (exit 1, after writing rtl_report.json) when it is not exact."""
+    ``rtl_sim``). ``ii_cycles`` > 1 folds a Deep Sets student (an event every k cycles).
+    Raises RtlMismatchError (exit 1, after writing rtl_report.json) when it is not exact."""
     from kd_trigger.contracts import RtlSimBlock
     from kd_trigger.fpga.parts import yosys_family
     from kd_trigger.rtl import run_rtl_flow
 
     result = run_rtl_flow(
-        model, out_dir, x, clock_period_ns=hls.clock_period_ns, part_family=yosys_family(hls.part)
+        model,
+        out_dir,
+        x,
+        clock_period_ns=hls.clock_period_ns,
+        part_family=yosys_family(hls.part),
+        ii_cycles=ii_cycles,
     )
     figures = result.to_dict()
     report.rtl_sim = RtlSimBlock.model_validate(figures.pop("rtl_sim"))
@@ -253,6 +267,7 @@ def hls_stage(ctx: StageContext) -> StageResult:
     enough: nothing of this stage is then committed.
     """
     from kd_trigger.data.readers import load_jets
+    from kd_trigger.fpga.budget import load_budget
     from kd_trigger.models.students import load_student_file, student_inputs
 
     cfg = ctx.cfg
@@ -260,16 +275,31 @@ def hls_stage(ctx: StageContext) -> StageResult:
     n = cfg.hls.csim_count(len(test.is_signal))
     labels = np.asarray(test.is_signal[:n], dtype=np.int8)
     reports: list[HlsReport] = []
+    max_ii = load_budget(cfg.budget).max_ii_cycles  # the default folding of Deep Sets students follows it
     for spec in cfg.students:
         model = load_student_file(cfg.artifacts / "students" / spec.name / "kd.h5", spec)
         x_raw = student_inputs(spec, test.constituents[:n])
         final = cfg.firmware / spec.name
-        log.info("student %s: converting the distilled model, C-simulating %d test jets", spec.name, n)
-        report, _ = convert_and_simulate(model, ctx.out(final), cfg.hls, x_raw, labels, spec.name, final)
+        k_hls, k_rtl = cfg.ii_cycles_of(spec, "hls4ml", max_ii), cfg.ii_cycles_of(spec, "rtl", max_ii)
+        hls = cfg.hls.model_copy(update={"ii_cycles": k_hls})
+        log.info(
+            "student %s: converting the distilled model (folded over %d cycles), C-simulating %d test jets",
+            spec.name,
+            k_hls,
+            n,
+        )
+        report, _ = convert_and_simulate(model, ctx.out(final), hls, x_raw, labels, spec.name, final)
         if "rtl" in cfg.hls.flows:
-            log.info("student %s: the open-source RTL flow (da4ml, Verilator, Yosys)", spec.name)
+            log.info(
+                "student %s: the open-source RTL flow (da4ml, Verilator, Yosys) at II %d", spec.name, k_rtl
+            )
             run_rtl(
-                model, ctx.out(final) / "rtl", cfg.hls, rtl_inputs(model, x_raw, seed=cfg.run.seed), report
+                model,
+                ctx.out(final) / "rtl",
+                cfg.hls,
+                rtl_inputs(model, x_raw, seed=cfg.run.seed),
+                report,
+                ii_cycles=k_rtl,
             )
         _apply_budget(report, cfg)
         report.write(ctx.out(final) / REPORT_NAME)
@@ -543,6 +573,7 @@ def _rtl_into(
                 clock_period_ns=hls.clock_period_ns,
                 part_family=yosys_family(hls.part),
                 precision=precision,
+                ii_cycles=hls.ii_cycles or 1,
             )
         except RtlMismatchError as err:
             if staging.is_dir():
@@ -553,12 +584,13 @@ def _rtl_into(
     finally:
         remove_path(staging)
     log.info(
-        "%s -> %s: RTL exact on %d of %d samples; latency %d cycles, II 1; %s",
+        "%s -> %s: RTL exact on %d of %d samples; latency %d cycles, II %d; %s",
         model_path,
         out_dir,
         result.rtl_sim.n_exact_samples,
         result.rtl_sim.n_samples,
         result.latency_cycles,
+        result.ii_cycles,
         f"Yosys {result.yosys.lut:,} LUT / {result.yosys.ff:,} FF" if result.yosys else "not synthesized",
     )
     return EXIT_OK

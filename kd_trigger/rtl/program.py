@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kd_trigger.errors import ModelError
+from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.hls.precision import LayerPrecision
 from kd_trigger.models.quantizers import FixedType
 from kd_trigger.rtl.rounding import align_codes, quantize_codes, wrap_codes
@@ -289,6 +289,68 @@ def _segments(steps: list[Step]) -> list[Segment]:
             rows = group[-1].out_shape[0]
         segments.append(Segment(i, tuple(group), rows))
     return segments
+
+
+@dataclass(frozen=True)
+class Folding:
+    """A Deep Sets program time-multiplexed over ``ii_cycles`` clock cycles (II = k).
+
+    The leading ``phi_segments`` row-wise segments (the per-particle phi network) exist ``copies`` =
+    ceil(n_particles / k) times; group j of particles (``j * copies`` ... ``j * copies + copies - 1``) goes
+    through them on cycle j of an event, and the pooled sum is accumulated over the k groups (integer
+    additions: exact). The pooling segment and everything after it (rho) exist once and run once per event.
+    ``padding`` copies of the last group are empty slots whose phi outputs are masked to zero (phi(0) is
+    not 0 in general: biases).
+    """
+
+    ii_cycles: int
+    n_particles: int
+    copies: int
+    phi_segments: int
+
+    @property
+    def padding(self) -> int:
+        return self.copies * self.ii_cycles - self.n_particles
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "ii_cycles": self.ii_cycles,
+            "n_particles": self.n_particles,
+            "phi_copies": self.copies,
+            "padding_slots": self.padding,
+            "phi_segments": self.phi_segments,
+        }
+
+
+def folding(program: Program, ii_cycles: int) -> Folding | None:
+    """How ``program`` folds at II = ``ii_cycles`` (None for 1: the fully parallel design).
+
+    Raises ConfigError for an II below 1 or above the number of particles, ModelError for a program that is
+    not a Deep Sets (per-particle layers, then a mean over the particles): only its phi can be shared.
+    """
+    if isinstance(ii_cycles, bool) or not isinstance(ii_cycles, int) or ii_cycles < 1:
+        raise ConfigError(f"ii_cycles must be an integer >= 1, got {ii_cycles!r}")
+    if ii_cycles == 1:
+        return None
+    segs = program.segments
+    n_phi = 0
+    while n_phi < len(segs) and segs[n_phi].rows > 1:
+        n_phi += 1
+    pool = segs[n_phi] if n_phi < len(segs) else None
+    first_hw = next((s for s in pool.steps if s.has_hardware), None) if pool is not None else None
+    if n_phi == 0 or first_hw is None or first_hw.kind != "pool":
+        raise ModelError(
+            f"ii_cycles {ii_cycles}: only a Deep Sets student (per-particle layers, then a mean over the "
+            f"particles) can be folded; '{program.name}' has no per-particle network feeding a pooling"
+        )
+    n = segs[0].rows
+    if any(s.rows != n for s in segs[:n_phi]) or first_hw.pool_n != n:
+        raise ModelError(
+            f"ii_cycles {ii_cycles}: the pooling of '{program.name}' does not average its particles"
+        )
+    if ii_cycles > n:
+        raise ConfigError(f"ii_cycles {ii_cycles} is above the number of particles ({n})")
+    return Folding(ii_cycles, n, -(-n // ii_cycles), n_phi)
 
 
 # -- exact reference ----------------------------------------------------------------------------------

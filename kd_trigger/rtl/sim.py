@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kd_trigger.rtl.emit import BitField, Design
+from kd_trigger.rtl.emit import BitField, Design, Probe
 from kd_trigger.rtl.errors import RtlToolError
 from kd_trigger.rtl.tools import find_verilator, run_measured
 
@@ -151,11 +151,26 @@ def run_simulation(
         return np.fromfile(work / name, dtype="<u4").reshape(n, n_words)
 
     outputs = unpack_fields(read("model_out.bin", design.out_width), design.out_fields)
-    probes = {
-        p.layer: unpack_fields(read(f"probe{i}.bin", p.width), p.fields) for i, p in enumerate(design.probes)
-    }
+    probes = {}
+    for i, p in enumerate(design.probes):
+        n_words = max(1, (p.width + 31) // 32)
+        words = np.fromfile(work / f"probe{i}.bin", dtype="<u4").reshape(n * p.groups, n_words)
+        values = unpack_fields(words, p.fields)
+        if p.groups > 1:
+            # A folded phi register holds one group of particles per cycle; the groups of a sample in
+            # order are its particles, then the empty slots of the last group (dropped).
+            per_particle = len(p.fields) * p.groups // (p.rows + _padding(p))
+            values = values.reshape(n, -1)[:, : p.rows * per_particle]
+        probes[p.layer] = values
     shutil.rmtree(work, ignore_errors=True)  # inputs/outputs are reproducible; keep out_dir small
     return outputs, probes, seconds, cpu
+
+
+def _padding(p: Probe) -> int:
+    """Empty slots of a folded probe's last group: copies x groups - particles."""
+    # ``fields`` cover one group of ``copies`` particles; copies = ceil(rows / groups).
+    copies = -(-p.rows // p.groups)
+    return copies * p.groups - p.rows
 
 
 def simulate(

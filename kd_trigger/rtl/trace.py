@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.models.quantizers import FixedType
-from kd_trigger.rtl.program import Program, Segment, Step
+from kd_trigger.rtl.program import Folding, Program, Segment, Step, folding
 from kd_trigger.rtl.rounding import trace_quantize, trace_wrap
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,41 @@ class TracedProgram:
     solver: SolverOptions
     seconds: float
     cpu_seconds: float = 0.0  # this process, all threads (numba's solver runs in parallel)
+    folding: Folding | None = None  # II > 1: phi shared over k cycles (see kd_trigger.rtl.program.Folding)
+
+    @property
+    def ii_cycles(self) -> int:
+        return 1 if self.folding is None else self.folding.ii_cycles
 
     @property
     def n_stages(self) -> int:
         return sum(s.n_stages for s in self.segments)
 
     @property
+    def latency_cycles(self) -> int:
+        """Pipeline stages, plus k cycles of a folded design: its k groups and the accumulator register."""
+        return self.n_stages + (0 if self.folding is None else self.folding.ii_cycles)
+
+    def _fold_terms(self) -> tuple[float, int]:
+        """LUTs and register bits a folded design adds: the group multiplexer in front of phi (a 4:1
+        multiplexer per LUT6), the accumulator adders (one adder per phi copy and channel), the whole
+        event's input register (phi's own register only covers one group) and the accumulator."""
+        from da4ml.cmvm.types import _minimal_kif
+
+        fold = self.folding
+        if fold is None:
+            return 0.0, 0
+        phi_in = self.segments[0]
+        row_in = sum(sum(_minimal_kif(q)) for q in phi_in.pipeline.inp_qint) // max(phi_in.rows, 1)
+        mux = fold.copies * row_in * -(-(fold.ii_cycles - 1) // 3)
+        pool = self.segments[fold.phi_segments]
+        acc_bits = sum(sum(_minimal_kif(q)) for q in pool.pipeline.inp_qint)
+        extra_in = (fold.n_particles - fold.copies) * row_in
+        return float(mux + fold.copies * acc_bits), int(extra_in + acc_bits)
+
+    @property
     def cost(self) -> float:
-        return sum(s.cost for s in self.segments)
+        return sum(s.cost for s in self.segments) + self._fold_terms()[0]
 
     @property
     def reg_bits(self) -> int:
@@ -119,7 +146,7 @@ class TracedProgram:
         for seg in self.segments:
             for stage in seg.pipeline.solutions:
                 bits += seg.rows * sum(sum(_minimal_kif(q)) for q in stage.out_qint)
-        return int(bits)
+        return int(bits) + self._fold_terms()[1]
 
     @property
     def overflows(self) -> list[str]:
@@ -229,8 +256,12 @@ def _pool(step: Step, x: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray
     acc = step.pool_accum
     assert acc is not None
     n = step.pool_n
-    # da4ml's reduce builds the sum as a latency-balanced adder tree.
-    sums = np.atleast_1d(np.asarray(reduce(lambda a, b: a + b, x, axis=0), dtype=object))
+    # da4ml's reduce builds the sum as a latency-balanced adder tree. A folded design feeds the sum
+    # accumulated over its k groups: one row, already summed.
+    if x.shape[0] == 1:
+        sums = np.asarray(x[0], dtype=object).ravel()
+    else:
+        sums = np.atleast_1d(np.asarray(reduce(lambda a, b: a + b, x, axis=0), dtype=object))
     overflow = not all(_fits(v, acc) for v in sums)
     if n & (n - 1) == 0:  # a power of two: the mean is the sum with the binary point moved
         shift = n.bit_length() - 1
@@ -323,11 +354,43 @@ def trace_segment(
     )
 
 
+def _fold_rows(seg: TracedSegment, copies: int) -> TracedSegment:
+    """A row-wise segment kept as ``copies`` circuits (one per particle of a group) instead of one per particle."""
+    if seg.rows <= 1:
+        raise AssertionError(f"segment {seg.segment.name}: a folded phi segment must be traced per particle")
+    per_in, per_out = len(seg.in_qints) // seg.rows, len(seg.out_qints) // seg.rows
+    return TracedSegment(
+        seg.segment,
+        seg.pipeline,
+        seg.in_qints[: per_in * copies],
+        seg.out_qints[: per_out * copies],
+        (copies, *seg.out_shape[1:]),
+        seg.seconds,
+        seg.overflows,
+        copies,
+    )
+
+
+def _sum_intervals(qints: list[tuple[float, float, float]], n_rows: int) -> list[tuple[float, float, float]]:
+    """Intervals of the per-channel sum over ``n_rows`` particles, and of every partial sum of fewer
+    (zero included: masked padding slots and the accumulator's restart)."""
+    per_row = qints[: len(qints) // n_rows]
+    return [(min(0.0, n_rows * lo), max(0.0, n_rows * hi), step) for lo, hi, step in per_row]
+
+
 def trace_program(
-    program: Program, latency_cutoff: float = 5.0, solver: SolverOptions | None = None
+    program: Program,
+    latency_cutoff: float = 5.0,
+    solver: SolverOptions | None = None,
+    ii_cycles: int = 1,
 ) -> TracedProgram:
-    """Trace every segment of ``program`` in order; each starts from its predecessor's output intervals."""
+    """Trace every segment of ``program`` in order; each starts from its predecessor's output intervals.
+
+    ``ii_cycles`` > 1 folds a Deep Sets (:func:`kd_trigger.rtl.program.folding`): its phi segments are
+    kept as ceil(n / k) copies, and the pooling segment is traced from the accumulated per-channel sum.
+    """
     solver = solver or SolverOptions()
+    fold = folding(program, ii_cycles)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     solve = _Solver(solver)
@@ -335,13 +398,24 @@ def trace_program(
     qints = [_interval(program.input_type)] * n_in
     shape = program.input_shape
     traced: list[TracedSegment] = []
-    for segment in program.segments:
+    for i, segment in enumerate(program.segments):
+        if fold is not None and i == fold.phi_segments:
+            qints = _sum_intervals(qints, fold.n_particles)
+            shape = (1, len(qints))
         seg = trace_segment(segment, qints, shape, solve, latency_cutoff)
-        traced.append(seg)
         qints = [(float(q.min), float(q.max), float(q.step)) for q in seg.out_qints]
         shape = seg.out_shape
+        if fold is not None and i < fold.phi_segments:
+            seg = _fold_rows(seg, fold.copies)
+        traced.append(seg)
     result = TracedProgram(
-        program, traced, latency_cutoff, solver, time.perf_counter() - t0, time.process_time() - cpu0
+        program,
+        traced,
+        latency_cutoff,
+        solver,
+        time.perf_counter() - t0,
+        time.process_time() - cpu0,
+        folding=fold,
     )
     for name in result.overflows:
         log.warning(
