@@ -319,6 +319,31 @@ def _primitives(stage: Any) -> set[str]:
     return names
 
 
+def _instantiate(
+    g: int, sm: StageModule, decl: list[str], body: list[str]
+) -> tuple[list[BitField], list[BitField], int]:
+    """Declare stage ``g``'s input/output wires and instantiate its module (once per row in a per-particle
+    segment, each row on its slice); returns the stage's input and output fields and its input width."""
+    st_in = sm.fields(list(sm.comb.inp_qint))
+    st_out = sm.fields(list(sm.comb.out_qint))
+    w_in = sum(f.width for f in st_in)
+    w_out = sum(f.width for f in st_out)
+    if w_in == 0 or w_out == 0:
+        raise RuntimeError(f"stage {sm.name} has an empty input or output")
+    decl.append(f"wire [{w_in - 1}:0] st{g}_in;")
+    decl.append(f"wire [{w_out - 1}:0] st{g}_out;")
+    if sm.rows == 1:
+        body.append(f"{sm.name} u_st{g} (.model_inp(st{g}_in), .model_out(st{g}_out));")
+    else:  # one instance per particle, each on its slice of the stage's input and output
+        wi, wo = w_in // sm.rows, w_out // sm.rows
+        body.extend(
+            f"{sm.name} u_st{g}_r{r} (.model_inp(st{g}_in[{(r + 1) * wi - 1}:{r * wi}]), "
+            f".model_out(st{g}_out[{(r + 1) * wo - 1}:{r * wo}]));"
+            for r in range(sm.rows)
+        )
+    return st_in, st_out, w_in
+
+
 def _top_module(
     traced: TracedProgram,
     top: str,
@@ -334,24 +359,8 @@ def _top_module(
     probes: list[Probe] = []
     prev_out_fields: list[BitField] | None = None
     for g, sm in enumerate(stage_modules):
-        st_in = sm.fields(list(sm.comb.inp_qint))
-        st_out = sm.fields(list(sm.comb.out_qint))
-        w_in = sum(f.width for f in st_in)
-        w_out = sum(f.width for f in st_out)
-        if w_in == 0 or w_out == 0:
-            raise RuntimeError(f"stage {sm.name} has an empty input or output")
+        st_in, st_out, w_in = _instantiate(g, sm, decl, body)
         first_of_segment = g == 0 or stage_modules[g - 1].segment != sm.segment
-        decl.append(f"wire [{w_in - 1}:0] st{g}_in;")
-        decl.append(f"wire [{w_out - 1}:0] st{g}_out;")
-        if sm.rows == 1:
-            body.append(f"{sm.name} u_st{g} (.model_inp(st{g}_in), .model_out(st{g}_out));")
-        else:  # one instance per particle, each on its slice of the stage's input and output
-            wi, wo = w_in // sm.rows, w_out // sm.rows
-            body.extend(
-                f"{sm.name} u_st{g}_r{r} (.model_inp(st{g}_in[{(r + 1) * wi - 1}:{r * wi}]), "
-                f".model_out(st{g}_out[{(r + 1) * wo - 1}:{r * wo}]));"
-                for r in range(sm.rows)
-            )
         if g == 0:
             # input register: the raw typed inputs; unused input elements are left out of the glue
             decl.append(f"reg [{len(in_fields) * in_fields[0].width - 1}:0] q0;")
@@ -625,24 +634,8 @@ def _folded_top_module(
     group_fields = typed_fields(program.input_type, m * feats)
     acc_lines: list[str] = []
     for g, sm in enumerate(stage_modules):
-        st_in = sm.fields(list(sm.comb.inp_qint))
-        st_out = sm.fields(list(sm.comb.out_qint))
-        w_in = sum(f.width for f in st_in)
-        w_out = sum(f.width for f in st_out)
-        if w_in == 0 or w_out == 0:
-            raise RuntimeError(f"stage {sm.name} has an empty input or output")
+        st_in, st_out, w_in = _instantiate(g, sm, decl, body)
         first_of_segment = g == 0 or stage_modules[g - 1].segment != sm.segment
-        decl.append(f"wire [{w_in - 1}:0] st{g}_in;")
-        decl.append(f"wire [{w_out - 1}:0] st{g}_out;")
-        if sm.rows == 1:
-            body.append(f"{sm.name} u_st{g} (.model_inp(st{g}_in), .model_out(st{g}_out));")
-        else:
-            wi, wo = w_in // sm.rows, w_out // sm.rows
-            body.extend(
-                f"{sm.name} u_st{g}_r{r} (.model_inp(st{g}_in[{(r + 1) * wi - 1}:{r * wi}]), "
-                f".model_out(st{g}_out[{(r + 1) * wo - 1}:{r * wo}]));"
-                for r in range(sm.rows)
-            )
         delay = g if g <= n_phi else g + k
         if g == 0:
             body.extend(_glue("x0", group_fields, "st0_in", st_in))
