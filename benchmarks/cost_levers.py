@@ -227,6 +227,9 @@ def main() -> int:
     parser.add_argument("--ii", type=int, default=4, help="the folding of the Deep Sets 'fold' design")
     parser.add_argument("--students", nargs="+", default=None)
     parser.add_argument("--levers", nargs="+", default=["fold", "prune", "layers"])
+    parser.add_argument(
+        "--variants", nargs="+", default=["base", "prune", "layers"], help="which trained variants to build"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--train-only", action="store_true", help="train and evaluate, build no firmware")
     parser.add_argument(
@@ -247,7 +250,7 @@ def main() -> int:
         if args.students and spec.name not in args.students:
             continue
         inputs = jets.for_student(spec)
-        variants = ["base"] + [v for v in ("prune", "layers") if v in args.levers]
+        variants = [v for v in args.variants if v == "base" or v in args.levers]
         for variant in variants:
             vspec = variant_spec(spec, variant, args.sparsity)
             n_seeds = 1 if variant == "layers" else args.seeds
