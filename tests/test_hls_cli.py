@@ -221,3 +221,56 @@ def test_vendor_synthesis_plumbing_with_a_stand_in_tool(student_h5, tmp_path, mo
     [design] = design_figures(HlsReport.model_validate(report))
     assert design.flow == "hls4ml" and design.best("lut") == (want["hls"]["lut"], want["hls_source"])
     assert design.best("latency_ns") == (want["latency_ns"], want["hls_source"])
+
+
+def _sequential_mlp():
+    """A QKeras MLP built as hls4ml's tutorials build models: keras.Sequential, no layer names."""
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input((16,)),
+            QActivation(quantized_bits(12, 4, alpha=1)),
+            QDense(
+                8,
+                kernel_quantizer=quantized_bits(8, 1, alpha=1),
+                bias_quantizer=quantized_bits(8, 3, alpha=1),
+            ),
+            QActivation(quantized_relu(8, 3)),
+            QDense(
+                3,
+                kernel_quantizer=quantized_bits(8, 1, alpha=1),
+                bias_quantizer=quantized_bits(8, 3, alpha=1),
+            ),
+        ]
+    )
+    rng = np.random.default_rng(5)
+    for layer in model.layers:
+        if hasattr(layer, "kernel"):
+            layer.kernel.assign(rng.normal(0.0, 0.5, layer.kernel.shape).astype(np.float32))
+            layer.bias.assign(rng.normal(0.0, 0.5, layer.bias.shape).astype(np.float32))
+    return model
+
+
+def test_a_sequential_model_is_the_same_model_as_a_functional_one(tmp_path):
+    """A Sequential model lists no InputLayer, which every walk over a model starts from (it crashed with
+    an AssertionError, exit 1): it is loaded as the functional equivalent, same layers, same outputs."""
+    from kd_trigger.hls.pipeline import load_qkeras_model
+
+    model = _sequential_mlp()
+    loaded = load_qkeras_model(_save(model, tmp_path / "seq.h5"))
+    assert not isinstance(loaded, tf.keras.Sequential)
+    assert type(loaded.layers[0]).__name__ == "InputLayer"
+    assert [type(layer).__name__ for layer in loaded.layers[1:]] == [
+        type(layer).__name__ for layer in model.layers
+    ]
+    x = np.random.default_rng(0).normal(0, 2, (64, 16)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_sequential_model_converts_and_is_bit_exact(tmp_path):
+    path = _save(_sequential_mlp(), tmp_path / "seq.h5")
+    out = tmp_path / "fw"
+    assert main(["hls", "--model", str(path), "--out", str(out)]) == 0
+    csim = json.loads((out / "hls_report.json").read_text())["csim"]
+    assert (csim["n_samples"], csim["exact_fraction"], csim["max_abs_diff"]) == (10_000, 1.0, 0.0)

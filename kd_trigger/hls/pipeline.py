@@ -324,10 +324,40 @@ def load_qkeras_model(model_path: Path) -> Any:
     from qkeras.utils import load_qmodel
 
     try:
-        return load_qmodel(str(model_path), compile=False)
+        model = load_qmodel(str(model_path), compile=False)
     except Exception as err:  # Keras raises ValueError/TypeError/OSError for unknown layers and bad files
         text = " ".join(str(err).split())
         raise ModelError(f"{model_path} cannot be loaded as a QKeras model: {text[:300]}") from None
+    return as_functional(model)
+
+
+def as_functional(model: Any) -> Any:
+    """A Keras ``Sequential`` model as the equivalent functional model (same layer types, configs, weights).
+
+    Every walk over a model (precision, the float64 twin, the RTL program) starts from its InputLayer,
+    which a Sequential model does not list among its layers: built as hls4ml tutorials build models, it
+    crashed there. The layers are rebuilt from their configs (a layer called in two models would have two
+    inbound nodes, and look like a merge) and take the saved weights. Other models are returned unchanged.
+    """
+    import tensorflow as tf
+
+    if not isinstance(model, tf.keras.Sequential):
+        return model
+    if not model.built or model.input_shape is None:
+        raise ModelError(
+            f"Sequential model {model.name} has no input shape; give it an Input layer and save it again"
+        )
+    inputs = tf.keras.Input(batch_shape=model.input_shape, name=f"{model.name}_input")
+    x = inputs
+    copies = []
+    for layer in model.layers:
+        copy = type(layer).from_config(layer.get_config())
+        x = copy(x)
+        copies.append((copy, layer))
+    functional = tf.keras.Model(inputs, x, name=model.name)
+    for copy, layer in copies:
+        copy.set_weights(layer.get_weights())
+    return functional
 
 
 def _read_array(data_path: Path) -> np.ndarray:
