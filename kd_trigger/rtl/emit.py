@@ -344,6 +344,30 @@ def _instantiate(
     return st_in, st_out, w_in
 
 
+def _stage_register(g: int, w_in: int, decl: list[str], seq: list[str], body: list[str]) -> None:
+    """The pipeline register q<g> between two stages of one segment: stage g's input."""
+    decl.append(f"reg [{w_in - 1}:0] q{g};")
+    seq.append(f"q{g} <= st{g - 1}_out;")
+    body.append(f"assign st{g}_in = q{g};")
+
+
+def _output_register(
+    traced: TracedProgram,
+    stage_modules: list[StageModule],
+    fields: list[BitField],
+    delay: int,
+    decl: list[str],
+    seq: list[str],
+) -> Probe:
+    """The output register q<n_stages> after the last stage (a probe too), holding a sample ``delay``
+    edges after it entered."""
+    n_stages = len(stage_modules)
+    width = sum(f.width for f in fields)
+    decl.append(f"reg [{width - 1}:0] q{n_stages} /* verilator public_flat_rd */;  // probe, output register")
+    seq.append(f"q{n_stages} <= st{n_stages - 1}_out;")
+    return _probe(traced, stage_modules[-1].segment, f"q{n_stages}", delay, fields)
+
+
 def _top_module(
     traced: TracedProgram,
     top: str,
@@ -374,17 +398,10 @@ def _top_module(
             probes.append(_probe(traced, stage_modules[g - 1].segment, f"q{g}", g, prev_out_fields))
             body.extend(_glue(f"q{g}", prev_out_fields, f"st{g}_in", st_in))
         else:
-            decl.append(f"reg [{w_in - 1}:0] q{g};")
-            seq.append(f"q{g} <= st{g - 1}_out;")
-            body.append(f"assign st{g}_in = q{g};")
+            _stage_register(g, w_in, decl, seq, body)
         prev_out_fields = st_out
     assert prev_out_fields is not None
-    last_w = sum(f.width for f in prev_out_fields)
-    decl.append(
-        f"reg [{last_w - 1}:0] q{n_stages} /* verilator public_flat_rd */;  // probe, output register"
-    )
-    seq.append(f"q{n_stages} <= st{n_stages - 1}_out;")
-    probes.append(_probe(traced, stage_modules[-1].segment, f"q{n_stages}", n_stages, prev_out_fields))
+    probes.append(_output_register(traced, stage_modules, prev_out_fields, n_stages, decl, seq))
     outs = [
         _extend(f"q{n_stages}", s, "model_out", d) for s, d in zip(prev_out_fields, out_fields, strict=True)
     ]
@@ -680,17 +697,10 @@ def _folded_top_module(
             probes.append(probe)
             body.extend(_glue(f"q{g}", prev_out_fields, f"st{g}_in", st_in))
         else:
-            decl.append(f"reg [{w_in - 1}:0] q{g};")
-            seq.append(f"q{g} <= st{g - 1}_out;")
-            body.append(f"assign st{g}_in = q{g};")
+            _stage_register(g, w_in, decl, seq, body)
         prev_out_fields = st_out
     assert prev_out_fields is not None
-    last_w = sum(f.width for f in prev_out_fields)
-    decl.append(
-        f"reg [{last_w - 1}:0] q{n_stages} /* verilator public_flat_rd */;  // probe, output register"
-    )
-    seq.append(f"q{n_stages} <= st{n_stages - 1}_out;")
-    probes.append(_probe(traced, stage_modules[-1].segment, f"q{n_stages}", n_stages + k, prev_out_fields))
+    probes.append(_output_register(traced, stage_modules, prev_out_fields, n_stages + k, decl, seq))
     n_rho = n_stages - n_phi
     decl.append(f"reg [{n_rho}:1] rv = {n_rho}'d0;  // rv[i]: rho register i holds an event")
     seq.append(f"rv <= {{rv[{n_rho - 1}:1], acc_done}};" if n_rho > 1 else "rv <= acc_done;")
