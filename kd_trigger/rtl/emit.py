@@ -174,20 +174,7 @@ def _glue(src: str, src_fields: list[BitField], dst: str, dst_fields: list[BitFi
 
 def _extend(src: str, s: BitField, dst: str, d: BitField) -> str:
     """Place a minimal-width element into a wider fixed-point field: zero LSBs, sign/zero-extended MSBs."""
-    if s.width == 0:
-        return f"assign {_slice(dst, d)} = {d.width}'d0;"
-    pad = d.frac - s.frac
-    ext = d.width - s.width - pad
-    if pad < 0 or ext < 0 or (ext == 0 and s.signed != d.signed and not s.signed):
-        raise RuntimeError(f"a value of {s} does not fit the declared output field {d}")
-    parts = []
-    if ext:
-        msb = f"{src}[{s.offset + s.width - 1}]" if s.signed else "1'b0"
-        parts.append(f"{{{ext}{{{msb}}}}}")
-    parts.append(_slice(src, s))
-    if pad:
-        parts.append(f"{pad}'d0")
-    return f"assign {_slice(dst, d)} = {{{', '.join(parts)}}};"
+    return f"assign {_slice(dst, d)} = {_ext_expr(src, s, d)};"
 
 
 INTERFACE_II1 = (
@@ -577,7 +564,7 @@ def _ext_expr(src: str, s: BitField, d: BitField) -> str:
     pad = d.frac - s.frac
     ext = d.width - s.width - pad
     if pad < 0 or ext < 0 or (ext == 0 and s.signed != d.signed and not s.signed):
-        raise RuntimeError(f"a value of {s} does not fit the accumulator field {d}")
+        raise RuntimeError(f"a value of {s} does not fit the field {d}")
     parts = []
     if ext:
         msb = f"{src}[{s.offset + s.width - 1}]" if s.signed else "1'b0"
