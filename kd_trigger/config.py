@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from kd_trigger.errors import ConfigError
+from kd_trigger.fixed import FixedType
 from kd_trigger.runs import file_problem
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
@@ -385,8 +386,6 @@ class DistillConfig(_Section):
 def _check_type(value: str | None) -> str | None:
     if value is None:
         return None
-    from kd_trigger.models.quantizers import FixedType
-
     FixedType.parse(value)  # ValueError names the accepted spelling
     return value
 

@@ -87,6 +87,7 @@ def test_teacher_outputs(ci_run) -> None:
 def test_student_logits_lie_on_their_output_grid(ci_run) -> None:
     from kd_trigger.data.readers import load_jets
     from kd_trigger.distill.pipeline import load_student
+    from kd_trigger.fixed import dense_accumulator_type
     from kd_trigger.models import quantizers as qz
     from kd_trigger.models.students import output_type, student_inputs
 
@@ -96,7 +97,7 @@ def test_student_logits_lie_on_their_output_grid(ci_run) -> None:
         model = load_student(cfg, spec.name, "kd")
         out = model.get_layer("output")
         relus = [layer for layer in model.layers if type(layer).__name__ == "QActivation"]
-        acc = qz.dense_accumulator_type(
+        acc = dense_accumulator_type(
             qz.type_of_quantizer(relus[-1].quantizer),
             qz.type_of_quantizer(out.kernel_quantizer_internal),
             qz.type_of_quantizer(out.bias_quantizer_internal),

@@ -19,7 +19,7 @@ from conftest import REPO, randomize_weights
 
 from kd_trigger.config import StudentConfig
 from kd_trigger.errors import ConfigError, ModelError
-from kd_trigger.models.quantizers import FixedType
+from kd_trigger.fixed import FixedType
 from kd_trigger.rtl.rounding import quantize_codes, round_half_even_codes
 
 N_EDGE = 8_000

@@ -24,6 +24,7 @@ import numpy as np
 
 from kd_trigger.config import HlsConfig, hls4ml_parallelization
 from kd_trigger.errors import ConfigError, ModelError, ToolMissingError
+from kd_trigger.fixed import grid_type
 from kd_trigger.hls.precision import (
     FixedType,
     Intake,
@@ -109,13 +110,12 @@ def _kernel_type(layer: Any, quantizer: Any, where: str) -> FixedType:
     power-of-two scales (``alpha="auto_po2"``): the grid is then not known in advance, but the quantized
     constants are, and the narrowest type that holds them all exactly is read off them.
     """
-    from kd_trigger.models import quantizers as qz
 
     alpha = quantizer.get_config().get("alpha") if hasattr(quantizer, "get_config") else None
     if isinstance(alpha, str) and "po2" in alpha:
         values = np.asarray(quantizer(layer.kernel).numpy(), dtype=np.float64)
         try:
-            return qz.grid_type(values)
+            return grid_type(values)
         except ValueError as err:
             raise ModelError(f"layer {where}: {err}; the firmware type cannot be derived") from None
     return _quantizer_type(quantizer, where)[0]

@@ -20,8 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from kd_trigger.contracts import CsimBlock
+from kd_trigger.fixed import FixedType
 from kd_trigger.hls.convert import quiet_hls4ml
-from kd_trigger.models.quantizers import FixedType
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.errors import ModelError
-from kd_trigger.models.quantizers import (
+from kd_trigger.fixed import (
     QUANTIZER_ROUNDING,
     QUANTIZER_SATURATION,
     FixedType,

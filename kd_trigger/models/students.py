@@ -21,6 +21,7 @@ import numpy as np
 
 from kd_trigger.config import StudentConfig
 from kd_trigger.errors import ModelError
+from kd_trigger.fixed import FixedType, dense_accumulator_type
 from kd_trigger.models import quantizers as qz
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ EXACT_REFERENCE_BITS = 53
 """float64's significand: see kd_trigger.hls.precision.EXACT_REFERENCE_BITS."""
 
 
-def _input_types(spec: StudentConfig) -> list[qz.FixedType]:
+def _input_types(spec: StudentConfig) -> list[FixedType]:
     """The exact type of each weight layer's input: the input quantizer, the ReLU before it, or for the
     first layer after a Deep Sets pooling the pooled average (log2(n_particles) more fractional bits: the
     average is a shift)."""
@@ -82,7 +83,7 @@ def _input_types(spec: StudentConfig) -> list[qz.FixedType]:
         t = qz.activation_type(spec.layer_quant(activation))
         if spec.kind == "deepsets" and i == len(spec.hidden) - 1:
             shift = spec.n_particles.bit_length() - 1
-            t = qz.FixedType(t.width + shift, t.integer, signed=False)
+            t = FixedType(t.width + shift, t.integer, signed=False)
         types.append(t)
     return types
 
@@ -92,11 +93,11 @@ def accumulator_widths(spec: StudentConfig) -> list[tuple[int, int]]:
     return [(i, acc.width) for i, (_, acc) in enumerate(_accumulators(spec))]
 
 
-def _accumulators(spec: StudentConfig) -> list[tuple[str, qz.FixedType]]:
+def _accumulators(spec: StudentConfig) -> list[tuple[str, FixedType]]:
     out = []
     for (name, fan_in, _), current in zip(weight_layers(spec), _input_types(spec), strict=True):
         q = spec.layer_quant(name)
-        out.append((name, qz.dense_accumulator_type(current, qz.weight_type(q), qz.bias_type(q), fan_in)))
+        out.append((name, dense_accumulator_type(current, qz.weight_type(q), qz.bias_type(q), fan_in)))
     return out
 
 
@@ -198,7 +199,7 @@ def build_student(spec: StudentConfig) -> Any:
     return tf.keras.Model(inputs, outputs, name=f"student_{spec.name}")
 
 
-def output_type(spec: StudentConfig) -> qz.FixedType:
+def output_type(spec: StudentConfig) -> FixedType:
     """The exact fixed-point type of the student's logits (the last QDense's accumulator).
 
     Its input is a quantized_relu output, or for a Deep Sets student without a head the pooled average

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kd_trigger.models.quantizers import FixedType
+from kd_trigger.fixed import FixedType
 from kd_trigger.rtl.trace import TracedProgram
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 
 from kd_trigger.errors import ConfigError, ModelError
+from kd_trigger.fixed import FixedType
 from kd_trigger.hls.precision import LayerPrecision
-from kd_trigger.models.quantizers import FixedType
 from kd_trigger.rtl.rounding import align_codes, quantize_codes, wrap_codes
 
 StepKind = Literal["input", "dense", "quantize", "pool", "reshape"]

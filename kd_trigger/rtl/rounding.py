@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.models.quantizers import FixedType
+from kd_trigger.fixed import FixedType
 
 
 def round_half_even_codes(codes: np.ndarray, shift: int) -> np.ndarray:

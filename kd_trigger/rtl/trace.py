@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.models.quantizers import FixedType
+from kd_trigger.fixed import FixedType
 from kd_trigger.rtl.program import Folding, Program, Segment, Step, folding
 from kd_trigger.rtl.rounding import trace_quantize, trace_wrap
 
