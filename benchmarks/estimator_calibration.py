@@ -122,6 +122,7 @@ evaluation, so only the targets decide what passes."""
 
 
 def load() -> tuple[list[estfit.CalibrationSample], list[dict[str, Any]]]:
+    """The calibration designs and the DSP binding observations of the committed fixtures."""
     designs = json.loads((FIXTURES / "designs.json").read_text())
     binding = json.loads((FIXTURES / "dsp_binding.json").read_text())["observations"]
     return estfit.samples_from_designs(designs), binding
@@ -151,6 +152,7 @@ def evaluate(sample: estfit.CalibrationSample, coeffs: Coefficients) -> dict[str
 
 
 def within_target(metric: str, real: float, estimate: float) -> bool:
+    """Is ``estimate`` of ``metric`` within :data:`TARGETS` of the ``real`` figure?"""
     if metric == "latency_cycles":
         return abs(estimate - real) <= TARGETS["latency_cycles"]
     if metric == "ii_cycles":
@@ -185,6 +187,7 @@ def misses(result: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 def tables(
     samples: list[estfit.CalibrationSample], binding: list[dict[str, Any]]
 ) -> dict[str, list[dict[str, Any]]]:
+    """Rows per set (fit, held_out, holdout_l1_jet_id, blind), plus the full fit as ``_coefficients``."""
     full = fit(samples, binding, set())
     out: dict[str, list[dict[str, Any]]] = {"fit": [], "held_out": [], "holdout_l1_jet_id": [], "blind": []}
     for s in samples:
@@ -210,6 +213,7 @@ def _cell(pair: tuple[float, float] | None) -> str:
 
 
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
+    """Print one set's rows: real, estimate and ratio per figure."""
     print(f"== {title}")
     cols = (
         "synth_lut",
@@ -356,6 +360,7 @@ def write_fit(coeffs: Coefficients, record: dict[str, Any], path: Path = FIT_FIL
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the tables; with ``--write``, store the fit and its held-out record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--write", action="store_true", help="store the fit and the held-out table in coefficients.json"

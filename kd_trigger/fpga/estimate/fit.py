@@ -104,6 +104,7 @@ class CalibrationSample:
     """Per layer: the latency of its own function in the HLS report (None when it was inlined)."""
 
     def estimate(self, coeffs: Coefficients | None = None) -> ResourceEstimate:
+        """The model's estimate of this design (``coeffs``: the stored fit when None)."""
         return estimate_layers(
             self.layers,
             self.reuse_factor,
@@ -114,6 +115,7 @@ class CalibrationSample:
         )
 
     def features(self, coeffs: Coefficients) -> dict[str, dict[str, float]]:
+        """Summed LUT and FF features of this design (:func:`design_features`)."""
         return design_features(
             self.layers,
             self.reuse_factor,
@@ -122,6 +124,13 @@ class CalibrationSample:
             self.pipeline_style,
             coeffs,
         )
+
+
+def _synth_of(sample: CalibrationSample) -> dict[str, Any]:
+    """The synthesis figures of a calibration sample the caller already selected for having them."""
+    if sample.synth is None:
+        raise ValueError(f"calibration design {sample.name} has no synthesis figures")
+    return dict(sample.synth)
 
 
 def samples_from_designs(doc: dict[str, Any]) -> list[CalibrationSample]:
@@ -378,13 +387,6 @@ def fit_coefficients(
         synth_lut_scale=tuple(sorted(scales["lut"].items())),
         synth_ff_scale=tuple(sorted(scales["ff"].items())),
     )
-
-
-def _synth_of(sample: Any) -> dict[str, Any]:
-    """The synthesis figures of a calibration sample the caller already selected for having them."""
-    if sample.synth is None:
-        raise ValueError(f"calibration design {sample.name} has no synthesis figures")
-    return dict(sample.synth)
 
 
 def write_fit_file(coefficients: Coefficients, calibration: dict[str, Any], path: Path = FIT_FILE) -> Path:

@@ -121,6 +121,7 @@ class LayerSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayerSpec:
+        """A spec from plain data (designs.json); unknown fields are an error."""
         kwargs = dict(data)
         if kwargs.get("hard_mult_widths") is not None:
             kwargs["hard_mult_widths"] = tuple((int(w), int(c)) for w, c in kwargs["hard_mult_widths"])
@@ -161,6 +162,7 @@ class LayerEstimate:
     features: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able data; only the non-zero features, rounded to 3 decimals."""
         out = asdict(self)
         out["features"] = {k: round(float(v), 3) for k, v in self.features.items() if v}
         return out
@@ -186,9 +188,11 @@ class ResourceEstimate:
 
     @property
     def latency_ns(self) -> float:
+        """Latency in ns: cycles x the clock period."""
         return round(self.latency_cycles * self.clock_period_ns, 6)
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``resources`` JSON: method, calibration record, totals and every layer."""
         return {
             "source": SOURCE_ESTIMATE,
             "method": METHOD_NAME,
