@@ -11,7 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from kd_trigger.contracts import HlsReport, LayerSparsity, Metrics, ModelMetrics, StageRecord, StudentSummary
+from kd_trigger.contracts import (
+    HlsReport,
+    LayerSparsity,
+    Metrics,
+    ModelMetrics,
+    Scan,
+    StageRecord,
+    StudentSummary,
+    read_contract,
+)
 from kd_trigger.fpga import RESOURCE_KEYS, RESOURCE_LABELS, SOURCE_ESTIMATE
 from kd_trigger.fpga.budget import BudgetProfile
 from kd_trigger.fpga.figures import DesignFigures, design_figures
@@ -490,8 +499,6 @@ HOW_TO_READ = (
 # -- the design scan ------------------------------------------------------------------------------
 def scan_blocks(scan_path: Path, plot_dir: Path, plot_rel: str, limit: int = 12) -> list[Block]:
     """The scan's designs (best objective first, at most ``limit``) and its Pareto plots, when a scan ran."""
-    from kd_trigger.contracts import Scan, read_contract
-
     if not scan_path.is_file():
         return []
     scan = read_contract(scan_path, Scan, "make scan CONFIG=...")
