@@ -1,83 +1,64 @@
 """Every bad input and fault: exit status 2 (or the documented other), one line on stderr, no traceback,
 and nothing new in the output locations. Plus property-based fuzzing of configs.
 
-Each case builds its inputs in ``tmp_path`` and names the command to run; the harness snapshots every
-file under ``tmp_path`` before and after, so a half-written output anywhere fails the case.
+Each case builds its inputs in ``tmp_path`` and names the command to run; the harness
+(tests/cli_helpers.py) snapshots every file under ``tmp_path`` before and after, so a half-written,
+changed or deleted file anywhere fails the case.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
+from cli_helpers import (
+    CI,
+    CSYNTH,
+    REPORTS,
+    Case,
+    assert_refused_cleanly,
+    config_file,
+    data_cmd,
+    fifo,
+    file_names,
+    hls_cmd,
+    jets_file,
+    jets_with,
+    model_file,
+    npy_file,
+    npz_file,
+    status_cmd,
+    student_model_file,
+    tiny_student,
+)
 from conftest import REPO, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kd_trigger.cli import main
-from kd_trigger.config import PARTICLE_FEATURES, load_config, parse_config
-from kd_trigger.data.dataset import assign_split
-from kd_trigger.data.generate import write_jets_file
-
-CI = REPO / "configs" / "ci.yaml"
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    setup: Callable[[Path], list[str]]
-    """Writes the inputs into the directory and returns the command line."""
-    message: str
-    """A fragment the one error line must contain."""
-    exit_code: int = 2
-
-
-def _files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
-
-
-def _config(d: Path, text: str | None = None, **sections) -> str:
-    if text is not None:
-        path = d / "c.yaml"
-        path.write_text(text)
-        return str(path)
-    return str(write_config(d, "c.yaml", **sections))
-
-
-def _jets(d: Path, n: int = 40, **override) -> str:
-    """A small jet file in our layout (``override`` replaces datasets; ``None`` leaves one out)."""
-    cfg = parse_config({"data": {"split": {"train": 0.5, "val": 0.25, "test": 0.25}}})
-    rng = np.random.default_rng(0)
-    c = np.zeros((n, 12, 4), dtype=np.float32)
-    c[:, :3, 1:] = rng.normal(0, 50, (n, 3, 3))
-    c[:, :3, 0] = np.linalg.norm(c[:, :3, 1:], axis=2) + 1
-    is_signal = (np.arange(n) % 2).astype(np.int8)
-    arrays = {
-        "constituents": c,
-        "n_constituents": np.full(n, 3, np.int32),
-        "is_signal": is_signal,
-        "jet_p4": np.ones((n, 4)),
-        "truth_top_p4": np.zeros((n, 4)),
-        "split": assign_split(is_signal, cfg.data.split, 0),
-    }
-    arrays.update({k: v for k, v in override.items() if v is not None})
-    path = d / "jets.h5"
-    write_jets_file(path, arrays, cfg)
-    return str(path)
-
-
-def _data_cmd(d: Path, jets: str) -> list[str]:
-    return [
-        "data",
-        "--config",
-        _config(d, data={"path": jets, "split": {"train": 0.5, "val": 0.25, "test": 0.25}}),
-    ]
+from kd_trigger.config import (
+    MAX_N_JETS,
+    PARTICLE_FEATURES,
+    RESERVED_ARTIFACT_NAMES,
+    RESERVED_FIRMWARE_NAMES,
+    StudentConfig,
+    load_config,
+    parse_config,
+)
+from kd_trigger.data.generate import check_n_jets, iter_chunks, n_chunks, plan_chunks
+from kd_trigger.runs import use_own_numba_cache
 
 
 def _raw_h5(d: Path, fill: Callable[[h5py.File], None]) -> str:
@@ -99,71 +80,44 @@ PROFILE = """profiles:
 
 def _budget(d: Path, text: str) -> list[str]:
     (d / "budget.yaml").write_text(text)
-    return ["status", "--config", _config(d, budget={"profiles": str(d / "budget.yaml")})]
+    return status_cmd(d, budget={"profiles": str(d / "budget.yaml")})
 
 
 def _split_minus_one(d: Path) -> list[str]:
     """A split dataset of int8 with -1 for a quarter of the jets (they would fall out of every split)."""
-    jets = _jets(d)
+    jets = jets_file(d)
     with h5py.File(jets, "r+") as f:
         del f["split"]
         f.create_dataset("split", data=np.where(np.arange(40) < 10, -1, 0).astype(np.int8))
-    return _data_cmd(d, jets)
-
-
-def _npy(d: Path, array: np.ndarray, name: str = "x.npy") -> str:
-    path = d / name
-    np.save(path, array)
-    return str(path)
-
-
-def _npz(d: Path, **arrays: np.ndarray) -> str:
-    np.savez(d / "x.npz", **arrays)
-    return str(d / "x.npz")
-
-
-def _model(d: Path) -> str:
-    """A small saved QKeras student (8 particles x 7 features)."""
-    from kd_trigger.config import StudentConfig
-    from kd_trigger.models.students import build_student, save_student
-
-    path = d / "model.h5"
-    save_student(build_student(StudentConfig(name="m", kind="mlp", n_particles=8, hidden=(8,))), path)
-    return str(path)
-
-
-def _hls(d: Path, *extra: str) -> list[str]:
-    return ["hls", "--model", _model(d), "--out", str(d / "fw"), *extra]
+    return data_cmd(d, jets)
 
 
 def _fifo(d: Path) -> list[str]:
-    path = d / "myproject_csynth.xml"
-    os.mkfifo(path)
-    return ["fpga-report", str(path)]
+    return ["fpga-report", str(fifo(d, "myproject_csynth.xml"))]
 
 
 CONFIG_CASES = [
     Case(
         "unknown key",
-        lambda d: ["status", "--config", _config(d, "run:\n  nmae: x\n")],
+        lambda d: status_cmd(d, "run:\n  nmae: x\n"),
         "unknown key 'run.nmae'",
     ),
     Case(
         "wrong type",
-        lambda d: ["status", "--config", _config(d, data={"n_jets": "many"})],
+        lambda d: status_cmd(d, data={"n_jets": "many"}),
         "'data.n_jets' ('many')",
     ),
     Case(
         "out of range",
-        lambda d: ["status", "--config", _config(d, distill={"kd_weight": 1.5})],
+        lambda d: status_cmd(d, distill={"kd_weight": 1.5}),
         "less than or equal to 1",
     ),
     Case("missing config", lambda d: ["status", "--config", str(d / "none.yaml")], "does not exist"),
     Case("config is a directory", lambda d: ["status", "--config", str(d)], "is a directory, not a file"),
-    Case("invalid YAML", lambda d: ["status", "--config", _config(d, "run: [unclosed\n")], "not valid YAML"),
+    Case("invalid YAML", lambda d: status_cmd(d, "run: [unclosed\n"), "not valid YAML"),
     Case(
         "duplicate section",
-        lambda d: ["status", "--config", _config(d, "data:\n  n_jest: 4\ndata:\n  n_jets: 4\n")],
+        lambda d: status_cmd(d, "data:\n  n_jest: 4\ndata:\n  n_jets: 4\n"),
         "key 'data' appears twice (lines 1 and 3)",
     ),
     Case(
@@ -177,42 +131,42 @@ CONFIG_CASES = [
     ),
     Case(
         "top level is a list, with an override",
-        lambda d: ["data", "--seed", "3", "--config", _config(d, "- run\n- data\n")],
+        lambda d: ["data", "--seed", "3", "--config", config_file(d, "- run\n- data\n")],
         "the top level must be a mapping of sections, got list",
     ),
     Case(
         "section is a scalar, with an override",
-        lambda d: ["data", "--n-jets", "100", "--config", _config(d, "data: 5\n")],
+        lambda d: ["data", "--n-jets", "100", "--config", config_file(d, "data: 5\n")],
         "'data' (5)",
     ),
     Case(
         "override out of range",
-        lambda d: ["data", "--n-jets", "-4", "--config", _config(d)],
+        lambda d: ["data", "--n-jets", "-4", "--config", config_file(d)],
         "with command-line overrides): invalid value for 'data.n_jets' (-4)",
     ),
     Case(
         "infinite clock",
-        lambda d: ["status", "--config", _config(d, "hls:\n  clock_period_ns: .inf\n")],
+        lambda d: status_cmd(d, "hls:\n  clock_period_ns: .inf\n"),
         "'hls.clock_period_ns' (inf): Input should be a finite number",
     ),
     Case(
         "NaN learning rate",
-        lambda d: ["status", "--config", _config(d, "distill:\n  learning_rate: .nan\n")],
+        lambda d: status_cmd(d, "distill:\n  learning_rate: .nan\n"),
         "Input should be a finite number",
     ),
     Case(
         "split does not sum to one",
-        lambda d: ["status", "--config", _config(d, data={"split": {"train": 0.9, "val": 0.1, "test": 0.3}})],
+        lambda d: status_cmd(d, data={"split": {"train": 0.9, "val": 0.1, "test": 0.3}}),
         "train + val + test must be 1",
     ),
     Case(
         "extends a missing file",
-        lambda d: ["status", "--config", _config(d, "extends: nowhere.yaml\n")],
+        lambda d: status_cmd(d, "extends: nowhere.yaml\n"),
         "'extends: nowhere.yaml' names",
     ),
     Case(
         "extends itself",
-        lambda d: ["status", "--config", _config(d, "extends: c.yaml\n")],
+        lambda d: status_cmd(d, "extends: c.yaml\n"),
         "'extends' forms a cycle",
     ),
     Case(
@@ -220,13 +174,13 @@ CONFIG_CASES = [
         lambda d: [
             "status",
             "--config",
-            _config(d, students=[{"name": "s", "kind": "mlp", "teacher": "nope"}]),
+            config_file(d, students=[{"name": "s", "kind": "mlp", "teacher": "nope"}]),
         ],
         "students[0].teacher 'nope' is not a configured teacher",
     ),
     Case(
         "odd n_jets",
-        lambda d: ["status", "--config", _config(d, data={"n_jets": 401})],
+        lambda d: status_cmd(d, data={"n_jets": 401}),
         "data.n_jets must be even",
     ),
     Case(
@@ -234,7 +188,7 @@ CONFIG_CASES = [
         lambda d: [
             "status",
             "--config",
-            _config(
+            config_file(
                 d,
                 students=[
                     {
@@ -253,23 +207,23 @@ CONFIG_CASES = [
         lambda d: [
             "status",
             "--config",
-            _config(d, students=[{"name": "s", "kind": "mlp", "features": ["mass"]}]),
+            config_file(d, students=[{"name": "s", "kind": "mlp", "features": ["mass"]}]),
         ],
         f"allowed: {list(PARTICLE_FEATURES)}",
     ),
     Case(
         "unknown stage",
-        lambda d: ["run", "nosuch", "--config", _config(d)],
+        lambda d: ["run", "nosuch", "--config", config_file(d)],
         "no stage named 'nosuch'; stages of this config: data, teacher, teacher:lorentznet16, teacher:lorentznet64, distill, hls, report, study, scan",
     ),
     Case(
         "ii_cycles below 1",
-        lambda d: ["status", "--config", _config(d, hls={"ii_cycles": 0})],
+        lambda d: status_cmd(d, hls={"ii_cycles": 0}),
         "'hls.ii_cycles' (0)",
     ),
     Case(
         "ii_cycles above n_particles",
-        lambda d: ["status", "--config", _config(d, hls={"ii_cycles": 9})],
+        lambda d: status_cmd(d, hls={"ii_cycles": 9}),
         "hls.ii_cycles 9 is above students[1].n_particles (8)",
     ),
     Case(
@@ -277,7 +231,7 @@ CONFIG_CASES = [
         lambda d: [
             "status",
             "--config",
-            _config(d, students=[{"name": "s", "kind": "deepsets", "n_particles": 8, "ii_cycles": 9}]),
+            config_file(d, students=[{"name": "s", "kind": "deepsets", "n_particles": 8, "ii_cycles": 9}]),
         ],
         "'students[0].ii_cycles' (9): ii_cycles 9 is above n_particles (8)",
     ),
@@ -286,7 +240,7 @@ CONFIG_CASES = [
         lambda d: [
             "status",
             "--config",
-            _config(d, students=[{"name": "s", "kind": "mlp", "ii_cycles": 2}]),
+            config_file(d, students=[{"name": "s", "kind": "mlp", "ii_cycles": 2}]),
         ],
         "'students[0].ii_cycles' (2): only a Deep Sets student",
     ),
@@ -295,7 +249,7 @@ CONFIG_CASES = [
         lambda d: [
             "status",
             "--config",
-            _config(d, hls={"ii_cycles": 2}, students=[{"name": "s", "kind": "mlp"}]),
+            config_file(d, hls={"ii_cycles": 2}, students=[{"name": "s", "kind": "mlp"}]),
         ],
         "hls.ii_cycles 2: folding applies to Deep Sets students only",
     ),
@@ -304,12 +258,12 @@ CONFIG_CASES = [
 BUDGET_CASES = [
     Case(
         "unknown budget profile",
-        lambda d: ["status", "--config", _config(d, budget={"profile": "nosuch"})],
+        lambda d: status_cmd(d, budget={"profile": "nosuch"}),
         "no profile 'nosuch'",
     ),
     Case(
         "missing profiles file",
-        lambda d: ["status", "--config", _config(d, budget={"profiles": str(d / "none.yaml")})],
+        lambda d: status_cmd(d, budget={"profiles": str(d / "none.yaml")}),
         "does not exist",
     ),
     Case(
@@ -344,27 +298,27 @@ def _bad_budget_bytes(d: Path) -> list[str]:
 
 
 DATA_CASES = [
-    Case("data.path missing", lambda d: _data_cmd(d, str(d / "none.h5")), "does not exist"),
+    Case("data.path missing", lambda d: data_cmd(d, str(d / "none.h5")), "does not exist"),
     Case(
         "data.path not HDF5",
-        lambda d: _data_cmd(d, str((d / "x.h5", (d / "x.h5").write_text("text"))[0])),
+        lambda d: data_cmd(d, str((d / "x.h5", (d / "x.h5").write_text("text"))[0])),
         "is not an HDF5 file",
     ),
     Case(
         "data.path empty",
-        lambda d: _data_cmd(d, str((d / "x.h5", (d / "x.h5").write_bytes(b""))[0])),
+        lambda d: data_cmd(d, str((d / "x.h5", (d / "x.h5").write_bytes(b""))[0])),
         "is empty (0 bytes)",
     ),
     Case(
         "missing datasets",
-        lambda d: _data_cmd(
+        lambda d: data_cmd(
             d, _raw_h5(d, lambda f: f.create_dataset("constituents", data=np.zeros((4, 3, 4))))
         ),
         "lacks dataset(s) n_constituents, is_signal, split",
     ),
     Case(
         "constituents is a group",
-        lambda d: _data_cmd(
+        lambda d: data_cmd(
             d,
             _raw_h5(
                 d,
@@ -383,23 +337,29 @@ DATA_CASES = [
     ),
     Case(
         "NaN constituent",
-        lambda d: _data_cmd(d, _jets(d, constituents=np.full((40, 12, 4), np.nan, np.float32))),
+        lambda d: data_cmd(d, jets_file(d, constituents=np.full((40, 12, 4), np.nan, np.float32))),
         "NaN/inf value(s) in dataset constituents",
     ),
     Case(
         "label 2",
-        lambda d: _data_cmd(d, _jets(d, is_signal=np.full(40, 2, np.int8))),
+        lambda d: data_cmd(d, jets_file(d, is_signal=np.full(40, 2, np.int8))),
         "is_signal must be 0 or 1",
     ),
     Case(
         "one class",
-        lambda d: _data_cmd(d, _jets(d, is_signal=np.ones(40, np.int8))),
+        lambda d: data_cmd(d, jets_file(d, is_signal=np.ones(40, np.int8))),
         "too few jets to train and test (train has 0 qcd",
     ),
-    Case("too few jets", lambda d: _data_cmd(d, _jets(d, n=8)), "val has 1 top; val has 1 qcd"),
+    Case("too few jets", lambda d: data_cmd(d, jets_file(d, n=8)), "val has 1 top; val has 1 qcd"),
     Case(
         "--out while data.path is set",
-        lambda d: ["data", "--out", str(d / "x.h5"), "--config", _config(d, data={"path": str(d / "y.h5")})],
+        lambda d: [
+            "data",
+            "--out",
+            str(d / "x.h5"),
+            "--config",
+            config_file(d, data={"path": str(d / "y.h5")}),
+        ],
         "data --out generates new jets, but data.path is set",
     ),
     Case(
@@ -409,13 +369,13 @@ DATA_CASES = [
             "--out",
             str((d / "f", (d / "f").write_text(""))[0] / "x.h5"),
             "--config",
-            _config(d),
+            config_file(d),
         ],
         "is a file, not a directory",
     ),
     Case(
         "--out where nothing can be created",
-        lambda d: ["data", "--out", "/proc/kd_trigger_test/x.h5", "--config", _config(d)],
+        lambda d: ["data", "--out", "/proc/kd_trigger_test/x.h5", "--config", config_file(d)],
         "--out directory /proc/kd_trigger_test cannot be created",
     ),
     Case(
@@ -425,7 +385,7 @@ DATA_CASES = [
             "--out",
             str((d / "x.h5", (d / "x.h5").write_text("earlier"))[0]),
             "--config",
-            _config(d),
+            config_file(d),
         ],
         "already exists; choose another --out or pass --force",
     ),
@@ -434,7 +394,7 @@ DATA_CASES = [
         lambda d: [
             "data",
             "--config",
-            _config(d, run={"artifacts_dir": str((d / "f", (d / "f").write_text(""))[0] / "a")}),
+            config_file(d, run={"artifacts_dir": str((d / "f", (d / "f").write_text(""))[0] / "a")}),
         ],
         "is a file, not a directory",
     ),
@@ -446,7 +406,7 @@ MODEL_CASES = [
         lambda d: [
             "status",
             "--config",
-            _config(
+            config_file(
                 d,
                 teachers=[{"name": "t", "kind": "path", "path": str(d / "t.h5")}],
                 students=[{"name": "s", "kind": "mlp"}],
@@ -472,7 +432,7 @@ MODEL_CASES = [
     ),
     Case(
         "--out without --model",
-        lambda d: ["hls", "--out", str(d / "fw"), "--config", _config(d)],
+        lambda d: ["hls", "--out", str(d / "fw"), "--config", config_file(d)],
         "only goes with --model",
     ),
     Case("--model without --out", lambda d: ["hls", "--model", str(d / "m.h5")], "needs --out DIR"),
@@ -481,41 +441,43 @@ MODEL_CASES = [
         lambda d: ["hls", "--model", str(d / "m.h5"), "--out", str((d / "fw", (d / "fw").write_text(""))[0])],
         "is a file",
     ),
-    Case("--data missing", lambda d: _hls(d, "--data", str(d / "none.npy")), "does not exist"),
+    Case("--data missing", lambda d: hls_cmd(d, "--data", str(d / "none.npy")), "does not exist"),
     Case(
         "--data .txt",
-        lambda d: _hls(d, "--data", str((d / "x.txt", (d / "x.txt").write_text("1"))[0])),
+        lambda d: hls_cmd(d, "--data", str((d / "x.txt", (d / "x.txt").write_text("1"))[0])),
         "expected a .npy file or a .npz file",
     ),
     Case(
         "--data .npz with two arrays",
-        lambda d: _hls(d, "--data", _npz(d, a=np.zeros((2, 8, 7)), b=np.zeros(2))),
+        lambda d: hls_cmd(d, "--data", npz_file(d, a=np.zeros((2, 8, 7)), b=np.zeros(2))),
         "holds 2 arrays (a, b); name one",
     ),
     Case(
         "--data .npz unknown array",
-        lambda d: _hls(d, "--data", _npz(d, a=np.zeros((2, 8, 7))) + ":b"),
+        lambda d: hls_cmd(d, "--data", npz_file(d, a=np.zeros((2, 8, 7))) + ":b"),
         "has no array 'b'",
     ),
-    Case("--data empty", lambda d: _hls(d, "--data", _npy(d, np.zeros((0, 8, 7)))), "the array is empty"),
+    Case(
+        "--data empty", lambda d: hls_cmd(d, "--data", npy_file(d, np.zeros((0, 8, 7)))), "the array is empty"
+    ),
     Case(
         "--data wrong shape",
-        lambda d: _hls(d, "--data", _npy(d, np.zeros((5, 8, 6)))),
+        lambda d: hls_cmd(d, "--data", npy_file(d, np.zeros((5, 8, 6)))),
         "does not match the model input (N, 8, 7)",
     ),
     Case(
         "--data NaN",
-        lambda d: _hls(d, "--data", _npy(d, np.full((5, 8, 7), np.nan))),
+        lambda d: hls_cmd(d, "--data", npy_file(d, np.full((5, 8, 7), np.nan))),
         "NaN/inf value(s)",
     ),
     Case(
         "--data text array",
-        lambda d: _hls(d, "--data", _npy(d, np.array(["a", "b"]))),
+        lambda d: hls_cmd(d, "--data", npy_file(d, np.array(["a", "b"]))),
         "expected a real numeric array",
     ),
     Case(
         "folding a saved MLP (hls)",
-        lambda d: _hls(d, "--config", _config(d, hls={"ii_cycles": 2})),
+        lambda d: hls_cmd(d, "--config", config_file(d, hls={"ii_cycles": 2})),
         "hls.ii_cycles 2: only a Deep Sets student",
     ),
     Case(
@@ -523,11 +485,11 @@ MODEL_CASES = [
         lambda d: [
             "rtl",
             "--model",
-            _model(d),
+            student_model_file(d),
             "--out",
             str(d / "fw"),
             "--config",
-            _config(d, hls={"ii_cycles": 2}),
+            config_file(d, hls={"ii_cycles": 2}),
         ],
         "ii_cycles 2: only a Deep Sets student",
     ),
@@ -559,7 +521,7 @@ def _student_cmd(d: Path, **student) -> list[str]:
     return [
         "status",
         "--config",
-        _config(d, students=[{"name": "w", "kind": "mlp", "hidden": [16, 8], **student}]),
+        config_file(d, students=[{"name": "w", "kind": "mlp", "hidden": [16, 8], **student}]),
     ]
 
 
@@ -597,23 +559,14 @@ PRUNING_PRECISION_CASES = [
 
 
 # -- issue 18: the second hardening round ----------------------------------------------------------
-def _jets_with(d: Path, name: str, array: np.ndarray) -> str:
-    """A valid jet file whose dataset ``name`` is replaced by ``array`` (any dtype and shape)."""
-    jets = _jets(d)
-    with h5py.File(jets, "r+") as f:
-        del f[name]
-        f.create_dataset(name, data=array)
-    return jets
-
-
 def _four_vectors(d: Path, fill: Callable[[np.ndarray], None]) -> list[str]:
     """A jet file whose constituents ``fill`` rewrites in place (only the first 3 rows of a jet are real)."""
-    jets = _jets(d)
+    jets = jets_file(d)
     with h5py.File(jets, "r+") as f:
         c = f["constituents"][...]
         fill(c)
         f["constituents"][...] = c
-    return _data_cmd(d, jets)
+    return data_cmd(d, jets)
 
 
 def _negative_energies(c: np.ndarray) -> None:
@@ -628,17 +581,8 @@ def _huge(c: np.ndarray) -> None:
     c[5, 0, 1] = 1e35
 
 
-def _model_file(d: Path, build: Callable[[], object]) -> str:
-    path = d / "odd.h5"
-    build().save(path)  # type: ignore[attr-defined]
-    return str(path)
-
-
 def _nan_weight_model() -> object:
-    from kd_trigger.config import StudentConfig
-    from kd_trigger.models.students import build_student
-
-    model = build_student(StudentConfig(name="m", kind="mlp", n_particles=8, hidden=(8,)))
+    model = tiny_student()
     layer = model.get_layer("dense_0")
     kernel, bias = layer.get_weights()
     kernel[0, 0] = np.nan
@@ -668,12 +612,11 @@ def _two_input_model() -> object:
 
 
 def _odd_model_cmd(d: Path, command: str, build: Callable[[], object]) -> list[str]:
-    return [command, "--model", _model_file(d, build), "--out", str(d / "fw")]
+    return [command, "--model", model_file(d, build), "--out", str(d / "fw")]
 
 
 def _csynth_with(d: Path, lut: str) -> list[str]:
-    src = REPO / "tests/fixtures/reports/vitis_hls_2025_jet/myproject_prj/solution1/syn/report/csynth.xml"
-    text = src.read_text()
+    text = CSYNTH.read_text()
     start = text.index("<LUT>") + len("<LUT>")
     path = d / "myproject_csynth.xml"
     path.write_text(text[:start] + lut + text[text.index("</LUT>", start) :])
@@ -681,7 +624,7 @@ def _csynth_with(d: Path, lut: str) -> list[str]:
 
 
 def _utilization_cut(d: Path) -> list[str]:
-    text = (REPO / "tests/fixtures/reports/vitis_hls_2025_jet/vivado_synth.rpt").read_text()
+    text = (REPORTS / "vitis_hls_2025_jet" / "vivado_synth.rpt").read_text()
     cut = text.index("| CLB LUTs*") + len("| CLB LUTs*               |")
     path = d / "vivado_synth.rpt"
     path.write_text(text[:cut])
@@ -700,7 +643,7 @@ def _firmware_kept(d: Path, *argv: str) -> list[str]:
     folder = d / "firmware" / "ci" / "report_plots"
     folder.mkdir(parents=True)
     (folder / "hls_report.json").write_text("{}")
-    return [*argv, "--config", _config(d, students=[{"name": "report_plots", "kind": "mlp"}])]
+    return [*argv, "--config", config_file(d, students=[{"name": "report_plots", "kind": "mlp"}])]
 
 
 def _loop(d: Path, name: str) -> Path:
@@ -712,9 +655,9 @@ def _loop(d: Path, name: str) -> Path:
 def _teacher_fails(d: Path) -> list[str]:
     bad = d / "t.h5"
     bad.write_text("not a model")
-    config = _config(
+    config = config_file(
         d,
-        data={"path": _jets(d), "split": {"train": 0.5, "val": 0.25, "test": 0.25}},
+        data={"path": jets_file(d), "split": {"train": 0.5, "val": 0.25, "test": 0.25}},
         teachers=[{"name": "t", "kind": "path", "path": str(bad), "n_particles": 12}],
         students=[{"name": "s", "kind": "mlp", "n_particles": 12}],
     )
@@ -725,17 +668,22 @@ ISSUE18_CASES = [
     # 1. student names that are the run's own folders
     Case(
         "student named report_plots",
-        lambda d: ["status", "--config", _config(d, students=[{"name": "report_plots", "kind": "mlp"}])],
+        lambda d: status_cmd(d, students=[{"name": "report_plots", "kind": "mlp"}]),
         "students[0].name 'report_plots' is reserved",
     ),
     Case(
         "student named best, with --force",
-        lambda d: ["distill", "--force", "--config", _config(d, students=[{"name": "best", "kind": "mlp"}])],
+        lambda d: [
+            "distill",
+            "--force",
+            "--config",
+            config_file(d, students=[{"name": "best", "kind": "mlp"}]),
+        ],
         "students[0].name 'best' is reserved",
     ),
     Case(
         "student named Best (case-insensitive file systems)",
-        lambda d: ["status", "--config", _config(d, students=[{"name": "Best", "kind": "mlp"}])],
+        lambda d: status_cmd(d, students=[{"name": "Best", "kind": "mlp"}]),
         "firmware/<run>/best is written by another stage",
     ),
     Case(
@@ -743,7 +691,7 @@ ISSUE18_CASES = [
         lambda d: [
             "status",
             "--config",
-            _config(d, students=[{"name": "mlp", "kind": "mlp"}, {"name": "MLP", "kind": "mlp"}]),
+            config_file(d, students=[{"name": "mlp", "kind": "mlp"}, {"name": "MLP", "kind": "mlp"}]),
         ],
         "student names must differ in more than letter case",
     ),
@@ -760,12 +708,12 @@ ISSUE18_CASES = [
     # 2. unknown FPGA part
     Case(
         "unknown hls.part",
-        lambda d: ["status", "--config", _config(d, hls={"part": "xcfoo-bar-1-e"})],
+        lambda d: status_cmd(d, hls={"part": "xcfoo-bar-1-e"}),
         "hls.part 'xcfoo-bar-1-e' is not a known FPGA part; known parts: xcvu13p-flga2577-2-e",
     ),
     Case(
         "unknown hls.part with hls --model",
-        lambda d: [*_hls(d), "--config", _config(d, hls={"part": "xcfoo-bar-1-e"})],
+        lambda d: [*hls_cmd(d), "--config", config_file(d, hls={"part": "xcfoo-bar-1-e"})],
         "is not a known FPGA part",
     ),
     Case(
@@ -773,48 +721,48 @@ ISSUE18_CASES = [
         lambda d: [
             "rtl",
             "--model",
-            _model(d),
+            student_model_file(d),
             "--out",
             str(d / "fw"),
             "--config",
-            _config(d, hls={"part": "xcfoo"}),
+            config_file(d, hls={"part": "xcfoo"}),
         ],
         "is not a known FPGA part",
     ),
     # 3. dtype and rank of every dataset
     Case(
         "string constituents",
-        lambda d: _data_cmd(d, _jets_with(d, "constituents", np.full((40, 12, 4), b"x"))),
+        lambda d: data_cmd(d, jets_with(d, "constituents", np.full((40, 12, 4), b"x"))),
         "dataset constituents has dtype |S1, expected numbers of shape (N, M, 4)",
     ),
     Case(
         "scalar n_constituents",
-        lambda d: _data_cmd(d, _jets_with(d, "n_constituents", np.int32(3))),
+        lambda d: data_cmd(d, jets_with(d, "n_constituents", np.int32(3))),
         "dataset n_constituents has shape (), expected (N,)",
     ),
     Case(
         "(N, 1) is_signal",
-        lambda d: _data_cmd(d, _jets_with(d, "is_signal", (np.arange(40) % 2).astype(np.int8)[:, None])),
+        lambda d: data_cmd(d, jets_with(d, "is_signal", (np.arange(40) % 2).astype(np.int8)[:, None])),
         "dataset is_signal has shape (40, 1), expected (N,)",
     ),
     Case(
         "(N, 1) split",
-        lambda d: _data_cmd(d, _jets_with(d, "split", np.zeros((40, 1), np.uint8))),
+        lambda d: data_cmd(d, jets_with(d, "split", np.zeros((40, 1), np.uint8))),
         "dataset split has shape (40, 1), expected (N,)",
     ),
     Case(
         "jet_p4 of 3 columns",
-        lambda d: _data_cmd(d, _jets_with(d, "jet_p4", np.ones((40, 3)))),
+        lambda d: data_cmd(d, jets_with(d, "jet_p4", np.ones((40, 3)))),
         "dataset jet_p4 has shape (40, 3), expected (N, 4)",
     ),
     Case(
         "negative n_constituents",
-        lambda d: _data_cmd(d, _jets_with(d, "n_constituents", np.full(40, -1, np.int32))),
+        lambda d: data_cmd(d, jets_with(d, "n_constituents", np.full(40, -1, np.int32))),
         "n_constituents must hold whole numbers 0..12",
     ),
     Case(
         "string labels",
-        lambda d: _data_cmd(d, _jets_with(d, "is_signal", np.array([b"top", b"qcd"] * 20))),
+        lambda d: data_cmd(d, jets_with(d, "is_signal", np.array([b"top", b"qcd"] * 20))),
         "dataset is_signal has dtype |S3",
     ),
     # 4. unusable four-vectors
@@ -876,7 +824,7 @@ ISSUE18_CASES = [
     # 7. n_jets
     Case(
         "n_jets of 10^12",
-        lambda d: ["status", "--config", _config(d, data={"n_jets": 10**12})],
+        lambda d: status_cmd(d, data={"n_jets": 10**12}),
         "'data.n_jets' (1000000000000): Input should be less than or equal to 10000000",
     ),
     # 8. extends
@@ -886,27 +834,27 @@ ISSUE18_CASES = [
     # 9. per-layer options naming no layer
     Case(
         "hls --model --reuse nolayer=2",
-        lambda d: _hls(d, "--reuse", "nolayer=2"),
+        lambda d: hls_cmd(d, "--reuse", "nolayer=2"),
         "names 'nolayer', not a layer of the model; its layers: particles, input_quant",
     ),
     Case(
         "hls --model --precision nolayer=...",
-        lambda d: _hls(d, "--precision", "nolayer=ap_fixed<16,6>"),
+        lambda d: hls_cmd(d, "--precision", "nolayer=ap_fixed<16,6>"),
         "names 'nolayer', not a layer of the model",
     ),
     Case(
         "rtl --reuse nolayer=2",
-        lambda d: ["rtl", "--model", _model(d), "--out", str(d / "fw"), "--reuse", "nolayer=2"],
+        lambda d: ["rtl", "--model", student_model_file(d), "--out", str(d / "fw"), "--reuse", "nolayer=2"],
         "names 'nolayer', not a layer of the model",
     ),
     Case(
         "hls.layers.nolayer in a config",
-        lambda d: ["status", "--config", _config(d, hls={"layers": {"nolayer": {"reuse_factor": 2}}})],
+        lambda d: status_cmd(d, hls={"layers": {"nolayer": {"reuse_factor": 2}}}),
         "names 'nolayer', not a layer of any student; its layers: particles, input_quant, flatten, dense_0",
     ),
     Case(
         "hls --reuse nolayer=2 on the run",
-        lambda d: ["hls", "--reuse", "nolayer=2", "--config", _config(d)],
+        lambda d: ["hls", "--reuse", "nolayer=2", "--config", config_file(d)],
         "not a layer of any student",
     ),
     # minor
@@ -925,7 +873,7 @@ ISSUE18_CASES = [
         lambda d: [
             "rtl",
             "--model",
-            _model(d),
+            student_model_file(d),
             "--out",
             str(d / "fw"),
             "--input-precision",
@@ -952,7 +900,7 @@ ISSUE18_CASES = [
     ),
     Case(
         "data.path is a symlink loop",
-        lambda d: _data_cmd(d, str(_loop(d, "jets.h5"))),
+        lambda d: data_cmd(d, str(_loop(d, "jets.h5"))),
         "jets.h5 is a symbolic link loop",
     ),
     Case(
@@ -975,17 +923,7 @@ ALL_CASES = (
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.name for c in ALL_CASES])
 def test_bad_input_is_refused_cleanly(case: Case, tmp_path: Path, capsys) -> None:
-    argv = case.setup(tmp_path)
-    before = _files(tmp_path)
-    capsys.readouterr()
-    assert main(argv) == case.exit_code
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    assert lines[0].startswith(f"kd-trigger {argv[0]}: error: ")
-    assert case.message in lines[0]
-    assert _files(tmp_path) == before, "the refused command left files behind"
+    assert_refused_cleanly(case, tmp_path, capsys)
 
 
 def test_every_case_has_a_unique_name_and_a_message_to_match() -> None:
@@ -1011,7 +949,7 @@ def test_an_unknown_part_with_available_resources_is_accepted(tmp_path: Path) ->
         "    available: {lut: 100000, ff: 200000, dsp: 500, bram_18k: 100, uram: 0}\n"
     )
     (tmp_path / "budget.yaml").write_text(profile)
-    config = _config(
+    config = config_file(
         tmp_path, hls={"part": "xcfoo-bar-1-e"}, budget={"profiles": str(tmp_path / "budget.yaml")}
     )
     assert main(["status", "--config", config]) == 0
@@ -1037,8 +975,6 @@ def test_a_few_odd_four_vectors_are_warned_about_with_counts(tmp_path: Path, cap
 def test_sigterm_swallowed_inside_a_stage_still_commits_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
     """A SIGTERM whose KeyboardInterrupt is lost (as inside llvmlite's ctypes callback during numba's JIT)
     must still stop the run before its commit: exit 130, no record, no output."""
-    import signal
-
     from kd_trigger import stages
 
     def graph(cfg):
@@ -1049,7 +985,7 @@ def test_sigterm_swallowed_inside_a_stage_still_commits_nothing(tmp_path: Path, 
         }
 
     monkeypatch.setattr(stages, "build_graph", graph)
-    config = _config(tmp_path)
+    config = config_file(tmp_path)
     assert signal.getsignal(signal.SIGTERM) is not None
     capsys.readouterr()
     assert main(["run", "a", "--config", config]) == 130
@@ -1071,8 +1007,6 @@ def test_sigterm_swallowed_inside_a_stage_still_commits_nothing(tmp_path: Path, 
 
 
 def _swallowing_stage(ctx):
-    import signal
-
     try:
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(1000):  # the handler runs at the next bytecode boundary
@@ -1088,11 +1022,6 @@ def _plain_stage(ctx):
 
 def test_chunks_are_planned_lazily_and_counted_without_planning() -> None:
     """status checks n_jets without holding a plan; generation counts chunks arithmetically."""
-    import inspect
-
-    from kd_trigger.config import MAX_N_JETS
-    from kd_trigger.data.generate import check_n_jets, iter_chunks, n_chunks, plan_chunks
-
     big = parse_config({"data": {"n_jets": MAX_N_JETS}})
     assert check_n_jets(big) == MAX_N_JETS // 2
     assert n_chunks(big) == 2 * MAX_N_JETS // 2 // big.data.generator.chunk_jets
@@ -1103,8 +1032,6 @@ def test_chunks_are_planned_lazily_and_counted_without_planning() -> None:
 
 def test_numba_caches_outside_site_packages(tmp_path: Path, monkeypatch) -> None:
     """kd_trigger.rtl points numba's cache at a folder of ours unless the user chose one."""
-    from kd_trigger.runs import use_own_numba_cache
-
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     use_own_numba_cache()
@@ -1115,9 +1042,6 @@ def test_numba_caches_outside_site_packages(tmp_path: Path, monkeypatch) -> None
 
 
 def test_importing_the_rtl_package_sets_the_numba_cache() -> None:
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     code = "import os, kd_trigger.rtl; print(os.environ['NUMBA_CACHE_DIR'])"
     done = subprocess.run(
@@ -1135,10 +1059,6 @@ def test_help_is_for_users(capsys) -> None:
 
 
 def test_make_help_lists_every_target() -> None:
-    import re
-    import shutil
-    import subprocess
-
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     makefile = (REPO / "Makefile").read_text()
@@ -1151,7 +1071,6 @@ def test_make_help_lists_every_target() -> None:
 def test_reserved_names_cover_every_firmware_output() -> None:
     """Every path the stages write into firmware/<run>/ besides the students' folders is a reserved name,
     so no student can share a folder with another stage's output."""
-    from kd_trigger.config import RESERVED_ARTIFACT_NAMES, RESERVED_FIRMWARE_NAMES
     from kd_trigger.stages import RECORDS_DIR, build_graph
 
     cfg = parse_config({})
@@ -1170,7 +1089,6 @@ def test_reserved_names_cover_every_firmware_output() -> None:
 
 def test_student_layer_names_match_the_built_students() -> None:
     """hls.layers is checked against names computed without TensorFlow: they must be the real ones."""
-    from kd_trigger.config import StudentConfig
     from kd_trigger.models.students import build_student, student_layer_names
 
     for spec in (
@@ -1283,17 +1201,13 @@ def test_a_full_disk_during_data_is_one_line_and_leaves_nothing(tmp_path: Path) 
 
     The file is assembled in memory and written in one piece: h5py writing into a file that fails half
     way used to print tracebacks from its C callbacks and then crash (exit 139)."""
-    import resource
-    import subprocess
-    import sys
-
     config = write_config(tmp_path, "c.yaml", data={"n_jets": 100, "workers": 1})
     limit = 64 * 1024  # bytes; 100 jets x 200 constituents x 7 features of float32 are ~560 kB
 
     def small_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    before = _files(tmp_path)
+    before = file_names(tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "kd_trigger", "data", "--config", str(config)],
         capture_output=True,
@@ -1307,4 +1221,4 @@ def test_a_full_disk_during_data_is_one_line_and_leaves_nothing(tmp_path: Path) 
     assert "Traceback" not in done.stderr
     assert len(lines) == 1 and lines[0].startswith("kd-trigger data: error: "), done.stderr[-2000:]
     assert "cannot write" in lines[0] and "jets.h5: file too large" in lines[0], lines[0]
-    assert _files(tmp_path) == before, "the failed run left files behind"
+    assert file_names(tmp_path) == before, "the failed run left files behind"

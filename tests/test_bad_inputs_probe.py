@@ -1,57 +1,37 @@
 """Issue 18's own probe: bad inputs of classes no other test covered, each written down with its expected
 outcome (exit status 2 and a fragment of the one error line) BEFORE it was first run.
 
-Same harness as tests/test_bad_inputs.py: one stderr line ``kd-trigger <cmd>: error: ...``, no traceback,
-and no file created, changed or deleted under ``tmp_path``. The fragments name what the user must fix.
+Same harness as tests/test_bad_inputs.py (tests/cli_helpers.py): one stderr line ``kd-trigger <cmd>: error:
+...``, no traceback, and no file created, changed or deleted under ``tmp_path``. The fragments name what the
+user must fix.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
-from test_bad_inputs import (
+from cli_helpers import (
     CI,
+    CSYNTH,
     Case,
-    _config,
-    _data_cmd,
-    _hls,
-    _jets,
-    _jets_with,
-    _model,
-    _model_file,
-    _npy,
-    _npz,
+    assert_refused_cleanly,
+    config_file,
+    data_cmd,
+    fifo,
+    hls_cmd,
+    jets_file,
+    jets_with,
+    model_file,
+    npy_file,
+    npz_file,
+    status_cmd,
+    student_model_file,
+    tiny_student,
 )
-
-from kd_trigger.cli import main
-
-REPORTS = Path(__file__).resolve().parent / "fixtures" / "reports"
-CSYNTH = REPORTS / "vitis_hls_2025_jet" / "myproject_prj" / "solution1" / "syn" / "report" / "csynth.xml"
-
-
-def _snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root`` with its bytes (None for folders and special files): a changed or
-    deleted file fails the case too, not only a new one."""
-    out: dict[str, bytes | None] = {}
-    for p in root.rglob("*"):
-        key = str(p.relative_to(root))
-        out[key] = p.read_bytes() if p.is_file() and not p.is_symlink() else None
-    return out
-
-
-def _fifo(d: Path, name: str) -> Path:
-    path = d / name
-    os.mkfifo(path)
-    return path
-
-
-def _status(d: Path, **sections) -> list[str]:
-    return ["status", "--config", _config(d, **sections)]
 
 
 def _variable_length_model() -> object:
@@ -72,11 +52,8 @@ def _variable_length_model() -> object:
 
 
 def _weights_only(d: Path) -> list[str]:
-    from kd_trigger.config import StudentConfig
-    from kd_trigger.models.students import build_student
-
     path = d / "w.h5"
-    build_student(StudentConfig(name="m", kind="mlp", n_particles=8, hidden=(8,))).save_weights(path)
+    tiny_student().save_weights(path)
     return ["hls", "--model", str(path), "--out", str(d / "fw")]
 
 
@@ -84,7 +61,7 @@ def _model_inside_out(d: Path, command: str) -> list[str]:
     """--model (the user's only copy) inside the --out directory that --force would replace."""
     out = d / "fw"
     out.mkdir()
-    model = Path(_model(d))
+    model = Path(student_model_file(d))
     inside = out / "model.h5"
     model.rename(inside)
     return [command, "--model", str(inside), "--out", str(out), "--force"]
@@ -93,22 +70,22 @@ def _model_inside_out(d: Path, command: str) -> list[str]:
 def _data_inside_out(d: Path) -> list[str]:
     out = d / "fw"
     out.mkdir()
-    data = _npy(out, np.zeros((3, 8, 7)))
-    return ["hls", "--model", _model(d), "--out", str(out), "--data", data, "--force"]
+    data = npy_file(out, np.zeros((3, 8, 7)))
+    return ["hls", "--model", student_model_file(d), "--out", str(out), "--data", data, "--force"]
 
 
 def _data_path_inside_data_output(d: Path) -> list[str]:
     """data.path inside artifacts/<run>/data/, the folder the data stage replaces: --force would delete it."""
     folder = d / "artifacts" / "ci" / "data"
     folder.mkdir(parents=True)
-    jets = Path(_jets(d))
+    jets = Path(jets_file(d))
     inside = folder / "jets.h5"
     jets.rename(inside)
     return [
         "data",
         "--force",
         "--config",
-        _config(d, data={"path": str(inside), "split": {"train": 0.5, "val": 0.25, "test": 0.25}}),
+        config_file(d, data={"path": str(inside), "split": {"train": 0.5, "val": 0.25, "test": 0.25}}),
     ]
 
 
@@ -116,7 +93,7 @@ def _teacher_inside_its_output(d: Path) -> list[str]:
     folder = d / "artifacts" / "ci" / "teachers" / "t"
     folder.mkdir(parents=True)
     (folder / "model.h5").write_text("a model")
-    return _status(
+    return status_cmd(
         d,
         teachers=[{"name": "t", "kind": "path", "path": str(folder / "model.h5")}],
         students=[{"name": "s", "kind": "mlp"}],
@@ -129,7 +106,7 @@ def _alias_bomb(d: Path) -> list[str]:
         refs = ", ".join([f"*a{i - 1}"] * 10)
         lines.append(f"a{i}: &a{i} [{refs}]")
     lines.append("run:\n  name: *a7")
-    return ["status", "--config", _config(d, "\n".join(lines) + "\n")]
+    return status_cmd(d, "\n".join(lines) + "\n")
 
 
 def _entity_bomb(d: Path) -> list[str]:
@@ -162,17 +139,17 @@ def _split_dir(d: Path, missing: str | None = None, garbage: str | None = None) 
         if name == garbage:
             (folder / name).write_text("not hdf5")
         else:
-            (folder / name).write_bytes(Path(_jets(d)).read_bytes())
+            (folder / name).write_bytes(Path(jets_file(d)).read_bytes())
     (d / "jets.h5").unlink()
-    return _data_cmd(d, str(folder))
+    return data_cmd(d, str(folder))
 
 
 def _dangling_link(d: Path) -> list[str]:
-    jets = _jets(d)
+    jets = jets_file(d)
     with h5py.File(jets, "r+") as f:
         del f["is_signal"]
         f["is_signal"] = h5py.SoftLink("/nowhere")
-    return _data_cmd(d, jets)
+    return data_cmd(d, jets)
 
 
 def _public_string_labels(d: Path) -> list[str]:
@@ -185,26 +162,26 @@ def _public_string_labels(d: Path) -> list[str]:
     frame["is_signal_new"] = ["top", "qcd"] * 4
     path = d / "public.h5"
     frame.to_hdf(path, key="table", mode="w")
-    return _data_cmd(d, str(path))
+    return data_cmd(d, str(path))
 
 
 def _extends_bad_yaml(d: Path) -> list[str]:
     (d / "base.yaml").write_text("run: [unclosed\n")
-    return ["status", "--config", _config(d, "extends: base.yaml\n")]
+    return status_cmd(d, "extends: base.yaml\n")
 
 
 PROBE_CASES = [
     # -- configs: names and folders ---------------------------------------------------------------
-    Case("run.name with a slash", lambda d: _status(d, run={"name": "a/b"}), "'run.name' ('a/b')"),
-    Case("run.name '..'", lambda d: _status(d, run={"name": ".."}), "'run.name' ('..')"),
+    Case("run.name with a slash", lambda d: status_cmd(d, run={"name": "a/b"}), "'run.name' ('a/b')"),
+    Case("run.name '..'", lambda d: status_cmd(d, run={"name": ".."}), "'run.name' ('..')"),
     Case(
         "student named like an artifacts folder (stages)",
-        lambda d: _status(d, students=[{"name": "stages", "kind": "mlp"}]),
+        lambda d: status_cmd(d, students=[{"name": "stages", "kind": "mlp"}]),
         "students[0].name 'stages' is reserved",
     ),
     Case(
         "student named data with artifacts_dir == firmware_dir",
-        lambda d: _status(
+        lambda d: status_cmd(
             d,
             run={"artifacts_dir": str(d / "out"), "firmware_dir": str(d / "out")},
             students=[{"name": "data", "kind": "mlp"}],
@@ -213,7 +190,7 @@ PROBE_CASES = [
     ),
     Case(
         "empty artifacts_dir",
-        lambda d: _status(d, run={"artifacts_dir": ""}),
+        lambda d: status_cmd(d, run={"artifacts_dir": ""}),
         "'run.artifacts_dir' (''): ",
     ),
     Case(
@@ -231,118 +208,116 @@ PROBE_CASES = [
     Case("hls --data inside --out, with --force", _data_inside_out, "lies inside --out"),
     # -- configs: structure -----------------------------------------------------------------------
     Case("YAML alias bomb", _alias_bomb, "aliases"),
-    Case(
-        "non-string top-level key", lambda d: ["status", "--config", _config(d, "1: x\n")], "unknown key '1'"
-    ),
+    Case("non-string top-level key", lambda d: status_cmd(d, "1: x\n"), "unknown key '1'"),
     Case(
         "extends is a list",
-        lambda d: ["status", "--config", _config(d, "extends: [a.yaml, b.yaml]\n")],
+        lambda d: status_cmd(d, "extends: [a.yaml, b.yaml]\n"),
         "'extends' must be the path of another config",
     ),
     Case(
         "extends is empty",
-        lambda d: ["status", "--config", _config(d, "extends: ''\n")],
+        lambda d: status_cmd(d, "extends: ''\n"),
         "'extends' must be the path of another config",
     ),
     Case(
         "extends names a directory",
-        lambda d: ["status", "--config", _config(d, f"extends: {d}\n")],
+        lambda d: status_cmd(d, f"extends: {d}\n"),
         "which is a directory, not a file",
     ),
     Case("extends a file of invalid YAML", _extends_bad_yaml, "base.yaml: not valid YAML"),
     Case(
         "config is a FIFO",
-        lambda d: ["status", "--config", str(_fifo(d, "c.yaml"))],
+        lambda d: ["status", "--config", str(fifo(d, "c.yaml"))],
         "c.yaml is not a regular file",
     ),
     Case(
         "extends a FIFO",
-        lambda d: (_fifo(d, "base.yaml"), ["status", "--config", _config(d, "extends: base.yaml\n")])[1],
+        lambda d: (fifo(d, "base.yaml"), status_cmd(d, "extends: base.yaml\n"))[1],
         "base.yaml, which is not a regular file",
     ),
     Case(
         "budget profiles file is a FIFO",
-        lambda d: _status(d, budget={"profiles": str(_fifo(d, "budget.yaml"))}),
+        lambda d: status_cmd(d, budget={"profiles": str(fifo(d, "budget.yaml"))}),
         "budget.yaml is not a regular file",
     ),
     # -- configs: values across sections ----------------------------------------------------------
     Case(
         "a test split of 0",
-        lambda d: _status(d, data={"split": {"train": 0.5, "val": 0.5, "test": 0.0}}),
+        lambda d: status_cmd(d, data={"split": {"train": 0.5, "val": 0.5, "test": 0.0}}),
         "'data.split.test' (0.0): Input should be greater than 0",
     ),
-    Case("no student", lambda d: _status(d, students=[]), "at least one student is required"),
+    Case("no student", lambda d: status_cmd(d, students=[]), "at least one student is required"),
     Case(
         "students as a mapping",
-        lambda d: _status(d, students={"name": "s", "kind": "mlp"}),
+        lambda d: status_cmd(d, students={"name": "s", "kind": "mlp"}),
         "'students'",
     ),
     Case(
         "a repeated feature",
-        lambda d: _status(d, students=[{"name": "s", "kind": "mlp", "features": ["dr", "dr"]}]),
+        lambda d: status_cmd(d, students=[{"name": "s", "kind": "mlp", "features": ["dr", "dr"]}]),
         "features must not repeat",
     ),
     Case(
         "a boost beta of 1",
-        lambda d: _status(d, distill={"boost_betas": [0.5, 1.0]}),
+        lambda d: status_cmd(d, distill={"boost_betas": [0.5, 1.0]}),
         "'distill.boost_betas[1]' (1.0)",
     ),
     Case(
         "study names an unknown student",
-        lambda d: _status(d, study={"students": ["nosuch"]}),
+        lambda d: status_cmd(d, study={"students": ["nosuch"]}),
         "study.students names 'nosuch', not a configured student",
     ),
     Case(
         "study names an unknown teacher",
-        lambda d: _status(d, study={"teachers": ["nosuch"]}),
+        lambda d: status_cmd(d, study={"teachers": ["nosuch"]}),
         "study.teachers names 'nosuch', not a configured teacher",
     ),
     Case(
         "scan.scheduler not an address",
-        lambda d: _status(d, scan={"scheduler": "localhost"}),
+        lambda d: status_cmd(d, scan={"scheduler": "localhost"}),
         "tcp://HOST:PORT",
     ),
     Case(
         "budget.overrides.part unknown",
-        lambda d: _status(d, budget={"overrides": {"part": "xcnope"}}),
+        lambda d: status_cmd(d, budget={"overrides": {"part": "xcnope"}}),
         "part 'xcnope' is not in kd_trigger/fpga/parts.py",
     ),
     Case(
         "hls.input_precision not a type",
-        lambda d: _status(d, hls={"input_precision": "ap_fixed<0,0>"}),
+        lambda d: status_cmd(d, hls={"input_precision": "ap_fixed<0,0>"}),
         "'hls.input_precision'",
     ),
     Case(
         "hls.default_precision 'float'",
-        lambda d: _status(d, hls={"default_precision": "float"}),
+        lambda d: status_cmd(d, hls={"default_precision": "float"}),
         "'hls.default_precision' ('float')",
     ),
     Case(
         "status --target teacher:nosuch",
-        lambda d: ["status", "--target", "teacher:nosuch", "--config", _config(d)],
+        lambda d: ["status", "--target", "teacher:nosuch", "--config", config_file(d)],
         "no stage named 'teacher:nosuch'",
     ),
     # -- command-line options -------------------------------------------------------------------
-    Case("--reuse 0", lambda d: _hls(d, "--reuse", "0"), "'hls.reuse_factor' (0)"),
+    Case("--reuse 0", lambda d: hls_cmd(d, "--reuse", "0"), "'hls.reuse_factor' (0)"),
     Case(
         "--reuse =3",
-        lambda d: _hls(d, "--reuse", "=3"),
+        lambda d: hls_cmd(d, "--reuse", "=3"),
         "--reuse '=3': give a positive integer R, or LAYER=R",
     ),
     Case(
         "--precision LAYER=notatype",
-        lambda d: _hls(d, "--precision", "dense_0=notatype"),
+        lambda d: hls_cmd(d, "--precision", "dense_0=notatype"),
         "'hls.layers.dense_0.precision' ('notatype')",
     ),
     Case(
         "data --out a directory, with --force",
-        lambda d: ["data", "--out", str(d), "--force", "--config", _config(d)],
+        lambda d: ["data", "--out", str(d), "--force", "--config", config_file(d)],
         "is not a regular file",
     ),
     # -- models and inputs ------------------------------------------------------------------------
     Case(
         "--model with a variable particle count",
-        lambda d: ["hls", "--model", _model_file(d, _variable_length_model), "--out", str(d / "fw")],
+        lambda d: ["hls", "--model", model_file(d, _variable_length_model), "--out", str(d / "fw")],
         "fixed input shape",
     ),
     Case(
@@ -359,61 +334,61 @@ PROBE_CASES = [
     Case("--model a weights-only file", _weights_only, "cannot be loaded as a QKeras model"),
     Case(
         "--model a FIFO",
-        lambda d: ["hls", "--model", str(_fifo(d, "m.h5")), "--out", str(d / "fw")],
+        lambda d: ["hls", "--model", str(fifo(d, "m.h5")), "--out", str(d / "fw")],
         "m.h5 is not a regular file",
     ),
     Case(
         "--data a directory",
-        lambda d: _hls(d, "--data", str((d / "x.npy", (d / "x.npy").mkdir())[0])),
+        lambda d: hls_cmd(d, "--data", str((d / "x.npy", (d / "x.npy").mkdir())[0])),
         "x.npy is a directory, not a file",
     ),
     Case(
         "--data a FIFO",
-        lambda d: _hls(d, "--data", str(_fifo(d, "x.npy"))),
+        lambda d: hls_cmd(d, "--data", str(fifo(d, "x.npy"))),
         "x.npy is not a regular file",
     ),
     Case(
         "--data a boolean array",
-        lambda d: _hls(d, "--data", _npy(d, np.zeros((3, 8, 7), bool))),
+        lambda d: hls_cmd(d, "--data", npy_file(d, np.zeros((3, 8, 7), bool))),
         "expected a real numeric array",
     ),
     Case(
         "--data an object array (pickle)",
-        lambda d: _hls(d, "--data", _npz(d, a=np.array([object()] * 3, dtype=object))),
+        lambda d: hls_cmd(d, "--data", npz_file(d, a=np.array([object()] * 3, dtype=object))),
         "is not a readable .npz file",
     ),
     # -- data files -------------------------------------------------------------------------------
     Case(
         "data.path a FIFO",
-        lambda d: _data_cmd(d, str(_fifo(d, "jets.h5"))),
+        lambda d: data_cmd(d, str(fifo(d, "jets.h5"))),
         "jets.h5 is not a regular file",
     ),
     Case(
         "teacher path a FIFO",
-        lambda d: _status(
+        lambda d: status_cmd(
             d,
-            teachers=[{"name": "t", "kind": "path", "path": str(_fifo(d, "t.h5"))}],
+            teachers=[{"name": "t", "kind": "path", "path": str(fifo(d, "t.h5"))}],
             students=[{"name": "s", "kind": "mlp"}],
         ),
         "t.h5 is not a regular file or a directory",
     ),
     Case(
         "compound constituents",
-        lambda d: _data_cmd(
-            d, _jets_with(d, "constituents", np.zeros((40, 12, 4), dtype=[("a", "f4"), ("b", "f4")]))
+        lambda d: data_cmd(
+            d, jets_with(d, "constituents", np.zeros((40, 12, 4), dtype=[("a", "f4"), ("b", "f4")]))
         ),
         "dataset constituents has dtype",
     ),
     Case(
         "fractional n_constituents",
-        lambda d: _data_cmd(d, _jets_with(d, "n_constituents", np.full(40, 2.5))),
+        lambda d: data_cmd(d, jets_with(d, "n_constituents", np.full(40, 2.5))),
         "n_constituents must hold whole numbers",
     ),
     Case(
         "zero constituents per jet",
-        lambda d: _data_cmd(
+        lambda d: data_cmd(
             d,
-            _jets_with(d, "constituents", np.zeros((40, 0, 4), np.float32)),
+            jets_with(d, "constituents", np.zeros((40, 0, 4), np.float32)),
         ),
         "n_constituents must hold whole numbers 0..0",
     ),
@@ -448,17 +423,7 @@ PROBE_CASES = [
 
 @pytest.mark.parametrize("case", PROBE_CASES, ids=[c.name for c in PROBE_CASES])
 def test_probe_case_is_refused_cleanly(case: Case, tmp_path: Path, capsys) -> None:
-    argv = case.setup(tmp_path)
-    before = _snapshot(tmp_path)
-    capsys.readouterr()
-    assert main(argv) == case.exit_code
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err
-    assert lines[0].startswith(f"kd-trigger {argv[0]}: error: ")
-    assert case.message in lines[0]
-    assert _snapshot(tmp_path) == before, "the refused command created, changed or deleted files"
+    assert_refused_cleanly(case, tmp_path, capsys)
 
 
 def test_the_probe_has_forty_new_cases() -> None:

@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from kd_trigger.cli import main
-from kd_trigger.config import load_config, parse_config
+from kd_trigger.config import (
+    Config,
+    HlsConfig,
+    StudentConfig,
+    fold_ii_cycles,
+    hls4ml_parallelization,
+    load_config,
+    parse_config,
+)
 from kd_trigger.errors import ConfigError
 
 
@@ -62,8 +70,6 @@ def test_invalid_yaml_exits_2(tmp_path, capsys):
 
 
 def test_default_folding_rule_and_hls4ml_parallelization():
-    from kd_trigger.config import HlsConfig, StudentConfig, fold_ii_cycles, hls4ml_parallelization
-
     def k(n, max_ii, flow="rtl", **hls):
         spec = StudentConfig(name="d", kind="deepsets", n_particles=n)
         return fold_ii_cycles(spec, HlsConfig(**hls), flow, max_ii)
@@ -86,8 +92,6 @@ def test_default_folding_rule_and_hls4ml_parallelization():
 
 
 def test_default_config_folds_the_deep_sets_rtl_at_ii_4():
-    from kd_trigger.config import Config
-
     cfg = Config()
     ds, mlp = cfg.student("deepsets"), cfg.student("mlp")
     assert cfg.ii_cycles_of(ds, "rtl", 5) == 4 and cfg.ii_cycles_of(ds, "hls4ml", 5) == 1

@@ -21,6 +21,7 @@ from tensorflow import keras
 import kd_trigger.models.teacher as tm
 from kd_trigger.config import PARTICLE_FEATURES, TeacherSpec, parse_config
 from kd_trigger.data.features import TEACHER_P4_SCALE_GEV, particle_features, teacher_inputs
+from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.teacher_stage import load_teacher, load_teacher_file, teacher_dir
 from kd_trigger.distill.teacher_train import train_teacher
 from kd_trigger.errors import ModelError
@@ -602,8 +603,6 @@ def test_teacher_stage_trains_saves_skips_and_accepts_its_own_teacher(tmp_path):
     assert metrics["training_seconds"] > 0
 
     # The saved logits are those of the saved model (the distill stage may use either).
-    from kd_trigger.data.readers import load_jets
-
     test = load_jets(cfg.data_path, cfg).select("test")
     np.testing.assert_allclose(
         load_teacher(cfg, "tiny").predict(teacher_inputs(test.constituents, 8), verbose=0),

@@ -37,7 +37,7 @@ import tensorflow as tf
 from tensorflow import keras
 
 from kd_trigger.config import PARTICLE_FEATURES, TeacherSpec
-from kd_trigger.data.features import TEACHER_P4_SCALE_GEV
+from kd_trigger.data.features import TEACHER_P4_SCALE_GEV, particle_features, teacher_inputs
 
 P4_COMPONENTS = 4
 """(E, px, py, pz)."""
@@ -389,8 +389,6 @@ def teacher_input_array(spec: TeacherSpec, constituents: np.ndarray) -> np.ndarr
     ``particle_flow``: the per-particle features ``TEACHER_FEATURES`` of
     :func:`kd_trigger.data.features.particle_features`.
     """
-    from kd_trigger.data.features import particle_features, teacher_inputs
-
     if spec.kind == "particle_flow":
         return particle_features(constituents, spec.n_particles, TEACHER_FEATURES)
     return teacher_inputs(constituents, spec.n_particles)

@@ -6,7 +6,8 @@
 
 Modules: :mod:`.program` (the student as a fixed-point program with the hls4ml flow's derived types),
 :mod:`.rounding` (QKeras half-to-even rounding in integers and in da4ml), :mod:`.trace` (da4ml tracing
-and pipelining), :mod:`.emit` (Verilog, testbench, Yosys script), :mod:`.sim` (Verilator),
+and pipelining), :mod:`.emit` (writes the Verilog, testbench and Yosys script; its pieces: :mod:`.design`,
+:mod:`.verilog`, :mod:`.top`, :mod:`.folded`, :mod:`.testbench`), :mod:`.sim` (Verilator),
 :mod:`.synth` (Yosys), :mod:`.flow` (the whole flow and its result).
 """
 

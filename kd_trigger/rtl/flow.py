@@ -170,7 +170,7 @@ def build_rtl(
     """Trace ``model`` into da4ml and write its Verilog, testbench and Yosys script into ``out_dir``.
 
     ``ii_cycles`` > 1 folds a Deep Sets student: ceil(n_particles / k) phi copies, an event every k
-    cycles (see :func:`kd_trigger.rtl.emit._folded_top_module` for the interface).
+    cycles (see :func:`kd_trigger.rtl.folded.folded_top_module` for the interface).
     ``precision`` replaces the derived types (for what-if studies and the negative-control tests only).
     Raises :class:`kd_trigger.errors.ModelError` for a model without a bit-exact RTL form (or a folding
     of a model that is not a Deep Sets), ConfigError for an ``ii_cycles`` below 1 or above the particles.

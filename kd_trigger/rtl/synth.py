@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kd_trigger.rtl.emit import Design
+from kd_trigger.rtl.design import Design
 from kd_trigger.rtl.errors import RtlToolError
 from kd_trigger.rtl.tools import find_yosys, run_measured
 

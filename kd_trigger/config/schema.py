@@ -1,0 +1,236 @@
+"""The whole config (:class:`Config`): its sections, their defaults, and the checks across sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+
+from kd_trigger.config.base import Section
+from kd_trigger.config.budget import BudgetConfig
+from kd_trigger.config.data import DataConfig
+from kd_trigger.config.firmware import HlsConfig, fold_ii_cycles
+from kd_trigger.config.students import PAIRING_FIELDS, StudentConfig
+from kd_trigger.config.teachers import TeacherSpec
+from kd_trigger.config.training import DistillConfig, ScanConfig, StudyConfig
+from kd_trigger.errors import ConfigError
+
+RESERVED_FIRMWARE_NAMES = ("report.md", "report.html", "report_plots", "best")
+"""What ``firmware/<run>/`` holds besides one folder per student (the report and scan stages' outputs): a
+student of one of these names would share its folder with them, and a stage would replace it."""
+
+RESERVED_ARTIFACT_NAMES = ("data", "teachers", "students", "stages", "scan", "study")
+"""The folders of ``artifacts/<run>/``: reserved too, since ``run.artifacts_dir`` and ``run.firmware_dir``
+may be the same folder."""
+
+RESERVED_NAMES = (*RESERVED_FIRMWARE_NAMES, *RESERVED_ARTIFACT_NAMES)
+
+
+class RunConfig(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)] = "default"
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
+    # An empty folder name would put the run's folders into the working directory, unannounced.
+    artifacts_dir: Annotated[str, Field(min_length=1)] = "artifacts"
+    firmware_dir: Annotated[str, Field(min_length=1)] = "firmware"
+
+
+def _default_teachers() -> tuple[TeacherSpec, ...]:
+    """The two teachers of the default run (measured on the default 60k jets, 2 CPU cores):
+
+    * ``lorentznet16``: dense LorentzNet on the students' own 16 particles; AUC 0.981, ~5 min;
+    * ``lorentznet64``: LorentzNet on 64 particles with each particle's 8 nearest neighbours by Minkowski
+      product (a Lorentz-invariant choice); AUC 0.987, ~10 min (a dense 64-particle one costs 31x).
+    """
+    return (
+        TeacherSpec(name="lorentznet16"),
+        TeacherSpec(name="lorentznet64", n_particles=64, neighbours=8, epochs=16, warmup_epochs=1.0),
+    )
+
+
+def _default_students() -> tuple[StudentConfig, ...]:
+    """The two students, each paired with the teacher and setting the study chose for it (README)."""
+    return (
+        StudentConfig(
+            name="mlp",
+            kind="mlp",
+            hidden=(64, 32, 32),
+            teacher="lorentznet64",
+            temperature=2.0,
+            kd_weight=0.9,
+        ),
+        StudentConfig(
+            name="deepsets",
+            kind="deepsets",
+            hidden=(32, 32),
+            head=(32,),
+            teacher="lorentznet16",
+            temperature=2.0,
+            kd_weight=0.9,
+        ),
+    )
+
+
+class Config(Section):
+    run: RunConfig = RunConfig()
+    data: DataConfig = DataConfig()
+    teachers: tuple[TeacherSpec, ...] = Field(default_factory=_default_teachers)
+    students: tuple[StudentConfig, ...] = Field(default_factory=_default_students)
+    distill: DistillConfig = DistillConfig()
+    hls: HlsConfig = HlsConfig()
+    budget: BudgetConfig = BudgetConfig()
+    study: StudyConfig = StudyConfig()
+    scan: ScanConfig = ScanConfig()
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """The YAML file this config was read from (None when built in code)."""
+        return self._source
+
+    @field_validator("students")
+    @classmethod
+    def _unique_names(cls, value: tuple[StudentConfig, ...]) -> tuple[StudentConfig, ...]:
+        if not value:
+            raise ValueError("at least one student is required")
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"student names must be unique, got {names}")
+        # Compared without case: on a case-insensitive file system (macOS, Windows) 'MLP' and 'mlp', or
+        # 'Best' and 'best', are the same folder.
+        folded = [n.casefold() for n in names]
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"student names must differ in more than letter case, got {names}")
+        reserved = {r.casefold(): r for r in RESERVED_NAMES}
+        for i, name in enumerate(names):
+            if name.casefold() in reserved:
+                where = "firmware" if reserved[name.casefold()] in RESERVED_FIRMWARE_NAMES else "artifacts"
+                raise ValueError(
+                    f"students[{i}].name {name!r} is reserved: {where}/<run>/{reserved[name.casefold()]} is "
+                    f"written by another stage; reserved names: {', '.join(RESERVED_NAMES)}"
+                )
+        return value
+
+    @field_validator("teachers")
+    @classmethod
+    def _unique_teachers(cls, value: tuple[TeacherSpec, ...]) -> tuple[TeacherSpec, ...]:
+        if not value:
+            raise ValueError("at least one teacher is required")
+        names = [t.name for t in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"teacher names must be unique, got {names}")
+        folded = [n.casefold() for n in names]
+        if len(set(folded)) != len(folded):
+            raise ValueError(f"teacher names must differ in more than letter case, got {names}")
+        return value
+
+    @model_validator(mode="after")
+    def _ii_fits_the_students(self) -> Config:
+        k = self.hls.ii_cycles
+        if k is None or k == 1:
+            return self
+        deepsets = [(i, s) for i, s in enumerate(self.students) if s.kind == "deepsets"]
+        if not deepsets:
+            raise ValueError(
+                f"hls.ii_cycles {k}: folding applies to Deep Sets students only and this config has none "
+                "(leave hls.ii_cycles out or set 1)"
+            )
+        for i, s in deepsets:
+            if s.ii_cycles is None and k > s.n_particles:
+                raise ValueError(
+                    f"hls.ii_cycles {k} is above students[{i}].n_particles ({s.n_particles}) of "
+                    f"{s.name!r}: at most one particle per cycle"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _students_name_teachers(self) -> Config:
+        known = [t.name for t in self.teachers]
+        for i, s in enumerate(self.students):
+            if s.teacher is not None and s.teacher not in known:
+                raise ValueError(
+                    f"students[{i}].teacher {s.teacher!r} is not a configured teacher; known: {known}"
+                )
+        students = [s.name for s in self.students]
+        for name in self.study.students or ():
+            if name not in students:
+                raise ValueError(
+                    f"study.students names {name!r}, not a configured student; configured: {students}"
+                )
+        for name in self.study.teachers or ():
+            if name not in known:
+                raise ValueError(
+                    f"study.teachers names {name!r}, not a configured teacher; configured: {known}"
+                )
+        return self
+
+    def study_view(self) -> dict[str, Any]:
+        """The config sections the study depends on: students without their pairing, distill without
+        its (T, w), and the study section."""
+        return {
+            "students": [s.model_dump(mode="json", exclude=set(PAIRING_FIELDS)) for s in self.students],
+            "distill": self.distill.model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
+            "study": self.study.model_dump(mode="json"),
+        }
+
+    # -- teachers ------------------------------------------------------------------------------------
+    @property
+    def teacher_specs(self) -> tuple[TeacherSpec, ...]:
+        """The teachers some student learns from (an unused teacher is never trained)."""
+        used = {self.teacher_of(s).name for s in self.students}
+        return tuple(t for t in self.teachers if t.name in used)
+
+    def teacher_spec(self, name: str) -> TeacherSpec:
+        for t in self.teachers:
+            if t.name == name:
+                return t
+        raise ConfigError(
+            f"teachers: no teacher named {name!r}; configured: {[t.name for t in self.teachers]}"
+        )
+
+    def teacher_of(self, student: StudentConfig) -> TeacherSpec:
+        """The teacher ``student`` learns from (its ``teacher`` key, else the first teacher)."""
+        return self.teacher_spec(student.teacher) if student.teacher else self.teachers[0]
+
+    def kd_setting(self, student: StudentConfig) -> tuple[float, float]:
+        """(temperature, kd_weight) of ``student``: its own values, else the distill section's."""
+        t = student.temperature if student.temperature is not None else self.distill.temperature
+        w = student.kd_weight if student.kd_weight is not None else self.distill.kd_weight
+        return t, w
+
+    def ii_cycles_of(self, student: StudentConfig, flow: str, max_ii_cycles: int) -> int:
+        """The folding k of ``student`` in ``flow`` ("rtl" or "hls4ml"); see :func:`fold_ii_cycles`."""
+        return fold_ii_cycles(student, self.hls, flow, max_ii_cycles)
+
+    # -- where things go -------------------------------------------------------------------------
+    @property
+    def artifacts(self) -> Path:
+        return Path(self.run.artifacts_dir) / self.run.name
+
+    @property
+    def firmware(self) -> Path:
+        return Path(self.run.firmware_dir) / self.run.name
+
+    @property
+    def data_path(self) -> Path:
+        """The jet file this run reads: ``data.path`` if given, else the generated file."""
+        return Path(self.data.path) if self.data.path else self.artifacts / "data" / "jets.h5"
+
+    def student(self, name: str) -> StudentConfig:
+        for s in self.students:
+            if s.name == name:
+                return s
+        raise ConfigError(
+            f"students: no student named {name!r}; configured: {[s.name for s in self.students]}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _dump(self)
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, tuple):
+        return [_dump(v) for v in value]
+    return value

@@ -1,0 +1,114 @@
+"""How students are trained: the ``distill`` section, and the experiments that train many of them
+(``study``: the KD grid, ``scan``: the design scan)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from kd_trigger.config.base import Section
+
+
+class DistillConfig(Section):
+    temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
+    kd_weight: Annotated[float, Field(ge=0, le=1)] = 0.9
+    """w in (1 - w) * CE + w * T^2 * KL."""
+    epochs: Annotated[int, Field(ge=1)] = 400
+    """A cap; early stopping (``patience``) ends training. Students are cheap (~0.6 s per epoch on 36k
+    jets). Deep Sets converges slowly: at a cap of 150 its best epochs were 141-150 and distillation
+    looked useless (R30 ratio 0.85 [0.69, 1.00] from lorentznet16, T=2, w=0.9); trained until the
+    validation loss stops improving (best epochs ~150-400) the same setting gave 1.50 [1.20, 1.85]
+    (the default study, 3 seeds)."""
+    batch_size: Annotated[int, Field(ge=1)] = 256
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 2e-3
+    patience: Annotated[int, Field(ge=1)] = 20
+    monitor: Literal["loss", "ce", "accuracy"] = "loss"
+    """Early stopping quantity on the validation split: the model's own objective ("loss"),
+    the cross-entropy with the labels ("ce") or accuracy."""
+    train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Train on this fraction of the training split (low-data studies)."""
+    boost_betas: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = tuple(round(0.1 * i, 1) for i in range(10))
+    rejection_bootstrap: Annotated[int, Field(ge=0, le=10_000)] = 200
+
+
+class KdSetting(Section):
+    """One point of the study's KD grid: (1 - w) * CE + w * T^2 * KL."""
+
+    temperature: Annotated[float, Field(gt=0, le=100)]
+    kd_weight: Annotated[float, Field(gt=0, le=1)]
+
+
+class StudyConfig(Section):
+    """``make study``: every student with every listed teacher, a label-only baseline and KD at each
+    setting of ``grid``, over ``seeds`` seeds with the initial weights shared per seed."""
+
+    seeds: Annotated[int, Field(ge=1, le=20)] = 3
+    grid: Annotated[tuple[KdSetting, ...], Field(min_length=1)] = (
+        KdSetting(temperature=1.0, kd_weight=0.7),
+        KdSetting(temperature=2.0, kd_weight=0.9),
+    )
+    teachers: tuple[str, ...] | None = None
+    """Teacher names to study (None: every configured teacher)."""
+    students: tuple[str, ...] | None = None
+    """Student names to study (None: every configured student)."""
+    train_fractions: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = (0.1, 0.3)
+    """The low-data curve: the chosen setting again on these fractions of the training split."""
+    select_on: Literal["rejection_at_50", "auc"] = "rejection_at_50"
+    """What picks a setting (and a teacher) per student, as the mean KD/baseline ratio on the VALIDATION
+    split: R30 on its ~3k background jets rests on a handful of jets and would pick noise."""
+    bootstrap: Annotated[int, Field(ge=10, le=10_000)] = 200
+
+
+class ScanAxes(Section):
+    """The values a design scan tries for one student kind; an axis left out keeps the student's value."""
+
+    weight_bits: tuple[Annotated[int, Field(ge=2, le=16)], ...] | None = None
+    activation_bits: tuple[Annotated[int, Field(ge=2, le=16)], ...] | None = None
+    input_bits: tuple[Annotated[int, Field(ge=2, le=32)], ...] | None = None
+    hidden: tuple[tuple[Annotated[int, Field(ge=1, le=1024)], ...], ...] | None = None
+    head: tuple[tuple[Annotated[int, Field(ge=1, le=1024)], ...], ...] | None = None
+    n_particles: tuple[Annotated[int, Field(ge=1, le=200)], ...] | None = None
+    reuse_factor: tuple[Annotated[int, Field(ge=1)], ...] | None = None
+    flow: tuple[Literal["hls4ml", "rtl"], ...] | None = None
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> ScanAxes:
+        for name, values in self:
+            if values is not None and len(values) == 0:
+                raise ValueError(f"axis {name} is empty; leave it out to keep the student's value")
+        return self
+
+
+def _default_scan_axes() -> dict[Literal["mlp", "deepsets"], ScanAxes]:
+    """The default scan: weight bits x reuse factor for both students, 12 points."""
+    grid = ScanAxes(weight_bits=(4, 6, 8), reuse_factor=(2, 4))
+    return {"mlp": grid, "deepsets": grid}
+
+
+class ScanConfig(Section):
+    """``make scan``: KD-trained, converted, exactness-gated and measured designs over ``axes``."""
+
+    axes: dict[Literal["mlp", "deepsets"], ScanAxes] = Field(default_factory=_default_scan_axes)
+    """Per student kind; the base design is the configured student of that kind. A config that sets
+    ``axes`` replaces the default grid (4, 6, 8-bit weights x reuse factor 2, 4: 6 points per kind)."""
+    mode: Literal["grid", "random", "lhs"] = "grid"
+    points: Annotated[int, Field(ge=1)] | None = None
+    """random/lhs: how many points; grid: the most points allowed (None: the whole grid)."""
+    seed: Annotated[int, Field(ge=0)] = 0
+    objective: Literal["auc", "rejection_at_30", "rejection_at_50"] = "auc"
+    """The physics figure the Pareto fronts and the promotion of the best design use (on the test split)."""
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    """Training epochs per point (None: distill.epochs)."""
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    """Process workers of the local Dask cluster (ignored with ``scheduler``)."""
+    scheduler: str | None = None
+    """Address of a running Dask scheduler (tcp://host:port): the points run on its workers."""
+
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s]+", value):
+            raise ValueError("expected the address of a Dask scheduler, tcp://HOST:PORT")
+        return value
