@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from typing import Any
 
@@ -20,29 +21,14 @@ import numpy as np
 from tqdm import tqdm
 
 from kd_trigger.contracts import CsimBlock
+from kd_trigger.evaluate import roc_auc, scores_from_logits
 from kd_trigger.fixed import FixedType
-from kd_trigger.hls.convert import quiet_hls4ml
+from kd_trigger.hls.convert import quantized_weights, quiet_hls4ml
+from kd_trigger.layers.registry import DEFAULT, find_handler
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1024
-
-
-def _qkeras_objects() -> dict[str, Any]:
-    from qkeras.utils import _add_supported_quantized_objects
-
-    objects: dict[str, Any] = {}
-    _add_supported_quantized_objects(objects)
-    return objects
-
-
-def _affine_layer(name: str, scale: np.ndarray, bias: np.ndarray) -> Any:
-    """``x * scale + bias`` with fixed constants: a batch norm as the firmware computes it, in float64."""
-    import tensorflow as tf
-
-    s = tf.constant(scale, dtype=tf.float64)
-    b = tf.constant(bias, dtype=tf.float64)
-    return tf.keras.layers.Lambda(lambda x: x * s + b, name=name, dtype="float64")
 
 
 def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | None = None) -> Any:
@@ -54,8 +40,9 @@ def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | N
     twin is the reference the firmware is held to. QKeras casts to Keras' floatx inside its quantizers,
     hence floatx is float64 while the twin is built and while it runs (see :func:`run_twin`).
 
-    ``exact_weights`` (:func:`kd_trigger.hls.convert.quantized_weights`) replaces the float weights of
-    layers without quantizers by the rounded values the firmware holds, and a batch norm by its rounded
+    Each layer's handler (:mod:`kd_trigger.layers`) builds its twin. ``exact_weights``
+    (:func:`kd_trigger.hls.convert.quantized_weights`) replaces the float weights of layers without
+    quantizers by the rounded values the firmware holds, and a batch norm by its rounded
     ``x * scale + bias``. A Dense/Conv1D's own activation is split into a layer ``<name>_<activation>``,
     as hls4ml does, so that the value before a final softmax can be compared.
     """
@@ -70,39 +57,15 @@ def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | N
         )
         x = inputs
         for layer in model.layers:
-            cls = type(layer).__name__
-            if cls == "InputLayer":
-                continue
-            if cls == "BatchNormalization" and layer.name in exact_weights:
-                arrays = exact_weights[layer.name]
-                x = _affine_layer(layer.name, arrays["scale"], arrays["bias"])(x)
-                continue
-            conf = layer.get_config()
-            conf["dtype"] = "float64"
-            inner = conf.get("activation")
-            dense_like = cls in ("Dense", "Conv1D", "QDense", "QConv1D")
-            split = dense_like and isinstance(inner, str) and inner != "linear"
-            if split:
-                conf["activation"] = "linear"
-            weights = [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
-            if dense_like and layer.name in exact_weights:
-                # The constants the firmware holds (quantized once, by QKeras' own quantizer), with the
-                # twin's weight quantizers off: re-quantizing on-grid values would change nothing, and
-                # QKeras' power-of-two scales cannot run in float64 at all.
-                arrays = exact_weights[layer.name]
-                weights = [arrays["weight"], *([arrays["bias"]] if "bias" in arrays else [])]
-                for key in ("kernel_quantizer", "bias_quantizer", "kernel_constraint", "bias_constraint"):
-                    conf.pop(key, None)
-            with tf.keras.utils.custom_object_scope(_qkeras_objects()):
-                twin = type(layer).from_config(conf)
-            x = twin(x)
-            if weights:
-                twin.set_weights(weights)
-            if split:
-                x = tf.keras.layers.Activation(inner, name=f"{layer.name}_{inner}", dtype="float64")(x)
+            x = (find_handler(type(layer).__name__) or DEFAULT).twin(layer, x, exact_weights)
         return tf.keras.Model(inputs, x, name=f"{model.name}_float64")
     finally:
         tf.keras.backend.set_floatx(previous)
+
+
+def _kind(layer: Any) -> str | None:
+    handler = find_handler(type(layer).__name__)
+    return handler.kind if handler is not None else None
 
 
 def run_twin(twin: Any, x: np.ndarray) -> np.ndarray:
@@ -127,8 +90,8 @@ def quantize_inputs(twin: Any, x: np.ndarray, input_type: FixedType | None = Non
     saturated). Either way exactly the numbers the firmware's input type holds."""
     import tensorflow as tf
 
-    first = next(layer for layer in twin.layers if type(layer).__name__ != "InputLayer")
-    if type(first).__name__ != "QActivation":
+    first = next(layer for layer in twin.layers if _kind(layer) != "input")
+    if _kind(first) != "quantizer":
         if input_type is None:
             raise ValueError("a model without an input quantizer needs the input type")
         return np.ascontiguousarray(input_type.quantize(x))
@@ -176,8 +139,6 @@ def softmax_top(logits: np.ndarray) -> np.ndarray:
 def _auc(labels: np.ndarray | None, logits: np.ndarray) -> float | None:
     if labels is None or logits.shape[1] != 2 or len(np.unique(labels)) < 2:
         return None
-    from kd_trigger.evaluate import roc_auc, scores_from_logits
-
     # The same score and AUC as the physics metrics: l1 - l0 keeps every distinct fixed-point output
     # distinct, where a float softmax can round large logit gaps to equal probabilities.
     return roc_auc(labels, scores_from_logits(logits))
@@ -253,8 +214,6 @@ def first_divergent_layer(twin: Any, hls_model: Any, x: np.ndarray) -> tuple[str
 @contextlib.contextmanager
 def _keep_cwd() -> Any:
     """hls4ml's trace() changes directory; make sure we come back even if it fails half way."""
-    import os
-
     cwd = os.getcwd()
     try:
         yield
@@ -288,8 +247,6 @@ def run_csim(
     located (on at most ``diagnose_samples`` of the disagreeing samples). Returns the result and the
     compared QKeras and C-simulation outputs.
     """
-    from kd_trigger.hls.convert import quantized_weights
-
     hls_model = converted.hls_model
     twin = float64_twin(model, quantized_weights(model, converted.precision))
     x = quantize_inputs(twin, np.asarray(x_raw, dtype=np.float64), converted.input_type)
