@@ -24,7 +24,7 @@ class InputHandler(LayerHandler):
 
     def precision(self, spec: LayerSpec, walk: PrecisionWalk) -> None:
         """The firmware input carries exactly the input grid: inputs are put on it by the caller."""
-        body = [layer for layer in walk.layers if layer.class_name != "InputLayer"]
+        body = [layer for layer in walk.layers if walk.lookup(layer.class_name) is not self]
         first = body[0] if body else None
         handler = walk.lookup(first.class_name) if first is not None else None
         if (

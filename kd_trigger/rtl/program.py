@@ -96,7 +96,8 @@ def build_program(
     prec = model_precision(model) if precision is None else precision
     wts = quantized_weights(model) if weights is None else weights
     layers = list(model.layers)
-    if not layers or type(layers[0]).__name__ != "InputLayer":
+    first = find_handler(type(layers[0]).__name__) if layers else None
+    if first is None or first.kind != "input":
         raise ModelError("the model must be a functional Keras model starting with an Input layer")
     input_name = layers[0].name
     input_type = derived_type(prec[input_name], "result", f"'{input_name}' (InputLayer)")
