@@ -25,10 +25,10 @@ import numpy as np
 from kd_trigger.config import HlsConfig, hls4ml_parallelization
 from kd_trigger.errors import ConfigError, ModelError, ToolMissingError
 from kd_trigger.fixed import FixedType
-from kd_trigger.hls.precision import derive_precision
 from kd_trigger.layers.keras import activation_name, qkeras_objects, scaled_kernel
+from kd_trigger.layers.model import describe_layers, model_precision, quantized_weights
 from kd_trigger.layers.registry import find_handler, weight_classes
-from kd_trigger.layers.spec import Intake, LayerPrecision, LayerSpec
+from kd_trigger.layers.spec import Intake, LayerPrecision
 from kd_trigger.runs import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -150,38 +150,29 @@ def for_hls4ml(model: Any) -> Any:
     return tf.keras.Model(inputs, x, name=model.name)
 
 
+__all__ = [
+    "FINAL_ACTIVATION_INPUT",
+    "FINAL_INPUT_SUFFIX",
+    "PROJECT_NAME",
+    "WEIGHT_LAYER_CLASSES",
+    "Converted",
+    "build_hls_config",
+    "check_supported",
+    "convert_model",
+    "default_hls_config",
+    "describe_layers",
+    "firmware_sparsity",
+    "for_hls4ml",
+    "hls_layer_precision",
+    "model_precision",
+    "quantized_weights",
+    "quiet_hls4ml",
+    "requantize_weights",
+    "weight_mismatches",
+]
+
 WEIGHT_LAYER_CLASSES = weight_classes()
 """The layers with weights the firmware flows compute (a model needs at least one)."""
-
-
-def describe_layers(model: Any) -> list[LayerSpec]:
-    """Plain-data description of a single-chain Keras model, in order, for precision derivation.
-
-    Each layer's handler (:mod:`kd_trigger.layers.registry`) describes it; a class no handler claims is
-    described by its name only, and the precision derivation refuses it naming the supported kinds.
-    """
-    specs: list[LayerSpec] = []
-    for layer in model.layers:
-        cls = type(layer).__name__
-        where = f"'{layer.name}' ({cls})"
-        inbound = [n for node in layer.inbound_nodes for n in _inbound_names(node)]
-        if len(set(inbound)) > 1:
-            raise ModelError(f"layer {where} has several inputs; only single-chain models can be converted")
-        handler = find_handler(cls)
-        specs.append(handler.describe(layer, where) if handler is not None else LayerSpec(layer.name, cls))
-    return specs
-
-
-def _inbound_names(node: Any) -> list[str]:
-    layers = node.inbound_layers
-    if not isinstance(layers, list | tuple):
-        layers = [layers]
-    return [layer.name for layer in layers]
-
-
-def model_precision(model: Any, intake: Intake | None = None) -> dict[str, LayerPrecision]:
-    """Derived precision of every layer of ``model`` (see :mod:`kd_trigger.hls.precision`)."""
-    return derive_precision(describe_layers(model), intake)
 
 
 def _hls4ml_config(model: Any, hls: HlsConfig) -> dict[str, Any]:
@@ -298,23 +289,6 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
         if linear is not None and "result" in chosen.types:
             linear.setdefault("Precision", {})["result"] = chosen.types["result"].hls()
     return config
-
-
-def quantized_weights(
-    model: Any, precision: dict[str, LayerPrecision] | None = None
-) -> dict[str, dict[str, np.ndarray]]:
-    """What the firmware must hold, per layer: QKeras' quantized kernel and bias; for a layer without
-    quantizers its float weights rounded onto the assumed types of ``precision``; for a batch norm its
-    scale and bias (gamma / sqrt(var + eps), beta - mean x scale) rounded the same way."""
-    precision = precision or {}
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for layer in model.layers:
-        handler = find_handler(type(layer).__name__)
-        types = precision[layer.name].types if layer.name in precision else {}
-        arrays = handler.firmware_weights(layer, types) if handler is not None else None
-        if arrays is not None:
-            out[layer.name] = arrays
-    return out
 
 
 def weight_mismatches(

@@ -12,21 +12,20 @@ overflow or round for any input in range:
 
 The type itself and the product/accumulator rules live in :mod:`kd_trigger.fixed`, so the students'
 output type and the firmware's accumulators come from one derivation. Each layer kind's rule is its
-handler's ``precision`` (:mod:`kd_trigger.layers`); this module walks a model's :class:`LayerSpec` s
-through them. Pure functions on plain data (no TensorFlow), tested on their own. The description of a
-Keras model that feeds them is :func:`kd_trigger.hls.convert.describe_layers`.
+handler's ``precision`` (:mod:`kd_trigger.layers`); :func:`derive_precision`
+(:mod:`kd_trigger.layers.model`, re-exported here) walks a model's :class:`LayerSpec` s through them.
+Pure functions on plain data (no TensorFlow), tested on their own. This module adds the firmware's
+input type and the edge-case inputs that exercise it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kd_trigger.errors import ModelError
 from kd_trigger.fixed import FixedType, accumulator_type, product_type
-from kd_trigger.layers.base import PrecisionWalk
 from kd_trigger.layers.keras import quantizer_fixed_type
+from kd_trigger.layers.model import EXACT_REFERENCE_BITS, check_exact_reference, derive_precision
 from kd_trigger.layers.pooling import average_pool_types
-from kd_trigger.layers.registry import find_handler, handler_for
 from kd_trigger.layers.spec import Intake, LayerPrecision, LayerSpec
 
 __all__ = [
@@ -44,41 +43,6 @@ __all__ = [
     "product_type",
     "quantizer_fixed_type",
 ]
-
-
-def derive_precision(layers: list[LayerSpec], intake: Intake | None = None) -> dict[str, LayerPrecision]:
-    """Types of every layer of a single-chain model, derived from its quantizers (and ``intake``).
-
-    ``layers`` in model order, the ``InputLayer`` first. Raises :class:`ModelError` naming the first
-    layer whose types cannot be derived and what would make it derivable.
-    """
-    walk = PrecisionWalk(list(layers), intake or Intake(), find_handler)
-    for index, layer in enumerate(walk.layers):
-        walk.index = index
-        handler_for(layer.class_name, layer.where).precision(layer, walk)
-    check_exact_reference(walk.out)
-    return walk.out
-
-
-EXACT_REFERENCE_BITS = 53
-"""The significand of float64: the exact reference (QKeras run in float64) holds any fixed-point value
-of at most this many bits, and no wider."""
-
-
-def check_exact_reference(precision: dict[str, LayerPrecision]) -> None:
-    """ModelError when a derived type is wider than the exact reference can hold.
-
-    The firmware would still compute, but nothing could prove it right: such a model is refused before
-    anything is converted or simulated.
-    """
-    for name, chosen in precision.items():
-        for key, t in chosen.types.items():
-            if t.width > EXACT_REFERENCE_BITS:
-                raise ModelError(
-                    f"layer '{name}': its exact {key} type {t.hls()} needs {t.width} bits, more than the "
-                    f"{EXACT_REFERENCE_BITS} that the exact reference (QKeras in float64) can hold; narrow the "
-                    "quantizers (input, weight or activation bits) of this model"
-                )
 
 
 def input_type(precision: dict[str, LayerPrecision], input_name: str) -> FixedType:

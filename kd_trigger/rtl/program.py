@@ -28,8 +28,8 @@ import numpy as np
 
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.fixed import FixedType
-from kd_trigger.hls.convert import model_precision, quantized_weights
 from kd_trigger.layers.base import ProgramWalk, UnsupportedInRtl
+from kd_trigger.layers.model import model_precision, quantized_weights
 from kd_trigger.layers.registry import find_handler, rtl_supported
 from kd_trigger.layers.spec import LayerPrecision
 from kd_trigger.layers.step import Step, StepKind, derived_type
