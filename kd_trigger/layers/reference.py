@@ -29,7 +29,7 @@ def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | N
     hence floatx is float64 while the twin is built and while it runs (see :func:`run_twin`).
 
     Each layer's handler (:mod:`kd_trigger.layers`) builds its twin. ``exact_weights``
-    (:func:`kd_trigger.hls.convert.quantized_weights`) replaces the float weights of layers without
+    (:func:`kd_trigger.layers.model.quantized_weights`) replaces the float weights of layers without
     quantizers by the rounded values the firmware holds, and a batch norm by its rounded
     ``x * scale + bias``. A Dense/Conv1D's own activation is split into a layer ``<name>_<activation>``,
     as hls4ml does, so that the value before a final softmax can be compared.

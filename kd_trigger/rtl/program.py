@@ -1,8 +1,12 @@
 """A QKeras student as a fixed-point program: one step per Keras layer, with the hls4ml flow's types.
 
-Every type comes from :func:`kd_trigger.hls.convert.model_precision` (the same derivation the hls4ml
-firmware uses) and every weight from :func:`kd_trigger.hls.convert.quantized_weights` (the values the
+Every type comes from :func:`kd_trigger.layers.model.model_precision` (the same derivation the hls4ml
+firmware uses) and every weight from :func:`kd_trigger.layers.model.quantized_weights` (the values the
 QKeras kernel quantizer produces, checked to lie on the weight type's grid). Nothing here invents a width.
+Each layer's handler (:meth:`kd_trigger.layers.base.LayerHandler.rtl_step`) lowers it to a
+:class:`~kd_trigger.layers.step.Step`; the step kinds (input, quantize, dense, pool, reshape) are the
+program's instruction set, interpreted by :func:`evaluate` here and by :mod:`kd_trigger.rtl.trace`, so a
+new layer kind that lowers to existing instructions needs nothing in this package.
 
 The program is split into *segments*: a weight layer (QDense / QConv1D) with the layers that follow it up
 to the next weight layer (its quantizer, a pooling, a flatten). Each segment becomes one pipelined block
@@ -88,8 +92,8 @@ def build_program(
 ) -> Program:
     """The fixed-point program of a single-chain QKeras student.
 
-    ``precision`` defaults to :func:`kd_trigger.hls.convert.model_precision` (the hls4ml flow's derived
-    types) and ``weights`` to :func:`kd_trigger.hls.convert.quantized_weights`; both are parameters only so
+    ``precision`` defaults to :func:`kd_trigger.layers.model.model_precision` (the hls4ml flow's derived
+    types) and ``weights`` to :func:`kd_trigger.layers.model.quantized_weights`; both are parameters only so
     tests can show what a wrong type or weight does. Raises :class:`ModelError` naming the first layer that
     has no bit-exact fixed-point form.
     """
