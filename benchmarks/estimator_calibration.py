@@ -17,14 +17,14 @@ Synthesis LUT/FF/DSP are compared with ``total`` (post-synthesis estimate), the 
 ``total_hls``, latency and II with the HLS report. No TensorFlow needed; runs in seconds.
 
     .venv/bin/python benchmarks/estimator_calibration.py          # print the tables
-    .venv/bin/python benchmarks/estimator_calibration.py --write  # also store the fit in estimate.py
+    .venv/bin/python benchmarks/estimator_calibration.py --write  # also store the fit (coefficients.json)
+    .venv/bin/python benchmarks/estimator_calibration.py --write --out /tmp/fit.json  # ... elsewhere
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kd_trigger.fpga import estimate as est  # noqa: E402
+from kd_trigger.fpga.estimate import fit as estfit  # noqa: E402
+from kd_trigger.fpga.estimate.coefficients import FIT_FILE, Coefficients  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "calibration"
 HOLDOUT_REPO = "fastmachinelearning/l1-jet-id"
@@ -120,22 +121,23 @@ blind ones after its one evaluation in 98ee170); only :data:`TARGETS` was fixed 
 evaluation, so only the targets decide what passes."""
 
 
-def load() -> tuple[list[est.CalibrationSample], list[dict[str, Any]]]:
+def load() -> tuple[list[estfit.CalibrationSample], list[dict[str, Any]]]:
+    """The calibration designs and the DSP binding observations of the committed fixtures."""
     designs = json.loads((FIXTURES / "designs.json").read_text())
     binding = json.loads((FIXTURES / "dsp_binding.json").read_text())["observations"]
-    return est.samples_from_designs(designs), binding
+    return estfit.samples_from_designs(designs), binding
 
 
 def fit(
-    samples: list[est.CalibrationSample], binding: list[dict[str, Any]], exclude: set[str]
-) -> est.Coefficients:
+    samples: list[estfit.CalibrationSample], binding: list[dict[str, Any]], exclude: set[str]
+) -> Coefficients:
     """The model fitted to every sample and binding observation whose repository is not in ``exclude``."""
     train = [s for s in samples if not s.holdout_only and s.group not in exclude]
     obs = [o for o in binding if o["repo"] not in exclude and o["repo"] != HOLDOUT_REPO]
-    return est.fit_coefficients(train, obs)
+    return estfit.fit_coefficients(train, obs)
 
 
-def evaluate(sample: est.CalibrationSample, coeffs: est.Coefficients) -> dict[str, Any]:
+def evaluate(sample: estfit.CalibrationSample, coeffs: Coefficients) -> dict[str, Any]:
     """Real figures, estimates and ratios of one design."""
     e = sample.estimate(coeffs)
     row: dict[str, Any] = {"design": sample.name, "repo": sample.group}
@@ -150,6 +152,7 @@ def evaluate(sample: est.CalibrationSample, coeffs: est.Coefficients) -> dict[st
 
 
 def within_target(metric: str, real: float, estimate: float) -> bool:
+    """Is ``estimate`` of ``metric`` within :data:`TARGETS` of the ``real`` figure?"""
     if metric == "latency_cycles":
         return abs(estimate - real) <= TARGETS["latency_cycles"]
     if metric == "ii_cycles":
@@ -182,8 +185,9 @@ def misses(result: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def tables(
-    samples: list[est.CalibrationSample], binding: list[dict[str, Any]]
+    samples: list[estfit.CalibrationSample], binding: list[dict[str, Any]]
 ) -> dict[str, list[dict[str, Any]]]:
+    """Rows per set (fit, held_out, holdout_l1_jet_id, blind), plus the full fit as ``_coefficients``."""
     full = fit(samples, binding, set())
     out: dict[str, list[dict[str, Any]]] = {"fit": [], "held_out": [], "holdout_l1_jet_id": [], "blind": []}
     for s in samples:
@@ -209,6 +213,7 @@ def _cell(pair: tuple[float, float] | None) -> str:
 
 
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:
+    """Print one set's rows: real, estimate and ratio per figure."""
     print(f"== {title}")
     cols = (
         "synth_lut",
@@ -264,7 +269,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def calibration_record(result: dict[str, Any]) -> dict[str, Any]:
-    """The CALIBRATION dict stored in estimate.py: held-out errors, per design and summarized."""
+    """The CALIBRATION record stored in coefficients.json: held-out errors, per design and summarized."""
 
     def compact(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -348,29 +353,23 @@ def calibration_record(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_fit(coeffs: est.Coefficients, record: dict[str, Any]) -> None:
-    path = REPO / "kd_trigger" / "fpga" / "estimate.py"
-    text = path.read_text()
-    block = (
-        "# BEGIN FITTED (written by benchmarks/estimator_calibration.py --write; do not edit by hand)\n"
-        f"COEFFICIENTS = Coefficients.from_dict({json.dumps(coeffs.to_dict(), indent=4, sort_keys=True)})\n"
-        '"""The fit to all non-held-out calibration designs."""\n\n'
-        f"CALIBRATION: dict[str, Any] = {json.dumps(record, indent=4, sort_keys=True)}\n"
-        '"""Measured error of the estimate on designs it was not fitted to (benchmarks/estimator_calibration.py)."""\n'
-        "# END FITTED\n"
-    )
-    block = block.replace(": true", ": True").replace(": false", ": False").replace(": null", ": None")
-    new, n = re.subn(r"# BEGIN FITTED.*?# END FITTED\n", lambda _m: block, text, flags=re.S)
-    if n != 1:
-        raise SystemExit("estimate.py has no '# BEGIN FITTED ... # END FITTED' block")
-    path.write_text(new)
+def write_fit(coeffs: Coefficients, record: dict[str, Any], path: Path = FIT_FILE) -> None:
+    """Store the fit and its held-out record where the estimator reads them (``coefficients.json``)."""
+    estfit.write_fit_file(coeffs, record, path)
     print(f"wrote the fit into {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the tables; with ``--write``, store the fit and its held-out record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--write", action="store_true", help="store the fit and the held-out table in estimate.py"
+        "--write", action="store_true", help="store the fit and the held-out table in coefficients.json"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=FIT_FILE,
+        help=f"where --write stores the fit (default: {FIT_FILE.relative_to(REPO)})",
     )
     parser.add_argument(
         "--no-holdout", action="store_true", help="do not print the l1-jet-id table (model development)"
@@ -379,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     samples, binding = load()
     result = tables(samples, binding)
     coeffs = result.pop("_coefficients")
-    wide, narrow, miss = est.fit_dsp_rule([o for o in binding if o["repo"] != HOLDOUT_REPO])
+    wide, narrow, miss = estfit.fit_dsp_rule([o for o in binding if o["repo"] != HOLDOUT_REPO])
     total = sum(o["dsp"] + o["lut"] for o in binding)
     print(
         f"DSP rule: a mul goes to a DSP48 if max(bits) >= {wide} and min(bits) >= {narrow} "
@@ -401,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"summary {name}: {json.dumps(summary(result[name]))}")
     if args.write:
-        write_fit(coeffs, calibration_record(result))
+        write_fit(coeffs, calibration_record(result), args.out)
     return 0
 
 

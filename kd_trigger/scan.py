@@ -59,7 +59,7 @@ class PointSpec:
     flow: str
 
 
-def _apply(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
+def apply_axes(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
     """The student ``base`` with the axis ``values`` applied, as a plain dict (validated on the worker)."""
     spec = base.model_dump(mode="json")
     for name in QUANT_AXES:
@@ -130,7 +130,7 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
         else:
             chosen = _lhs(levels, scfg.points or len(grid), rng)
         for values in chosen:
-            spec = _apply(base, values)
+            spec = apply_axes(base, values)
             reuse = int(values.get("reuse_factor", cfg.hls.reuse_factor))
             flow = str(values.get("flow", cfg.hls.flows[0]))
             key = _point_key(cfg, base, spec, reuse, flow, upstream or {}, code)

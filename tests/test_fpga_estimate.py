@@ -6,6 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,11 +23,11 @@ from kd_trigger.fpga.estimate import (
     csd_digits,
     dsp_eligible,
     estimate_layers,
-    fit_dsp_rule,
-    nnls,
     weight_profile,
     weight_statistics,
 )
+from kd_trigger.fpga.estimate.coefficients import FIT_FILE, fit_json, read_fit
+from kd_trigger.fpga.estimate.fit import fit_dsp_rule, nnls, write_fit_file
 from kd_trigger.fpga.reports import read_report_path
 
 CALIB = Path(__file__).parent / "fixtures" / "calibration"
@@ -366,6 +369,28 @@ def test_stored_coefficients_are_the_fit_to_the_fixtures(bench, result) -> None:
                 assert math.isclose(v, stored[key][k], rel_tol=1e-6, abs_tol=1e-9), (key, k)
         else:
             assert value == stored[key], key
+
+
+def test_fit_file_round_trips_bit_identically(tmp_path: Path) -> None:
+    """coefficients.json is exactly what the fit's writer makes of the loaded numbers, and the writer's
+    file reads back to the same (bit-identical) coefficients and calibration record."""
+    assert FIT_FILE.read_text() == fit_json(COEFFICIENTS, CALIBRATION)
+    path = write_fit_file(COEFFICIENTS, CALIBRATION, tmp_path / "fit.json")
+    coeffs, calibration = read_fit(path)
+    assert coeffs == COEFFICIENTS and repr(coeffs) == repr(COEFFICIENTS)
+    assert calibration == CALIBRATION
+    assert read_fit() == (COEFFICIENTS, CALIBRATION)
+
+
+def test_runtime_does_not_import_the_fit() -> None:
+    """The fitting code is benchmark-only: importing the estimator (and its adapter) leaves it out."""
+    code = (
+        "import sys, kd_trigger.fpga.estimate, kd_trigger.fpga.estimate.adapter; "
+        "sys.exit('kd_trigger.fpga.estimate.fit' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0
 
 
 def test_stored_calibration_is_the_measured_held_out_error(bench, result) -> None:

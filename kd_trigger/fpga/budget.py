@@ -66,6 +66,8 @@ class BudgetProfile:
 
 @dataclass
 class BudgetRow:
+    """One figure of a budget check: its value, the limit, where the value comes from, and the verdict."""
+
     figure: str
     value: float | int | None
     limit: float | int

@@ -31,7 +31,8 @@ import yaml
 
 from kd_trigger.errors import ReportError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
-from kd_trigger.fpga.parts import find_part
+from kd_trigger.fpga.parts import PARTS, find_part
+from kd_trigger.runs import file_problem
 
 log = logging.getLogger(__name__)
 
@@ -492,11 +493,7 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
     ``part`` is used only when no report names the part.
     """
     path = Path(path)
-    from kd_trigger.runs import file_problem
-
     if part is not None and find_part(part) is None:
-        from kd_trigger.fpga.parts import PARTS
-
         raise ReportError(f"--part: unknown FPGA part {part!r}; known parts: {', '.join(PARTS)}")
 
     problem = file_problem(path, want="any")
