@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import randomize_weights
+from layer_base import student
 
-from kd_trigger.config import HlsConfig, StudentConfig
+from kd_trigger.config import HlsConfig
 from kd_trigger.errors import ModelError
 from kd_trigger.hls.precision import edge_case_inputs
 
@@ -25,15 +26,7 @@ N_EDGE = 2000
 
 
 def _student(kind: str, seed: int):
-    from kd_trigger.models.students import build_student
-
-    if kind == "mlp":
-        spec = StudentConfig(name="mlp", kind="mlp", n_particles=16, hidden=(64, 32, 32))
-    else:
-        spec = StudentConfig(name="deepsets", kind="deepsets", n_particles=16, hidden=(32, 32), head=(32,))
-    model = build_student(spec)
-    randomize_weights(model, seed)
-    return model
+    return student(kind, seed, size="small")
 
 
 def _physics_like(model, n: int, seed: int) -> np.ndarray:
@@ -238,22 +231,13 @@ def test_vivado_backend_is_bit_exact_too(tmp_path):
     np.testing.assert_array_equal(y_q, y_h)
 
 
-def _tiny_deepsets(seed: int):
-    from kd_trigger.models.students import build_student
-
-    spec = StudentConfig(name="deepsets", kind="deepsets", n_particles=8, hidden=(8, 8), head=(8,))
-    model = build_student(spec)
-    randomize_weights(model, seed)
-    return model
-
-
 def test_folded_deepsets_is_bit_exact_in_c_simulation_and_the_estimate_follows(tmp_path):
     """hls.ii_cycles k: the per-particle Conv1D computes 8/k particles at once (ParallelizationFactor),
     the C simulation stays exact, and the estimate has II = k x reuse and 1/k of the phi multipliers."""
     from kd_trigger.fpga.estimate import estimate_model
     from kd_trigger.hls.convert import convert_model
 
-    model = _tiny_deepsets(2)
+    model = student("deepsets", 2)
     figures = {}
     for k in (1, 2, 4):
         converted = convert_model(model, tmp_path / f"k{k}", HlsConfig(ii_cycles=k, reuse_factor=1))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layer_base import l1_deep_sets as deep_sets
 
 from kd_trigger.cli import main
 
@@ -21,56 +22,6 @@ pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow")
 
 INTAKE = ["--input-precision", "ap_fixed<12,4>", "--default-precision", "ap_fixed<16,6>"]
-
-
-def _qb(bits: int, integer: int, alpha=None):
-    from qkeras import quantized_bits
-
-    return quantized_bits(bits, integer, alpha=alpha)
-
-
-def deep_sets(
-    n_particles: int = 8,
-    *,
-    pool_quantizer: bool = False,
-    batch_norm: bool = False,
-    plain_head: bool = True,
-    softmax: bool = True,
-    seed: int = 2,
-):
-    """An l1-jet-id-like Deep Sets tagger: per-particle QDense (alpha=None), mean, QDense, Dense head, softmax."""
-    from qkeras import QActivation, QDense, quantized_relu
-
-    inp = tf.keras.Input((n_particles, 3), name="inputs")
-    x = QDense(16, kernel_quantizer=_qb(8, 0), bias_quantizer=_qb(8, 0), name="phi_0")(inp)
-    x = QActivation(quantized_relu(8, 3), name="phi_relu_0")(x)
-    x = QDense(16, kernel_quantizer=_qb(8, 0), bias_quantizer=_qb(8, 0), name="phi_1")(x)
-    x = QActivation(quantized_relu(8, 3), name="phi_relu_1")(x)
-    x = tf.keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    if pool_quantizer:
-        x = QActivation(_qb(10, 3, alpha=1), name="pool_quant")(x)
-    x = QDense(16, kernel_quantizer=_qb(8, 0), bias_quantizer=_qb(8, 0), name="rho_0")(x)
-    if batch_norm:
-        x = tf.keras.layers.BatchNormalization(name="bn")(x)
-    x = QActivation(quantized_relu(8, 3), name="rho_relu_0")(x)
-    if plain_head:
-        x = tf.keras.layers.Dense(5, name="head")(x)
-    else:
-        x = QDense(5, kernel_quantizer=_qb(8, 0), bias_quantizer=_qb(8, 0), name="head")(x)
-    if softmax:
-        x = tf.keras.layers.Softmax(name="softmax")(x)
-    model = tf.keras.Model(inp, x)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if hasattr(layer, "kernel"):
-            layer.kernel.assign(rng.normal(0, 0.4, layer.kernel.shape).astype(np.float32))
-            layer.bias.assign(rng.normal(0, 0.3, layer.bias.shape).astype(np.float32))
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype(np.float32))
-            layer.beta.assign(rng.normal(0, 0.2, layer.beta.shape).astype(np.float32))
-            layer.moving_mean.assign(rng.normal(0, 0.5, layer.moving_mean.shape).astype(np.float32))
-            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype(np.float32))
-    return model
 
 
 def _save(model, path: Path) -> str:

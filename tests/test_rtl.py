@@ -3,8 +3,9 @@
 Fast tests check the pieces on their own: half-to-even rounding (integer form and da4ml-traced form,
 exhaustively against numpy), the fixed-point reference against QKeras, refusals, bit packing and the
 Yosys cell accounting. Slow tests run the real tools: a tiny model end to end (>= 10,000 samples, Yosys),
-small students of both kinds, and the two negative controls (a wrong weight in the Verilog, a too-narrow
-accumulator) that the simulation gate must catch and attribute to the right layer.
+and the two negative controls (a wrong weight in the Verilog, a too-narrow accumulator) that the
+simulation gate must catch and attribute to the right layer. The students of both kinds and the mean
+over twelve particles go through the RTL flow in tests/test_layer_kinds.py (the shared layer test base).
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, randomize_weights
+from conftest import REPO
+from layer_base import N_EDGE, N_RANDOM, edge_inputs, pooled_model, qdense_mlp, student
 
-from kd_trigger.config import StudentConfig
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.fixed import FixedType
 from kd_trigger.rtl.rounding import quantize_codes, round_half_even_codes
-
-N_EDGE = 8_000
-N_RANDOM = 4_000
 
 
 # -- rounding ----------------------------------------------------------------------------------------------
@@ -145,74 +143,16 @@ def test_yosys_cell_accounting_on_real_stat_json():
     assert cells_of_stat(single) == tiny
 
 
-# -- models ------------------------------------------------------------------------------------------------
-def _tiny_model(seed: int = 0, n_in: int = 16, hidden: int = 8):
-    import tensorflow as tf
-    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
-
-    def dense(units, name):
-        return QDense(
-            units,
-            kernel_quantizer=quantized_bits(8, 1, alpha=1),
-            bias_quantizer=quantized_bits(8, 3, alpha=1),
-            name=name,
-        )
-
-    inp = tf.keras.Input((n_in,), name="x")
-    x = QActivation(quantized_bits(12, 4, alpha=1), name="input_quant")(inp)
-    x = dense(hidden, "dense_0")(x)
-    x = QActivation(quantized_relu(8, 3), name="relu_0")(x)
-    out = dense(2, "output")(x)
-    model = tf.keras.Model(inp, out, name="tiny")
-    randomize_weights(model, seed)
-    return model
-
-
-def _student(kind: str, seed: int):
-    from kd_trigger.models.students import build_student
-
-    if kind == "mlp":
-        spec = StudentConfig(name="mlp", kind="mlp", n_particles=4, hidden=(16, 8))
-    else:
-        spec = StudentConfig(name="deepsets", kind="deepsets", n_particles=8, hidden=(8, 8), head=(8,))
-    model = build_student(spec)
-    randomize_weights(model, seed)
-    return model
-
-
+# -- models (shared builders: tests/layer_base.py; per-kind exactness: tests/test_layer_kinds.py) -----------
 def _inputs(model, seed: int, n_edge: int = N_EDGE, n_random: int = N_RANDOM) -> np.ndarray:
-    """On-grid edge cases over the whole input range plus off-grid physics-like values."""
-    from kd_trigger.hls.convert import model_precision
-    from kd_trigger.hls.precision import edge_case_inputs
-
-    shape = tuple(model.input_shape[1:])
-    t = model_precision(model)[model.layers[0].name].types["result"]
-    edge = edge_case_inputs(t, shape, n_edge, seed=seed)
-    physics = np.random.default_rng(seed).normal(0.0, 3.0, (n_random, *shape))
-    return np.concatenate([edge, physics]).astype(np.float32)
-
-
-def test_fixed_point_program_reproduces_qkeras_layer_by_layer():
-    """The exact integer reference (used to locate mismatches) equals QKeras (float64 twin) on every layer."""
-    from kd_trigger.hls.csim import float64_twin, keras_layer_outputs, quantize_inputs
-    from kd_trigger.rtl.program import build_program, evaluate
-
-    model = _student("deepsets", 3)
-    program = build_program(model)
-    assert [s.name for s in program.segments] == ["phi_0", "phi_1", "rho_0", "output"]
-    twin = float64_twin(model)
-    x = quantize_inputs(twin, _inputs(model, 4, 1000, 500))
-    ref = evaluate(program, x)
-    keras = keras_layer_outputs(twin, x, list(ref))
-    for name, values in ref.items():
-        np.testing.assert_array_equal(values, keras[name], err_msg=name)
+    return edge_inputs(model, seed, n_edge, n_random)
 
 
 def test_program_uses_the_hls4ml_flow_types():
     from kd_trigger.hls.convert import model_precision
     from kd_trigger.rtl.program import build_program
 
-    model = _student("mlp", 1)
+    model = student("mlp", 1)
     program = build_program(model)
     precision = model_precision(model)
     for step in program.steps:
@@ -224,31 +164,10 @@ def test_program_uses_the_hls4ml_flow_types():
     assert program.output_type.hls() == precision["output"].types["accum"].hls()
 
 
-def _pooled_model(n_particles: int, quantizer_after_pool: bool, seed: int = 0):
-    """Per-particle QConv1D -> ReLU -> mean over the particles [-> quantizer] -> QDense(2)."""
-    import tensorflow as tf
-    from qkeras import QActivation, QConv1D, QDense, quantized_bits, quantized_relu
-
-    def q(bits, integer):
-        return quantized_bits(bits, integer, alpha=1)
-
-    inp = tf.keras.Input((n_particles, 3), name="particles")
-    x = QActivation(q(12, 4), name="input_quant")(inp)
-    x = QConv1D(6, 1, kernel_quantizer=q(8, 1), bias_quantizer=q(8, 3), name="phi")(x)
-    x = QActivation(quantized_relu(8, 3), name="phi_relu")(x)
-    x = tf.keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    if quantizer_after_pool:
-        x = QActivation(quantized_relu(8, 3), name="pool_quant")(x)
-    out = QDense(2, kernel_quantizer=q(8, 1), bias_quantizer=q(8, 3), name="output")(x)
-    model = tf.keras.Model(inp, out, name=f"pool{n_particles}")
-    randomize_weights(model, seed)
-    return model
-
-
 def test_non_power_of_two_pooling_without_a_quantizer_is_refused_before_any_work(tmp_path):
     from kd_trigger.rtl import run_rtl_flow
 
-    model = _pooled_model(12, quantizer_after_pool=False)
+    model = pooled_model(12, quantizer_after_pool=False)
     with pytest.raises(ModelError, match=r"'pool'.*12 values.*power-of-two") as err:
         run_rtl_flow(model, tmp_path / "rtl", np.zeros((4, 12, 3), np.float32), synth=False)
     assert "\n" not in str(err.value)
@@ -273,7 +192,7 @@ def test_mean_over_twelve_then_a_quantizer_is_exact_in_the_reference():
     from kd_trigger.hls.csim import float64_twin, keras_layer_outputs, quantize_inputs
     from kd_trigger.rtl.program import build_program, evaluate
 
-    model = _pooled_model(12, quantizer_after_pool=True, seed=2)
+    model = pooled_model(12, quantizer_after_pool=True, seed=2)
     program = build_program(model)
     assert [s.rows for s in program.segments] == [12, 1]
     twin = float64_twin(model)
@@ -313,7 +232,7 @@ def test_bad_inputs_and_solver_options_are_refused(tmp_path):
 
     with pytest.raises(ValueError, match="method0 must be one of"):
         SolverOptions(method0="fastest")
-    model = _tiny_model()
+    model = qdense_mlp()
     with pytest.raises(ConfigError, match="part_family 'xc7k'"):
         build_rtl(model, tmp_path / "rtl", part_family="xc7k")
     built = build_rtl(model, tmp_path / "rtl")
@@ -328,7 +247,7 @@ def test_bad_inputs_and_solver_options_are_refused(tmp_path):
 def tiny_flow(tmp_path_factory):
     from kd_trigger.rtl import run_rtl_flow
 
-    model = _tiny_model(seed=0)
+    model = qdense_mlp(seed=0)
     x = _inputs(model, seed=1)
     out = tmp_path_factory.mktemp("rtl") / "tiny"
     return model, x, out, run_rtl_flow(model, out, x, clock_period_ns=5.0, part_family="xcup")
@@ -372,38 +291,10 @@ def test_tiny_model_end_to_end_is_bit_exact_and_synthesizes(tiny_flow):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["mlp", "deepsets"])
-def test_students_are_bit_exact_in_rtl(kind, tmp_path):
-    from kd_trigger.hls.csim import float64_twin, quantize_inputs
-    from kd_trigger.rtl import run_rtl_flow
-    from kd_trigger.rtl.program import build_program, evaluate
-
-    model = _student(kind, seed=5)
-    x = _inputs(model, seed=6, n_edge=6_000, n_random=4_000)
-    result = run_rtl_flow(model, tmp_path / kind, x, synth=False)
-    sim = result.rtl_sim
-    assert sim.n_exact_samples == sim.n_samples == len(x)
-    assert sim.exact_fraction == 1.0
-    assert result.yosys is None and result.to_dict()["yosys"] is None
-    # The test is not vacuous: ReLUs are alive, saturate, and their rounding meets exact ties both ways.
-    program = build_program(model)
-    ref = evaluate(program, quantize_inputs(float64_twin(model), x))
-    relus = [s for s in program.steps if s.kind == "quantize"]
-    alive = np.mean([np.mean(ref[s.name] > 0) for s in relus])
-    assert 0.2 < alive < 0.95
-    assert any(np.any(ref[s.name] == s.out_type.max_value) for s in relus)
-    dense = next(s for s in program.steps if s.kind == "dense")
-    relu = program.steps[program.steps.index(dense) + 1]
-    acc = ref[dense.name] / relu.out_type.lsb  # in units of the ReLU's grid
-    ties = (acc - np.floor(acc)) == 0.5
-    assert np.any(ties & (np.floor(acc) % 2 == 0)) and np.any(ties & (np.floor(acc) % 2 == 1))
-
-
-@pytest.mark.slow
 def test_a_wrong_weight_in_the_verilog_fails_the_gate_naming_its_layer(tmp_path):
     from kd_trigger.rtl import RtlMismatchError, build_rtl, verify_rtl
 
-    model = _student("mlp", seed=7)
+    model = student("mlp", seed=7)
     x = _inputs(model, seed=8, n_edge=3_000, n_random=1_000)
     built = build_rtl(model, tmp_path / "rtl")
     assert verify_rtl(built, model, x, keep_build=False).exact_fraction == 1.0  # untouched: exact
@@ -433,7 +324,7 @@ def test_a_too_narrow_accumulator_is_caught(tmp_path):
     from kd_trigger.hls.precision import LayerPrecision
     from kd_trigger.rtl import RtlMismatchError, run_rtl_flow
 
-    model = _tiny_model(seed=0)
+    model = qdense_mlp(seed=0)
     x = _inputs(model, seed=1, n_edge=3_000, n_random=1_000)
     precision = model_precision(model)
     good = precision["dense_0"].types["accum"]
@@ -450,17 +341,6 @@ def test_a_too_narrow_accumulator_is_caught(tmp_path):
 
 
 @pytest.mark.slow
-def test_mean_over_twelve_particles_is_bit_exact_in_rtl(tmp_path):
-    from kd_trigger.rtl import run_rtl_flow
-
-    model = _pooled_model(12, quantizer_after_pool=True, seed=4)
-    x = _inputs(model, seed=9, n_edge=3_000, n_random=1_000)
-    result = run_rtl_flow(model, tmp_path / "rtl", x, synth=False)
-    assert result.rtl_sim.exact_fraction == 1.0
-    assert result.da4ml_estimate.segments[0]["rows"] == 12
-
-
-@pytest.mark.slow
 def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch, capsys):
     """``kd-trigger rtl --model``: a missing tool (PATH emptied) is one line and writes nothing; a design
     that disagrees with QKeras exits 1 with the design kept and its RTL_SIM_FAILED.txt marker; a
@@ -474,7 +354,7 @@ def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch
     from kd_trigger.rtl import tools
 
     model_path = tmp_path / "tiny.h5"
-    _tiny_model(seed=3).save(model_path, save_format="h5")
+    qdense_mlp(seed=3).save(model_path, save_format="h5")
     out = tmp_path / "out"
 
     def listing() -> list[str]:
@@ -537,7 +417,7 @@ def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch
 def test_folding_plan_and_its_refusals():
     from kd_trigger.rtl.program import build_program, folding
 
-    program = build_program(_student("deepsets", 1))
+    program = build_program(student("deepsets", 1))
     assert folding(program, 1) is None  # II 1: today's fully parallel design
     plans = {k: folding(program, k) for k in (2, 3, 4, 8)}
     assert {k: (p.copies, p.padding, p.phi_segments) for k, p in plans.items()} == {
@@ -550,7 +430,7 @@ def test_folding_plan_and_its_refusals():
         with pytest.raises(ConfigError, match="ii_cycles"):
             folding(program, bad)
     with pytest.raises(ModelError, match="only a Deep Sets student"):
-        folding(build_program(_student("mlp", 1)), 2)
+        folding(build_program(student("mlp", 1)), 2)
 
 
 def test_folded_design_layout(tmp_path):
@@ -558,7 +438,7 @@ def test_folded_design_layout(tmp_path):
     from kd_trigger.rtl import build_rtl
     from kd_trigger.rtl.emit import Design
 
-    model = _student("deepsets", 1)
+    model = student("deepsets", 1)
     plain = build_rtl(model, tmp_path / "k1")
     built = build_rtl(model, tmp_path / "k3", ii_cycles=3)
     d = Design.load(tmp_path / "k3")
@@ -588,7 +468,7 @@ def test_folded_deepsets_is_bit_exact_on_back_to_back_events(k, tmp_path):
     every cycle by the testbench; 8 particles at k = 3 leave one padding slot that must add nothing."""
     from kd_trigger.rtl import run_rtl_flow
 
-    model = _student("deepsets", seed=5)
+    model = student("deepsets", seed=5)
     x = _inputs(model, seed=6, n_edge=3_000, n_random=1_000)
     result = run_rtl_flow(model, tmp_path / "rtl", x, synth=False, ii_cycles=k)
     sim = result.rtl_sim
@@ -610,7 +490,7 @@ def test_unmasked_padding_slots_fail_the_gate(tmp_path):
     """Negative control: phi(0) is not 0 (biases), so an empty slot that is not masked changes the sum."""
     from kd_trigger.rtl import RtlMismatchError, build_rtl, verify_rtl
 
-    model = _student("deepsets", seed=5)
+    model = student("deepsets", seed=5)
     x = _inputs(model, seed=6, n_edge=1_000, n_random=500)
     built = build_rtl(model, tmp_path / "rtl", ii_cycles=3)
     top = built.out_dir / "rtl" / "kd_student.v"
@@ -627,7 +507,7 @@ def test_folded_deepsets_synthesizes_smaller(tmp_path):
     """Yosys counts the folded design (II 4: 2 phi copies instead of 8)."""
     from kd_trigger.rtl import run_rtl_flow
 
-    model = _student("deepsets", seed=5)
+    model = student("deepsets", seed=5)
     x = _inputs(model, seed=6, n_edge=500, n_random=500)
     folded = run_rtl_flow(model, tmp_path / "k4", x, ii_cycles=4)
     assert folded.yosys is not None and folded.rtl_sim.exact_fraction == 1.0

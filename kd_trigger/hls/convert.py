@@ -24,15 +24,11 @@ import numpy as np
 
 from kd_trigger.config import HlsConfig, hls4ml_parallelization
 from kd_trigger.errors import ConfigError, ModelError, ToolMissingError
-from kd_trigger.fixed import grid_type
-from kd_trigger.hls.precision import (
-    FixedType,
-    Intake,
-    LayerPrecision,
-    LayerSpec,
-    derive_precision,
-    quantizer_fixed_type,
-)
+from kd_trigger.fixed import FixedType
+from kd_trigger.layers.keras import activation_name, qkeras_objects, scaled_kernel
+from kd_trigger.layers.model import describe_layers, model_precision, quantized_weights
+from kd_trigger.layers.registry import find_handler, weight_classes
+from kd_trigger.layers.spec import Intake, LayerPrecision
 from kd_trigger.runs import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -86,49 +82,6 @@ def quiet_hls4ml() -> Any:
                 log.debug("hls4ml: %s", line)
 
 
-def _quantizer_type(quantizer: Any, where: str) -> tuple[FixedType, str]:
-    """Fixed type (with QKeras rounding/saturation) and class name of a QKeras quantizer object or string."""
-    from kd_trigger.models import quantizers as qz
-
-    if isinstance(quantizer, str):
-        import qkeras
-
-        quantizer = qkeras.get_quantizer(quantizer)
-    name = type(quantizer).__name__
-    conf = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
-    try:
-        t = qz.type_of_quantizer(quantizer)
-    except ValueError as err:
-        raise ModelError(f"layer {where}: {err}; the firmware type cannot be derived") from None
-    return quantizer_fixed_type(t.width, t.integer, t.signed, bool(conf.get("symmetric", False))), name
-
-
-def _kernel_type(layer: Any, quantizer: Any, where: str) -> FixedType:
-    """The type of a layer's quantized kernel.
-
-    QKeras turns ``quantized_bits(alpha=None)`` used as a kernel quantizer into per-channel
-    power-of-two scales (``alpha="auto_po2"``): the grid is then not known in advance, but the quantized
-    constants are, and the narrowest type that holds them all exactly is read off them.
-    """
-
-    alpha = quantizer.get_config().get("alpha") if hasattr(quantizer, "get_config") else None
-    if isinstance(alpha, str) and "po2" in alpha:
-        values = np.asarray(quantizer(layer.kernel).numpy(), dtype=np.float64)
-        try:
-            return grid_type(values)
-        except ValueError as err:
-            raise ModelError(f"layer {where}: {err}; the firmware type cannot be derived") from None
-    return _quantizer_type(quantizer, where)[0]
-
-
-def _scaled_kernel(layer: Any) -> bool:
-    """A kernel quantizer with a computed scale (``alpha="auto"``/``"auto_po2"``, what QKeras makes of
-    ``alpha=None`` on a kernel)."""
-    quantizer = getattr(layer, "kernel_quantizer_internal", None)
-    conf = quantizer.get_config() if quantizer is not None and hasattr(quantizer, "get_config") else {}
-    return isinstance(conf.get("alpha"), str)
-
-
 FINAL_INPUT_SUFFIX = "_input"
 """A final softmax/sigmoid named N gets a cast layer N + this suffix in front of it (see for_hls4ml)."""
 
@@ -140,7 +93,7 @@ def _final_kind(layer: Any, last: bool) -> str | None:
     cls = type(layer).__name__
     if cls == "Softmax":
         return "softmax"
-    kind = _activation_name(getattr(layer, "activation", "linear"))
+    kind = activation_name(getattr(layer, "activation", "linear"))
     return kind if kind in ("softmax", "sigmoid") else None
 
 
@@ -159,14 +112,12 @@ def for_hls4ml(model: Any) -> Any:
       firmware weights are written exactly either way.
     """
     import tensorflow as tf
-    from qkeras.utils import _add_supported_quantized_objects
 
     layers = model.layers[1:]
     final = _final_kind(layers[-1], True) if layers else None
-    if final is None and not any(_scaled_kernel(layer) for layer in layers):
+    if final is None and not any(scaled_kernel(layer) for layer in layers):
         return model
-    objects: dict[str, Any] = {}
-    _add_supported_quantized_objects(objects)
+    objects = qkeras_objects()
     x = inputs = tf.keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
     for i, layer in enumerate(layers):
         last = i == len(layers) - 1
@@ -175,9 +126,9 @@ def for_hls4ml(model: Any) -> Any:
         own_activation = kind is not None and cls not in ("Softmax", "Activation")
         if kind is not None and not own_activation:
             name = layer.name
-        elif _scaled_kernel(layer) or own_activation:
+        elif scaled_kernel(layer) or own_activation:
             conf = layer.get_config()
-            if _scaled_kernel(layer):
+            if scaled_kernel(layer):
                 for key in ("kernel_quantizer", "kernel_constraint"):
                     conf.pop(key, None)
             if own_activation:
@@ -186,7 +137,7 @@ def for_hls4ml(model: Any) -> Any:
                 copy = type(layer).from_config(conf)
             x = copy(x)
             weights = layer.get_weights()
-            if _scaled_kernel(layer):
+            if scaled_kernel(layer):
                 weights[0] = layer.kernel_quantizer_internal(layer.kernel).numpy()
             copy.set_weights(weights)
             name = f"{layer.name}_{kind}"
@@ -199,71 +150,29 @@ def for_hls4ml(model: Any) -> Any:
     return tf.keras.Model(inputs, x, name=model.name)
 
 
-def _activation_name(fn: Any) -> str:
-    """'relu', 'linear', 'softmax'... of a Keras activation function or string."""
-    return str(getattr(fn, "__name__", fn)).lower()
+__all__ = [
+    "FINAL_ACTIVATION_INPUT",
+    "FINAL_INPUT_SUFFIX",
+    "PROJECT_NAME",
+    "WEIGHT_LAYER_CLASSES",
+    "Converted",
+    "build_hls_config",
+    "check_supported",
+    "convert_model",
+    "default_hls_config",
+    "describe_layers",
+    "firmware_sparsity",
+    "for_hls4ml",
+    "hls_layer_precision",
+    "model_precision",
+    "quantized_weights",
+    "quiet_hls4ml",
+    "requantize_weights",
+    "weight_mismatches",
+]
 
-
-WEIGHT_LAYER_CLASSES = frozenset({"QDense", "QConv1D", "Dense", "Conv1D"})
+WEIGHT_LAYER_CLASSES = weight_classes()
 """The layers with weights the firmware flows compute (a model needs at least one)."""
-
-
-def describe_layers(model: Any) -> list[LayerSpec]:
-    """Plain-data description of a single-chain Keras model, in order, for precision derivation."""
-    specs: list[LayerSpec] = []
-    for layer in model.layers:
-        cls = type(layer).__name__
-        where = f"'{layer.name}' ({cls})"
-        inbound = [n for node in layer.inbound_nodes for n in _inbound_names(node)]
-        if len(set(inbound)) > 1:
-            raise ModelError(f"layer {where} has several inputs; only single-chain models can be converted")
-        if cls == "QActivation":
-            t, qname = _quantizer_type(layer.quantizer, where)
-            specs.append(LayerSpec(layer.name, cls, activation=t, activation_class=qname))
-        elif cls in WEIGHT_LAYER_CLASSES:
-            kq = getattr(layer, "kernel_quantizer_internal", None)
-            bq = getattr(layer, "bias_quantizer_internal", None)
-            kernel = _kernel_type(layer, kq, where) if kq is not None else None
-            bias = _quantizer_type(bq, where)[0] if bq is not None else None
-            in_channels = int(layer.input_shape[-1])
-            fan_in = in_channels * (int(layer.kernel_size[0]) if cls.endswith("Conv1D") else 1)
-            if cls.endswith("Conv1D") and int(layer.kernel_size[0]) != 1:
-                raise ModelError(f"layer {where}: only kernel_size=1 (per-particle) Conv1D is supported")
-            specs.append(
-                LayerSpec(
-                    layer.name,
-                    cls,
-                    fan_in=fan_in,
-                    kernel=kernel,
-                    bias=bias,
-                    use_bias=bool(layer.use_bias),
-                    inner_activation=_activation_name(layer.activation),
-                )
-            )
-        elif cls in ("Activation", "ReLU", "Softmax"):
-            kind = {"ReLU": "relu", "Softmax": "softmax"}.get(cls) or _activation_name(layer.activation)
-            if cls == "ReLU" and (layer.max_value is not None or float(layer.negative_slope) != 0.0):
-                raise ModelError(
-                    f"layer {where}: only a plain ReLU (no max_value, no negative slope) is supported"
-                )
-            specs.append(LayerSpec(layer.name, "Activation", activation_kind=kind))
-        elif cls == "GlobalAveragePooling1D":
-            specs.append(LayerSpec(layer.name, cls, fan_in=int(layer.input_shape[1])))
-        else:
-            specs.append(LayerSpec(layer.name, cls))
-    return specs
-
-
-def _inbound_names(node: Any) -> list[str]:
-    layers = node.inbound_layers
-    if not isinstance(layers, list | tuple):
-        layers = [layers]
-    return [layer.name for layer in layers]
-
-
-def model_precision(model: Any, intake: Intake | None = None) -> dict[str, LayerPrecision]:
-    """Derived precision of every layer of ``model`` (see :mod:`kd_trigger.hls.precision`)."""
-    return derive_precision(describe_layers(model), intake)
 
 
 def _hls4ml_config(model: Any, hls: HlsConfig) -> dict[str, Any]:
@@ -326,8 +235,9 @@ FINAL_ACTIVATION_INPUT = "ap_fixed<16,6,AP_RND_CONV,AP_SAT>"
 
 def _per_particle(layer: Any) -> bool:
     """A Dense/Conv1D applied to every particle of a (particles, features) input."""
-    cls = type(layer).__name__
-    return cls in ("QConv1D", "Conv1D") or (cls in ("QDense", "Dense") and len(layer.input_shape) == 3)
+    handler = find_handler(type(layer).__name__)
+    kind = handler.kind if handler is not None else None
+    return kind == "conv1d" or (kind == "dense" and len(layer.input_shape) == 3)
 
 
 def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPrecision]) -> dict[str, Any]:
@@ -379,54 +289,6 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
         if linear is not None and "result" in chosen.types:
             linear.setdefault("Precision", {})["result"] = chosen.types["result"].hls()
     return config
-
-
-def _rounded(values: Any, t: FixedType) -> np.ndarray:
-    """Float weights rounded onto an assumed type, half to even and saturated (the firmware holds these)."""
-    return t.quantize(np.asarray(values, dtype=np.float64))
-
-
-def quantized_weights(
-    model: Any, precision: dict[str, LayerPrecision] | None = None
-) -> dict[str, dict[str, np.ndarray]]:
-    """What the firmware must hold, per layer: QKeras' quantized kernel and bias; for a layer without
-    quantizers its float weights rounded onto the assumed types of ``precision``; for a batch norm its
-    scale and bias (gamma / sqrt(var + eps), beta - mean x scale) rounded the same way."""
-    precision = precision or {}
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for layer in model.layers:
-        types = precision[layer.name].types if layer.name in precision else {}
-        if type(layer).__name__ == "BatchNormalization" and "scale" in types:
-            gamma = np.asarray(layer.gamma.numpy() if layer.scale else 1.0, dtype=np.float64)
-            beta = np.asarray(layer.beta.numpy() if layer.center else 0.0, dtype=np.float64)
-            var = np.asarray(layer.moving_variance.numpy(), dtype=np.float64)
-            mean = np.asarray(layer.moving_mean.numpy(), dtype=np.float64)
-            scale = gamma / np.sqrt(var + float(layer.epsilon))
-            scale = np.broadcast_to(scale, var.shape)
-            out[layer.name] = {
-                "scale": _rounded(scale, types["scale"]),
-                "bias": _rounded(np.broadcast_to(beta - mean * scale, var.shape), types["bias"]),
-            }
-            continue
-        if not hasattr(layer, "kernel"):
-            continue
-        kq = getattr(layer, "kernel_quantizer_internal", None)
-        if kq is not None:
-            arrays = {"weight": np.asarray(kq(layer.kernel).numpy(), dtype=np.float64)}
-        elif "weight" in types:
-            arrays = {"weight": _rounded(layer.kernel.numpy(), types["weight"])}
-        else:
-            continue
-        bq = getattr(layer, "bias_quantizer_internal", None)
-        if getattr(layer, "use_bias", False) and layer.bias is not None:
-            if bq is not None:
-                arrays["bias"] = np.asarray(bq(layer.bias).numpy(), dtype=np.float64)
-            elif "bias" in types:
-                arrays["bias"] = _rounded(layer.bias.numpy(), types["bias"])
-            else:
-                arrays["bias"] = np.asarray(layer.bias.numpy(), dtype=np.float64)
-        out[layer.name] = arrays
-    return out
 
 
 def weight_mismatches(

@@ -1,7 +1,8 @@
 """C simulation of the compiled firmware against the QKeras model it came from.
 
 The firmware must compute exactly what QKeras computes. The reference is the QKeras model itself,
-run layer for layer in float64 (:func:`float64_twin`): there every derived fixed-point type up to 53
+run layer for layer in float64 (:func:`kd_trigger.layers.reference.float64_twin`, shared with the RTL
+flow and re-exported here): there every derived fixed-point type up to 53
 bits is exact, where float32 QKeras rounds sums beyond 2^24 LSBs. Inputs are first put on the student's
 input grid by its own input quantizer (so both sides see the same numbers), then the compiled C++
 (g++, no vendor tools) and QKeras predict the same samples; every output is compared exactly.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from typing import Any
 
@@ -20,137 +22,33 @@ import numpy as np
 from tqdm import tqdm
 
 from kd_trigger.contracts import CsimBlock
-from kd_trigger.fixed import FixedType
 from kd_trigger.hls.convert import quiet_hls4ml
+from kd_trigger.layers.model import quantized_weights
+from kd_trigger.layers.reference import (
+    CHUNK,
+    compare_outputs,
+    float64_twin,
+    keras_layer_outputs,
+    qkeras_predict,
+    quantize_inputs,
+    run_twin,
+)
+
+__all__ = [
+    "CHUNK",
+    "compare_outputs",
+    "first_divergent_layer",
+    "float64_twin",
+    "hls_predict",
+    "keras_layer_outputs",
+    "qkeras_predict",
+    "quantize_inputs",
+    "run_csim",
+    "run_twin",
+    "softmax_top",
+]
 
 log = logging.getLogger(__name__)
-
-CHUNK = 1024
-
-
-def _qkeras_objects() -> dict[str, Any]:
-    from qkeras.utils import _add_supported_quantized_objects
-
-    objects: dict[str, Any] = {}
-    _add_supported_quantized_objects(objects)
-    return objects
-
-
-def _affine_layer(name: str, scale: np.ndarray, bias: np.ndarray) -> Any:
-    """``x * scale + bias`` with fixed constants: a batch norm as the firmware computes it, in float64."""
-    import tensorflow as tf
-
-    s = tf.constant(scale, dtype=tf.float64)
-    b = tf.constant(bias, dtype=tf.float64)
-    return tf.keras.layers.Lambda(lambda x: x * s + b, name=name, dtype="float64")
-
-
-def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | None = None) -> Any:
-    """The same single-chain QKeras model, layer for layer with the same weights, computing in float64.
-
-    QKeras evaluates in float32, whose 24-bit significand holds the exact fixed-point sums only while
-    they stay below 2^24 LSBs; the derived accumulators of a wide model can exceed that, and then QKeras
-    itself is the inexact side of a comparison. In float64 every type up to 53 bits is exact, so the
-    twin is the reference the firmware is held to. QKeras casts to Keras' floatx inside its quantizers,
-    hence floatx is float64 while the twin is built and while it runs (see :func:`run_twin`).
-
-    ``exact_weights`` (:func:`kd_trigger.hls.convert.quantized_weights`) replaces the float weights of
-    layers without quantizers by the rounded values the firmware holds, and a batch norm by its rounded
-    ``x * scale + bias``. A Dense/Conv1D's own activation is split into a layer ``<name>_<activation>``,
-    as hls4ml does, so that the value before a final softmax can be compared.
-    """
-    import tensorflow as tf
-
-    exact_weights = exact_weights or {}
-    previous = tf.keras.backend.floatx()
-    tf.keras.backend.set_floatx("float64")
-    try:
-        inputs = tf.keras.Input(
-            shape=model.input_shape[1:], dtype="float64", name=model.inputs[0].name.split(":")[0]
-        )
-        x = inputs
-        for layer in model.layers:
-            cls = type(layer).__name__
-            if cls == "InputLayer":
-                continue
-            if cls == "BatchNormalization" and layer.name in exact_weights:
-                arrays = exact_weights[layer.name]
-                x = _affine_layer(layer.name, arrays["scale"], arrays["bias"])(x)
-                continue
-            conf = layer.get_config()
-            conf["dtype"] = "float64"
-            inner = conf.get("activation")
-            dense_like = cls in ("Dense", "Conv1D", "QDense", "QConv1D")
-            split = dense_like and isinstance(inner, str) and inner != "linear"
-            if split:
-                conf["activation"] = "linear"
-            weights = [np.asarray(w, dtype=np.float64) for w in layer.get_weights()]
-            if dense_like and layer.name in exact_weights:
-                # The constants the firmware holds (quantized once, by QKeras' own quantizer), with the
-                # twin's weight quantizers off: re-quantizing on-grid values would change nothing, and
-                # QKeras' power-of-two scales cannot run in float64 at all.
-                arrays = exact_weights[layer.name]
-                weights = [arrays["weight"], *([arrays["bias"]] if "bias" in arrays else [])]
-                for key in ("kernel_quantizer", "bias_quantizer", "kernel_constraint", "bias_constraint"):
-                    conf.pop(key, None)
-            with tf.keras.utils.custom_object_scope(_qkeras_objects()):
-                twin = type(layer).from_config(conf)
-            x = twin(x)
-            if weights:
-                twin.set_weights(weights)
-            if split:
-                x = tf.keras.layers.Activation(inner, name=f"{layer.name}_{inner}", dtype="float64")(x)
-        return tf.keras.Model(inputs, x, name=f"{model.name}_float64")
-    finally:
-        tf.keras.backend.set_floatx(previous)
-
-
-def run_twin(twin: Any, x: np.ndarray) -> np.ndarray:
-    """Outputs of a :func:`float64_twin` (float64), in chunks."""
-    import tensorflow as tf
-
-    previous = tf.keras.backend.floatx()
-    tf.keras.backend.set_floatx("float64")
-    try:
-        outs = [
-            np.asarray(twin(np.asarray(x[i : i + CHUNK], dtype=np.float64), training=False), dtype=np.float64)
-            for i in range(0, len(x), CHUNK)
-        ]
-    finally:
-        tf.keras.backend.set_floatx(previous)
-    return np.concatenate(outs) if outs else np.zeros((0,) + tuple(twin.output_shape[1:]))
-
-
-def quantize_inputs(twin: Any, x: np.ndarray, input_type: FixedType | None = None) -> np.ndarray:
-    """``x`` put on the firmware's input grid: by the first layer (the input QActivation) of the float64
-    twin, or, for a model without an input quantizer, rounded onto ``input_type`` (half to even,
-    saturated). Either way exactly the numbers the firmware's input type holds."""
-    import tensorflow as tf
-
-    first = next(layer for layer in twin.layers if type(layer).__name__ != "InputLayer")
-    if type(first).__name__ != "QActivation":
-        if input_type is None:
-            raise ValueError("a model without an input quantizer needs the input type")
-        return np.ascontiguousarray(input_type.quantize(x))
-    previous = tf.keras.backend.floatx()
-    tf.keras.backend.set_floatx("float64")
-    try:
-        out = [
-            np.asarray(first(tf.constant(x[i : i + CHUNK], dtype=tf.float64)), dtype=np.float64)
-            for i in range(0, len(x), CHUNK)
-        ]
-    finally:
-        tf.keras.backend.set_floatx(previous)
-    return np.ascontiguousarray(np.concatenate(out) if out else np.zeros(np.shape(x), dtype=np.float64))
-
-
-def qkeras_predict(model: Any, x: np.ndarray) -> np.ndarray:
-    """The QKeras model's own float32 outputs (as in training), as float64."""
-    outs = [
-        np.asarray(model(x[i : i + CHUNK].astype(np.float32), training=False), dtype=np.float64)
-        for i in range(0, len(x), CHUNK)
-    ]
-    return np.concatenate(outs) if outs else np.zeros((0,) + tuple(model.output_shape[1:]))
 
 
 def hls_predict(hls_model: Any, x: np.ndarray, desc: str = "C simulation") -> np.ndarray:
@@ -171,54 +69,6 @@ def softmax_top(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e[:, 1] / e.sum(axis=1)
-
-
-def _auc(labels: np.ndarray | None, logits: np.ndarray) -> float | None:
-    if labels is None or logits.shape[1] != 2 or len(np.unique(labels)) < 2:
-        return None
-    from kd_trigger.evaluate import roc_auc, scores_from_logits
-
-    # The same score and AUC as the physics metrics: l1 - l0 keeps every distinct fixed-point output
-    # distinct, where a float softmax can round large logit gaps to equal probabilities.
-    return roc_auc(labels, scores_from_logits(logits))
-
-
-def compare_outputs(
-    y_qkeras: np.ndarray, y_hls: np.ndarray, labels: np.ndarray | None = None
-) -> dict[str, float | int | None]:
-    """Exact-agreement figures of two output arrays (pure numpy, no TensorFlow)."""
-    y_qkeras = np.asarray(y_qkeras, dtype=np.float64).reshape(len(y_qkeras), -1)
-    y_hls = np.asarray(y_hls, dtype=np.float64).reshape(len(y_hls), -1)
-    if y_qkeras.shape != y_hls.shape:
-        raise ValueError(f"output shapes differ: QKeras {y_qkeras.shape}, C simulation {y_hls.shape}")
-    diff = np.abs(y_qkeras - y_hls)
-    return {
-        "n_samples": int(len(y_qkeras)),
-        "n_outputs": int(y_qkeras.size),
-        "exact_fraction": float(np.mean(diff == 0.0)) if diff.size else 1.0,
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "argmax_agreement": float(np.mean(y_qkeras.argmax(1) == y_hls.argmax(1))) if len(diff) else 1.0,
-        "auc_qkeras": _auc(labels, y_qkeras),
-        "auc_hls": _auc(labels, y_hls),
-        "nonzero_output_fraction": float(np.mean(y_qkeras != 0.0)) if diff.size else 0.0,
-    }
-
-
-def keras_layer_outputs(twin: Any, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """Outputs of the named layers of a float64 twin for ``x`` (one sub-model with all of them as outputs)."""
-    import tensorflow as tf
-
-    layers = [twin.get_layer(n) for n in names]
-    previous = tf.keras.backend.floatx()
-    tf.keras.backend.set_floatx("float64")
-    try:
-        sub = tf.keras.Model(twin.inputs, [layer.output for layer in layers])
-        outs = sub(np.asarray(x, dtype=np.float64), training=False)
-    finally:
-        tf.keras.backend.set_floatx(previous)
-    if not isinstance(outs, list | tuple):
-        outs = [outs]
-    return {n: np.asarray(o, dtype=np.float64) for n, o in zip(names, outs, strict=True)}
 
 
 def first_divergent_layer(twin: Any, hls_model: Any, x: np.ndarray) -> tuple[str | None, dict[str, Any]]:
@@ -253,8 +103,6 @@ def first_divergent_layer(twin: Any, hls_model: Any, x: np.ndarray) -> tuple[str
 @contextlib.contextmanager
 def _keep_cwd() -> Any:
     """hls4ml's trace() changes directory; make sure we come back even if it fails half way."""
-    import os
-
     cwd = os.getcwd()
     try:
         yield
@@ -288,8 +136,6 @@ def run_csim(
     located (on at most ``diagnose_samples`` of the disagreeing samples). Returns the result and the
     compared QKeras and C-simulation outputs.
     """
-    from kd_trigger.hls.convert import quantized_weights
-
     hls_model = converted.hls_model
     twin = float64_twin(model, quantized_weights(model, converted.precision))
     x = quantize_inputs(twin, np.asarray(x_raw, dtype=np.float64), converted.input_type)

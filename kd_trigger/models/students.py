@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.config import StudentConfig
+from kd_trigger.data.features import particle_features
 from kd_trigger.errors import ModelError
 from kd_trigger.fixed import FixedType, dense_accumulator_type
 from kd_trigger.models import quantizers as qz
+from kd_trigger.runs import file_problem, write_h5_atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,6 @@ def student_input_shape(spec: StudentConfig) -> tuple[int, int]:
 
 def student_inputs(spec: StudentConfig, constituents: np.ndarray) -> np.ndarray:
     """The float32 (N, n_particles, n_features) array a student takes, from (N, M, 4) constituents."""
-    from kd_trigger.data.features import particle_features
-
     return particle_features(constituents, spec.n_particles, spec.features)
 
 
@@ -147,19 +147,18 @@ def _relu(spec: StudentConfig, name: str) -> Any:
 
 
 def student_layer_names(spec: StudentConfig) -> list[str]:
-    """The layer names :func:`build_student` gives (without building it: no TensorFlow), in order."""
-    names = ["particles", "input_quant"]
+    """The layer names :func:`build_student` gives (without building it: no TensorFlow), in order.
+
+    The weight layers and their ReLUs are ``spec.layer_pairs()``; around them the input, its quantizer,
+    and the MLP's flatten or the Deep Sets' pooling between phi and rho.
+    """
+    pairs = spec.layer_pairs()
+    n_first = len(spec.hidden)  # the MLP's hidden layers, or the Deep Sets' phi layers before the pooling
+    first = [name for pair in pairs[:n_first] for name in pair if name is not None]
+    rest = [name for pair in pairs[n_first:-1] for name in pair if name is not None]
     if spec.kind == "mlp":
-        names.append("flatten")
-        for i in range(len(spec.hidden)):
-            names += [f"dense_{i}", f"relu_{i}"]
-    else:
-        for i in range(len(spec.hidden)):
-            names += [f"phi_{i}", f"phi_relu_{i}"]
-        names.append("pool")
-        for i in range(len(spec.head)):
-            names += [f"rho_{i}", f"rho_relu_{i}"]
-    return [*names, "output"]
+        return ["particles", "input_quant", "flatten", *first, *rest, "output"]
+    return ["particles", "input_quant", *first, "pool", *rest, "output"]
 
 
 def build_student(spec: StudentConfig) -> Any:
@@ -235,8 +234,6 @@ def kernel_sparsity(model: Any) -> dict[str, dict[str, float | int]]:
 
 def save_student(model: Any, path: Path) -> Path:
     """Save a student as .h5 (built in memory, then written atomically: see runs.write_h5_atomic)."""
-    from kd_trigger.runs import write_h5_atomic
-
     with warnings.catch_warnings():
         # HDF5 is what qkeras.utils.load_qmodel and hls4ml read; Keras' "legacy format" and
         # "quantizer is not a Constraint" warnings are expected here and say nothing to a user.
@@ -252,8 +249,6 @@ class _DropQKerasChatter(logging.Filter):
 def load_student_file(path: Path, spec: StudentConfig | None = None) -> Any:
     """Load a saved student with ``qkeras.utils.load_qmodel``; check its input shape against ``spec``."""
     path = Path(path)
-    from kd_trigger.runs import file_problem
-
     problem = file_problem(path)
     if problem is not None:
         raise ModelError(f"student model {path} {problem}; run `make distill CONFIG=...` first")

@@ -1,8 +1,12 @@
 """A QKeras student as a fixed-point program: one step per Keras layer, with the hls4ml flow's types.
 
-Every type comes from :func:`kd_trigger.hls.convert.model_precision` (the same derivation the hls4ml
-firmware uses) and every weight from :func:`kd_trigger.hls.convert.quantized_weights` (the values the
+Every type comes from :func:`kd_trigger.layers.model.model_precision` (the same derivation the hls4ml
+firmware uses) and every weight from :func:`kd_trigger.layers.model.quantized_weights` (the values the
 QKeras kernel quantizer produces, checked to lie on the weight type's grid). Nothing here invents a width.
+Each layer's handler (:meth:`kd_trigger.layers.base.LayerHandler.rtl_step`) lowers it to a
+:class:`~kd_trigger.layers.step.Step`; the step kinds (input, quantize, dense, pool, reshape) are the
+program's instruction set, interpreted by :func:`evaluate` here and by :mod:`kd_trigger.rtl.trace`, so a
+new layer kind that lowers to existing instructions needs nothing in this package.
 
 The program is split into *segments*: a weight layer (QDense / QConv1D) with the layers that follow it up
 to the next weight layer (its quantizer, a pooling, a flatten). Each segment becomes one pipelined block
@@ -22,52 +26,20 @@ compared with when a simulation disagrees with QKeras.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.fixed import FixedType
-from kd_trigger.hls.precision import LayerPrecision
+from kd_trigger.layers.base import ProgramWalk, UnsupportedInRtl
+from kd_trigger.layers.model import model_precision, quantized_weights
+from kd_trigger.layers.registry import find_handler, rtl_supported
+from kd_trigger.layers.spec import LayerPrecision
+from kd_trigger.layers.step import Step, StepKind, derived_type
 from kd_trigger.rtl.rounding import align_codes, quantize_codes, wrap_codes
 
-StepKind = Literal["input", "dense", "quantize", "pool", "reshape"]
-
-WEIGHT_LAYERS = frozenset({"QDense", "QConv1D"})
-# Layers that are the identity at inference: no hardware, the value passes unchanged.
-IDENTITY_LAYERS = frozenset({"Dropout", "InputLayer"})
-SUPPORTED = "QActivation, QDense, QConv1D(kernel_size=1), GlobalAveragePooling1D, Flatten, Dropout"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One Keras layer as fixed-point arithmetic. ``out_type`` is the exact type of its output."""
-
-    name: str
-    class_name: str
-    kind: StepKind
-    out_type: FixedType
-    out_shape: tuple[int, ...]
-    weight: np.ndarray | None = None  # (fan_in, units), float64, on weight_type's grid
-    bias: np.ndarray | None = None  # (units,), float64, on bias_type's grid
-    weight_type: FixedType | None = None
-    bias_type: FixedType | None = None
-    pool_n: int = 0  # GlobalAveragePooling1D: number of steps averaged (a power of two)
-    pool_accum: FixedType | None = None
-    row_wise: bool = False  # computes each particle (row of a 2-D value) on its own
-
-    @property
-    def has_hardware(self) -> bool:
-        return self.kind in ("dense", "quantize", "pool")
-
-    @property
-    def matches_keras(self) -> bool:
-        """Whether this step's output equals the Keras layer's output (the values, not only downstream).
-
-        Not for a mean over a non-power-of-two count: Keras outputs the unrounded mean, the firmware
-        rounds it straight onto the next quantizer's grid; the two agree from that quantizer on.
-        """
-        return not (self.kind == "pool" and self.pool_n & (self.pool_n - 1))
+__all__ = ["Folding", "Program", "Segment", "Step", "StepKind", "build_program", "evaluate", "folding"]
 
 
 @dataclass(frozen=True)
@@ -113,24 +85,6 @@ class Program:
         return self.steps[-1].out_shape
 
 
-def _grid_codes(values: np.ndarray, t: FixedType, what: str) -> np.ndarray:
-    """Integer codes of ``values`` on ``t``'s grid; refuse values off the grid or out of range."""
-    scaled = np.asarray(values, dtype=np.float64) / t.lsb
-    codes = np.rint(scaled)
-    if not np.array_equal(codes, scaled):
-        raise ModelError(f"{what}: values are not on the grid of {t.hls()} (not produced by its quantizer)")
-    if codes.size and (codes.min() < t.min_code or codes.max() > t.max_code):
-        raise ModelError(f"{what}: values outside the range of {t.hls()}")
-    return codes.astype(np.int64)
-
-
-def _type(prec: LayerPrecision, key: str, where: str) -> FixedType:
-    t = prec.types.get(key)
-    if t is None:
-        raise ModelError(f"layer {where}: no derived '{key}' type")
-    return t
-
-
 def build_program(
     model: Any,
     precision: dict[str, LayerPrecision] | None = None,
@@ -138,130 +92,40 @@ def build_program(
 ) -> Program:
     """The fixed-point program of a single-chain QKeras student.
 
-    ``precision`` defaults to :func:`kd_trigger.hls.convert.model_precision` (the hls4ml flow's derived
-    types) and ``weights`` to :func:`kd_trigger.hls.convert.quantized_weights`; both are parameters only so
+    ``precision`` defaults to :func:`kd_trigger.layers.model.model_precision` (the hls4ml flow's derived
+    types) and ``weights`` to :func:`kd_trigger.layers.model.quantized_weights`; both are parameters only so
     tests can show what a wrong type or weight does. Raises :class:`ModelError` naming the first layer that
     has no bit-exact fixed-point form.
     """
-    from kd_trigger.hls.convert import model_precision, quantized_weights
-
     prec = model_precision(model) if precision is None else precision
     wts = quantized_weights(model) if weights is None else weights
     layers = list(model.layers)
-    if not layers or type(layers[0]).__name__ != "InputLayer":
+    first = find_handler(type(layers[0]).__name__) if layers else None
+    if first is None or first.kind != "input":
         raise ModelError("the model must be a functional Keras model starting with an Input layer")
     input_name = layers[0].name
-    input_type = _type(prec[input_name], "result", f"'{input_name}' (InputLayer)")
+    input_type = derived_type(prec[input_name], "result", f"'{input_name}' (InputLayer)")
     shape = tuple(int(d) for d in model.input_shape[1:])
-    current = input_type
+    walk = ProgramWalk(prec, wts, input_type)
     steps: list[Step] = []
-    first_quantizer_seen = False
     for layer in layers[1:]:
-        cls = type(layer).__name__
-        where = f"'{layer.name}' ({cls})"
-        out_shape = tuple(int(d) for d in layer.output_shape[1:])
-        if cls == "QActivation":
-            t = _type(prec[layer.name], "result", where)
-            # The first quantizer defines the firmware's input type: inputs arrive already on its grid
-            # (the caller quantizes them exactly as this layer does), so it is the identity in hardware.
-            kind: StepKind = "quantize" if first_quantizer_seen else "input"
-            first_quantizer_seen = True
-            steps.append(Step(layer.name, cls, kind, t, out_shape, row_wise=len(out_shape) == 2))
-            current = t
-        elif cls in WEIGHT_LAYERS:
-            steps.append(_dense_step(layer, cls, where, prec[layer.name], wts, current, out_shape))
-            current = steps[-1].out_type
-        elif cls == "GlobalAveragePooling1D":
-            steps.append(_pool_step(layer, cls, where, prec[layer.name], current, out_shape))
-            current = steps[-1].out_type
-        elif cls == "Flatten":
-            steps.append(Step(layer.name, cls, "reshape", current, out_shape))
-        elif cls in IDENTITY_LAYERS:
-            continue
-        else:
+        handler = find_handler(type(layer).__name__)
+        try:
+            if handler is None:
+                raise UnsupportedInRtl(layer)
+            step = handler.rtl_step(layer, walk)
+        except UnsupportedInRtl:
             raise ModelError(
-                f"layer {where} has no bit-exact RTL form in kd_trigger.rtl; supported layers: {SUPPORTED}"
-            )
+                f"layer '{layer.name}' ({type(layer).__name__}) has no bit-exact RTL form in kd_trigger.rtl; "
+                f"supported layers: {rtl_supported()}"
+            ) from None
+        if step is not None:
+            steps.append(step)
     if not any(s.kind == "dense" for s in steps):
         raise ModelError("the model has no QDense/QConv1D layer: nothing to build in RTL")
     program = Program(model.name, input_name, input_type, shape, steps)
     program.segments = _segments(steps)
     return program
-
-
-def _dense_step(
-    layer: Any,
-    cls: str,
-    where: str,
-    prec: LayerPrecision,
-    wts: dict[str, dict[str, np.ndarray]],
-    in_type: FixedType,
-    out_shape: tuple[int, ...],
-) -> Step:
-    if cls == "QConv1D":
-        if int(layer.kernel_size[0]) != 1 or int(layer.strides[0]) != 1 or int(layer.dilation_rate[0]) != 1:
-            raise ModelError(f"layer {where}: only pointwise QConv1D (kernel_size=1, stride 1) is supported")
-        if getattr(layer, "data_format", "channels_last") != "channels_last":
-            raise ModelError(f"layer {where}: only channels_last is supported")
-    act = getattr(layer.activation, "__name__", str(layer.activation))
-    if act not in ("linear", "None"):
-        raise ModelError(
-            f"layer {where} has a built-in activation {act!r}; use a separate QActivation(quantized_relu(...))"
-        )
-    arrays = wts.get(layer.name)
-    if arrays is None:
-        raise ModelError(f"layer {where} has no kernel quantizer, so its weights have no fixed-point form")
-    kernel = np.asarray(arrays["weight"], dtype=np.float64)
-    kernel = kernel.reshape(-1, kernel.shape[-1])  # Conv1D (1, C, U) -> (C, U)
-    w_type = _type(prec, "weight", where)
-    accum = _type(prec, "accum", where)
-    _grid_codes(kernel, w_type, f"layer {where} kernel")
-    bias = None
-    b_type = None
-    if "bias" in arrays:
-        b_type = _type(prec, "bias", where)
-        bias = np.asarray(arrays["bias"], dtype=np.float64).ravel()
-        _grid_codes(bias, b_type, f"layer {where} bias")
-    if accum.fractional < in_type.fractional + w_type.fractional or (
-        b_type is not None and accum.fractional < b_type.fractional
-    ):
-        # hls4ml would truncate the products here; the derived types never do, so refuse a hand-made one.
-        raise ModelError(
-            f"layer {where}: accumulator {accum.hls()} has fewer fractional bits than its products"
-        )
-    row_wise = len(layer.input_shape) == 3  # (batch, particles, features): the same matrix per particle
-    return Step(layer.name, cls, "dense", accum, out_shape, kernel, bias, w_type, b_type, row_wise=row_wise)
-
-
-def _pool_step(
-    layer: Any, cls: str, where: str, prec: LayerPrecision, in_type: FixedType, out_shape: tuple[int, ...]
-) -> Step:
-    """GlobalAveragePooling1D with the hls4ml flow's derived types.
-
-    A power-of-two count is a sum and a shift (exact). Any other count is what the derived types of
-    :func:`kd_trigger.hls.precision.derive_precision` describe (it only allows it when a quantizer
-    follows): the exact sum, divided by n in the accumulator with the quotient truncated to its
-    fractional bits, then cast onto the result type rounding half to even, which equals QKeras' rounding
-    of the exact mean. Without such types (no quantizer after the pooling) the precision derivation has
-    already refused the model with a ModelError.
-    """
-    if getattr(layer, "data_format", "channels_last") != "channels_last" or getattr(layer, "keepdims", False):
-        raise ModelError(f"layer {where}: only channels_last pooling without keepdims is supported")
-    n = int(layer.input_shape[1])
-    accum = _type(prec, "accum", where)
-    result = _type(prec, "result", where)
-    if accum.fractional < in_type.fractional:
-        raise ModelError(f"layer {where}: accumulator {accum.hls()} cannot hold the sum exactly")
-    if n & (n - 1) == 0:
-        shift = n.bit_length() - 1
-        if result.fractional < in_type.fractional + shift:
-            raise ModelError(f"layer {where}: result {result.hls()} cannot hold the mean of {n} exactly")
-    elif result.rounding != "RND_CONV" or result.saturation not in ("SAT", "SAT_SYM"):
-        raise ModelError(
-            f"layer {where}: a mean over {n} values is bit-exact only rounded half to even onto the next "
-            f"quantizer's grid, not into {result.hls()}"
-        )
-    return Step(layer.name, cls, "pool", result, out_shape, pool_n=n, pool_accum=accum)
 
 
 def _segments(steps: list[Step]) -> list[Segment]:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.fixed import FixedType
-from kd_trigger.rtl.program import Folding, Program, Segment, Step, folding
+from kd_trigger.layers.step import Step
+from kd_trigger.rtl.program import Folding, Program, Segment, folding
 from kd_trigger.rtl.rounding import trace_quantize, trace_wrap
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from kd_trigger.fpga.estimate.model import (
     estimate_layers,
 )
 from kd_trigger.fpga.estimate.weights import weight_profile
+from kd_trigger.layers.registry import estimate_kind
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +51,6 @@ def _mode(precision: Any, attr: str) -> str:
     return str(getattr(value, "name", value) or "").upper()
 
 
-def _kind(class_name: str) -> str:
-    # Backend classes are prefixed (VitisDense, VivadoPointwiseConv1D, ...).
-    for prefix in ("Vitis", "Vivado"):
-        if class_name.startswith(prefix):
-            class_name = class_name[len(prefix) :]
-    if class_name == "Dense":
-        return "dense"
-    if class_name in ("Conv1D", "PointwiseConv1D"):
-        return "conv1d"
-    if class_name in ("Activation", "ParametrizedActivation", "HardActivation", "Softmax", "ReLU"):
-        return "activation"
-    if class_name in ("GlobalPooling1D", "Pooling1D"):
-        return "pooling"
-    if class_name in ("Input", "InputLayer"):
-        return "input"
-    if class_name in ("Reshape", "Flatten", "Transpose"):
-        return "other"
-    return class_name.lower()
-
-
 def _layer_reuse(layer: Any, default: int) -> int:
     try:
         value = layer.get_attr("reuse_factor")
@@ -88,7 +69,7 @@ def layers_from_hls_model(hls_model: Any, reuse_factor: int | None = None) -> li
     """
     specs: list[LayerSpec] = []
     for layer in hls_model.get_layers():
-        kind = _kind(type(layer).__name__)
+        kind = estimate_kind(type(layer).__name__)  # the layer registry maps hls4ml classes to kinds
         out_var = layer.get_output_variable()
         out_prec = out_var.type.precision
         out_bits = _bits(out_prec)

@@ -1,0 +1,99 @@
+"""Walks over a whole single-chain Keras model, each layer asked of its handler: the plain-data
+description, the derived fixed-point types and the constants the firmware holds.
+
+Shared by both firmware flows (hls4ml and RTL); no TensorFlow import (the layer objects are read
+duck-typed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kd_trigger.errors import ModelError
+from kd_trigger.layers.base import PrecisionWalk
+from kd_trigger.layers.registry import find_handler, handler_for
+from kd_trigger.layers.spec import Intake, LayerPrecision, LayerSpec
+
+
+def derive_precision(layers: list[LayerSpec], intake: Intake | None = None) -> dict[str, LayerPrecision]:
+    """Types of every layer of a single-chain model, derived from its quantizers (and ``intake``).
+
+    ``layers`` in model order, the ``InputLayer`` first. Raises :class:`ModelError` naming the first
+    layer whose types cannot be derived and what would make it derivable.
+    """
+    walk = PrecisionWalk(list(layers), intake or Intake(), find_handler)
+    for index, layer in enumerate(walk.layers):
+        walk.index = index
+        handler_for(layer.class_name, layer.where).precision(layer, walk)
+    check_exact_reference(walk.out)
+    return walk.out
+
+
+EXACT_REFERENCE_BITS = 53
+"""The significand of float64: the exact reference (QKeras run in float64) holds any fixed-point value
+of at most this many bits, and no wider."""
+
+
+def check_exact_reference(precision: dict[str, LayerPrecision]) -> None:
+    """ModelError when a derived type is wider than the exact reference can hold.
+
+    The firmware would still compute, but nothing could prove it right: such a model is refused before
+    anything is converted or simulated.
+    """
+    for name, chosen in precision.items():
+        for key, t in chosen.types.items():
+            if t.width > EXACT_REFERENCE_BITS:
+                raise ModelError(
+                    f"layer '{name}': its exact {key} type {t.hls()} needs {t.width} bits, more than the "
+                    f"{EXACT_REFERENCE_BITS} that the exact reference (QKeras in float64) can hold; narrow the "
+                    "quantizers (input, weight or activation bits) of this model"
+                )
+
+
+def describe_layers(model: Any) -> list[LayerSpec]:
+    """Plain-data description of a single-chain Keras model, in order, for precision derivation.
+
+    Each layer's handler (:mod:`kd_trigger.layers.registry`) describes it; a class no handler claims is
+    described by its name only, and the precision derivation refuses it naming the supported kinds.
+    """
+    specs: list[LayerSpec] = []
+    for layer in model.layers:
+        cls = type(layer).__name__
+        where = f"'{layer.name}' ({cls})"
+        inbound = [n for node in layer.inbound_nodes for n in _inbound_names(node)]
+        if len(set(inbound)) > 1:
+            raise ModelError(f"layer {where} has several inputs; only single-chain models can be converted")
+        handler = find_handler(cls)
+        specs.append(handler.describe(layer, where) if handler is not None else LayerSpec(layer.name, cls))
+    return specs
+
+
+def _inbound_names(node: Any) -> list[str]:
+    layers = node.inbound_layers
+    if not isinstance(layers, list | tuple):
+        layers = [layers]
+    return [layer.name for layer in layers]
+
+
+def model_precision(model: Any, intake: Intake | None = None) -> dict[str, LayerPrecision]:
+    """Derived precision of every layer of ``model`` (see :mod:`kd_trigger.hls.precision`)."""
+    return derive_precision(describe_layers(model), intake)
+
+
+def quantized_weights(
+    model: Any, precision: dict[str, LayerPrecision] | None = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """What the firmware must hold, per layer: QKeras' quantized kernel and bias; for a layer without
+    quantizers its float weights rounded onto the assumed types of ``precision``; for a batch norm its
+    scale and bias (gamma / sqrt(var + eps), beta - mean x scale) rounded the same way."""
+    precision = precision or {}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for layer in model.layers:
+        handler = find_handler(type(layer).__name__)
+        types = precision[layer.name].types if layer.name in precision else {}
+        arrays = handler.firmware_weights(layer, types) if handler is not None else None
+        if arrays is not None:
+            out[layer.name] = arrays
+    return out
