@@ -132,6 +132,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
+
+
+def copy_tree_linked(src: Path, dst: Path) -> None:
+    """Copy the folder ``src`` into ``dst`` (created or merged into) with hard links where the file
+    system allows: a stage that assembles upstream outputs costs no disk. Files written later into
+    ``dst`` must be replaced (atomic writes rename), never edited in place: that would edit ``src``."""
+    shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+
+
 def remove_path(path: Path) -> None:
     """Remove a file, link or directory tree; a missing path is fine."""
     if path.is_symlink() or path.is_file():

@@ -33,8 +33,10 @@ import numpy as np
 from kd_trigger.config import Config, ScanAxes, StudentConfig, fold_ii_cycles
 from kd_trigger.contracts import BudgetBlock, Scan, ScanPoint, finite_or_none
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, ConfigError, KdTriggerError
+from kd_trigger.fingerprint import code_digest
+from kd_trigger.hls.flows import check_hls
 from kd_trigger.runs import remove_path, tmp_name, write_json_atomic, write_text_atomic
-from kd_trigger.stages import StageContext, StageResult, code_digest
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +250,9 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     from kd_trigger.evaluate import score_metrics
     from kd_trigger.fpga.budget import load_budget
     from kd_trigger.fpga.figures import design_figures
-    from kd_trigger.hls.pipeline import convert_and_simulate, rtl_inputs, run_rtl
+    from kd_trigger.hls.pipeline import convert_and_simulate
     from kd_trigger.models.students import build_student, check_student, student_inputs
+    from kd_trigger.rtl.student import rtl_inputs, run_rtl
 
     spec = StudentConfig.model_validate(point.spec)
     check_student(spec)
@@ -312,7 +315,7 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     figures, sources = {}, {}
     for name in ("lut", "ff", "dsp", "bram_18k", "uram", "latency_ns", "latency_cycles", "ii_cycles"):
         figures[name], sources[name] = design.best(name)
-    csim = report.csim
+    csim = report.require_csim()
     exact = csim.exact_fraction >= cfg.hls.min_exact_fraction
     if report.rtl_sim is not None:
         exact = exact and report.rtl_sim.exact_fraction >= cfg.hls.min_exact_fraction
@@ -588,3 +591,40 @@ def scan_markdown(scan: Scan) -> str:
         ]
     lines += ["", "![physics vs LUT](pareto_lut.png)", "", "![physics vs latency](pareto_latency.png)"]
     return "\n".join(lines) + "\n"
+
+
+# -- the stage declaration ------------------------------------------------------------------------
+def _scan_needs(cfg: Config) -> tuple[str, ...]:
+    scanned = {teacher_stage_name(cfg.teacher_of(s).name) for s in cfg.students if s.kind in cfg.scan.axes}
+    return ("data", *sorted(scanned))
+
+
+def _scan_config(cfg: Config) -> dict[str, Any]:
+    raw = cfg.to_dict()
+    return {"seed": cfg.run.seed, **{k: raw[k] for k in ("students", "distill", "hls", "scan", "budget")}}
+
+
+def _scan_outputs(cfg: Config) -> list[Path]:
+    return [cfg.artifacts / "scan", cfg.firmware / "best"]
+
+
+def _budget_file(cfg: Config) -> list[Path]:
+    return [Path(cfg.budget.profiles)]
+
+
+def check_scan(cfg: Config) -> None:
+    """The firmware checks and the scan's plan (its axes, its points) before any work."""
+    check_hls(cfg)
+    plan_points(cfg)
+
+
+STAGE = StageDecl(
+    "scan",
+    scan_stage,
+    _scan_config,
+    _scan_outputs,
+    needs=_scan_needs,
+    inputs=_budget_file,
+    check=check_scan,
+    description="design scan on Dask: KD-trained, exact, measured points, Pareto fronts, best in budget",
+)

@@ -23,6 +23,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +41,10 @@ from kd_trigger.contracts import (
     finite_or_none,
 )
 from kd_trigger.evaluate import accuracy, rejection_at, roc_auc, scores_from_logits
+from kd_trigger.fingerprint import code_digest
+from kd_trigger.models.students import check_student
 from kd_trigger.runs import remove_path, tmp_name, write_text_atomic
-from kd_trigger.stages import StageContext, StageResult, code_digest
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 
 log = logging.getLogger(__name__)
 
@@ -575,3 +579,33 @@ def study_markdown(study: Study, images: list[str]) -> str:
         )
     lines += ["", "## Plots", ""] + [f"![{image}]({PLOTS_DIR}/{image})" for image in images]
     return "\n".join(lines) + "\n"
+
+
+# -- the stage declaration ------------------------------------------------------------------------
+def _study_needs(cfg: Config) -> tuple[str, ...]:
+    studied = cfg.study.teachers or tuple(t.name for t in cfg.teachers)
+    return ("data", *(teacher_stage_name(name) for name in studied))
+
+
+def _study_config(cfg: Config) -> dict[str, Any]:
+    return {"seed": cfg.run.seed, **cfg.study_view()}
+
+
+def _study_outputs(cfg: Config) -> list[Path]:
+    return [cfg.artifacts / "study.json", cfg.artifacts / "study.md", cfg.artifacts / PLOTS_DIR]
+
+
+def _check_students(cfg: Config) -> None:
+    for spec in cfg.students:
+        check_student(spec)
+
+
+STAGE = StageDecl(
+    "study",
+    study_stage,
+    _study_config,
+    _study_outputs,
+    needs=_study_needs,
+    check=_check_students,
+    description="multi-seed study: baseline and KD per student, teacher and setting, with intervals",
+)

@@ -26,6 +26,7 @@ from kd_trigger.distill.pruning import PruningPlan, check_sparsity, pruning_plan
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.models.students import (
     build_student,
+    check_student,
     kernel_sparsity,
     load_student_file,
     output_type,
@@ -34,7 +35,7 @@ from kd_trigger.models.students import (
     weight_bits_needed,
 )
 from kd_trigger.runs import write_json_atomic, write_text_atomic
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 
 log = logging.getLogger(__name__)
 
@@ -408,3 +409,34 @@ def load_student(cfg: Config, name: str, variant: str = "kd") -> Any:
         raise ModelError(f"student variant must be one of {list(VARIANTS)}, got {variant!r}")
     spec = cfg.student(name)
     return load_student_file(cfg.artifacts / "students" / name / f"{variant}.h5", spec)
+
+
+# -- the stage declaration ------------------------------------------------------------------------
+def _distill_needs(cfg: Config) -> tuple[str, ...]:
+    return ("data", *(teacher_stage_name(t.name) for t in cfg.teacher_specs))
+
+
+def _distill_config(cfg: Config) -> dict[str, Any]:
+    raw = cfg.to_dict()
+    return {"seed": cfg.run.seed, **{k: raw[k] for k in ("students", "distill")}}
+
+
+def _distill_outputs(cfg: Config) -> list[Path]:
+    return [cfg.artifacts / n for n in ("students", "metrics.json", "summary.md", "roc.png", "boost.png")]
+
+
+def check_students(cfg: Config) -> None:
+    """ConfigError for a student the model factories would refuse (before any training)."""
+    for spec in cfg.students:
+        check_student(spec)
+
+
+STAGE = StageDecl(
+    "distill",
+    distill_stage,
+    _distill_config,
+    _distill_outputs,
+    needs=_distill_needs,
+    check=check_students,
+    description="baseline and distilled students from the same start, physics metrics",
+)

@@ -9,6 +9,7 @@ checked and its logits cached, nothing is trained.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import numpy as np
 
 from kd_trigger.config import Config, TeacherSpec
 from kd_trigger.contracts import finite_or_none
+from kd_trigger.data.readers import load_jets
 from kd_trigger.errors import ModelError
 from kd_trigger.runs import file_problem, write_h5_atomic, write_json_atomic
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump, teacher_stage_name
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,6 @@ def teacher_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
 
 def teacher_stage(ctx: StageContext) -> StageResult:
     """Train (or check) one teacher, cache its logits on every split, record its test metrics."""
-    from kd_trigger.data.readers import load_jets
     from kd_trigger.models.teacher import teacher_input_array
 
     cfg = ctx.cfg
@@ -180,3 +181,42 @@ def cached_logits(cfg: Config, name: str, split: str) -> np.ndarray:
     if not path.is_file():
         raise ModelError(f"{path} is missing; run `make teacher CONFIG=...` first")
     return np.load(path).astype(np.float32)
+
+
+# -- the stage declarations (one per configured teacher) ------------------------------------------
+def _teacher_config(cfg: Config, name: str) -> Any:
+    return {"seed": cfg.run.seed, "teacher": dump(cfg.teacher_spec(name))}
+
+
+def _teacher_outputs(cfg: Config, name: str) -> list[Path]:
+    return [teacher_dir(cfg, name)]
+
+
+def _teacher_files(cfg: Config, name: str) -> list[Path]:
+    path = cfg.teacher_spec(name).path
+    return [Path(path)] if path else []
+
+
+def check_teacher_file(cfg: Config, name: str) -> None:
+    """ModelError when the file a brought teacher names is missing or unreadable (before any work)."""
+    path = cfg.teacher_spec(name).path
+    problem = file_problem(Path(path), want="any") if path else None
+    if problem is not None:
+        raise ModelError(
+            f"teacher '{name}': file {path} {problem}; set its path to a saved Keras model "
+            "(.h5, .keras or a SavedModel directory)"
+        )
+
+
+def teacher_stage_decl(name: str) -> StageDecl:
+    """The stage of the configured teacher ``name`` (``teacher:<name>``)."""
+    return StageDecl(
+        teacher_stage_name(name),
+        teacher_stage,
+        partial(_teacher_config, name=name),
+        partial(_teacher_outputs, name=name),
+        needs=("data",),
+        inputs=partial(_teacher_files, name=name),
+        check=partial(check_teacher_file, name=name),
+        description=f"train teacher '{name}' (or check the file it names) and cache its logits",
+    )

@@ -93,25 +93,25 @@ def rtl_figures(report: HlsReport) -> DesignFigures | None:
     estimate, and timing closure needs the vendor tool.
     """
     rtl = report.rtl
-    if not rtl:
+    if rtl is None:
         return None
     figures = DesignFigures("rtl")
     timing = {
-        "latency_cycles": rtl.get("latency_cycles"),
-        "latency_ns": rtl.get("latency_ns"),
-        "ii_cycles": rtl.get("ii_cycles"),
-        "clock_period_ns": rtl.get("clock_period_ns"),
+        "latency_cycles": rtl.latency_cycles,
+        "latency_ns": rtl.latency_ns,
+        "ii_cycles": rtl.ii_cycles,
+        "clock_period_ns": rtl.clock_period_ns,
     }
-    estimate = rtl.get("da4ml_estimate") or {}
+    estimate = rtl.da4ml_estimate.model_dump()
     figures.add(SOURCE_DA4ML, **timing, **{k: estimate.get(k) for k in RESOURCE_KEYS})
-    yosys = rtl.get("yosys") or {}
+    yosys = rtl.yosys.model_dump() if rtl.yosys is not None else {}
     figures.add(SOURCE_YOSYS, **{k: yosys.get(k) for k in RESOURCE_KEYS})
     return figures
 
 
 def design_figures(report: HlsReport) -> list[DesignFigures]:
-    """Every design of a student: hls4ml first, then the RTL flow when it ran."""
-    designs = [hls4ml_figures(report)]
+    """Every design of a student: hls4ml first (when it was built), then the RTL flow when it ran."""
+    designs = [hls4ml_figures(report)] if report.csim is not None else []
     rtl = rtl_figures(report)
     if rtl is not None:
         designs.append(rtl)

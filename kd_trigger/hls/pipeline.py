@@ -18,15 +18,27 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.config import Config, HlsConfig
-from kd_trigger.contracts import CsimBlock, EstimateBlock, HlsReport, LayerSparsity, VendorFigures
+from kd_trigger.contracts import (
+    CsimBlock,
+    EstimateBlock,
+    HlsReport,
+    LayerSparsity,
+    RtlResult,
+    VendorFigures,
+    read_contract,
+)
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, CsimMismatchError, DataError, ModelError, StaleOutputError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
 from kd_trigger.hls.convert import Converted, convert_model, firmware_sparsity, hls_layer_precision
 from kd_trigger.hls.csim import run_csim, softmax_top
+from kd_trigger.hls.flows import HLS4ML, RTL, budget_file, check_hls, flow_dir
 from kd_trigger.hls.precision import edge_case_inputs
+from kd_trigger.rtl.flow import REPORT_FILE as RTL_REPORT_FILE
+from kd_trigger.rtl.student import EDGE_SAMPLES, add_rtl
 from kd_trigger.runs import (
     check_creatable_dir,
     clean_dead_temporaries,
+    copy_tree_linked,
     created_dir,
     file_problem,
     package_versions,
@@ -35,12 +47,13 @@ from kd_trigger.runs import (
     tmp_name,
     write_text_atomic,
 )
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "hls_report.json"
-RANDOM_SAMPLES = 10_000
+RANDOM_SAMPLES = EDGE_SAMPLES
+RTL_DIR = "rtl"
 FAILED_MARKER = "CSIM_FAILED.txt"
 
 
@@ -194,39 +207,6 @@ def convert_and_simulate(
     return report, converted
 
 
-def rtl_inputs(model: Any, x_test: np.ndarray, seed: int = 0) -> np.ndarray:
-    """What the RTL simulation proves the Verilog on: the given jets plus 10,000 on-grid edge inputs."""
-    from kd_trigger.hls.convert import model_precision
-
-    input_type = next(iter(model_precision(model).values())).types["result"]
-    shape = tuple(int(d) for d in model.input_shape[1:])
-    edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=seed)
-    return np.concatenate([np.asarray(x_test, dtype=np.float64), edges])
-
-
-def run_rtl(
-    model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, report: HlsReport, ii_cycles: int = 1
-) -> None:
-    """The open-source RTL flow of ``model`` into ``out_dir``; its figures go into ``report`` (``rtl`` and
-    ``rtl_sim``). ``ii_cycles`` > 1 folds a Deep Sets student (an event every k cycles).
-    Raises RtlMismatchError (exit 1, after writing rtl_report.json) when it is not exact."""
-    from kd_trigger.contracts import RtlSimBlock
-    from kd_trigger.fpga.parts import yosys_family
-    from kd_trigger.rtl import run_rtl_flow
-
-    result = run_rtl_flow(
-        model,
-        out_dir,
-        x,
-        clock_period_ns=hls.clock_period_ns,
-        part_family=yosys_family(hls.part),
-        ii_cycles=ii_cycles,
-    )
-    figures = result.to_dict()
-    report.rtl_sim = RtlSimBlock.model_validate(figures.pop("rtl_sim"))
-    report.rtl = {**figures, "directory": str(out_dir.name)}
-
-
 def _apply_budget(report: HlsReport, cfg: Config) -> None:
     from kd_trigger.fpga.budget import decide, load_budget
     from kd_trigger.fpga.figures import design_figures
@@ -243,6 +223,7 @@ def _verdict_table(reports: list[HlsReport]) -> str:
         f"{'student':<14} {'flow':<7} {'C sim exact':>11} {'latency ns':>10} {'LUT':>9} {'DSP':>6}  budget (source)"
     ]
     for r in reports:
+        csim = "n/a" if r.csim is None else f"{r.csim.exact_fraction:.6f}"
         for design in design_figures(r):
             verdict = r.budget_by_flow.get(design.flow)
             text = (
@@ -254,55 +235,41 @@ def _verdict_table(reports: list[HlsReport]) -> str:
             lut, source = design.best("lut")
             dsp, _ = design.best("dsp")
             lines.append(
-                f"{r.student:<14} {design.flow:<7} {r.csim.exact_fraction:>11.6f} {latency!s:>10} "
+                f"{r.student:<14} {design.flow:<7} {csim:>11} {latency!s:>10} "
                 f"{lut!s:>9} {dsp!s:>6}  {text} ({source})"
             )
     return "\n".join(lines)
 
 
 def hls_stage(ctx: StageContext) -> StageResult:
-    """Firmware for every distilled student of the run; exit status 3 when a budget is broken.
+    """Every student's ``firmware/<run>/<student>`` from the flows ``hls.flows`` names, its budget
+    verdict, and the verdict table; exit status 3 when a budget is broken.
 
-    Raises CsimMismatchError (exit 1) naming the first diverging layer when a C simulation is not exact
-    enough: nothing of this stage is then committed.
+    The hls4ml project (with ``hls_report.json`` and ``csim_outputs.npz``) and the RTL flow's folder
+    (``rtl/``) are hard-linked (copied across file systems) from the hls4ml and rtl stages' outputs;
+    ``hls_report.json`` gains the ``rtl``/``rtl_sim`` blocks and the budget verdicts. Cheap: nothing is
+    converted, simulated or synthesized here.
     """
-    from kd_trigger.data.readers import load_jets
-    from kd_trigger.fpga.budget import load_budget
-    from kd_trigger.models.students import load_student_file, student_inputs
-
     cfg = ctx.cfg
-    test = load_jets(cfg.data_path, cfg).select("test")
-    n = cfg.hls.csim_count(len(test.is_signal))
-    labels = np.asarray(test.is_signal[:n], dtype=np.int8)
     reports: list[HlsReport] = []
-    max_ii = load_budget(cfg.budget).max_ii_cycles  # the default folding of Deep Sets students follows it
     for spec in cfg.students:
-        model = load_student_file(cfg.artifacts / "students" / spec.name / "kd.h5", spec)
-        x_raw = student_inputs(spec, test.constituents[:n])
         final = cfg.firmware / spec.name
-        k_hls, k_rtl = cfg.ii_cycles_of(spec, "hls4ml", max_ii), cfg.ii_cycles_of(spec, "rtl", max_ii)
-        hls = cfg.hls.model_copy(update={"ii_cycles": k_hls})
-        log.info(
-            "student %s: converting the distilled model (folded over %d cycles), C-simulating %d test jets",
-            spec.name,
-            k_hls,
-            n,
-        )
-        report, _ = convert_and_simulate(model, ctx.out(final), hls, x_raw, labels, spec.name, final)
-        if "rtl" in cfg.hls.flows:
-            log.info(
-                "student %s: the open-source RTL flow (da4ml, Verilator, Yosys) at II %d", spec.name, k_rtl
-            )
-            run_rtl(
-                model,
-                ctx.out(final) / "rtl",
-                cfg.hls,
-                rtl_inputs(model, x_raw, seed=cfg.run.seed),
-                report,
-                ii_cycles=k_rtl,
-            )
+        out = ctx.out(final)
+        out.mkdir(parents=True, exist_ok=True)
+        report: HlsReport | None = None
+        if HLS4ML in cfg.hls.flows:
+            copy_tree_linked(flow_dir(cfg, HLS4ML, spec.name), out)
+            report = read_contract(out / REPORT_NAME, HlsReport, "make hls")
+        if RTL in cfg.hls.flows:
+            copy_tree_linked(flow_dir(cfg, RTL, spec.name), out / RTL_DIR)
+            result = read_contract(out / RTL_DIR / RTL_REPORT_FILE, RtlResult, "make hls")
+            if report is None:
+                report = rtl_only_report(spec.name, cfg.hls, result, final)
+            add_rtl(report, result, RTL_DIR)
+        if report is None:  # hls.flows has at least one entry (the config refuses an empty one)
+            raise AssertionError(f"hls.flows {cfg.hls.flows} builds nothing")
         _apply_budget(report, cfg)
-        report.write(ctx.out(final) / REPORT_NAME)
+        report.write(out / REPORT_NAME)
         reports.append(report)
     broken = [r.student for r in reports if r.budget is not None and not r.budget.passed]
     log.info("hls verdict (profile %s):\n%s", cfg.budget.profile, _verdict_table(reports))
@@ -311,6 +278,31 @@ def hls_stage(ctx: StageContext) -> StageResult:
     return StageResult(
         exit_status=EXIT_BUDGET if broken else EXIT_OK,
         extra={"students": [s.name for s in cfg.students], "broken": broken},
+    )
+
+
+def rtl_only_report(student: str, hls: HlsConfig, result: RtlResult, final_dir: Path) -> HlsReport:
+    """hls_report.json of a student built by the RTL flow alone (``hls.flows: [rtl]``): no hls4ml
+    project, no C simulation (``csim`` is null); types and timing are the RTL's."""
+    return HlsReport(
+        student=student,
+        model=result.model,
+        backend=hls.backend,
+        part=hls.part,
+        clock_period_ns=hls.clock_period_ns,
+        reuse_factor=hls.reuse_factor,
+        io_type=hls.io_type,
+        strategy=hls.strategy,
+        project_dir=str(final_dir),
+        input_type=result.input_type,
+        precision=dict(result.precision),
+        precision_hls4ml={},
+        requantized_weights=[],
+        csim=None,
+        min_exact_fraction=hls.min_exact_fraction,
+        seconds={},
+        versions=package_versions(),
+        ii_cycles=result.ii_cycles,
     )
 
 
@@ -542,8 +534,8 @@ def _convert_into(
         "%s -> %s: C simulation exact on %.6f of outputs (%d samples)",
         model_path,
         out_dir,
-        report.csim.exact_fraction,
-        report.csim.n_samples,
+        report.require_csim().exact_fraction,
+        report.require_csim().n_samples,
     )
     return EXIT_OK
 
@@ -624,3 +616,28 @@ def _rtl_into(
         f"Yosys {result.yosys.lut:,} LUT / {result.yosys.ff:,} FF" if result.yosys else "not synthesized",
     )
     return EXIT_OK
+
+
+# -- the stage declaration ------------------------------------------------------------------------
+def _hls_needs(cfg: Config) -> tuple[str, ...]:
+    return tuple(flow for flow in (HLS4ML, RTL) if flow in cfg.hls.flows)
+
+
+def _hls_config(cfg: Config) -> dict[str, Any]:
+    return {"hls": dump(cfg.hls), "budget": dump(cfg.budget)}
+
+
+def _hls_outputs(cfg: Config) -> list[Path]:
+    return [cfg.firmware / s.name for s in cfg.students]
+
+
+STAGE = StageDecl(
+    "hls",
+    hls_stage,
+    _hls_config,
+    _hls_outputs,
+    needs=_hls_needs,
+    inputs=budget_file,
+    check=check_hls,
+    description="each student's firmware folder from the flows, budget verdict per flow",
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from kd_trigger.config import Config
@@ -43,7 +44,7 @@ from kd_trigger.report.sections import (
     sparsity_blocks,
 )
 from kd_trigger.runs import write_text_atomic
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,12 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
     return [*header, *body, *calibration, *scan, *physics, *provenance_blocks(inputs.records)]
 
 
-def write_report(cfg: Config, md_path: Path, html_path: Path, plot_dir: Path) -> Path:
-    """Render the report of ``cfg``'s run into the given paths (plots into ``plot_dir``)."""
-    inputs = load_run_inputs(cfg)
+def write_report(
+    cfg: Config, md_path: Path, html_path: Path, plot_dir: Path, stages: Sequence[str] | None = None
+) -> Path:
+    """Render the report of ``cfg``'s run into the given paths (plots into ``plot_dir``); its provenance
+    lists the records of ``stages`` (default: every committed record)."""
+    inputs = load_run_inputs(cfg, stages)
     plot_dir.mkdir(parents=True, exist_ok=True)
     blocks = build_blocks(cfg, inputs, plot_dir, PLOTS_DIR)
     title = f"kd_trigger firmware review: run {cfg.run.name}"
@@ -183,6 +187,32 @@ def report_stage(ctx: StageContext) -> StageResult:
         ctx.out(cfg.firmware / "report.md"),
         ctx.out(cfg.firmware / "report.html"),
         ctx.out(cfg.firmware / PLOTS_DIR),
+        ctx.graph or None,
     )
     log.info("review report written (%s and report.html)", cfg.firmware / md.name)
     return StageResult()
+
+
+# -- the stage declaration ------------------------------------------------------------------------
+def _report_config(cfg: Config) -> dict[str, str]:
+    return {"run": cfg.run.name}
+
+
+def _report_outputs(cfg: Config) -> list[Path]:
+    return [cfg.firmware / n for n in ("report.md", "report.html", PLOTS_DIR)]
+
+
+def _report_inputs(cfg: Config) -> list[Path]:
+    # A scan run later (make scan) changes this file: the report then shows it on its next run.
+    return [cfg.artifacts / "scan" / "scan.json"]
+
+
+STAGE = StageDecl(
+    "report",
+    report_stage,
+    _report_config,
+    _report_outputs,
+    needs=("distill", "hls"),
+    inputs=_report_inputs,
+    description="the firmware review report (Markdown and self-contained HTML)",
+)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kd_trigger.config import Config
 from kd_trigger.contracts import HlsReport, Metrics, StageRecord, read_contract
 from kd_trigger.fpga.budget import BudgetProfile, load_budget
-from kd_trigger.stages import build_graph, read_record
+from kd_trigger.runner import read_records
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,9 @@ class RunInputs:
     profile: BudgetProfile
 
 
-def load_run_inputs(cfg: Config) -> RunInputs:
-    """Read metrics.json, every student's hls_report.json and the stage records of the run.
+def load_run_inputs(cfg: Config, stages: Sequence[str] | None = None) -> RunInputs:
+    """Read metrics.json, every student's hls_report.json and the stage records of the run (of
+    ``stages``, in that order: the report stage passes its graph; else every committed record).
 
     A missing or out-of-contract file is a DataError naming the command that makes it.
     """
@@ -42,7 +44,5 @@ def load_run_inputs(cfg: Config) -> RunInputs:
         report = read_contract(path, HlsReport, f"make hls CONFIG={hint}")
         npz = path.with_name("csim_outputs.npz")
         students.append(StudentInputs(spec.name, path, report, npz if npz.is_file() else None))
-    records = tuple(
-        r for name in build_graph(cfg) if name != "report" and (r := read_record(cfg, name)) is not None
-    )
+    records = tuple(r for r in read_records(cfg, stages) if r.stage != "report")
     return RunInputs(metrics_path, metrics, tuple(students), records, load_budget(cfg.budget))
