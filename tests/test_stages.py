@@ -591,3 +591,28 @@ def test_the_hls_stage_assembles_the_firmware_folder_from_the_flows_it_builds(se
     CALLS.clear()
     assert run_targets(c, ["hls"], graph=graph) == status
     assert CALLS == []
+
+
+@pytest.mark.slow
+def test_hls_flows_rtl_only_builds_no_hls4ml_project(ci_run, make_config) -> None:
+    """``hls.flows: [rtl]``: the hls4ml conversion does not run (no stage, no project, no C simulation);
+    the RTL flow decides the budget and the review report says the C simulation was not run."""
+    from kd_trigger.cli import main
+    from kd_trigger.config import load_config
+
+    teacher = {"name": "lorentznet64", "kind": "lorentznet", "n_particles": 64, "neighbours": 8, "n_layers": 1,
+               "hidden": 8, "epochs": 2, "warmup_epochs": 0.5, "batch_size": 64}  # fmt: skip
+    student = {"name": "mlp", "kind": "mlp", "n_particles": 8, "hidden": [16, 8], "teacher": "lorentznet64"}
+    path = make_config("rtlonly.yaml", run={"name": "rtlonly"}, data={"path": str(ci_run.cfg.data_path)},
+                       teachers=[teacher], students=[student], hls={"flows": ["rtl"]})  # fmt: skip
+    cfg = load_config(path)
+    assert main(["hls", "--config", str(path)]) == 0
+    assert read_record(cfg, "hls4ml") is None and not (cfg.artifacts / "stages" / "hls4ml").exists()
+    report = json.loads((cfg.firmware / "mlp" / "hls_report.json").read_text())
+    assert report["csim"] is None and report["resources"] is None
+    assert report["rtl_sim"]["exact_fraction"] == 1.0 and report["rtl"]["yosys"]["lut"] > 0
+    assert report["budget"]["flow"] == "rtl" and set(report["budget_by_flow"]) == {"rtl"}
+    assert sorted(p.name for p in (cfg.firmware / "mlp").iterdir()) == ["hls_report.json", "rtl"]
+    md = (cfg.firmware / "report.md").read_text()
+    [row] = [line for line in md.splitlines() if line.startswith("| mlp |")]
+    assert [c.strip() for c in row.strip("|").split("|")][1:3] == ["not run", "BIT-EXACT"]

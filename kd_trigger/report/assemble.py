@@ -62,7 +62,8 @@ def summary_row(student: StudentInputs, verdict: str) -> tuple[tuple[str, ...], 
     dsp, _ = design.best("dsp")
     csim = csim_verdict(report)[0]
     rtl = rtl_verdict(report)[0]
-    ok = csim == "BIT-EXACT" and rtl in ("BIT-EXACT", "not run") and verdict == "PASS"
+    # Each flow that was built must be exact (hls.flows may leave one out, never both).
+    ok = {csim, rtl} <= {"BIT-EXACT", "not run"} and verdict == "PASS"
     row = (
         student.name,
         csim,
