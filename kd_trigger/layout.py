@@ -66,6 +66,7 @@ CSIM_OUTPUTS_FILE = "csim_outputs.npz"
 CSIM_FAILED_FILE = "CSIM_FAILED.txt"
 RTL_SIM_FAILED_FILE = "RTL_SIM_FAILED.txt"
 RTL_DIR = "rtl"
+RTL_REPORT_FILE = "rtl_report.json"
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -106,6 +107,11 @@ class ProjectLayout:
     def rtl(self) -> Path:
         """The RTL flow's folder inside an hls4ml project (Verilog, simulation, synthesis)."""
         return self.root / RTL_DIR
+
+    @property
+    def rtl_report(self) -> Path:
+        """``rtl/rtl_report.json`` (:class:`kd_trigger.contracts.RtlResult`)."""
+        return self.rtl / RTL_REPORT_FILE
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,12 @@ class RunLayout:
 
     def hls_report(self, student: str) -> Path:
         return self.project(student).report
+
+    def flow_dir(self, flow: str, student: str) -> Path:
+        """``artifacts/<run>/stages/<flow>/<student>``: what the ``flow`` stage (hls4ml or rtl) built for
+        ``student``, before the hls stage links it into :meth:`firmware_dir`. It lies in the stage
+        runner's folder: a reserved name, so no student shares it."""
+        return self.records_dir / flow / student
 
     # -- review report ------------------------------------------------------------------------------
     @property

@@ -36,6 +36,7 @@ from kd_trigger.config import Config
 from kd_trigger.contracts import DigestParts, Fingerprint, StageRecord
 from kd_trigger.errors import ConfigError, StaleOutputError
 from kd_trigger.fingerprint import code_fingerprint, result_packages, sha_of
+from kd_trigger.layout import RunLayout
 from kd_trigger.runs import (
     RunLock,
     clean_dead_temporaries,
@@ -52,7 +53,6 @@ from kd_trigger.stage_types import Stage, StageContext, StageResult
 
 log = logging.getLogger(__name__)
 
-RECORDS_DIR = "stages"
 
 Graph = dict[str, Stage]
 """A stage graph: stages by name, in a valid execution order (upstream first)."""
@@ -99,12 +99,12 @@ def public_names(graph: Graph) -> list[str]:
 # -- records --------------------------------------------------------------------------------------
 def records_dir(cfg: Config) -> Path:
     """``artifacts/<run>/stages``: the records of committed stages (and commit journals)."""
-    return cfg.artifacts / RECORDS_DIR
+    return RunLayout.of(cfg).records_dir
 
 
 def record_path(cfg: Config, stage: str) -> Path:
     """The committed record of ``stage`` (``teacher:x`` is stored as ``teacher-x.json``)."""
-    return records_dir(cfg) / f"{stage.replace(':', '-')}.json"
+    return RunLayout.of(cfg).record(stage)
 
 
 def read_record(cfg: Config, stage: str) -> StageRecord | None:

@@ -34,7 +34,8 @@ from kd_trigger.config import Config, ScanAxes, StudentConfig, fold_ii_cycles
 from kd_trigger.contracts import BudgetBlock, Scan, ScanPoint, finite_or_none
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, ConfigError, KdTriggerError
 from kd_trigger.fingerprint import code_digest
-from kd_trigger.hls.flows import check_hls
+from kd_trigger.hls.flows import budget_file, check_hls
+from kd_trigger.layout import RunLayout
 from kd_trigger.runs import remove_path, tmp_name, write_json_atomic, write_text_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 
@@ -605,11 +606,7 @@ def _scan_config(cfg: Config) -> dict[str, Any]:
 
 
 def _scan_outputs(cfg: Config) -> list[Path]:
-    return [cfg.artifacts / "scan", cfg.firmware / "best"]
-
-
-def _budget_file(cfg: Config) -> list[Path]:
-    return [Path(cfg.budget.profiles)]
+    return RunLayout.of(cfg).scan_outputs()
 
 
 def check_scan(cfg: Config) -> None:
@@ -624,7 +621,7 @@ STAGE = StageDecl(
     _scan_config,
     _scan_outputs,
     needs=_scan_needs,
-    inputs=_budget_file,
+    inputs=budget_file,
     check=check_scan,
     description="design scan on Dask: KD-trained, exact, measured points, Pareto fronts, best in budget",
 )

@@ -17,6 +17,7 @@ Not result code (see :data:`kd_trigger.fingerprint.NOT_RESULT_CODE`): editing it
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from kd_trigger import runner, scan, study
 from kd_trigger.config import Config
@@ -26,9 +27,10 @@ from kd_trigger.distill import pipeline as distill
 from kd_trigger.distill.teacher_stage import teacher_stage_decl
 from kd_trigger.hls import hls4ml_stage
 from kd_trigger.hls import pipeline as hls
+from kd_trigger.layout import RECORDS_DIR
 from kd_trigger.report import assemble
 from kd_trigger.rtl import stage as rtl
-from kd_trigger.runner import RECORDS_DIR, Graph
+from kd_trigger.runner import Graph
 from kd_trigger.stage_types import Stage, StageDecl, teacher_stage_name
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "build_graph",
     "declarations",
     "read_record",
+    "record_path",
     "run_targets",
     "stage_status",
     "teacher_stage_name",
@@ -73,6 +76,11 @@ def stage_status(
 ) -> list[tuple[str, str, str]]:
     """:func:`kd_trigger.runner.stage_status` on ``graph`` (default: :func:`build_graph` of ``cfg``)."""
     return runner.stage_status(cfg, targets, graph if graph is not None else build_graph(cfg))
+
+
+def record_path(cfg: Config, stage: str) -> Path:
+    """Where the record of ``stage`` is committed (see :func:`kd_trigger.runner.record_path`)."""
+    return runner.record_path(cfg, stage)
 
 
 def read_record(cfg: Config, stage: str) -> StageRecord | None:

@@ -42,6 +42,7 @@ from kd_trigger.contracts import (
 )
 from kd_trigger.evaluate import accuracy, rejection_at, roc_auc, scores_from_logits
 from kd_trigger.fingerprint import code_digest
+from kd_trigger.layout import RunLayout
 from kd_trigger.models.students import check_student
 from kd_trigger.runs import remove_path, tmp_name, write_text_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
@@ -592,7 +593,7 @@ def _study_config(cfg: Config) -> dict[str, Any]:
 
 
 def _study_outputs(cfg: Config) -> list[Path]:
-    return [cfg.artifacts / "study.json", cfg.artifacts / "study.md", cfg.artifacts / PLOTS_DIR]
+    return RunLayout.of(cfg).study_outputs()
 
 
 def _check_students(cfg: Config) -> None:

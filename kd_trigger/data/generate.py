@@ -38,6 +38,7 @@ from kd_trigger.data.pythia_worker import (
 )
 from kd_trigger.data.readers import check_trainable, load_jets
 from kd_trigger.errors import ConfigError, DataError, OutputError, StaleOutputError
+from kd_trigger.layout import RunLayout
 from kd_trigger.runs import (
     ensure_writable_dir,
     file_problem,
@@ -289,7 +290,7 @@ def _data_config(cfg: Config) -> dict[str, Any]:
 
 
 def _data_outputs(cfg: Config) -> list[Path]:
-    return [cfg.artifacts / "data"]
+    return [RunLayout.of(cfg).data_dir]
 
 
 def _data_inputs(cfg: Config) -> list[Path]:

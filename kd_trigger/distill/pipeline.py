@@ -24,6 +24,7 @@ from kd_trigger.config import Config, DistillConfig, StudentConfig
 from kd_trigger.contracts import Metrics, finite_or_none
 from kd_trigger.distill.pruning import PruningPlan, check_sparsity, pruning_plan
 from kd_trigger.errors import ConfigError, ModelError
+from kd_trigger.layout import RunLayout
 from kd_trigger.models.students import (
     build_student,
     check_student,
@@ -422,7 +423,7 @@ def _distill_config(cfg: Config) -> dict[str, Any]:
 
 
 def _distill_outputs(cfg: Config) -> list[Path]:
-    return [cfg.artifacts / n for n in ("students", "metrics.json", "summary.md", "roc.png", "boost.png")]
+    return RunLayout.of(cfg).distill_outputs()
 
 
 def check_students(cfg: Config) -> None:

@@ -19,6 +19,7 @@ from kd_trigger.config import Config, TeacherSpec
 from kd_trigger.contracts import finite_or_none
 from kd_trigger.data.readers import load_jets
 from kd_trigger.errors import ModelError
+from kd_trigger.layout import RunLayout
 from kd_trigger.runs import file_problem, write_h5_atomic, write_json_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump, teacher_stage_name
 
@@ -189,7 +190,7 @@ def _teacher_config(cfg: Config, name: str) -> Any:
 
 
 def _teacher_outputs(cfg: Config, name: str) -> list[Path]:
-    return [teacher_dir(cfg, name)]
+    return [RunLayout.of(cfg).teacher_dir(name)]
 
 
 def _teacher_files(cfg: Config, name: str) -> list[Path]:

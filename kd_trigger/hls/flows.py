@@ -18,17 +18,16 @@ import numpy as np
 from kd_trigger.config import Config
 from kd_trigger.data.readers import load_jets
 from kd_trigger.fpga.budget import check_hls_part, load_budget
+from kd_trigger.layout import RunLayout
 from kd_trigger.models.students import student_layer_names
 
 HLS4ML = "hls4ml"
 RTL = "rtl"
-FLOWS_DIR = "stages"
-"""Each flow's work lies in the stage runner's folder of the run (a reserved name: no student shares it)."""
 
 
 def flow_dir(cfg: Config, flow: str, student: str) -> Path:
     """``artifacts/<run>/stages/<flow>/<student>``: what the ``flow`` stage built for ``student``."""
-    return cfg.artifacts / FLOWS_DIR / flow / student
+    return RunLayout.of(cfg).flow_dir(flow, student)
 
 
 def flow_outputs(cfg: Config, flow: str) -> list[Path]:

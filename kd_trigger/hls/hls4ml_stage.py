@@ -25,6 +25,7 @@ from kd_trigger.hls.flows import (
     simulated_jets,
 )
 from kd_trigger.hls.pipeline import convert_and_simulate
+from kd_trigger.layout import RunLayout
 from kd_trigger.models.students import load_student_file, student_inputs
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump
 
@@ -37,7 +38,7 @@ def hls4ml_stage(ctx: StageContext) -> StageResult:
     jets = simulated_jets(cfg)
     max_ii = load_budget(cfg.budget).max_ii_cycles  # the default folding of Deep Sets students follows it
     for spec in cfg.students:
-        model = load_student_file(cfg.artifacts / "students" / spec.name / "kd.h5", spec)
+        model = load_student_file(RunLayout.of(cfg).student_model(spec.name), spec)
         x_raw = student_inputs(spec, jets.constituents)
         k_hls = cfg.ii_cycles_of(spec, HLS4ML, max_ii)
         hls = cfg.hls.model_copy(update={"ii_cycles": k_hls})
@@ -48,7 +49,9 @@ def hls4ml_stage(ctx: StageContext) -> StageResult:
             len(jets.labels),
         )
         work = ctx.out(flow_dir(cfg, HLS4ML, spec.name))
-        convert_and_simulate(model, work, hls, x_raw, jets.labels, spec.name, cfg.firmware / spec.name)
+        convert_and_simulate(
+            model, work, hls, x_raw, jets.labels, spec.name, RunLayout.of(cfg).firmware_dir(spec.name)
+        )
     return StageResult(extra={"students": [s.name for s in cfg.students]})
 
 

@@ -31,9 +31,9 @@ from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, CsimMismatchError, DataError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
 from kd_trigger.hls.convert import Converted, convert_model, firmware_sparsity, hls_layer_precision
 from kd_trigger.hls.csim import run_csim, softmax_top
-from kd_trigger.hls.flows import HLS4ML, RTL, budget_file, check_hls, flow_dir
+from kd_trigger.hls.flows import HLS4ML, RTL, budget_file, check_hls
 from kd_trigger.hls.precision import edge_case_inputs
-from kd_trigger.rtl.flow import REPORT_FILE as RTL_REPORT_FILE
+from kd_trigger.layout import ProjectLayout, RunLayout
 from kd_trigger.rtl.student import EDGE_SAMPLES, add_rtl
 from kd_trigger.runs import (
     check_creatable_dir,
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 REPORT_NAME = "hls_report.json"
 RANDOM_SAMPLES = EDGE_SAMPLES
-RTL_DIR = "rtl"
 FAILED_MARKER = "CSIM_FAILED.txt"
 
 
@@ -251,25 +250,26 @@ def hls_stage(ctx: StageContext) -> StageResult:
     converted, simulated or synthesized here.
     """
     cfg = ctx.cfg
+    layout = RunLayout.of(cfg)
     reports: list[HlsReport] = []
     for spec in cfg.students:
-        final = cfg.firmware / spec.name
-        out = ctx.out(final)
-        out.mkdir(parents=True, exist_ok=True)
+        final = layout.firmware_dir(spec.name)
+        project = ProjectLayout(ctx.out(final))
+        project.root.mkdir(parents=True, exist_ok=True)
         report: HlsReport | None = None
         if HLS4ML in cfg.hls.flows:
-            copy_tree_linked(flow_dir(cfg, HLS4ML, spec.name), out)
-            report = read_contract(out / REPORT_NAME, HlsReport, "make hls")
+            copy_tree_linked(layout.flow_dir(HLS4ML, spec.name), project.root)
+            report = read_contract(project.report, HlsReport, "make hls")
         if RTL in cfg.hls.flows:
-            copy_tree_linked(flow_dir(cfg, RTL, spec.name), out / RTL_DIR)
-            result = read_contract(out / RTL_DIR / RTL_REPORT_FILE, RtlResult, "make hls")
+            copy_tree_linked(layout.flow_dir(RTL, spec.name), project.rtl)
+            result = read_contract(project.rtl_report, RtlResult, "make hls")
             if report is None:
                 report = rtl_only_report(spec.name, cfg.hls, result, final)
-            add_rtl(report, result, RTL_DIR)
+            add_rtl(report, result, project.rtl.name)
         if report is None:  # hls.flows has at least one entry (the config refuses an empty one)
             raise AssertionError(f"hls.flows {cfg.hls.flows} builds nothing")
         _apply_budget(report, cfg)
-        report.write(out / REPORT_NAME)
+        report.write(project.report)
         reports.append(report)
     broken = [r.student for r in reports if r.budget is not None and not r.budget.passed]
     log.info("hls verdict (profile %s):\n%s", cfg.budget.profile, _verdict_table(reports))
@@ -628,7 +628,8 @@ def _hls_config(cfg: Config) -> dict[str, Any]:
 
 
 def _hls_outputs(cfg: Config) -> list[Path]:
-    return [cfg.firmware / s.name for s in cfg.students]
+    layout = RunLayout.of(cfg)
+    return [layout.firmware_dir(s.name) for s in cfg.students]
 
 
 STAGE = StageDecl(

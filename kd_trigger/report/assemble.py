@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kd_trigger.config import Config
 from kd_trigger.fpga.figures import design_figures
+from kd_trigger.layout import RunLayout
 from kd_trigger.report.format import NA, fmt_int, fmt_value, source_label
 from kd_trigger.report.html import (
     Block,
@@ -200,12 +201,12 @@ def _report_config(cfg: Config) -> dict[str, str]:
 
 
 def _report_outputs(cfg: Config) -> list[Path]:
-    return [cfg.firmware / n for n in ("report.md", "report.html", PLOTS_DIR)]
+    return RunLayout.of(cfg).report_outputs()
 
 
 def _report_inputs(cfg: Config) -> list[Path]:
     # A scan run later (make scan) changes this file: the report then shows it on its next run.
-    return [cfg.artifacts / "scan" / "scan.json"]
+    return [RunLayout.of(cfg).scan]
 
 
 STAGE = StageDecl(

@@ -30,6 +30,7 @@ import numpy as np
 from kd_trigger.contracts import Da4mlEstimateBlock, RtlResult, RtlSimBlock, YosysBlock
 from kd_trigger.errors import ConfigError
 from kd_trigger.hls.precision import LayerPrecision
+from kd_trigger.layout import RTL_REPORT_FILE
 from kd_trigger.rtl.emit import DEFAULT_TOP, Design, emit_design
 from kd_trigger.rtl.errors import RtlMismatchError
 from kd_trigger.rtl.program import Program, build_program, evaluate, folding, input_codes
@@ -40,7 +41,7 @@ from kd_trigger.runs import raise_if_terminated
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "rtl_report.json"
+REPORT_FILE = RTL_REPORT_FILE
 
 
 RtlSimResult = RtlSimBlock

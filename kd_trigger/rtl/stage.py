@@ -15,6 +15,7 @@ from typing import Any
 from kd_trigger.config import Config
 from kd_trigger.fpga.budget import load_budget
 from kd_trigger.hls.flows import RTL, budget_file, builds, check_hls, flow_dir, flow_outputs, simulated_jets
+from kd_trigger.layout import RunLayout
 from kd_trigger.models.students import load_student_file, student_inputs
 from kd_trigger.rtl.student import rtl_firmware, rtl_inputs
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump
@@ -28,7 +29,7 @@ def rtl_stage(ctx: StageContext) -> StageResult:
     jets = simulated_jets(cfg)
     max_ii = load_budget(cfg.budget).max_ii_cycles  # the default folding of Deep Sets students follows it
     for spec in cfg.students:
-        model = load_student_file(cfg.artifacts / "students" / spec.name / "kd.h5", spec)
+        model = load_student_file(RunLayout.of(cfg).student_model(spec.name), spec)
         x_raw = student_inputs(spec, jets.constituents)
         k_rtl = cfg.ii_cycles_of(spec, RTL, max_ii)
         log.info("student %s: the open-source RTL flow (da4ml, Verilator, Yosys) at II %d", spec.name, k_rtl)
