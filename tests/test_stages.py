@@ -616,3 +616,32 @@ def test_hls_flows_rtl_only_builds_no_hls4ml_project(ci_run, make_config) -> Non
     md = (cfg.firmware / "report.md").read_text()
     [row] = [line for line in md.splitlines() if line.startswith("| mlp |")]
     assert [c.strip() for c in row.strip("|").split("|")][1:3] == ["not run", "BIT-EXACT"]
+
+
+def test_building_the_graph_imports_no_tensorflow() -> None:
+    """Every stage module is imported to read its STAGE: their top-level imports must stay TensorFlow-free."""
+    code = (
+        "import sys; from kd_trigger.config import parse_config; from kd_trigger.stages import build_graph; "
+        "build_graph(parse_config({})); print('tensorflow' in sys.modules, 'qkeras' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_machinery_imports_no_stage_module() -> None:
+    """Stage modules import the types; only the graph imports stage modules (no runner <-> stage cycle)."""
+    import ast
+
+    from kd_trigger.stages import declarations
+
+    stage_modules = {decl.run.__module__ for decl in declarations(parse_config({}))}
+    assert len(stage_modules) == 9
+    for name in ("stage_types", "runner", "fingerprint"):
+        tree = ast.parse((REPO / "kd_trigger" / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not imported & (stage_modules | {"kd_trigger.stages"}), name
+    for module in stage_modules:
+        tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & {"kd_trigger.stages", "kd_trigger.runner"}, module
