@@ -12,12 +12,14 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -67,8 +69,6 @@ def use_own_numba_cache() -> None:
     except OSError:
         usable = False
     if not usable:  # a read-only home: a per-user folder in the temporary directory
-        import tempfile
-
         base = Path(tempfile.gettempdir()) / f"kd_trigger-numba-{os.getuid()}"
     os.environ["NUMBA_CACHE_DIR"] = str(base)
 
@@ -273,9 +273,7 @@ def write_h5_atomic(path: Path, fill: Callable[[Any], None]) -> Path:
     crashes the interpreter when they are finally closed at exit (a segmentation fault). Built in
     memory, the file only meets the disk as one plain write, whose failure is an ordinary OSError.
     """
-    import io
-
-    import h5py
+    import h5py  # HDF5's C library is loaded only by the stages that write HDF5, not by every config read
 
     buffer = io.BytesIO()
     with h5py.File(buffer, "w", libver="earliest") as handle:
