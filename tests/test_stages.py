@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from kd_trigger.config import parse_config
+from kd_trigger.config import BudgetConfig, parse_config
 from kd_trigger.errors import RunLockedError, StaleOutputError
 from kd_trigger.fingerprint import code_digest, code_fingerprint, sha_of
 from kd_trigger.runner import journal_path, record_path, recover
@@ -547,8 +547,29 @@ def fixture_rtl_stage(ctx: StageContext) -> StageResult:
     return StageResult()
 
 
+def _assert_the_review_report_shows_csim_not_run(report, folder: Path, tmp_path: Path) -> None:
+    """An RTL-only report renders: exactness, resources, budget and the summary row say the C simulation
+    was not run and let the RTL decide."""
+    from kd_trigger.fpga.budget import load_budget
+    from kd_trigger.report.assemble import summary_row
+    from kd_trigger.report.html import render_markdown
+    from kd_trigger.report.inputs import StudentInputs
+    from kd_trigger.report.sections import budget_blocks, exactness_blocks, resource_blocks
+
+    student = StudentInputs("mlp", folder / "hls_report.json", report, None)
+    blocks, verdict = budget_blocks(student)
+    profile = load_budget(BudgetConfig(profiles=str(REPO / "configs" / "budget.yaml")))
+    md = render_markdown(
+        [*exactness_blocks(student), *resource_blocks(student, profile, tmp_path, "p"), *blocks]
+    )
+    assert "hls4ml C simulation" not in md and "RTL simulation (verilator" in md
+    row, tone = summary_row(student, verdict)
+    assert row[1:5] == ("not run", "BIT-EXACT", verdict, "rtl")
+    assert tone == ("pass" if verdict == "PASS" else "fail")
+
+
 @pytest.mark.parametrize("flows", list(FLOW_GATES))
-def test_the_hls_stage_assembles_the_firmware_folder_from_the_flows_it_builds(setup, flows) -> None:
+def test_the_hls_stage_assembles_the_firmware_folder_from_the_flows_it_builds(setup, flows, tmp_path) -> None:
     """The real hls stage on each flow's outputs: firmware/<run>/mlp holds what the flows built (hard
     links, no copies), hls_report.json the figures of exactly those flows and their budget verdicts."""
     from kd_trigger.contracts import HlsReport
@@ -579,6 +600,7 @@ def test_the_hls_stage_assembles_the_firmware_folder_from_the_flows_it_builds(se
         assert report.csim is not None and report.resources is not None
     else:
         assert report.csim is None and report.project_dir == str(folder)
+        _assert_the_review_report_shows_csim_not_run(report, folder, tmp_path)
     if "rtl" in flows:
         assert report.rtl is not None and report.rtl.directory == "rtl" and report.rtl_sim is not None
         assert report.rtl.yosys is not None and report.rtl.yosys.lut == _fixture()["rtl"]["yosys"]["lut"]
