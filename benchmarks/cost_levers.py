@@ -165,8 +165,8 @@ def firmware(
     from kd_trigger.fpga.estimate import estimate_model
     from kd_trigger.fpga.parts import yosys_family
     from kd_trigger.hls.convert import convert_model
-    from kd_trigger.hls.pipeline import rtl_inputs
     from kd_trigger.rtl import run_rtl_flow
+    from kd_trigger.rtl.student import rtl_inputs
 
     cached = out / "firmware.json"
     if cached.is_file():

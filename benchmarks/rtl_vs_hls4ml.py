@@ -68,9 +68,9 @@ def measure(cfg: Any, test: Any, student: str, width: int, path: Path, out: Path
     from kd_trigger.fpga.estimate import estimate_model
     from kd_trigger.fpga.parts import yosys_family
     from kd_trigger.hls.convert import convert_model
-    from kd_trigger.hls.pipeline import rtl_inputs
     from kd_trigger.models.students import student_inputs
     from kd_trigger.rtl import run_rtl_flow
+    from kd_trigger.rtl.student import rtl_inputs
 
     model = load_trained(cfg, student, width, path)
     spec = cfg.student(student)

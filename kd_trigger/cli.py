@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="bring one stage (and everything it needs) up to date")
-    p.add_argument("stage", help="data, teacher, teacher:<name>, distill, hls4ml, rtl, hls, report, study, scan")
+    p.add_argument(
+        "stage", help="data, teacher, teacher:<name>, distill, hls4ml, rtl, hls, report, study, scan"
+    )
     _add_config(p)
 
     p = sub.add_parser("status", help="check a config and list each stage: up to date, or why it would run")

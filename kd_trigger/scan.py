@@ -251,7 +251,7 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
     from kd_trigger.evaluate import score_metrics
     from kd_trigger.fpga.budget import load_budget
     from kd_trigger.fpga.figures import design_figures
-    from kd_trigger.hls.pipeline import convert_and_simulate
+    from kd_trigger.hls.build import convert_and_simulate
     from kd_trigger.models.students import build_student, check_student, student_inputs
     from kd_trigger.rtl.student import rtl_inputs, run_rtl
 

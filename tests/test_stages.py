@@ -498,14 +498,23 @@ def _reruns(graph: dict[str, Stage], source: str) -> set[str]:
     )
 
 
+def test_an_rtl_edit_reruns_rtl_and_the_verdict_but_never_the_hls4ml_conversion() -> None:
+    graph = build_graph(parse_config({}))
+    reruns = _reruns(graph, "kd_trigger/rtl/emit.py")
+    assert {"rtl", "hls", "report"} <= reruns
+    assert not reruns & {"hls4ml", "distill", "data", "study"}
+
+
 def test_an_hls4ml_edit_reruns_the_conversion_but_never_the_rtl_flow() -> None:
     graph = build_graph(parse_config({}))
+    # hls/convert.py also holds the precision derivation (model_precision, quantized_weights) that the RTL
+    # program takes its types and weights from: an edit there reruns both flows, as it must.
     assert {"hls4ml", "hls", "report"} <= _reruns(graph, "kd_trigger/hls/convert.py")
     # Code only the hls4ml flow runs: resource estimates of the HLS design, vendor synthesis.
     for source in (
         "kd_trigger/fpga/estimate.py",
         "kd_trigger/fpga/synth.py",
-        "kd_trigger/hls/hls4ml_stage.py",
+        "kd_trigger/hls/build.py",
     ):
         reruns = _reruns(graph, source)
         assert {"hls4ml", "hls"} <= reruns and "rtl" not in reruns, source

@@ -15,6 +15,7 @@ from typing import Any
 
 from kd_trigger.config import Config
 from kd_trigger.fpga.budget import load_budget
+from kd_trigger.hls.build import convert_and_simulate
 from kd_trigger.hls.flows import (
     HLS4ML,
     budget_file,
@@ -24,7 +25,6 @@ from kd_trigger.hls.flows import (
     flow_outputs,
     simulated_jets,
 )
-from kd_trigger.hls.pipeline import convert_and_simulate
 from kd_trigger.layout import RunLayout
 from kd_trigger.models.students import load_student_file, student_inputs
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump
