@@ -55,9 +55,9 @@ def load_trained(cfg: Any, student: str, width: int, path: Path) -> Any:
     """The student ``student`` at ``width``-bit weights with the trained weights stored in ``path``."""
     from kd_trigger.config import StudentConfig
     from kd_trigger.models.students import build_student
-    from kd_trigger.scan import _apply
+    from kd_trigger.scan_points import apply_axes
 
-    spec = StudentConfig.model_validate(_apply(cfg.student(student), {"weight_bits": width}))
+    spec = StudentConfig.model_validate(apply_axes(cfg.student(student), {"weight_bits": width}))
     model = build_student(spec)
     model.load_weights(str(path))
     return model
@@ -67,8 +67,8 @@ def measure(cfg: Any, test: Any, student: str, width: int, path: Path, out: Path
     """RTL flow (measured) and hls4ml estimate at reuse 1 of one trained student; ``test``: the test jets."""
     from kd_trigger.fpga.estimate import estimate_model
     from kd_trigger.fpga.parts import yosys_family
+    from kd_trigger.hls.build import rtl_inputs
     from kd_trigger.hls.convert import convert_model
-    from kd_trigger.hls.pipeline import rtl_inputs
     from kd_trigger.models.students import student_inputs
     from kd_trigger.rtl import run_rtl_flow
 

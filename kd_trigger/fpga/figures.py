@@ -10,6 +10,7 @@ two flows are never mixed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from kd_trigger.contracts import HlsReport
 from kd_trigger.fpga import (
@@ -92,7 +93,11 @@ def rtl_figures(report: HlsReport) -> DesignFigures | None:
     Yosys measures resources, not timing: the latency and II are da4ml's pipeline, labelled as its
     estimate, and timing closure needs the vendor tool.
     """
-    rtl = report.rtl
+    return rtl_block_figures(report.rtl)
+
+
+def rtl_block_figures(rtl: dict[str, Any] | None) -> DesignFigures | None:
+    """:func:`rtl_figures` of the RTL flow's ``rtl`` block alone (a design built without hls4ml)."""
     if not rtl:
         return None
     figures = DesignFigures("rtl")

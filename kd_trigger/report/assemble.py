@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kd_trigger.config import Config
 from kd_trigger.fpga.figures import design_figures
+from kd_trigger.layout import REPORT_PLOTS_DIR, RunLayout
 from kd_trigger.report.format import NA, fmt_int, fmt_value, source_label
 from kd_trigger.report.html import (
     Block,
@@ -46,8 +47,6 @@ from kd_trigger.runs import write_text_atomic
 from kd_trigger.stages import StageContext, StageResult
 
 log = logging.getLogger(__name__)
-
-PLOTS_DIR = "report_plots"
 
 
 def summary_row(student: StudentInputs, verdict: str) -> tuple[tuple[str, ...], Tone]:
@@ -148,18 +147,18 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
         Bullets(HOW_TO_READ),
     ]
     physics: list[Block] = []
-    for name, caption in (
-        ("roc.png", "ROC of teachers and students (distill stage)"),
-        ("boost.png", "Accuracy under boosts (distill stage)"),
+    layout = RunLayout.of(cfg)
+    for src, caption in (
+        (layout.roc_plot, "ROC of teachers and students (distill stage)"),
+        (layout.boost_plot, "Accuracy under boosts (distill stage)"),
     ):
-        src = cfg.artifacts / name
         if src.is_file():
-            dst = plot_dir / f"physics_{name}"
+            dst = plot_dir / f"physics_{src.name}"
             shutil.copyfile(src, dst)
             physics.append(Image(dst, f"{plot_rel}/{dst.name}", caption))
     if physics:
         physics.insert(0, Heading(2, "Physics plots"))
-    scan = scan_blocks(cfg.artifacts / "scan" / "scan.json", plot_dir, plot_rel)
+    scan = scan_blocks(layout.scan, plot_dir, plot_rel)
     calibration = calibration_blocks(inputs.students[0].report) if inputs.students else []
     return [*header, *body, *calibration, *scan, *physics, *provenance_blocks(inputs.records)]
 
@@ -168,7 +167,7 @@ def write_report(cfg: Config, md_path: Path, html_path: Path, plot_dir: Path) ->
     """Render the report of ``cfg``'s run into the given paths (plots into ``plot_dir``)."""
     inputs = load_run_inputs(cfg)
     plot_dir.mkdir(parents=True, exist_ok=True)
-    blocks = build_blocks(cfg, inputs, plot_dir, PLOTS_DIR)
+    blocks = build_blocks(cfg, inputs, plot_dir, REPORT_PLOTS_DIR)
     title = f"kd_trigger firmware review: run {cfg.run.name}"
     write_text_atomic(html_path, render_html(blocks, title))
     write_text_atomic(md_path, render_markdown(blocks))
@@ -178,11 +177,7 @@ def write_report(cfg: Config, md_path: Path, html_path: Path, plot_dir: Path) ->
 def report_stage(ctx: StageContext) -> StageResult:
     """The report stage: firmware/<run>/report.md, report.html and report_plots/."""
     cfg = ctx.cfg
-    md = write_report(
-        cfg,
-        ctx.out(cfg.firmware / "report.md"),
-        ctx.out(cfg.firmware / "report.html"),
-        ctx.out(cfg.firmware / PLOTS_DIR),
-    )
-    log.info("review report written (%s and report.html)", cfg.firmware / md.name)
+    layout = RunLayout.of(cfg)
+    write_report(cfg, ctx.out(layout.report_md), ctx.out(layout.report_html), ctx.out(layout.report_plots))
+    log.info("review report written (%s and %s)", layout.report_md, layout.report_html.name)
     return StageResult()
