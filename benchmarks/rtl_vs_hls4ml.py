@@ -55,9 +55,9 @@ def load_trained(cfg: Any, student: str, width: int, path: Path) -> Any:
     """The student ``student`` at ``width``-bit weights with the trained weights stored in ``path``."""
     from kd_trigger.config import StudentConfig
     from kd_trigger.models.students import build_student
-    from kd_trigger.scan import _apply
+    from kd_trigger.scan_points import apply_axes
 
-    spec = StudentConfig.model_validate(_apply(cfg.student(student), {"weight_bits": width}))
+    spec = StudentConfig.model_validate(apply_axes(cfg.student(student), {"weight_bits": width}))
     model = build_student(spec)
     model.load_weights(str(path))
     return model

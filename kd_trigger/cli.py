@@ -206,7 +206,7 @@ def _hls(args: argparse.Namespace) -> int:
     if args.out is None:
         raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")
     cfg = _model_config(args, synth)
-    from kd_trigger.hls.pipeline import convert_saved_model
+    from kd_trigger.hls.saved_model import convert_saved_model
 
     return convert_saved_model(args.model, args.out, data_path=args.data, hls=cfg.hls, force=args.force)
 
@@ -254,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "hls":
         return _hls(args)
     if args.command == "rtl":
-        from kd_trigger.hls.pipeline import rtl_saved_model
+        from kd_trigger.hls.saved_model import rtl_saved_model
 
         base_layers: dict[str, object] = {}
         if args.config is not None or DEFAULT_CONFIG.is_file():

@@ -115,6 +115,86 @@ class ProjectLayout:
 
 
 @dataclass(frozen=True)
+class DataFiles:
+    """The files of the data stage's folder (``data/``, or its staging copy)."""
+
+    root: Path
+
+    @property
+    def jets(self) -> Path:
+        """The generated jet file (a run with ``data.path`` reads that file instead)."""
+        return self.root / JETS_FILE
+
+    @property
+    def summary(self) -> Path:
+        """``summary.json``: the jets per split and class the later stages will read."""
+        return self.root / DATA_SUMMARY_FILE
+
+
+@dataclass(frozen=True)
+class TeacherFiles:
+    """The files of one teacher folder (``teachers/<name>``, or its staging copy while the stage runs)."""
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        """A trained teacher's model file (a teacher you bring is read from its own ``path``)."""
+        return self.root / TEACHER_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def history(self) -> Path:
+        return self.root / HISTORY_FILE
+
+    def logits(self, split: str) -> Path:
+        """The cached logits on ``split`` (train, val or test)."""
+        return self.root / f"{split}{LOGITS_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class StudentFiles:
+    """The files of one student folder (``students/<name>``, or its staging copy)."""
+
+    root: Path
+
+    def model(self, variant: str = "kd") -> Path:
+        """``<variant>.h5``: a trained student (variant ``baseline`` or ``kd``)."""
+        return self.root / f"{variant}{STUDENT_SUFFIX}"
+
+    @property
+    def history(self) -> Path:
+        return self.root / HISTORY_FILE
+
+
+@dataclass(frozen=True)
+class ScanFiles:
+    """The files of the scan's output folder (``scan/``, or its staging copy)."""
+
+    root: Path
+
+    @property
+    def scan(self) -> Path:
+        """``scan.json`` (:class:`kd_trigger.contracts.Scan`)."""
+        return self.root / SCAN_FILE
+
+    @property
+    def scan_md(self) -> Path:
+        return self.root / SCAN_MD
+
+    @property
+    def pareto_lut(self) -> Path:
+        return self.root / PARETO_LUT_PLOT
+
+    @property
+    def pareto_latency(self) -> Path:
+        return self.root / PARETO_LATENCY_PLOT
+
+
+@dataclass(frozen=True)
 class RunLayout:
     """Every path one run writes or reads, from its config's run name and folders."""
 
@@ -136,13 +216,17 @@ class RunLayout:
         return self.artifacts / DATA_DIR
 
     @property
+    def data(self) -> DataFiles:
+        return DataFiles(self.data_dir)
+
+    @property
     def generated_jets(self) -> Path:
         """Where the data stage writes generated jets (``data_file`` unless ``data.path`` is set)."""
-        return self.data_dir / JETS_FILE
+        return self.data.jets
 
     @property
     def data_summary(self) -> Path:
-        return self.data_dir / DATA_SUMMARY_FILE
+        return self.data.summary
 
     # -- teachers -----------------------------------------------------------------------------------
     @property
@@ -153,19 +237,19 @@ class RunLayout:
         """``artifacts/<run>/teachers/<name>``: one teacher stage's output."""
         return self.teachers_dir / name
 
+    def teacher(self, name: str) -> TeacherFiles:
+        return TeacherFiles(self.teacher_dir(name))
+
     def teacher_model(self, name: str) -> Path:
         """A trained teacher's model file (a teacher you bring is read from its own ``path``)."""
-        return self.teacher_dir(name) / TEACHER_FILE
+        return self.teacher(name).model
 
     def teacher_metrics(self, name: str) -> Path:
-        return self.teacher_dir(name) / METRICS_FILE
-
-    def teacher_history(self, name: str) -> Path:
-        return self.teacher_dir(name) / HISTORY_FILE
+        return self.teacher(name).metrics
 
     def teacher_logits(self, name: str, split: str) -> Path:
         """The cached logits of teacher ``name`` on ``split`` (train, val or test)."""
-        return self.teacher_dir(name) / f"{split}{LOGITS_SUFFIX}"
+        return self.teacher(name).logits(split)
 
     # -- distill ------------------------------------------------------------------------------------
     @property
@@ -175,12 +259,12 @@ class RunLayout:
     def student_dir(self, name: str) -> Path:
         return self.students_dir / name
 
+    def student(self, name: str) -> StudentFiles:
+        return StudentFiles(self.student_dir(name))
+
     def student_model(self, name: str, variant: str = "kd") -> Path:
         """``students/<name>/<variant>.h5``: a trained student (variant ``baseline`` or ``kd``)."""
-        return self.student_dir(name) / f"{variant}{STUDENT_SUFFIX}"
-
-    def student_history(self, name: str) -> Path:
-        return self.student_dir(name) / HISTORY_FILE
+        return self.student(name).model(variant)
 
     @property
     def metrics(self) -> Path:
@@ -232,13 +316,13 @@ class RunLayout:
         return self.artifacts / SCAN_DIR
 
     @property
-    def scan(self) -> Path:
-        """``scan/scan.json`` (:class:`kd_trigger.contracts.Scan`)."""
-        return self.scan_dir / SCAN_FILE
+    def scan_files(self) -> ScanFiles:
+        return ScanFiles(self.scan_dir)
 
     @property
-    def scan_md(self) -> Path:
-        return self.scan_dir / SCAN_MD
+    def scan(self) -> Path:
+        """``scan/scan.json`` (:class:`kd_trigger.contracts.Scan`)."""
+        return self.scan_files.scan
 
     @property
     def scan_cache(self) -> Path:

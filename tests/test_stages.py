@@ -423,7 +423,7 @@ def test_a_package_upgrade_and_a_record_without_code_are_named_as_the_reason(set
 
 def test_scan_points_and_study_trainings_are_keyed_by_their_code(tmp_path, monkeypatch) -> None:
     """The two caches inside stages must not hand back results of older code either."""
-    from kd_trigger import scan
+    from kd_trigger import scan_points as scan
 
     cfg = parse_config({"run": {"artifacts_dir": str(tmp_path)}})
     keys = [p.key for p in scan.plan_points(cfg)]

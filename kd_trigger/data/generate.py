@@ -38,7 +38,7 @@ from kd_trigger.data.pythia_worker import (
 )
 from kd_trigger.data.readers import check_trainable, load_jets
 from kd_trigger.errors import ConfigError, DataError, OutputError, StaleOutputError
-from kd_trigger.layout import RunLayout
+from kd_trigger.layout import DataFiles, RunLayout
 from kd_trigger.runs import (
     ensure_writable_dir,
     file_problem,
@@ -249,18 +249,18 @@ def data_stage(ctx: StageContext) -> StageResult:
     could not train or test on (one class, too few jets in a split) is refused here, before any training.
     """
     cfg = ctx.cfg
-    out_dir = ctx.out(cfg.artifacts / "data")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files = DataFiles(ctx.out(RunLayout.of(cfg).data_dir))
+    files.root.mkdir(parents=True, exist_ok=True)
     if cfg.data.path:
         dataset = load_jets(cfg.data_path, cfg)
         check_trainable(dataset, cfg.data_path)
-        write_summary(out_dir / "summary.json", dataset, cfg.data_path)
+        write_summary(files.summary, dataset, cfg.data_path)
         log.info("data.path %s: %s", cfg.data_path, dataset.summary())
         return StageResult(extra={"n_jets": len(dataset)})
-    path = write_jets_file(out_dir / "jets.h5", generate_jets(cfg), cfg)
+    path = write_jets_file(files.jets, generate_jets(cfg), cfg)
     dataset = load_jets(path, cfg)
     check_trainable(dataset, cfg.data_path)
-    write_summary(out_dir / "summary.json", dataset, cfg.data_path)
+    write_summary(files.summary, dataset, cfg.data_path)
     return StageResult(extra={"n_jets": len(dataset)})
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kd_trigger.contracts import HlsReport
+from kd_trigger.contracts import HlsReport, RtlBlock
 from kd_trigger.fpga import (
     RESOURCE_KEYS,
     SOURCE_DA4ML,
@@ -92,7 +92,11 @@ def rtl_figures(report: HlsReport) -> DesignFigures | None:
     Yosys measures resources, not timing: the latency and II are da4ml's pipeline, labelled as its
     estimate, and timing closure needs the vendor tool.
     """
-    rtl = report.rtl
+    return rtl_block_figures(report.rtl)
+
+
+def rtl_block_figures(rtl: RtlBlock | None) -> DesignFigures | None:
+    """:func:`rtl_figures` of the RTL flow's ``rtl`` block alone (a design built without hls4ml)."""
     if rtl is None:
         return None
     figures = DesignFigures("rtl")
@@ -102,10 +106,10 @@ def rtl_figures(report: HlsReport) -> DesignFigures | None:
         "ii_cycles": rtl.ii_cycles,
         "clock_period_ns": rtl.clock_period_ns,
     }
-    estimate = rtl.da4ml_estimate.model_dump()
-    figures.add(SOURCE_DA4ML, **timing, **{k: estimate.get(k) for k in RESOURCE_KEYS})
-    yosys = rtl.yosys.model_dump() if rtl.yosys is not None else {}
-    figures.add(SOURCE_YOSYS, **{k: yosys.get(k) for k in RESOURCE_KEYS})
+    # da4ml's estimate counts LUTs and flip-flops only; the other resources stay unknown (None).
+    figures.add(SOURCE_DA4ML, **timing, **{k: getattr(rtl.da4ml_estimate, k, None) for k in RESOURCE_KEYS})
+    if rtl.yosys is not None:
+        figures.add(SOURCE_YOSYS, **{k: getattr(rtl.yosys, k, None) for k in RESOURCE_KEYS})
     return figures
 
 

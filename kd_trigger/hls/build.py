@@ -1,8 +1,7 @@
-"""Building hls4ml firmware from a QKeras model: conversion, bit-exact C simulation, resources.
-
-The hls4ml stage (:mod:`kd_trigger.hls.hls4ml_stage`), the scan and ``kd-trigger hls --model`` build
-here. Nothing here touches the RTL flow (:mod:`kd_trigger.rtl.student`): an edit to it never reruns
-the hls4ml conversion.
+"""Building hls4ml firmware from a QKeras model: conversion, bit-exact C simulation, resources, and the
+budget verdict of a finished report. The hls4ml stage, the scan and ``kd-trigger hls --model`` build
+here. The RTL flow is :mod:`kd_trigger.rtl.student`: nothing here imports it, so an edit to the RTL
+flow never reruns the hls4ml conversion (the stages' code fingerprints follow imports).
 """
 
 from __future__ import annotations
@@ -14,17 +13,34 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.config import HlsConfig
-from kd_trigger.contracts import CsimBlock, EstimateBlock, HlsReport, LayerSparsity, VendorFigures
+from kd_trigger.config import Config, HlsConfig
+from kd_trigger.contracts import (
+    CsimBlock,
+    EstimateBlock,
+    HlsReport,
+    LayerSparsity,
+    VendorFigures,
+)
 from kd_trigger.errors import CsimMismatchError
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
-from kd_trigger.hls.convert import Converted, convert_model, firmware_sparsity, hls_layer_precision
+from kd_trigger.fpga.budget import decide, load_budget
+from kd_trigger.fpga.estimate import estimate_model
+from kd_trigger.fpga.figures import design_figures
+from kd_trigger.fpga.synth import run_vendor_synthesis
+from kd_trigger.hls.convert import (
+    Converted,
+    convert_model,
+    firmware_sparsity,
+    hls_layer_precision,
+)
 from kd_trigger.hls.csim import run_csim, softmax_top
+from kd_trigger.layout import ProjectLayout
 from kd_trigger.runs import package_versions
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "hls_report.json"
+RANDOM_SAMPLES = 10_000
+"""On-grid edge and random inputs every simulation adds to the given ones."""
 
 
 def build_report(
@@ -35,7 +51,7 @@ def build_report(
     final_dir: Path,
     model_name: str = "",
 ) -> HlsReport:
-    """The hls_report.json document (resources, budget and RTL blocks are added by the caller)."""
+    """The project's report document (resources, budget and RTL blocks are added by the caller)."""
     return HlsReport(
         student=student,
         model=model_name,
@@ -87,8 +103,6 @@ def _mismatch(student: str, csim: CsimBlock, hls: HlsConfig, report_path: Path) 
 
 
 def _estimate(converted: Converted, hls: HlsConfig) -> EstimateBlock:
-    from kd_trigger.fpga.estimate import estimate_model
-
     figures = estimate_model(converted.hls_model, hls.reuse_factor, hls.clock_period_ns).to_dict()
     return EstimateBlock.model_validate(figures)
 
@@ -96,8 +110,6 @@ def _estimate(converted: Converted, hls: HlsConfig) -> EstimateBlock:
 def _estimate_at_ii1(converted: Converted, hls: HlsConfig) -> dict[str, Any]:
     """The same hls4ml design with every layer at reuse factor 1: what the RTL flow (II = 1) is compared
     with at equal throughput."""
-    from kd_trigger.fpga.estimate import estimate_model
-
     figures = estimate_model(converted.hls_model, 1, hls.clock_period_ns, every_layer=True).to_dict()
     return {
         k: figures[k] for k in ("total", "total_hls", "latency_cycles", "ii_cycles", "source") if k in figures
@@ -106,8 +118,6 @@ def _estimate_at_ii1(converted: Converted, hls: HlsConfig) -> dict[str, Any]:
 
 def _vendor_blocks(converted: Converted, hls: HlsConfig) -> tuple[VendorFigures | None, VendorFigures | None]:
     """Vendor HLS and post-synthesis figures (each stored once, apart), when hls.synth ran the tools."""
-    from kd_trigger.fpga.synth import run_vendor_synthesis
-
     figures = run_vendor_synthesis(converted.hls_model, hls, converted.project_dir)
     if figures is None:
         return None, None
@@ -148,8 +158,9 @@ def convert_and_simulate(
     final_dir: Path | None = None,
     on_converted: Callable[[Any], None] | None = None,
 ) -> tuple[HlsReport, Converted]:
-    """Convert into ``project_dir``, compile, C-simulate, add resources; write hls_report.json there
-    (+ csim_outputs.npz with labels). ``final_dir`` is where the project will live once committed.
+    """Convert into ``project_dir``, compile, C-simulate, add resources; write the project's report there
+    (+ the C-simulation outputs with labels; see :class:`kd_trigger.layout.ProjectLayout`). ``final_dir``
+    is where the project will live once committed.
 
     Raises CsimMismatchError (after writing the report) below ``hls.min_exact_fraction``.
     """
@@ -157,13 +168,13 @@ def convert_and_simulate(
     converted = convert_model(model, project_dir, hls, on_converted=on_converted)
     csim, y_q, y_h = run_csim(model, converted, x_raw, labels, hls.min_exact_fraction)
     report = build_report(student, hls, converted, csim, final_dir, getattr(model, "name", ""))
-    report_path = project_dir / REPORT_NAME
+    report_path = ProjectLayout(project_dir).report
     if csim.exact_fraction < hls.min_exact_fraction:
         report.write(report_path)
-        raise _mismatch(student, csim, hls, final_dir / REPORT_NAME)
+        raise _mismatch(student, csim, hls, ProjectLayout(final_dir).report)
     if labels is not None:
         np.savez_compressed(
-            project_dir / "csim_outputs.npz",
+            ProjectLayout(project_dir).csim_outputs,
             y_true=np.asarray(labels, dtype=np.int8),
             p_hls=softmax_top(y_h),
             p_qkeras=softmax_top(y_q),
@@ -175,3 +186,10 @@ def convert_and_simulate(
     report.vendor_hls, report.vendor_synth = _vendor_blocks(converted, hls)
     report.write(report_path)
     return report, converted
+
+
+def apply_budget(report: HlsReport, cfg: Config) -> None:
+    """The budget verdict of every flow in ``report`` (``budget``: the deciding one; ``budget_by_flow``)."""
+    deciding, by_flow = decide(design_figures(report), load_budget(cfg.budget))
+    report.budget = deciding.to_block()
+    report.budget_by_flow = {flow: v.to_block() for flow, v in by_flow.items()}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kd_trigger.config import Config
 from kd_trigger.fpga.figures import design_figures
-from kd_trigger.layout import RunLayout
+from kd_trigger.layout import REPORT_PLOTS_DIR, RunLayout
 from kd_trigger.report.format import NA, fmt_int, fmt_value, source_label
 from kd_trigger.report.html import (
     Block,
@@ -48,8 +48,6 @@ from kd_trigger.runs import write_text_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
 log = logging.getLogger(__name__)
-
-PLOTS_DIR = "report_plots"
 
 
 def summary_row(student: StudentInputs, verdict: str) -> tuple[tuple[str, ...], Tone]:
@@ -151,18 +149,18 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
         Bullets(HOW_TO_READ),
     ]
     physics: list[Block] = []
-    for name, caption in (
-        ("roc.png", "ROC of teachers and students (distill stage)"),
-        ("boost.png", "Accuracy under boosts (distill stage)"),
+    layout = RunLayout.of(cfg)
+    for src, caption in (
+        (layout.roc_plot, "ROC of teachers and students (distill stage)"),
+        (layout.boost_plot, "Accuracy under boosts (distill stage)"),
     ):
-        src = cfg.artifacts / name
         if src.is_file():
-            dst = plot_dir / f"physics_{name}"
+            dst = plot_dir / f"physics_{src.name}"
             shutil.copyfile(src, dst)
             physics.append(Image(dst, f"{plot_rel}/{dst.name}", caption))
     if physics:
         physics.insert(0, Heading(2, "Physics plots"))
-    scan = scan_blocks(cfg.artifacts / "scan" / "scan.json", plot_dir, plot_rel)
+    scan = scan_blocks(layout.scan, plot_dir, plot_rel)
     calibration = calibration_blocks(inputs.students[0].report) if inputs.students else []
     return [*header, *body, *calibration, *scan, *physics, *provenance_blocks(inputs.records)]
 
@@ -174,7 +172,7 @@ def write_report(
     lists the records of ``stages`` (default: every committed record)."""
     inputs = load_run_inputs(cfg, stages)
     plot_dir.mkdir(parents=True, exist_ok=True)
-    blocks = build_blocks(cfg, inputs, plot_dir, PLOTS_DIR)
+    blocks = build_blocks(cfg, inputs, plot_dir, REPORT_PLOTS_DIR)
     title = f"kd_trigger firmware review: run {cfg.run.name}"
     write_text_atomic(html_path, render_html(blocks, title))
     write_text_atomic(md_path, render_markdown(blocks))
@@ -184,14 +182,15 @@ def write_report(
 def report_stage(ctx: StageContext) -> StageResult:
     """The report stage: firmware/<run>/report.md, report.html and report_plots/."""
     cfg = ctx.cfg
-    md = write_report(
+    layout = RunLayout.of(cfg)
+    write_report(
         cfg,
-        ctx.out(cfg.firmware / "report.md"),
-        ctx.out(cfg.firmware / "report.html"),
-        ctx.out(cfg.firmware / PLOTS_DIR),
+        ctx.out(layout.report_md),
+        ctx.out(layout.report_html),
+        ctx.out(layout.report_plots),
         ctx.graph or None,
     )
-    log.info("review report written (%s and report.html)", cfg.firmware / md.name)
+    log.info("review report written (%s and %s)", layout.report_md, layout.report_html.name)
     return StageResult()
 
 

@@ -15,6 +15,7 @@ from kd_trigger.contracts import HlsReport, LayerSparsity, Metrics, ModelMetrics
 from kd_trigger.fpga import RESOURCE_KEYS, RESOURCE_LABELS, SOURCE_ESTIMATE
 from kd_trigger.fpga.budget import BudgetProfile
 from kd_trigger.fpga.figures import DesignFigures, design_figures
+from kd_trigger.layout import ScanFiles
 from kd_trigger.report import fpga_plots
 from kd_trigger.report.format import (
     NA,
@@ -623,10 +624,10 @@ def scan_blocks(scan_path: Path, plot_dir: Path, plot_rel: str, limit: int = 12)
         ),
         Table(header, rows, caption=f"The {len(rows)} best designs by {scan.objective}", row_tones=tones),
     ]
-    for name, caption in (("pareto_lut.png", "physics vs LUT"), ("pareto_latency.png", "physics vs latency")):
-        src = scan_path.parent / name
+    files = ScanFiles(scan_path.parent)
+    for src, caption in ((files.pareto_lut, "physics vs LUT"), (files.pareto_latency, "physics vs latency")):
         if src.is_file():
-            dst = plot_dir / f"scan_{name}"
+            dst = plot_dir / f"scan_{src.name}"
             dst.write_bytes(src.read_bytes())
             blocks.append(
                 Image(dst, f"{plot_rel}/{dst.name}", f"Design scan: {caption}, with the budget limit")

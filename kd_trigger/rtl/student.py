@@ -1,6 +1,7 @@
 """The RTL flow of one student as the pipeline runs it: the inputs it is proven on, and the run.
 
-Shared by the rtl stage (:mod:`kd_trigger.rtl.stage`) and the design scan; nothing here touches hls4ml.
+Shared by the rtl stage (:mod:`kd_trigger.rtl.stage`), the design scan and the benchmarks; nothing here
+builds hls4ml firmware.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.config import HlsConfig
-from kd_trigger.contracts import HlsReport, RtlResult
+from kd_trigger.contracts import HlsReport, RtlBlock, RtlResult, RtlSimBlock
 from kd_trigger.fpga.parts import yosys_family
 from kd_trigger.hls.convert import model_precision
 from kd_trigger.hls.precision import edge_case_inputs
@@ -41,6 +42,14 @@ def rtl_firmware(model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, ii_cy
         part_family=yosys_family(hls.part),
         ii_cycles=ii_cycles,
     )
+
+
+def rtl_design(
+    model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, ii_cycles: int = 1
+) -> tuple[RtlBlock, RtlSimBlock]:
+    """:func:`rtl_firmware` as the report's blocks: (``rtl``, naming its folder; ``rtl_sim``)."""
+    result = rtl_firmware(model, out_dir, hls, x, ii_cycles)
+    return result.block(Path(out_dir).name), result.rtl_sim
 
 
 def add_rtl(report: HlsReport, result: RtlResult, directory: str) -> None:
