@@ -28,12 +28,22 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.contracts import Da4mlEstimateBlock, RtlResult, RtlSimBlock, YosysBlock
-from kd_trigger.errors import ConfigError
+from kd_trigger.errors import ConfigError, DataError
+from kd_trigger.hls.convert import model_precision
+from kd_trigger.hls.csim import (
+    compare_outputs,
+    float64_twin,
+    keras_layer_outputs,
+    qkeras_predict,
+    quantize_inputs,
+    run_twin,
+)
 from kd_trigger.hls.precision import LayerPrecision
 from kd_trigger.layout import RTL_REPORT_FILE
 from kd_trigger.rtl.emit import DEFAULT_TOP, Design, emit_design
 from kd_trigger.rtl.errors import RtlMismatchError
 from kd_trigger.rtl.program import Program, build_program, evaluate, folding, input_codes
+from kd_trigger.rtl.sim import simulate
 from kd_trigger.rtl.synth import FAMILIES, YosysResult, synthesize
 from kd_trigger.rtl.tools import da4ml_version, find_verilator, find_yosys
 from kd_trigger.rtl.trace import SolverOptions, TracedProgram, latency_cutoff_for, trace_program
@@ -115,13 +125,8 @@ def verify_rtl(
     Raises :class:`RtlMismatchError` naming the first diverging layer unless every output agrees (or
     ``raise_on_mismatch`` is False: the result then carries the diagnosis).
     """
-    from kd_trigger.hls.csim import compare_outputs, float64_twin, qkeras_predict, quantize_inputs, run_twin
-    from kd_trigger.rtl.sim import simulate
-
     x_raw = np.asarray(x_raw, dtype=np.float64)
     if len(x_raw) == 0 or tuple(x_raw.shape[1:]) != built.program.input_shape:
-        from kd_trigger.errors import DataError
-
         raise DataError(
             f"RTL inputs: expected (n > 0, {', '.join(map(str, built.program.input_shape))}) samples, "
             f"got shape {x_raw.shape}"
@@ -131,8 +136,6 @@ def verify_rtl(
     try:
         codes = input_codes(built.program, x)
     except ValueError as err:
-        from kd_trigger.errors import DataError
-
         raise DataError(f"RTL inputs: {err}") from None
     y_q = run_twin(twin, x).reshape(len(x), -1)
     y_32 = qkeras_predict(model, x).reshape(len(x), -1)
@@ -190,8 +193,6 @@ def locate_divergence(
     float64 QKeras ``twin``, the exact program (:func:`evaluate`) and the RTL segment registers ``probes``
     (keyed by layer name). All three are exact, so any difference is a real one.
     """
-    from kd_trigger.hls.csim import keras_layer_outputs
-
     idx = bad[:limit] if len(bad) else np.arange(min(limit, len(x)))
     xs = x[idx]
     names = [s.name for s in program.steps]
@@ -295,8 +296,6 @@ def run_rtl_flow(
     :class:`RtlMismatchError` (after writing the report, without synthesizing) when any output differs
     from QKeras.
     """
-    from kd_trigger.hls.convert import model_precision
-
     out_dir = Path(out_dir)
     find_verilator()  # fail on a missing tool before minutes of tracing
     if synth:
