@@ -42,7 +42,17 @@ def _metrics(cfg) -> dict:
 # -- the shared run -------------------------------------------------------------------------------
 def test_the_whole_pipeline_exits_0(ci_run) -> None:
     assert ci_run.status == 0
-    for stage in ("data", "teacher:lorentznet16", "teacher:lorentznet64", "distill", "hls", "report"):
+    stages = (
+        "data",
+        "teacher:lorentznet16",
+        "teacher:lorentznet64",
+        "distill",
+        "hls4ml",
+        "rtl",
+        "hls",
+        "report",
+    )
+    for stage in stages:
         record = read_record(ci_run.cfg, stage)
         assert record is not None and record.config_path == str(ci_run.path.resolve()), stage
 
@@ -293,7 +303,7 @@ def test_replacing_an_input_file_reruns_exactly_what_depends_on_it(ci_run, make_
     keras.models.save_model(model, other, include_optimizer=False)
     shutil.copyfile(other, tmp_path / "teacher.h5")
     assert main(["hls", "--config", str(path)]) == 3
-    assert ran() == ["teacher:byo", "distill", "hls", "report"]
+    assert ran() == ["teacher:byo", "distill", "hls4ml", "rtl", "hls", "report"]
 
     # The data file: 400 jets -> 200 of them, same name. Everything reruns and describes the new file.
     import h5py
@@ -306,7 +316,7 @@ def test_replacing_an_input_file_reruns_exactly_what_depends_on_it(ci_run, make_
         n_test = int(np.sum(src["split"][::2] == 2))
     shutil.move(tmp_path / "half.h5", data)
     assert main(["hls", "--config", str(path)]) == 3
-    assert ran() == ["data", "teacher:byo", "distill", "hls", "report"]
+    assert ran() == ["data", "teacher:byo", "distill", "hls4ml", "rtl", "hls", "report"]
     assert _metrics(cfg)["test"]["n_jets"] == n_test
 
 

@@ -122,7 +122,15 @@ def test_plots_and_self_contained_html(report):
 def test_provenance_lists_every_stage(report):
     _, md, _ = report
     stages = [row[0] for row in _tables(md.split("## Provenance")[1])[0]]
-    assert stages == ["data", "teacher:lorentznet16", "teacher:lorentznet64", "distill", "hls"]
+    assert stages == [
+        "data",
+        "teacher:lorentznet16",
+        "teacher:lorentznet64",
+        "distill",
+        "hls4ml",
+        "rtl",
+        "hls",
+    ]
     from importlib.metadata import version
 
     assert _row(md, "hls4ml")[-1][1] == version("hls4ml")

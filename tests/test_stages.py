@@ -474,8 +474,12 @@ def test_hls_flows_put_exactly_their_stages_in_the_graph(flows) -> None:
         *built,
         "hls",
     ]
+    # A new latency or resource limit in the budget file reruns the verdict (hls), never a flow: the
+    # flows depend on the profile's II only, through their config part.
+    assert graph["hls"].inputs(cfg) == [Path(cfg.budget.profiles)]
     for flow in built:
         assert graph[flow].needs == ("data", "distill")
+        assert graph[flow].inputs(cfg) == []
         assert graph[flow].outputs(cfg) == [cfg.artifacts / "stages" / flow / s.name for s in cfg.students]
     # Switching one flow on or off reruns neither the other flow nor anything upstream of hls.
     both = parse_config({})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,8 +61,18 @@ def simulated_jets(cfg: Config) -> SimulatedJets:
 
 
 def budget_file(cfg: Config) -> list[Path]:
-    """The budget profiles file (the folding of Deep Sets students and the verdict follow it)."""
+    """The budget profiles file (the verdict follows it)."""
     return [Path(cfg.budget.profiles)]
+
+
+def flow_config(cfg: Config) -> dict[str, Any]:
+    """The config a flow's firmware depends on: ``hls`` without ``flows`` (switching the other flow on
+    or off rebuilds nothing), and of the budget profile only the II left to the folding of Deep Sets
+    students (a new latency or LUT limit reruns the verdict, never a flow)."""
+    return {
+        "hls": cfg.hls.model_dump(mode="json", exclude={"flows"}),
+        "max_ii_cycles": load_budget(cfg.budget).max_ii_cycles,
+    }
 
 
 def check_hls(cfg: Config) -> None:

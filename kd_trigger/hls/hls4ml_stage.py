@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from kd_trigger.config import Config
 from kd_trigger.fpga.budget import load_budget
 from kd_trigger.hls.build import convert_and_simulate
 from kd_trigger.hls.flows import (
     HLS4ML,
-    budget_file,
     builds,
     check_hls,
+    flow_config,
     flow_dir,
     flow_outputs,
     simulated_jets,
 )
 from kd_trigger.layout import RunLayout
 from kd_trigger.models.students import load_student_file, student_inputs
-from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +55,6 @@ def hls4ml_stage(ctx: StageContext) -> StageResult:
 
 
 # -- the stage declaration ------------------------------------------------------------------------
-def _hls4ml_config(cfg: Config) -> dict[str, Any]:
-    # hls.flows only says whether this stage exists: switching the other flow on or off reruns nothing.
-    return {"hls": cfg.hls.model_dump(mode="json", exclude={"flows"}), "budget": dump(cfg.budget)}
-
-
 def _hls4ml_outputs(cfg: Config) -> list[Path]:
     return flow_outputs(cfg, HLS4ML)
 
@@ -68,10 +62,9 @@ def _hls4ml_outputs(cfg: Config) -> list[Path]:
 STAGE = StageDecl(
     HLS4ML,
     hls4ml_stage,
-    _hls4ml_config,
+    flow_config,
     _hls4ml_outputs,
     needs=("data", "distill"),
-    inputs=budget_file,
     check=check_hls,
     description="hls4ml firmware per student, bit-exact C simulation, resource estimate",
     when=builds(HLS4ML),

@@ -14,11 +14,11 @@ from typing import Any
 
 from kd_trigger.config import Config
 from kd_trigger.fpga.budget import load_budget
-from kd_trigger.hls.flows import RTL, budget_file, builds, check_hls, flow_dir, flow_outputs, simulated_jets
+from kd_trigger.hls.flows import RTL, builds, check_hls, flow_config, flow_dir, flow_outputs, simulated_jets
 from kd_trigger.layout import RunLayout
 from kd_trigger.models.students import load_student_file, student_inputs
 from kd_trigger.rtl.student import rtl_firmware, rtl_inputs
-from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,8 @@ def rtl_stage(ctx: StageContext) -> StageResult:
 
 # -- the stage declaration ------------------------------------------------------------------------
 def _rtl_config(cfg: Config) -> dict[str, Any]:
-    # hls.flows only says whether this stage exists: switching the other flow on or off reruns nothing.
-    return {
-        "seed": cfg.run.seed,
-        "hls": cfg.hls.model_dump(mode="json", exclude={"flows"}),
-        "budget": dump(cfg.budget),
-    }
+    # The seed draws the on-grid edge inputs the RTL is proven on.
+    return {"seed": cfg.run.seed, **flow_config(cfg)}
 
 
 def _rtl_outputs(cfg: Config) -> list[Path]:
@@ -58,7 +54,6 @@ STAGE = StageDecl(
     _rtl_config,
     _rtl_outputs,
     needs=("data", "distill"),
-    inputs=budget_file,
     check=check_hls,
     description="open-source RTL per student: da4ml Verilog, Verilator bit-exactness proof, Yosys counts",
     when=builds(RTL),
