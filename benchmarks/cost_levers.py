@@ -73,7 +73,7 @@ class Jets:
         self.cfg = cfg
 
     def for_student(self, spec: Any) -> dict[str, Any]:
-        from kd_trigger.distill.teacher_stage import cached_logits
+        from kd_trigger.distill.teachers import cached_logits
         from kd_trigger.models.students import student_inputs
 
         teacher = self.cfg.teacher_of(spec).name
@@ -99,8 +99,8 @@ def train(
     """The distilled student ``spec`` for seed index ``seed_index`` (cached at ``path``) and its test physics."""
     import tensorflow as tf
 
-    from kd_trigger.distill.pipeline import student_seed_for, train_student
     from kd_trigger.distill.pruning import pruning_plan
+    from kd_trigger.distill.training import student_seed_for, train_student
     from kd_trigger.evaluate import score_metrics
     from kd_trigger.models.students import build_student, kernel_sparsity, load_student_file, save_student
 
@@ -165,8 +165,8 @@ def firmware(
     from kd_trigger.fpga.estimate import estimate_model
     from kd_trigger.fpga.parts import yosys_family
     from kd_trigger.hls.convert import convert_model
-    from kd_trigger.hls.pipeline import rtl_inputs
     from kd_trigger.rtl import run_rtl_flow
+    from kd_trigger.rtl.student import rtl_inputs
 
     cached = out / "firmware.json"
     if cached.is_file():

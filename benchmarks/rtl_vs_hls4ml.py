@@ -55,7 +55,7 @@ def load_trained(cfg: Any, student: str, width: int, path: Path) -> Any:
     """The student ``student`` at ``width``-bit weights with the trained weights stored in ``path``."""
     from kd_trigger.config import StudentConfig
     from kd_trigger.models.students import build_student
-    from kd_trigger.scan import apply_axes
+    from kd_trigger.scan_points import apply_axes
 
     spec = StudentConfig.model_validate(apply_axes(cfg.student(student), {"weight_bits": width}))
     model = build_student(spec)
@@ -68,9 +68,9 @@ def measure(cfg: Any, test: Any, student: str, width: int, path: Path, out: Path
     from kd_trigger.fpga.estimate import estimate_model
     from kd_trigger.fpga.parts import yosys_family
     from kd_trigger.hls.convert import convert_model
-    from kd_trigger.hls.pipeline import rtl_inputs
     from kd_trigger.models.students import student_inputs
     from kd_trigger.rtl import run_rtl_flow
+    from kd_trigger.rtl.student import rtl_inputs
 
     model = load_trained(cfg, student, width, path)
     spec = cfg.student(student)

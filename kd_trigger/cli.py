@@ -13,13 +13,20 @@ import argparse
 import errno
 import json
 import logging
+import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from kd_trigger.config import DEFAULT_CONFIG, Config, apply_overrides, load_config, parse_config
+from kd_trigger.data.generate import generate_to_file
 from kd_trigger.errors import EXIT_BAD_INPUT, EXIT_OK, KdTriggerError
-from kd_trigger.runs import WRITE_ERRNOS, setup_logging
+from kd_trigger.fpga.budget import check_hls_part
+from kd_trigger.fpga.reports import read_report_path
+from kd_trigger.hls.saved_model import convert_saved_model, rtl_saved_model
+from kd_trigger.runs import WRITE_ERRNOS, request_termination, reset_termination, setup_logging
 
 log = logging.getLogger("kd_trigger")
 
@@ -85,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="bring one stage (and everything it needs) up to date")
-    p.add_argument("stage", help="data, teacher, teacher:<name>, distill, hls, report")
+    p.add_argument(
+        "stage", help="data, teacher, teacher:<name>, distill, hls4ml, rtl, hls, report, study, scan"
+    )
     _add_config(p)
 
     p = sub.add_parser("status", help="check a config and list each stage: up to date, or why it would run")
@@ -190,7 +199,7 @@ def _hls_overrides(args: argparse.Namespace, base: dict[str, object]) -> dict[st
 
 
 def _hls(args: argparse.Namespace) -> int:
-    from kd_trigger.stages import run_targets
+    from kd_trigger.stages import run_targets  # the graph imports every stage module (and matplotlib)
 
     base_layers: dict[str, object] = {}
     if args.config is not None or DEFAULT_CONFIG.is_file():
@@ -204,16 +213,12 @@ def _hls(args: argparse.Namespace) -> int:
     if args.out is None:
         raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")
     cfg = _model_config(args, synth)
-    from kd_trigger.hls.pipeline import convert_saved_model
-
     return convert_saved_model(args.model, args.out, data_path=args.data, hls=cfg.hls, force=args.force)
 
 
 def _model_config(args: argparse.Namespace, overrides: dict[str, object]) -> Config:
     """The config of ``hls --model`` and ``rtl``: the file's (or, outside a checkout, the defaults': only
     the hls section matters) with the command-line options applied, its FPGA part checked."""
-    from kd_trigger.fpga.budget import check_hls_part
-
     if args.config is None and not DEFAULT_CONFIG.is_file():
         cfg = apply_overrides(parse_config({}, "defaults"), overrides, "defaults")
     else:
@@ -224,14 +229,12 @@ def _model_config(args: argparse.Namespace, overrides: dict[str, object]) -> Con
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch one parsed command; returns the exit status."""
-    from kd_trigger.stages import run_targets
+    from kd_trigger.stages import run_targets  # the graph imports every stage module (and matplotlib)
 
     if args.command == "data":
         overrides = {"data.n_jets": args.n_jets, "run.seed": args.seed, "data.workers": args.workers}
         cfg = _config(args, **overrides)
         if args.out is not None:
-            from kd_trigger.data.generate import generate_to_file
-
             generate_to_file(cfg, args.out, force=args.force)
             return EXIT_OK
         return run_targets(cfg, ["data"], force=args.force)
@@ -240,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "run":
         return run_targets(_config(args), [args.stage], force=args.force)
     if args.command == "status":
-        from kd_trigger.stages import stage_status
+        from kd_trigger.stages import stage_status  # the graph: every stage module (and matplotlib)
 
         cfg = _config(args)
         rows = stage_status(cfg, [args.target])
@@ -252,8 +255,6 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "hls":
         return _hls(args)
     if args.command == "rtl":
-        from kd_trigger.hls.pipeline import rtl_saved_model
-
         base_layers: dict[str, object] = {}
         if args.config is not None or DEFAULT_CONFIG.is_file():
             base_layers = {k: v.model_dump() for k, v in _config(args).hls.layers.items()}
@@ -263,8 +264,6 @@ def run(args: argparse.Namespace) -> int:
         cfg = _config(args, **{"scan.workers": args.workers, "scan.scheduler": args.scheduler})
         return run_targets(cfg, ["scan"], force=args.force)
     if args.command == "fpga-report":
-        from kd_trigger.fpga.reports import read_report_path
-
         figures = read_report_path(args.path, part=args.part)
         print(json.dumps(figures, indent=2))
         return EXIT_OK
@@ -290,8 +289,6 @@ def write_error(err: OSError) -> str | None:
 
 
 def _strerror(code: int) -> str:
-    import os
-
     return os.strerror(code).lower()
 
 
@@ -299,8 +296,6 @@ def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (kill, a batch system's time limit) unwinds like Ctrl-C: worker pools are terminated,
     # staging areas removed and the run lock released by their context managers, instead of leaving
     # orphaned workers burning CPU. The flag survives where the exception is swallowed (a C callback).
-    from kd_trigger.runs import request_termination
-
     request_termination()
     raise KeyboardInterrupt
 
@@ -308,11 +303,6 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    import signal
-    import threading
-
-    from kd_trigger.runs import reset_termination
-
     reset_termination()
     previous = None
     if threading.current_thread() is threading.main_thread():

@@ -261,15 +261,117 @@ class CsimBlock(Contract):
 
 
 class RtlSimBlock(Contract):
-    """Agreement of the RTL simulation with QKeras (``rtl_sim``)."""
-
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    """Agreement of the RTL simulation with QKeras (``rtl_sim``): every output value compared exactly."""
 
     n_samples: int
     exact_fraction: float
     max_abs_diff: float
     argmax_agreement: float
     first_divergent_layer: str | None = None
+    n_outputs: int = 0
+    simulator: str = ""
+    seconds: float = 0.0
+    n_exact_samples: int = 0
+    float32_agreement: float = 1.0
+    """Fraction of outputs where QKeras' own float32 arithmetic equals the exact (float64) reference."""
+    auc_qkeras: float | None = None
+    auc_rtl: float | None = None
+    nonzero_output_fraction: float = 0.0
+    build_seconds: float = 0.0
+    run_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    """Verilator build + run, all processes: comparable across machine loads."""
+    divergence: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The block as JSON-able data."""
+        return self.model_dump(mode="json")
+
+
+class Da4mlEstimateBlock(Contract):
+    """da4ml's own cost model of the RTL: LUTs of the adder graph, flip-flops of the pipeline registers."""
+
+    lut: int
+    ff: int
+    latency_cycles: int
+    latency_cutoff: float
+    solver: dict[str, Any]
+    segments: list[dict[str, Any]]
+    trace_seconds: float
+    source: str = "da4ml estimate"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The block as JSON-able data."""
+        return self.model_dump(mode="json")
+
+
+class YosysBlock(Contract):
+    """Cells after Yosys ``synth_xilinx`` (see :class:`kd_trigger.rtl.synth.YosysResult`)."""
+
+    lut: int
+    ff: int
+    carry: int
+    dsp: int
+    bram_18k: float
+    family: str
+    seconds: float
+    log: str
+    uram: int = 0
+    source: str = "yosys synth (open-source)"
+    tool: str = ""
+    cpu_seconds: float = 0.0
+    lut_logic: int = 0
+    lut_srl: int = 0
+    lut_inv: int = 0
+    muxf: int = 0
+    cells: dict[str, int] = Field(default_factory=dict)
+
+
+class RtlBlock(Contract):
+    """The RTL flow's figures (``rtl`` of hls_report.json; :class:`RtlResult` adds the simulation).
+
+    ``latency_cycles``: rising clock edges from the one that registers ``model_inp`` to the one that puts
+    that sample's logits on ``model_out`` (da4ml's convention: the number of pipeline stages).
+    ``seconds`` are wall-clock, ``cpu_seconds`` the CPU time of this process and the tools it ran.
+    """
+
+    top: str
+    latency_cycles: int
+    ii_cycles: int = 1
+    clock_period_ns: float
+    latency_ns: float
+    da4ml_estimate: Da4mlEstimateBlock
+    yosys: YosysBlock | None = None
+    files: dict[str, list[str]]
+    seconds: dict[str, float]
+    cpu_seconds: dict[str, float]
+    precision: dict[str, dict[str, str]]
+    input_type: str
+    output_type: str
+    tools: dict[str, str]
+    overflow_layers: list[str] = Field(default_factory=list)
+    folding: dict[str, Any] | None = None
+    """A folded Deep Sets (II > 1): phi copies, padding slots (see :class:`kd_trigger.rtl.program.Folding`)."""
+    interface: str = ""
+    """How events enter and leave the top module (ports and timing)."""
+    model: str = ""
+    """The name of the Keras model the flow built."""
+    directory: str | None = None
+    """The flow's folder, relative to the hls_report.json beside it (``rtl``); None in rtl_report.json."""
+
+
+class RtlResult(RtlBlock):
+    """Everything the RTL flow measured: ``rtl_report.json`` (the ``rtl`` block plus ``rtl_sim``)."""
+
+    rtl_sim: RtlSimBlock
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``rtl_report.json`` holds."""
+        return self.model_dump(mode="json", exclude={"directory"})
+
+    def block(self, directory: str) -> RtlBlock:
+        """The ``rtl`` block of an hls_report.json whose flow folder is ``directory``."""
+        return RtlBlock.model_validate({**self.model_dump(exclude={"rtl_sim"}), "directory": directory})
 
 
 class BudgetRowModel(Contract):
@@ -312,14 +414,15 @@ class HlsReport(Contract):
     precision: dict[str, dict[str, str]]
     precision_hls4ml: dict[str, dict[str, str]]
     requantized_weights: list[str]
-    csim: CsimBlock
+    csim: CsimBlock | None
+    """None when the hls4ml flow is not built (``hls.flows: [rtl]``)."""
     min_exact_fraction: float
     seconds: dict[str, float]
     versions: dict[str, str]
     resources: EstimateBlock | None = None
     vendor_hls: VendorFigures | None = None
     vendor_synth: VendorFigures | None = None
-    rtl: dict[str, Any] | None = None
+    rtl: RtlBlock | None = None
     rtl_sim: RtlSimBlock | None = None
     hls4ml_at_ii1: dict[str, Any] | None = None
     """Our estimate of the same hls4ml design with every layer at reuse factor 1 (II = 1, as the RTL):
@@ -337,6 +440,12 @@ class HlsReport(Contract):
     """The folding k of the hls4ml firmware (``hls.ii_cycles``; 1: unfolded): its II is k x reuse factor."""
     parallelization_by_layer: dict[str, int] = Field(default_factory=dict)
     """Per-particle Conv1D layers: hls4ml's ParallelizationFactor (particles computed at once)."""
+
+    def require_csim(self) -> CsimBlock:
+        """The C simulation of a report whose hls4ml flow ran; DataError for an RTL-only report."""
+        if self.csim is None:
+            raise DataError(f"{self.student}: hls_report.json has no C simulation (hls.flows without hls4ml)")
+        return self.csim
 
 
 # -- study.json -----------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -67,8 +69,6 @@ def use_own_numba_cache() -> None:
     except OSError:
         usable = False
     if not usable:  # a read-only home: a per-user folder in the temporary directory
-        import tempfile
-
         base = Path(tempfile.gettempdir()) / f"kd_trigger-numba-{os.getuid()}"
     os.environ["NUMBA_CACHE_DIR"] = str(base)
 
@@ -130,6 +130,20 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
+
+
+def copy_tree_linked(src: Path, dst: Path) -> None:
+    """Copy the folder ``src`` into ``dst`` (created or merged into) with hard links where the file
+    system allows: a stage that assembles upstream outputs costs no disk. Files written later into
+    ``dst`` must be replaced (atomic writes rename), never edited in place: that would edit ``src``."""
+    shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
 
 
 def remove_path(path: Path) -> None:
@@ -259,9 +273,7 @@ def write_h5_atomic(path: Path, fill: Callable[[Any], None]) -> Path:
     crashes the interpreter when they are finally closed at exit (a segmentation fault). Built in
     memory, the file only meets the disk as one plain write, whose failure is an ordinary OSError.
     """
-    import io
-
-    import h5py
+    import h5py  # HDF5's C library is loaded only by the stages that write HDF5, not by every config read
 
     buffer = io.BytesIO()
     with h5py.File(buffer, "w", libver="earliest") as handle:

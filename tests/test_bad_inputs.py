@@ -214,7 +214,7 @@ CONFIG_CASES = [
     Case(
         "unknown stage",
         lambda d: ["run", "nosuch", "--config", config_file(d)],
-        "no stage named 'nosuch'; stages of this config: data, teacher, teacher:lorentznet16, teacher:lorentznet64, distill, hls, report, study, scan",
+        "no stage named 'nosuch'; stages of this config: data, teacher, teacher:lorentznet16, teacher:lorentznet64, distill, hls4ml, rtl, hls, report, study, scan",
     ),
     Case(
         "ii_cycles below 1",

@@ -290,18 +290,19 @@ def test_a_folded_rtl_design_above_the_budget_ii_fails_on_its_ii() -> None:
     II 4 passes, II 6 (built on request) fails like any other figure over budget."""
     from types import SimpleNamespace
 
+    from kd_trigger.contracts import Da4mlEstimateBlock, RtlBlock, YosysBlock
     from kd_trigger.fpga.figures import rtl_figures
 
     p = load_budget(_cfg())
     for ii, passed in ((4, True), (6, False)):
-        rtl = {
-            "latency_cycles": 13 + ii,
-            "latency_ns": 5.0 * (13 + ii),
-            "ii_cycles": ii,
-            "clock_period_ns": 5.0,
-            "da4ml_estimate": {"lut": 1000, "ff": 100, "dsp": 0, "bram_18k": 0, "uram": 0},
-            "yosys": {"lut": 900, "ff": 90, "dsp": 0, "bram_18k": 0.0, "uram": 0},
-        }
+        rtl = RtlBlock.model_construct(
+            latency_cycles=13 + ii,
+            latency_ns=5.0 * (13 + ii),
+            ii_cycles=ii,
+            clock_period_ns=5.0,
+            da4ml_estimate=Da4mlEstimateBlock.model_construct(lut=1000, ff=100),
+            yosys=YosysBlock.model_construct(lut=900, ff=90, dsp=0, bram_18k=0.0, uram=0),
+        )
         figures = rtl_figures(SimpleNamespace(rtl=rtl))  # type: ignore[arg-type]
         assert figures is not None
         verdict = check_budget(figures, p)

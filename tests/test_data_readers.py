@@ -299,7 +299,7 @@ def test_public_file_is_read_in_chunks_with_bounded_memory(tmp_path, layout):
     memory it holds at its peak is the output arrays plus about one chunk, not the whole frame."""
     import tracemalloc
 
-    from kd_trigger.data.readers import _read_public_chunks
+    from kd_trigger.data.readers import read_public_chunks
 
     n = 6000
     frame, c = _public_frame(n=n, m=200, seed=9)
@@ -311,7 +311,7 @@ def test_public_file_is_read_in_chunks_with_bounded_memory(tmp_path, layout):
     chunk_rows = 300  # 20 chunks
     tracemalloc.start()
     try:
-        ds = _read_public_chunks(path, cfg, chunk_rows=chunk_rows)
+        ds = read_public_chunks(path, cfg, chunk_rows=chunk_rows)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -168,7 +168,7 @@ def test_only_student_trains_and_gradients_reach_every_variable() -> None:
 
 def test_train_student_same_start_and_early_stopping() -> None:
     """train_student: restores the best epoch; two runs with the same seed and weights are identical."""
-    from kd_trigger.distill.pipeline import train_student
+    from kd_trigger.distill.training import train_student
 
     rng = np.random.default_rng(0)
     n = 256

@@ -130,7 +130,7 @@ def test_physics_plots(tmp_path) -> None:
 
 
 def test_train_subset_deterministic() -> None:
-    from kd_trigger.distill.pipeline import train_subset
+    from kd_trigger.distill.training import train_subset
 
     a = train_subset(1000, 0.1, seed=3)
     assert len(a) == 100 and np.array_equal(a, np.sort(a)) and len(np.unique(a)) == 100

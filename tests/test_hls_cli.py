@@ -124,7 +124,8 @@ def test_a_wrong_firmware_weight_fails_the_gate_and_leaves_a_marker(student_h5, 
     must fail (exit status 1), name the layer, and leave the project with a marker saying why."""
     from kd_trigger.config import HlsConfig
     from kd_trigger.errors import CsimMismatchError
-    from kd_trigger.hls.pipeline import FAILED_MARKER, convert_saved_model
+    from kd_trigger.hls.saved_model import convert_saved_model
+    from kd_trigger.layout import CSIM_FAILED_FILE as FAILED_MARKER
 
     def corrupt(hls_model) -> None:
         layer = next(layer for layer in hls_model.get_layers() if layer.name == "dense_0")
@@ -255,7 +256,7 @@ def _sequential_mlp():
 def test_a_sequential_model_is_the_same_model_as_a_functional_one(tmp_path):
     """A Sequential model lists no InputLayer, which every walk over a model starts from (it crashed with
     an AssertionError, exit 1): it is loaded as the functional equivalent, same layers, same outputs."""
-    from kd_trigger.hls.pipeline import load_qkeras_model
+    from kd_trigger.hls.saved_model import load_qkeras_model
 
     model = _sequential_mlp()
     loaded = load_qkeras_model(_save(model, tmp_path / "seq.h5"))

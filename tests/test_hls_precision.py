@@ -170,7 +170,7 @@ def test_compare_outputs_counts_exact_agreement_and_argmax():
 
 def test_load_inputs_checks_shape_and_finiteness(tmp_path):
     from kd_trigger.errors import DataError
-    from kd_trigger.hls.pipeline import load_inputs
+    from kd_trigger.hls.saved_model import load_inputs
 
     one = tmp_path / "one.npy"
     np.save(one, np.ones((16, 7)))

@@ -42,7 +42,17 @@ def _metrics(cfg) -> dict:
 # -- the shared run -------------------------------------------------------------------------------
 def test_the_whole_pipeline_exits_0(ci_run) -> None:
     assert ci_run.status == 0
-    for stage in ("data", "teacher:lorentznet16", "teacher:lorentznet64", "distill", "hls", "report"):
+    stages = (
+        "data",
+        "teacher:lorentznet16",
+        "teacher:lorentznet64",
+        "distill",
+        "hls4ml",
+        "rtl",
+        "hls",
+        "report",
+    )
+    for stage in stages:
         record = read_record(ci_run.cfg, stage)
         assert record is not None and record.config_path == str(ci_run.path.resolve()), stage
 
@@ -86,7 +96,7 @@ def test_teacher_outputs(ci_run) -> None:
 
 def test_student_logits_lie_on_their_output_grid(ci_run) -> None:
     from kd_trigger.data.readers import load_jets
-    from kd_trigger.distill.pipeline import load_student
+    from kd_trigger.distill.training import load_student
     from kd_trigger.fixed import dense_accumulator_type
     from kd_trigger.models import quantizers as qz
     from kd_trigger.models.students import output_type, student_inputs
@@ -150,7 +160,7 @@ def test_committed_firmware_still_simulates_where_it_was_moved(ci_run, tmp_path)
     import ctypes
 
     from kd_trigger.data.readers import load_jets
-    from kd_trigger.distill.pipeline import load_student
+    from kd_trigger.distill.training import load_student
     from kd_trigger.hls.csim import float64_twin, quantize_inputs, run_twin
     from kd_trigger.models.students import student_inputs
 
@@ -286,14 +296,14 @@ def test_replacing_an_input_file_reruns_exactly_what_depends_on_it(ci_run, make_
     other = tmp_path / "other.h5"
     from tensorflow import keras
 
-    from kd_trigger.distill.teacher_stage import load_teacher_file
+    from kd_trigger.distill.teachers import load_teacher_file
 
     model = load_teacher_file(data.parent / "teacher.h5", cfg.teacher_spec("byo"))
     model.set_weights([w * 0.5 for w in model.get_weights()])
     keras.models.save_model(model, other, include_optimizer=False)
     shutil.copyfile(other, tmp_path / "teacher.h5")
     assert main(["hls", "--config", str(path)]) == 3
-    assert ran() == ["teacher:byo", "distill", "hls", "report"]
+    assert ran() == ["teacher:byo", "distill", "hls4ml", "rtl", "hls", "report"]
 
     # The data file: 400 jets -> 200 of them, same name. Everything reruns and describes the new file.
     import h5py
@@ -306,7 +316,7 @@ def test_replacing_an_input_file_reruns_exactly_what_depends_on_it(ci_run, make_
         n_test = int(np.sum(src["split"][::2] == 2))
     shutil.move(tmp_path / "half.h5", data)
     assert main(["hls", "--config", str(path)]) == 3
-    assert ran() == ["data", "teacher:byo", "distill", "hls", "report"]
+    assert ran() == ["data", "teacher:byo", "distill", "hls4ml", "rtl", "hls", "report"]
     assert _metrics(cfg)["test"]["n_jets"] == n_test
 
 
@@ -373,7 +383,7 @@ def test_concurrent_runs_on_one_run_name_are_refused(make_config, capsys):
 def test_same_config_and_seed_give_the_same_student(make_config) -> None:
     """Two runs of the same config and seed (different run names) train bit-identical students (on one
     machine: TensorFlow's kernels differ between CPUs)."""
-    from kd_trigger.distill.pipeline import load_student
+    from kd_trigger.distill.training import load_student
 
     cfgs = []
     for name in ("a", "b"):

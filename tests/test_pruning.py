@@ -28,7 +28,7 @@ def _data(n: int = 256, seed: int = 0, n_particles: int = 4):
 
 def _train_pair(spec: StudentConfig, dcfg: DistillConfig, tmp_path: Path):
     """Baseline and KD copies from the same initial weights on the same plan, saved and loaded back."""
-    from kd_trigger.distill.pipeline import VARIANTS, train_student
+    from kd_trigger.distill.training import VARIANTS, train_student
     from kd_trigger.models.students import build_student, load_student_file, save_student
 
     x, y, t = _data(n_particles=spec.n_particles)
@@ -103,7 +103,7 @@ def test_pruned_to_half_with_exact_zeros_in_the_saved_file(tmp_path: Path) -> No
 def test_early_stopping_never_keeps_an_epoch_before_the_target() -> None:
     """A learning rate that makes training worse every epoch: without the rule epoch 1 (unpruned) would be
     kept; with it the kept epoch is the schedule's end, at the target sparsity."""
-    from kd_trigger.distill.pipeline import train_student
+    from kd_trigger.distill.training import train_student
     from kd_trigger.models.students import build_student
 
     spec = StudentConfig(name="s", kind="mlp", n_particles=4, hidden=(8,), sparsity=0.5, sparsity_end=0.75)
@@ -221,7 +221,7 @@ def test_a_train_step_that_skips_the_pruning_update_is_caught(monkeypatch) -> No
     """Negative control: a Distiller whose student runs with training=False never updates the masks; the
     training ends with an error naming the shortfall instead of saving an unpruned student."""
     from kd_trigger.distill.distiller import Distiller
-    from kd_trigger.distill.pipeline import train_student
+    from kd_trigger.distill.training import train_student
     from kd_trigger.errors import ModelError
     from kd_trigger.models.students import build_student
 

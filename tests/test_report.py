@@ -122,7 +122,15 @@ def test_plots_and_self_contained_html(report):
 def test_provenance_lists_every_stage(report):
     _, md, _ = report
     stages = [row[0] for row in _tables(md.split("## Provenance")[1])[0]]
-    assert stages == ["data", "teacher:lorentznet16", "teacher:lorentznet64", "distill", "hls"]
+    assert stages == [
+        "data",
+        "teacher:lorentznet16",
+        "teacher:lorentznet64",
+        "distill",
+        "hls4ml",
+        "rtl",
+        "hls",
+    ]
     from importlib.metadata import version
 
     assert _row(md, "hls4ml")[-1][1] == version("hls4ml")
@@ -177,11 +185,14 @@ def test_rejection_curve_by_hand():
 
 
 def test_same_ii_comparison_pairs_comparable_sources() -> None:
-    from kd_trigger.contracts import HlsReport
+    from kd_trigger.contracts import Da4mlEstimateBlock, HlsReport, RtlBlock, YosysBlock
     from kd_trigger.report.sections import same_ii_comparison
 
     report = HlsReport.model_construct(
-        rtl={"yosys": {"lut": 144_039}, "da4ml_estimate": {"lut": 136_545}},
+        rtl=RtlBlock.model_construct(
+            yosys=YosysBlock.model_construct(lut=144_039),
+            da4ml_estimate=Da4mlEstimateBlock.model_construct(lut=136_545),
+        ),
         hls4ml_at_ii1={"total": {"lut": 186_959}, "total_hls": {"lut": 370_728}},
     )
     text = same_ii_comparison(report)
@@ -191,7 +202,16 @@ def test_same_ii_comparison_pairs_comparable_sources() -> None:
     )
     assert "RTL 136,545 LUT (da4ml estimate) vs hls4ml 370,728" in text and "0.37x" in text
     assert (
-        same_ii_comparison(HlsReport.model_construct(rtl={"yosys": {"lut": 1}}, hls4ml_at_ii1=None)) is None
+        same_ii_comparison(
+            HlsReport.model_construct(
+                rtl=RtlBlock.model_construct(
+                    yosys=YosysBlock.model_construct(lut=1),
+                    da4ml_estimate=Da4mlEstimateBlock.model_construct(lut=0),
+                ),
+                hls4ml_at_ii1=None,
+            )
+        )
+        is None
     )
 
 

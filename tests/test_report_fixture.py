@@ -84,8 +84,9 @@ def test_figures_come_from_the_report_blocks() -> None:
     assert hls.best("lut") == (report.resources.total.lut, "estimate")
     assert hls.best("latency_ns")[0] == report.resources.latency_ns
     assert hls.best("ii_cycles")[0] == report.resources.ii_cycles == report.reuse_factor
-    assert rtl.best("lut") == (report.rtl["yosys"]["lut"], "yosys synth (open-source)")
-    assert rtl.best("latency_ns")[0] == report.rtl["latency_ns"]
+    assert report.rtl is not None and report.rtl.yosys is not None
+    assert rtl.best("lut") == (report.rtl.yosys.lut, "yosys synth (open-source)")
+    assert rtl.best("latency_ns")[0] == report.rtl.latency_ns
     assert rtl.rank > hls.rank  # synthesis counts beat an estimate
 
 

@@ -17,7 +17,9 @@ from kd_trigger.cli import main
 from kd_trigger.config import load_config, parse_config
 from kd_trigger.contracts import Scan, ScanPoint
 from kd_trigger.errors import ConfigError
-from kd_trigger.scan import choose_best, pareto_front, plan_points
+from kd_trigger.report.markdown import scan_markdown
+from kd_trigger.scan_points import plan_points
+from kd_trigger.stats import choose_best, pareto_front
 
 
 def test_pareto_front_against_a_hand_made_set() -> None:
@@ -107,7 +109,7 @@ def test_the_flow_axis_makes_distinct_points_per_flow() -> None:
 def test_a_point_that_errors_is_kept_with_its_error_and_cached(tmp_path, monkeypatch) -> None:
     """A refused design is a result, not a crash: its error is recorded, cached like any point (a rerun
     does not rebuild it), and it renders as ERROR in scan.md without blocking the others."""
-    import kd_trigger.scan as scan_module
+    import kd_trigger.scan_points as scan_module
     from kd_trigger.errors import ModelError
 
     cfg = parse_config({"scan": {"axes": {"mlp": {"weight_bits": [4]}}}})
@@ -129,7 +131,7 @@ def test_a_point_that_errors_is_kept_with_its_error_and_cached(tmp_path, monkeyp
     errored = ScanPoint.model_validate({**result, "budget_pass": False})
     ok = _point("ok", 0.9, [("lut", 1.0, 2.0)])
     assert choose_best([errored, ok], "auc")[0].key == "ok"
-    md = scan_module.scan_markdown(
+    md = scan_markdown(
         Scan(
             run="r",
             objective="auc",
@@ -312,3 +314,52 @@ def test_a_scan_nothing_fits_exits_3_naming_the_nearest_miss(ci_run, make_config
         for r in caplog.records
     )
     assert not (load_config(path).firmware / "best").exists()
+
+
+def test_an_rtl_point_builds_only_the_rtl_flow(tmp_path, monkeypatch) -> None:
+    """``flow: rtl`` gates and measures the RTL alone: no hls4ml conversion runs for it, and its figures,
+    sources and exactness are the RTL flow's; an hls4ml point converts (and runs no RTL)."""
+    import numpy as np
+    from conftest import REPO
+
+    import kd_trigger.scan_points as sp
+    from kd_trigger.contracts import Da4mlEstimateBlock, RtlBlock, RtlSimBlock, YosysBlock
+    from kd_trigger.errors import ModelError
+    from kd_trigger.layout import ProjectLayout, point_project
+
+    raw = {"scan": {"axes": {"mlp": {"weight_bits": [4], "flow": ["hls4ml", "rtl"]}}}}
+    cfg = parse_config({**raw, "budget": {"profiles": str(REPO / "configs" / "budget.yaml")}})
+    points = {p.flow: p for p in plan_points(cfg)}
+    calls: list[object] = []
+
+    def rtl(model, out_dir, hls, x, ii_cycles):
+        calls.append(out_dir)
+        block = RtlBlock.model_construct(
+            latency_cycles=3,
+            latency_ns=15.0,
+            ii_cycles=1,
+            clock_period_ns=5.0,
+            da4ml_estimate=Da4mlEstimateBlock.model_construct(),
+            yosys=YosysBlock.model_construct(lut=10, ff=5),
+        )
+        sim = RtlSimBlock(n_samples=len(x), exact_fraction=1.0, max_abs_diff=0.0, argmax_agreement=1.0)
+        return block, sim
+
+    def convert(*args, **kwargs):
+        calls.append("hls4ml")
+        raise ModelError("converted")
+
+    x = np.zeros((3, 4))
+    monkeypatch.setattr(sp, "_train_point", lambda cfg, point, spec: (None, {"auc": 0.9}, x, np.zeros(3)))
+    monkeypatch.setattr(sp, "rtl_inputs", lambda model, x_test, seed: x_test)
+    monkeypatch.setattr(sp, "rtl_design", rtl)
+    monkeypatch.setattr(sp, "convert_and_simulate", convert)
+    result = sp._build_point(cfg, points["rtl"], tmp_path)
+    assert calls == [ProjectLayout(point_project(tmp_path)).rtl]
+    assert result["flow"] == "rtl" and result["exact"] is True and result["physics"]["auc"] == 0.9
+    assert result["figures"]["lut"] == 10 and result["sources"]["lut"] == "yosys synth (open-source)"
+    assert result["figures"]["latency_ns"] == 15.0
+    assert result["exactness"] == {"rtl_exact_fraction": 1.0, "rtl_samples": 3, "max_abs_diff": 0.0}
+    with pytest.raises(ModelError, match="converted"):
+        sp._build_point(cfg, points["hls4ml"], tmp_path)
+    assert calls[1:] == ["hls4ml"]

@@ -1,11 +1,12 @@
 """The stage runner on a small graph of real stage functions: digests, skips, reruns, commits, the lock.
 
 The pipeline's own stages are exercised end to end in test_pipeline_e2e.py; here each rule of
-kd_trigger.stages is checked in milliseconds, on stages that count how often they ran.
+kd_trigger.runner is checked in milliseconds, on stages that count how often they ran.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,25 +15,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-from kd_trigger.config import parse_config
+from kd_trigger.config import BudgetConfig, parse_config
 from kd_trigger.errors import RunLockedError, StaleOutputError
+from kd_trigger.fingerprint import code_digest, code_fingerprint, sha_of
+from kd_trigger.runner import journal_path, record_path, recover
 from kd_trigger.runs import RunLock
-from kd_trigger.stages import (
-    Stage,
-    StageContext,
-    StageResult,
-    _journal_path,
-    _sha,
-    build_graph,
-    code_digest,
-    code_fingerprint,
-    read_record,
-    record_path,
-    recover,
-    run_targets,
-    stage_status,
-)
+from kd_trigger.stage_types import Stage, StageContext, StageResult
+from kd_trigger.stages import build_graph, read_record, run_targets, stage_status
 
 CALLS: list[str] = []
 
@@ -234,7 +225,7 @@ def test_an_interrupted_commit_is_rolled_forward_by_the_next_run(setup):
     staging.write_text("new outputs")
     record = json.loads(record_path(c, "c").read_text())
     record["digest"] = "fromthejournal"
-    _journal_path(c, "c").write_text(
+    journal_path(c, "c").write_text(
         json.dumps(
             {
                 "pid": 999999999,
@@ -247,7 +238,7 @@ def test_an_interrupted_commit_is_rolled_forward_by_the_next_run(setup):
     recover(c)
     assert (c.firmware / "c.txt").read_text() == "new outputs"
     assert read_record(c, "c").digest == "fromthejournal"
-    assert not _journal_path(c, "c").exists() and not staging.exists()
+    assert not journal_path(c, "c").exists() and not staging.exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "no moves"])
@@ -265,11 +256,11 @@ def test_a_corrupt_journal_is_dropped_and_the_run_recovers(setup, damage, caplog
         text = text[: len(text) // 2]
     else:
         text = json.dumps({"pid": 999999999, "record": record, "config": {}})
-    _journal_path(c, "c").write_text(text)
+    journal_path(c, "c").write_text(text)
     CALLS.clear()
-    caplog.set_level("WARNING", logger="kd_trigger.stages")
+    caplog.set_level("WARNING", logger="kd_trigger.runner")
     assert run_targets(c, ["c"], graph=_graph()) == 0
-    assert not _journal_path(c, "c").exists()
+    assert not journal_path(c, "c").exists()
     assert any("the last complete commit of its stage stands" in r.getMessage() for r in caplog.records)
     assert CALLS == []
     assert (c.firmware / "c.txt").read_text() == before
@@ -341,7 +332,7 @@ def test_a_students_pairing_reruns_distill_but_not_the_study() -> None:
     def sections(raw: dict) -> dict[str, object]:
         cfg = parse_config(raw)
         graph = build_graph(cfg)
-        return {name: _sha(graph[name].config(cfg)) for name in ("distill", "study")}
+        return {name: sha_of(graph[name].config(cfg)) for name in ("distill", "study")}
 
     students = [
         {"name": "mlp", "kind": "mlp", "teacher": "lorentznet64", "temperature": 2.0, "kd_weight": 0.9}
@@ -389,10 +380,10 @@ def test_each_pipeline_stage_is_fingerprinted_by_the_code_it_runs() -> None:
     """The real graph: a stage's code is what its function imports, not the runner's or the CLI's."""
     cfg = parse_config({})
     graph = build_graph(cfg)
-    code = {name: set(code_fingerprint(stage.run.partition(":")[0])) for name, stage in graph.items()}
+    code = {name: set(code_fingerprint(stage.module)) for name, stage in graph.items()}
     assert "kd_trigger/data/generate.py" in code["data"]
     assert "kd_trigger/distill/teacher_train.py" in code["teacher:lorentznet64"]
-    assert "kd_trigger/rtl/flow.py" in code["hls"] and "kd_trigger/hls/csim.py" in code["hls"]
+    assert "kd_trigger/rtl/flow.py" in code["rtl"] and "kd_trigger/hls/csim.py" in code["hls4ml"]
     assert "kd_trigger/report/sections.py" in code["report"]
     # An edit to firmware or report code never retrains a teacher or regenerates jets.
     for upstream in ("data", "teacher:lorentznet64"):
@@ -400,7 +391,13 @@ def test_each_pipeline_stage_is_fingerprinted_by_the_code_it_runs() -> None:
             f.startswith(("kd_trigger/rtl/", "kd_trigger/hls/", "kd_trigger/report/")) for f in code[upstream]
         )
     for files in code.values():
-        assert not files & {"kd_trigger/stages.py", "kd_trigger/cli.py", "kd_trigger/errors.py"}
+        assert not files & {
+            "kd_trigger/stages.py",
+            "kd_trigger/runner.py",
+            "kd_trigger/stage_types.py",
+            "kd_trigger/cli.py",
+            "kd_trigger/errors.py",
+        }
 
 
 def test_a_package_upgrade_and_a_record_without_code_are_named_as_the_reason(setup):
@@ -426,7 +423,7 @@ def test_a_package_upgrade_and_a_record_without_code_are_named_as_the_reason(set
 
 def test_scan_points_and_study_trainings_are_keyed_by_their_code(tmp_path, monkeypatch) -> None:
     """The two caches inside stages must not hand back results of older code either."""
-    from kd_trigger import scan
+    from kd_trigger import scan_points as scan
 
     cfg = parse_config({"run": {"artifacts_dir": str(tmp_path)}})
     keys = [p.key for p in scan.plan_points(cfg)]
@@ -449,3 +446,237 @@ def test_scan_points_and_study_trainings_are_keyed_by_their_code(tmp_path, monke
     key = trainer._key(spec, 0, None, None, 1.0)
     trainer.code = before
     assert trainer._key(spec, 0, None, None, 1.0) != key
+
+
+# -- the firmware flows: hls.flows gates the hls4ml and rtl stages ---------------------------------
+FLOW_GATES = {
+    ("hls4ml", "rtl"): ["hls4ml", "rtl"],
+    ("hls4ml",): ["hls4ml"],
+    ("rtl",): ["rtl"],
+}
+
+
+@pytest.mark.parametrize("flows", list(FLOW_GATES))
+def test_hls_flows_put_exactly_their_stages_in_the_graph(flows) -> None:
+    """A flow not in ``hls.flows`` is not built: its stage is not in the graph and ``hls`` does not need it."""
+    from kd_trigger.runner import plan
+
+    cfg = parse_config({"hls": {"flows": list(flows)}})
+    graph = build_graph(cfg)
+    built = FLOW_GATES[flows]
+    assert [n for n in graph if n in ("hls4ml", "rtl")] == built
+    assert graph["hls"].needs == tuple(built)
+    assert plan(graph, ["hls"]) == [
+        "data",
+        "teacher:lorentznet16",
+        "teacher:lorentznet64",
+        "distill",
+        *built,
+        "hls",
+    ]
+    # A new latency or resource limit in the budget file reruns the verdict (hls), never a flow: the
+    # flows depend on the profile's II only, through their config part.
+    assert graph["hls"].inputs(cfg) == [Path(cfg.budget.profiles)]
+    for flow in built:
+        assert graph[flow].needs == ("data", "distill")
+        assert graph[flow].inputs(cfg) == []
+        assert graph[flow].outputs(cfg) == [cfg.artifacts / "stages" / flow / s.name for s in cfg.students]
+    # Switching one flow on or off reruns neither the other flow nor anything upstream of hls.
+    both = parse_config({})
+    for flow in built:
+        assert sha_of(graph[flow].config(cfg)) == sha_of(build_graph(both)[flow].config(both))
+
+
+def _downstream(graph: dict[str, Stage], names: set[str]) -> set[str]:
+    out = set(names)
+    for name, stage in graph.items():  # the graph's order is upstream first
+        if out & set(stage.needs):
+            out.add(name)
+    return out
+
+
+def _reruns(graph: dict[str, Stage], source: str) -> set[str]:
+    """The stages an edit to ``source`` reruns: those whose code contains it, and everything downstream."""
+    return _downstream(
+        graph, {name for name, stage in graph.items() if source in code_fingerprint(stage.module)}
+    )
+
+
+def test_an_rtl_edit_reruns_rtl_and_the_verdict_but_never_the_hls4ml_conversion() -> None:
+    graph = build_graph(parse_config({}))
+    reruns = _reruns(graph, "kd_trigger/rtl/emit.py")
+    assert {"rtl", "hls", "report"} <= reruns
+    assert not reruns & {"hls4ml", "distill", "data", "study"}
+
+
+def test_an_hls4ml_edit_reruns_the_conversion_but_never_the_rtl_flow() -> None:
+    graph = build_graph(parse_config({}))
+    # hls/convert.py also holds the precision derivation (model_precision, quantized_weights) that the RTL
+    # program takes its types and weights from: an edit there reruns both flows, as it must.
+    assert {"hls4ml", "hls", "report"} <= _reruns(graph, "kd_trigger/hls/convert.py")
+    # Code only the hls4ml flow runs: resource estimates of the HLS design, vendor synthesis.
+    for source in (
+        "kd_trigger/fpga/estimate.py",
+        "kd_trigger/fpga/synth.py",
+        "kd_trigger/hls/build.py",
+    ):
+        reruns = _reruns(graph, source)
+        assert {"hls4ml", "hls"} <= reruns and "rtl" not in reruns, source
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "hls_report" / "ci_mlp.json"
+
+
+def _fixture() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
+def fixture_hls4ml_stage(ctx: StageContext) -> StageResult:
+    """The hls4ml stage's outputs, as the CI run's MLP left them (no TensorFlow, no compiler)."""
+    from kd_trigger.hls.flows import flow_dir
+
+    CALLS.append(ctx.stage)
+    out = ctx.out(flow_dir(ctx.cfg, "hls4ml", "mlp"))
+    out.mkdir()
+    report = _fixture()
+    report.update(rtl=None, rtl_sim=None, budget=None, budget_by_flow={})
+    (out / "hls_report.json").write_text(json.dumps(report))
+    (out / "firmware").mkdir()
+    (out / "firmware" / "myproject.cpp").write_text("// the HLS C++\n")
+    return StageResult()
+
+
+def fixture_rtl_stage(ctx: StageContext) -> StageResult:
+    """The rtl stage's outputs (rtl_report.json), from the same CI report."""
+    from kd_trigger.hls.flows import flow_dir
+
+    CALLS.append(ctx.stage)
+    out = ctx.out(flow_dir(ctx.cfg, "rtl", "mlp"))
+    out.mkdir()
+    fixture = _fixture()
+    rtl = {k: v for k, v in fixture["rtl"].items() if k != "directory"}
+    (out / "rtl_report.json").write_text(json.dumps({**rtl, "rtl_sim": fixture["rtl_sim"]}))
+    (out / "model_top.v").write_text("module model_top; endmodule\n")
+    return StageResult()
+
+
+def _assert_the_review_report_shows_csim_not_run(report, folder: Path, tmp_path: Path) -> None:
+    """An RTL-only report renders: exactness, resources, budget and the summary row say the C simulation
+    was not run and let the RTL decide."""
+    from kd_trigger.fpga.budget import load_budget
+    from kd_trigger.report.assemble import summary_row
+    from kd_trigger.report.html import render_markdown
+    from kd_trigger.report.inputs import StudentInputs
+    from kd_trigger.report.sections import budget_blocks, exactness_blocks, resource_blocks
+
+    student = StudentInputs("mlp", folder / "hls_report.json", report, None)
+    blocks, verdict = budget_blocks(student)
+    profile = load_budget(BudgetConfig(profiles=str(REPO / "configs" / "budget.yaml")))
+    md = render_markdown(
+        [*exactness_blocks(student), *resource_blocks(student, profile, tmp_path, "p"), *blocks]
+    )
+    assert "hls4ml C simulation" not in md and "RTL simulation (verilator" in md
+    row, tone = summary_row(student, verdict)
+    assert row[1:5] == ("not run", "BIT-EXACT", verdict, "rtl")
+    assert tone == ("pass" if verdict == "PASS" else "fail")
+
+
+@pytest.mark.parametrize("flows", list(FLOW_GATES))
+def test_the_hls_stage_assembles_the_firmware_folder_from_the_flows_it_builds(setup, flows, tmp_path) -> None:
+    """The real hls stage on each flow's outputs: firmware/<run>/mlp holds what the flows built (hard
+    links, no copies), hls_report.json the figures of exactly those flows and their budget verdicts."""
+    from kd_trigger.contracts import HlsReport
+
+    cfg, *_ = setup
+    c = cfg(
+        hls={"flows": list(flows)},
+        students=[{"name": "mlp", "kind": "mlp"}],
+        budget={"profiles": str(REPO / "configs" / "budget.yaml"), "profile": "l1_jet_tagger_vu13p"},
+    )
+    real = build_graph(c)
+    stubs = {"hls4ml": f"{__name__}:fixture_hls4ml_stage", "rtl": f"{__name__}:fixture_rtl_stage"}
+    graph = {
+        name: dataclasses.replace(real[name], needs=(), run=stubs[name]) if name in stubs else real[name]
+        for name in (*FLOW_GATES[flows], "hls")
+    }
+    status = run_targets(c, ["hls"], graph=graph)
+    assert FLOW_GATES[flows] == CALLS
+    folder = c.firmware / "mlp"
+    report = HlsReport.model_validate_json((folder / "hls_report.json").read_text())
+    assert set(report.budget_by_flow) == set(FLOW_GATES[flows])
+    assert status == (0 if report.budget is not None and report.budget.passed else 3)
+    assert (folder / "firmware" / "myproject.cpp").is_file() == ("hls4ml" in flows)
+    assert (folder / "rtl" / "rtl_report.json").is_file() == ("rtl" in flows)
+    if "hls4ml" in flows:
+        built = c.artifacts / "stages" / "hls4ml" / "mlp" / "firmware" / "myproject.cpp"
+        assert (folder / "firmware" / "myproject.cpp").stat().st_ino == built.stat().st_ino
+        assert report.csim is not None and report.resources is not None
+    else:
+        assert report.csim is None and report.project_dir == str(folder)
+        _assert_the_review_report_shows_csim_not_run(report, folder, tmp_path)
+    if "rtl" in flows:
+        assert report.rtl is not None and report.rtl.directory == "rtl" and report.rtl_sim is not None
+        assert report.rtl.yosys is not None and report.rtl.yosys.lut == _fixture()["rtl"]["yosys"]["lut"]
+    else:
+        assert report.rtl is None and report.rtl_sim is None
+    # The flows' own hls_report.json is not touched by the verdict written beside its link.
+    if "hls4ml" in flows:
+        flow_report = json.loads((c.artifacts / "stages" / "hls4ml" / "mlp" / "hls_report.json").read_text())
+        assert flow_report["budget"] is None
+    CALLS.clear()
+    assert run_targets(c, ["hls"], graph=graph) == status
+    assert CALLS == []
+
+
+@pytest.mark.slow
+def test_hls_flows_rtl_only_builds_no_hls4ml_project(ci_run, make_config) -> None:
+    """``hls.flows: [rtl]``: the hls4ml conversion does not run (no stage, no project, no C simulation);
+    the RTL flow decides the budget and the review report says the C simulation was not run."""
+    from kd_trigger.cli import main
+    from kd_trigger.config import load_config
+
+    teacher = {"name": "lorentznet64", "kind": "lorentznet", "n_particles": 64, "neighbours": 8, "n_layers": 1,
+               "hidden": 8, "epochs": 2, "warmup_epochs": 0.5, "batch_size": 64}  # fmt: skip
+    student = {"name": "mlp", "kind": "mlp", "n_particles": 8, "hidden": [16, 8], "teacher": "lorentznet64"}
+    path = make_config("rtlonly.yaml", run={"name": "rtlonly"}, data={"path": str(ci_run.cfg.data_path)},
+                       teachers=[teacher], students=[student], hls={"flows": ["rtl"]})  # fmt: skip
+    cfg = load_config(path)
+    assert main(["hls", "--config", str(path)]) == 0
+    assert read_record(cfg, "hls4ml") is None and not (cfg.artifacts / "stages" / "hls4ml").exists()
+    report = json.loads((cfg.firmware / "mlp" / "hls_report.json").read_text())
+    assert report["csim"] is None and report["resources"] is None
+    assert report["rtl_sim"]["exact_fraction"] == 1.0 and report["rtl"]["yosys"]["lut"] > 0
+    assert report["budget"]["flow"] == "rtl" and set(report["budget_by_flow"]) == {"rtl"}
+    assert sorted(p.name for p in (cfg.firmware / "mlp").iterdir()) == ["hls_report.json", "rtl"]
+    md = (cfg.firmware / "report.md").read_text()
+    [row] = [line for line in md.splitlines() if line.startswith("| mlp |")]
+    assert [c.strip() for c in row.strip("|").split("|")][1:3] == ["not run", "BIT-EXACT"]
+
+
+def test_building_the_graph_imports_no_tensorflow() -> None:
+    """Every stage module is imported to read its STAGE: their top-level imports must stay TensorFlow-free."""
+    code = (
+        "import sys; from kd_trigger.config import parse_config; from kd_trigger.stages import build_graph; "
+        "build_graph(parse_config({})); print('tensorflow' in sys.modules, 'qkeras' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_machinery_imports_no_stage_module() -> None:
+    """Stage modules import the types; only the graph imports stage modules (no runner <-> stage cycle)."""
+    import ast
+
+    from kd_trigger.stages import declarations
+
+    stage_modules = {decl.run.__module__ for decl in declarations(parse_config({}))}
+    assert len(stage_modules) == 9
+    for name in ("stage_types", "runner", "fingerprint"):
+        tree = ast.parse((REPO / "kd_trigger" / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not imported & (stage_modules | {"kd_trigger.stages"}), name
+    for module in stage_modules:
+        tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & {"kd_trigger.stages", "kd_trigger.runner"}, module

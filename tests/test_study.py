@@ -10,7 +10,7 @@ import pytest
 
 from kd_trigger.cli import main
 from kd_trigger.contracts import Study
-from kd_trigger.study import paired_ratio, resample_plan
+from kd_trigger.stats import paired_ratio, resample_plan
 
 
 def _mean_metric(labels: np.ndarray, values: np.ndarray) -> float:
@@ -104,3 +104,30 @@ def test_study_on_the_ci_config(ci_run, caplog) -> None:
     assert not any(" epoch " in m for m in messages)
     after = json.loads((cfg.artifacts / "study.json").read_text())
     assert after["students"] == before["students"]
+
+
+def test_the_cache_keys_cover_the_result_code_and_no_report_module(monkeypatch) -> None:
+    """The study's training key and the scan's point key follow imports (``code_fingerprint``): they
+    must reach the training loop and the students (and, for the scan, the firmware build), and no file
+    under kd_trigger/report/: a plot or Markdown edit reruns neither cache."""
+    import kd_trigger.scan_points as scan_points
+    from kd_trigger.config import parse_config
+    from kd_trigger.fingerprint import code_fingerprint
+    from kd_trigger.study_training import TRAINING_CODE
+
+    for modules, needed in (
+        (TRAINING_CODE, {"kd_trigger/study_training.py"}),
+        (
+            scan_points.POINT_CODE,
+            {"kd_trigger/scan_points.py", "kd_trigger/hls/build.py", "kd_trigger/evaluate.py"},
+        ),
+    ):
+        files = {f for m in modules for f in code_fingerprint(m)}
+        assert {"kd_trigger/distill/training.py", "kd_trigger/models/students.py", *needed} <= files
+        assert not [f for f in files if f.startswith("kd_trigger/report/")]
+        assert not {"kd_trigger/stats.py", "kd_trigger/scan.py", "kd_trigger/study.py"} & files
+    # and the scan's points are keyed on exactly those modules
+    seen = []
+    monkeypatch.setattr(scan_points, "code_digest", lambda *modules: seen.append(modules) or "code")
+    scan_points.plan_points(parse_config({"scan": {"axes": {"mlp": {"weight_bits": [4]}}}}))
+    assert seen == [scan_points.POINT_CODE]

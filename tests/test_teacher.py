@@ -22,8 +22,8 @@ import kd_trigger.models.teacher as tm
 from kd_trigger.config import PARTICLE_FEATURES, TeacherSpec, parse_config
 from kd_trigger.data.features import TEACHER_P4_SCALE_GEV, particle_features, teacher_inputs
 from kd_trigger.data.readers import load_jets
-from kd_trigger.distill.teacher_stage import load_teacher, load_teacher_file, teacher_dir
 from kd_trigger.distill.teacher_train import train_teacher
+from kd_trigger.distill.teachers import load_teacher, load_teacher_file, teacher_dir
 from kd_trigger.errors import ModelError
 from kd_trigger.evaluate import roc_auc, scores_from_logits
 from kd_trigger.models.teacher import (

@@ -20,6 +20,7 @@ import resource
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -35,9 +36,17 @@ from kd_trigger.data.pythia_worker import (
     ChunkTask,
     generate_chunk,
 )
-from kd_trigger.errors import ConfigError, OutputError, StaleOutputError
-from kd_trigger.runs import ensure_writable_dir, package_versions, write_h5_atomic, write_json_atomic
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.data.readers import check_trainable, load_jets
+from kd_trigger.errors import ConfigError, DataError, OutputError, StaleOutputError
+from kd_trigger.layout import DataFiles, RunLayout
+from kd_trigger.runs import (
+    ensure_writable_dir,
+    file_problem,
+    package_versions,
+    write_h5_atomic,
+    write_json_atomic,
+)
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -239,21 +248,19 @@ def data_stage(ctx: StageContext) -> StageResult:
     Either way ``data/summary.json`` records the jets per split and class; a file the later stages
     could not train or test on (one class, too few jets in a split) is refused here, before any training.
     """
-    from kd_trigger.data.readers import check_trainable, load_jets
-
     cfg = ctx.cfg
-    out_dir = ctx.out(cfg.artifacts / "data")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files = DataFiles(ctx.out(RunLayout.of(cfg).data_dir))
+    files.root.mkdir(parents=True, exist_ok=True)
     if cfg.data.path:
         dataset = load_jets(cfg.data_path, cfg)
         check_trainable(dataset, cfg.data_path)
-        write_summary(out_dir / "summary.json", dataset, cfg.data_path)
+        write_summary(files.summary, dataset, cfg.data_path)
         log.info("data.path %s: %s", cfg.data_path, dataset.summary())
         return StageResult(extra={"n_jets": len(dataset)})
-    path = write_jets_file(out_dir / "jets.h5", generate_jets(cfg), cfg)
+    path = write_jets_file(files.jets, generate_jets(cfg), cfg)
     dataset = load_jets(path, cfg)
     check_trainable(dataset, cfg.data_path)
-    write_summary(out_dir / "summary.json", dataset, cfg.data_path)
+    write_summary(files.summary, dataset, cfg.data_path)
     return StageResult(extra={"n_jets": len(dataset)})
 
 
@@ -272,3 +279,41 @@ def generate_to_file(cfg: Config, out: Path, force: bool = False) -> Path:
     ensure_writable_dir(out.parent, "--out directory")
     check_n_jets(cfg)  # bad n_jets fails before any work
     return write_jets_file(out, generate_jets(cfg), cfg)
+
+
+# -- the stage declaration ------------------------------------------------------------------------
+def _data_config(cfg: Config) -> dict[str, Any]:
+    data = cfg.data.model_dump(mode="json")
+    data.pop("workers")  # the number of processes never changes the bytes produced
+    data.pop("path")  # a given file is fingerprinted by content instead
+    return {"seed": cfg.run.seed, "data": data}
+
+
+def _data_outputs(cfg: Config) -> list[Path]:
+    return [RunLayout.of(cfg).data_dir]
+
+
+def _data_inputs(cfg: Config) -> list[Path]:
+    return [cfg.data_path] if cfg.data.path else []
+
+
+def check_data(cfg: Config) -> None:
+    """DataError for a ``data.path`` that is no readable file; ConfigError for a jet count that cannot
+    fill every split (before any work)."""
+    if cfg.data.path:
+        problem = file_problem(Path(cfg.data.path), want="any")
+        if problem is not None:
+            raise DataError(f"data.path {cfg.data.path} {problem}; point it at an HDF5 jet file or remove it")
+    else:
+        check_n_jets(cfg)
+
+
+STAGE = StageDecl(
+    "data",
+    data_stage,
+    _data_config,
+    _data_outputs,
+    inputs=_data_inputs,
+    check=check_data,
+    description="generate jets with Pythia 8 + FastJet, or validate data.path",
+)

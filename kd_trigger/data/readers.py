@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kd_trigger.config import Config
-from kd_trigger.data.dataset import FORMAT_NAME, JetDataset, assign_split
+from kd_trigger.data.dataset import FORMAT_NAME, SPLIT_CODES, JetDataset, assign_split
 from kd_trigger.data.features import jet_kinematics
 from kd_trigger.errors import DataError
 from kd_trigger.runs import file_problem
@@ -93,7 +93,7 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
     except OSError as err:
         raise DataError(f"data file {path} cannot be read as HDF5 ({err}); is it truncated?") from None
     if dataset is None:
-        dataset = _read_public_chunks(path, cfg)
+        dataset = read_public_chunks(path, cfg)
     check_four_vectors(dataset.constituents, path)
     log.info("read %s: %s", dataset.source, dataset.summary())
     return dataset
@@ -363,7 +363,7 @@ def _numeric(frame: Any, columns: list[str], path: Path, dtype: Any = np.float64
         ) from None
 
 
-def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_ROWS) -> JetDataset:
+def read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_ROWS) -> JetDataset:
     """A Top Quark Tagging file read ``chunk_rows`` rows at a time into preallocated float32 arrays."""
     import pandas as pd
 
@@ -426,8 +426,6 @@ theirs (not drawn from run.seed)."""
 
 
 def _read_split_directory(path: Path, cfg: Config) -> JetDataset:
-    from kd_trigger.data.dataset import SPLIT_CODES
-
     missing = [name for name in PUBLIC_SPLIT_FILES if not (path / name).is_file()]
     if missing:
         raise DataError(

@@ -1,1 +1,2 @@
-"""Knowledge distillation: the Distiller, its loss, the teacher and distill stages."""
+"""Knowledge distillation: the Distiller and its loss, the training loop (:mod:`.training`), teachers as a
+library (:mod:`.teachers`), the evaluation, and the teacher and distill stages."""

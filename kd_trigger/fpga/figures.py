@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kd_trigger.contracts import HlsReport
+from kd_trigger.contracts import HlsReport, RtlBlock
 from kd_trigger.fpga import (
     RESOURCE_KEYS,
     SOURCE_DA4ML,
@@ -92,26 +92,30 @@ def rtl_figures(report: HlsReport) -> DesignFigures | None:
     Yosys measures resources, not timing: the latency and II are da4ml's pipeline, labelled as its
     estimate, and timing closure needs the vendor tool.
     """
-    rtl = report.rtl
-    if not rtl:
+    return rtl_block_figures(report.rtl)
+
+
+def rtl_block_figures(rtl: RtlBlock | None) -> DesignFigures | None:
+    """:func:`rtl_figures` of the RTL flow's ``rtl`` block alone (a design built without hls4ml)."""
+    if rtl is None:
         return None
     figures = DesignFigures("rtl")
     timing = {
-        "latency_cycles": rtl.get("latency_cycles"),
-        "latency_ns": rtl.get("latency_ns"),
-        "ii_cycles": rtl.get("ii_cycles"),
-        "clock_period_ns": rtl.get("clock_period_ns"),
+        "latency_cycles": rtl.latency_cycles,
+        "latency_ns": rtl.latency_ns,
+        "ii_cycles": rtl.ii_cycles,
+        "clock_period_ns": rtl.clock_period_ns,
     }
-    estimate = rtl.get("da4ml_estimate") or {}
-    figures.add(SOURCE_DA4ML, **timing, **{k: estimate.get(k) for k in RESOURCE_KEYS})
-    yosys = rtl.get("yosys") or {}
-    figures.add(SOURCE_YOSYS, **{k: yosys.get(k) for k in RESOURCE_KEYS})
+    # da4ml's estimate counts LUTs and flip-flops only; the other resources stay unknown (None).
+    figures.add(SOURCE_DA4ML, **timing, **{k: getattr(rtl.da4ml_estimate, k, None) for k in RESOURCE_KEYS})
+    if rtl.yosys is not None:
+        figures.add(SOURCE_YOSYS, **{k: getattr(rtl.yosys, k, None) for k in RESOURCE_KEYS})
     return figures
 
 
 def design_figures(report: HlsReport) -> list[DesignFigures]:
-    """Every design of a student: hls4ml first, then the RTL flow when it ran."""
-    designs = [hls4ml_figures(report)]
+    """Every design of a student: hls4ml first (when it was built), then the RTL flow when it ran."""
+    designs = [hls4ml_figures(report)] if report.csim is not None else []
     rtl = rtl_figures(report)
     if rtl is not None:
         designs.append(rtl)

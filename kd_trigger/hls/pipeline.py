@@ -1,311 +1,64 @@
-"""The hls stage: distilled students -> hls4ml firmware -> bit-exact C simulation -> resources -> budget.
+"""The hls stage: every student's firmware folder from the flows ``hls.flows`` builds, and the budget.
 
-``hls_stage`` works on a run's students (it reads the distill stage's models and the data stage's
-test jets; it never runs them); ``convert_saved_model`` on any saved QKeras model
-(``kd-trigger hls --model PATH.h5 --out DIR``). Both write the HLS project and ``hls_report.json``
-(:class:`kd_trigger.contracts.HlsReport`) and fail (CsimMismatchError, exit 1) when the C simulation
-does not agree with QKeras as exactly as ``hls.min_exact_fraction`` requires.
+``hls_stage`` assembles ``firmware/<run>/<student>`` from the hls4ml stage's project
+(:mod:`kd_trigger.hls.hls4ml_stage`) and the rtl stage's ``rtl/`` (:mod:`kd_trigger.rtl.stage`), adds
+the RTL blocks and the budget verdicts to ``hls_report.json`` (:class:`kd_trigger.contracts.HlsReport`)
+and logs the verdict table. It converts, simulates and synthesizes nothing: cheap to rerun after either
+flow changed. :mod:`kd_trigger.hls.saved_model` builds the same firmware for any saved QKeras model.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kd_trigger.config import Config, HlsConfig
-from kd_trigger.contracts import CsimBlock, EstimateBlock, HlsReport, LayerSparsity, VendorFigures
-from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, CsimMismatchError, DataError, ModelError, StaleOutputError
-from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_HLS, SOURCE_POST_SYNTH
-from kd_trigger.hls.convert import Converted, convert_model, firmware_sparsity, hls_layer_precision
-from kd_trigger.hls.csim import run_csim, softmax_top
-from kd_trigger.hls.precision import edge_case_inputs
-from kd_trigger.runs import (
-    check_creatable_dir,
-    clean_dead_temporaries,
-    created_dir,
-    file_problem,
-    package_versions,
-    raise_if_terminated,
-    remove_path,
-    tmp_name,
-    write_text_atomic,
-)
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.contracts import HlsReport, RtlResult, read_contract
+from kd_trigger.errors import EXIT_BUDGET, EXIT_OK
+from kd_trigger.hls.build import apply_budget
+from kd_trigger.hls.flows import HLS4ML, RTL, budget_file, check_hls
+from kd_trigger.layout import ProjectLayout, RunLayout
+from kd_trigger.report.markdown import verdict_table
+from kd_trigger.rtl.student import add_rtl
+from kd_trigger.runs import copy_tree_linked, package_versions
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "hls_report.json"
-RANDOM_SAMPLES = 10_000
-FAILED_MARKER = "CSIM_FAILED.txt"
-
-
-def build_report(
-    student: str,
-    hls: HlsConfig,
-    converted: Converted,
-    csim: CsimBlock,
-    final_dir: Path,
-    model_name: str = "",
-) -> HlsReport:
-    """The hls_report.json document (resources, budget and RTL blocks are added by the caller)."""
-    return HlsReport(
-        student=student,
-        model=model_name,
-        backend=hls.backend,
-        part=hls.part,
-        clock_period_ns=hls.clock_period_ns,
-        reuse_factor=hls.reuse_factor,
-        io_type=hls.io_type,
-        strategy=hls.strategy,
-        project_dir=str(final_dir),
-        input_type=converted.input_type.hls(),
-        precision={name: chosen.to_dict() for name, chosen in converted.precision.items()},
-        precision_hls4ml=hls_layer_precision(converted.hls_model),
-        requantized_weights=converted.requantized_layers,
-        csim=csim,
-        min_exact_fraction=hls.min_exact_fraction,
-        seconds={
-            "convert": round(converted.convert_s, 3),
-            "compile": round(converted.compile_s, 3),
-            "simulation": round(csim.simulation_s, 3),
-            "qkeras": round(csim.qkeras_s, 3),
-        },
-        versions=package_versions(),
-        intake=converted.assumed,
-        reuse_by_layer=converted.reuse_by_layer,
-        sparsity={
-            name: LayerSparsity.model_validate(entry)
-            for name, entry in firmware_sparsity(converted.hls_model).items()
-        },
-        ii_cycles=hls.ii_cycles or 1,
-        parallelization_by_layer={
-            layer.name: int(layer.get_attr("parallelization_factor"))
-            for layer in converted.hls_model.get_layers()
-            if layer.get_attr("n_partitions") is not None and layer.get_attr("parallelization_factor")
-        },
-    )
-
-
-def _mismatch(student: str, csim: CsimBlock, hls: HlsConfig, report_path: Path) -> CsimMismatchError:
-    where = (
-        f"first diverging layer: '{csim.first_divergent_layer}'"
-        if csim.first_divergent_layer
-        else "no single layer diverges in the trace"
-    )
-    return CsimMismatchError(
-        f"{student}: the C simulation agrees with QKeras on {csim.exact_fraction:.6f} of outputs "
-        f"(required {hls.min_exact_fraction}; max |diff| {csim.max_abs_diff:.4g}); {where}; see {report_path}"
-    )
-
-
-def _estimate(converted: Converted, hls: HlsConfig) -> EstimateBlock:
-    from kd_trigger.fpga.estimate import estimate_model
-
-    figures = estimate_model(converted.hls_model, hls.reuse_factor, hls.clock_period_ns).to_dict()
-    return EstimateBlock.model_validate(figures)
-
-
-def _estimate_at_ii1(converted: Converted, hls: HlsConfig) -> dict[str, Any]:
-    """The same hls4ml design with every layer at reuse factor 1: what the RTL flow (II = 1) is compared
-    with at equal throughput."""
-    from kd_trigger.fpga.estimate import estimate_model
-
-    figures = estimate_model(converted.hls_model, 1, hls.clock_period_ns, every_layer=True).to_dict()
-    return {
-        k: figures[k] for k in ("total", "total_hls", "latency_cycles", "ii_cycles", "source") if k in figures
-    }
-
-
-def _vendor_blocks(converted: Converted, hls: HlsConfig) -> tuple[VendorFigures | None, VendorFigures | None]:
-    """Vendor HLS and post-synthesis figures (each stored once, apart), when hls.synth ran the tools."""
-    from kd_trigger.fpga.synth import run_vendor_synthesis
-
-    figures = run_vendor_synthesis(converted.hls_model, hls, converted.project_dir)
-    if figures is None:
-        return None, None
-    timing = {
-        "latency_cycles": figures.get("latency_cycles"),
-        "latency_ns": figures.get("latency_ns"),
-        "ii_cycles": figures.get("ii_cycles"),
-        "clock_period_ns": figures.get("clock_period_ns"),
-    }
-    hls_block = None
-    if figures.get("hls"):
-        hls_block = VendorFigures(
-            source=SOURCE_HLS,
-            tool=figures.get("hls_tool"),
-            file=figures.get("hls_file"),
-            **{k: figures["hls"].get(k) for k in RESOURCE_KEYS},
-            **timing,
-        )
-    synth_block = None
-    if figures.get("synth"):
-        synth = figures["synth"]
-        synth_block = VendorFigures(
-            source=SOURCE_POST_SYNTH,
-            tool=synth.get("tool"),
-            file=synth.get("file"),
-            **{k: synth.get(k) for k in RESOURCE_KEYS},
-        )
-    return hls_block, synth_block
-
-
-def convert_and_simulate(
-    model: Any,
-    project_dir: Path,
-    hls: HlsConfig,
-    x_raw: np.ndarray,
-    labels: np.ndarray | None,
-    student: str,
-    final_dir: Path | None = None,
-    on_converted: Callable[[Any], None] | None = None,
-) -> tuple[HlsReport, Converted]:
-    """Convert into ``project_dir``, compile, C-simulate, add resources; write hls_report.json there
-    (+ csim_outputs.npz with labels). ``final_dir`` is where the project will live once committed.
-
-    Raises CsimMismatchError (after writing the report) below ``hls.min_exact_fraction``.
-    """
-    final_dir = final_dir or project_dir
-    converted = convert_model(model, project_dir, hls, on_converted=on_converted)
-    csim, y_q, y_h = run_csim(model, converted, x_raw, labels, hls.min_exact_fraction)
-    report = build_report(student, hls, converted, csim, final_dir, getattr(model, "name", ""))
-    report_path = project_dir / REPORT_NAME
-    if csim.exact_fraction < hls.min_exact_fraction:
-        report.write(report_path)
-        raise _mismatch(student, csim, hls, final_dir / REPORT_NAME)
-    if labels is not None:
-        np.savez_compressed(
-            project_dir / "csim_outputs.npz",
-            y_true=np.asarray(labels, dtype=np.int8),
-            p_hls=softmax_top(y_h),
-            p_qkeras=softmax_top(y_q),
-            logits_hls=y_h,
-            logits_qkeras=y_q,
-        )
-    report.resources = _estimate(converted, hls)
-    report.hls4ml_at_ii1 = _estimate_at_ii1(converted, hls)
-    report.vendor_hls, report.vendor_synth = _vendor_blocks(converted, hls)
-    report.write(report_path)
-    return report, converted
-
-
-def rtl_inputs(model: Any, x_test: np.ndarray, seed: int = 0) -> np.ndarray:
-    """What the RTL simulation proves the Verilog on: the given jets plus 10,000 on-grid edge inputs."""
-    from kd_trigger.hls.convert import model_precision
-
-    input_type = next(iter(model_precision(model).values())).types["result"]
-    shape = tuple(int(d) for d in model.input_shape[1:])
-    edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=seed)
-    return np.concatenate([np.asarray(x_test, dtype=np.float64), edges])
-
-
-def run_rtl(
-    model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, report: HlsReport, ii_cycles: int = 1
-) -> None:
-    """The open-source RTL flow of ``model`` into ``out_dir``; its figures go into ``report`` (``rtl`` and
-    ``rtl_sim``). ``ii_cycles`` > 1 folds a Deep Sets student (an event every k cycles).
-    Raises RtlMismatchError (exit 1, after writing rtl_report.json) when it is not exact."""
-    from kd_trigger.contracts import RtlSimBlock
-    from kd_trigger.fpga.parts import yosys_family
-    from kd_trigger.rtl import run_rtl_flow
-
-    result = run_rtl_flow(
-        model,
-        out_dir,
-        x,
-        clock_period_ns=hls.clock_period_ns,
-        part_family=yosys_family(hls.part),
-        ii_cycles=ii_cycles,
-    )
-    figures = result.to_dict()
-    report.rtl_sim = RtlSimBlock.model_validate(figures.pop("rtl_sim"))
-    report.rtl = {**figures, "directory": str(out_dir.name)}
-
-
-def _apply_budget(report: HlsReport, cfg: Config) -> None:
-    from kd_trigger.fpga.budget import decide, load_budget
-    from kd_trigger.fpga.figures import design_figures
-
-    deciding, by_flow = decide(design_figures(report), load_budget(cfg.budget))
-    report.budget = deciding.to_block()
-    report.budget_by_flow = {flow: v.to_block() for flow, v in by_flow.items()}
-
-
-def _verdict_table(reports: list[HlsReport]) -> str:
-    from kd_trigger.fpga.figures import design_figures
-
-    lines = [
-        f"{'student':<14} {'flow':<7} {'C sim exact':>11} {'latency ns':>10} {'LUT':>9} {'DSP':>6}  budget (source)"
-    ]
-    for r in reports:
-        for design in design_figures(r):
-            verdict = r.budget_by_flow.get(design.flow)
-            text = (
-                "n/a"
-                if verdict is None
-                else ("PASS" if verdict.passed else "FAIL: " + "; ".join(verdict.violations))
-            )
-            latency, _ = design.best("latency_ns")
-            lut, source = design.best("lut")
-            dsp, _ = design.best("dsp")
-            lines.append(
-                f"{r.student:<14} {design.flow:<7} {r.csim.exact_fraction:>11.6f} {latency!s:>10} "
-                f"{lut!s:>9} {dsp!s:>6}  {text} ({source})"
-            )
-    return "\n".join(lines)
-
 
 def hls_stage(ctx: StageContext) -> StageResult:
-    """Firmware for every distilled student of the run; exit status 3 when a budget is broken.
+    """Every student's ``firmware/<run>/<student>`` from the flows ``hls.flows`` names, its budget
+    verdict, and the verdict table; exit status 3 when a budget is broken.
 
-    Raises CsimMismatchError (exit 1) naming the first diverging layer when a C simulation is not exact
-    enough: nothing of this stage is then committed.
+    The hls4ml project (with ``hls_report.json`` and ``csim_outputs.npz``) and the RTL flow's folder
+    (``rtl/``) are hard-linked (copied across file systems) from the hls4ml and rtl stages' outputs;
+    ``hls_report.json`` gains the ``rtl``/``rtl_sim`` blocks and the budget verdicts.
     """
-    from kd_trigger.data.readers import load_jets
-    from kd_trigger.fpga.budget import load_budget
-    from kd_trigger.models.students import load_student_file, student_inputs
-
     cfg = ctx.cfg
-    test = load_jets(cfg.data_path, cfg).select("test")
-    n = cfg.hls.csim_count(len(test.is_signal))
-    labels = np.asarray(test.is_signal[:n], dtype=np.int8)
+    layout = RunLayout.of(cfg)
     reports: list[HlsReport] = []
-    max_ii = load_budget(cfg.budget).max_ii_cycles  # the default folding of Deep Sets students follows it
     for spec in cfg.students:
-        model = load_student_file(cfg.artifacts / "students" / spec.name / "kd.h5", spec)
-        x_raw = student_inputs(spec, test.constituents[:n])
-        final = cfg.firmware / spec.name
-        k_hls, k_rtl = cfg.ii_cycles_of(spec, "hls4ml", max_ii), cfg.ii_cycles_of(spec, "rtl", max_ii)
-        hls = cfg.hls.model_copy(update={"ii_cycles": k_hls})
-        log.info(
-            "student %s: converting the distilled model (folded over %d cycles), C-simulating %d test jets",
-            spec.name,
-            k_hls,
-            n,
-        )
-        report, _ = convert_and_simulate(model, ctx.out(final), hls, x_raw, labels, spec.name, final)
-        if "rtl" in cfg.hls.flows:
-            log.info(
-                "student %s: the open-source RTL flow (da4ml, Verilator, Yosys) at II %d", spec.name, k_rtl
-            )
-            run_rtl(
-                model,
-                ctx.out(final) / "rtl",
-                cfg.hls,
-                rtl_inputs(model, x_raw, seed=cfg.run.seed),
-                report,
-                ii_cycles=k_rtl,
-            )
-        _apply_budget(report, cfg)
-        report.write(ctx.out(final) / REPORT_NAME)
+        final = layout.firmware_dir(spec.name)
+        project = ProjectLayout(ctx.out(final))
+        project.root.mkdir(parents=True, exist_ok=True)
+        report: HlsReport | None = None
+        if HLS4ML in cfg.hls.flows:
+            copy_tree_linked(layout.flow_dir(HLS4ML, spec.name), project.root)
+            report = read_contract(project.report, HlsReport, "make hls")
+        if RTL in cfg.hls.flows:
+            copy_tree_linked(layout.flow_dir(RTL, spec.name), project.rtl)
+            result = read_contract(project.rtl_report, RtlResult, "make hls")
+            if report is None:
+                report = rtl_only_report(spec.name, cfg.hls, result, final)
+            add_rtl(report, result, project.rtl.name)
+        if report is None:  # hls.flows has at least one entry (the config refuses an empty one)
+            raise AssertionError(f"hls.flows {cfg.hls.flows} builds nothing")
+        apply_budget(report, cfg)
+        report.write(project.report)
         reports.append(report)
     broken = [r.student for r in reports if r.budget is not None and not r.budget.passed]
-    log.info("hls verdict (profile %s):\n%s", cfg.budget.profile, _verdict_table(reports))
+    log.info("hls verdict (profile %s):\n%s", cfg.budget.profile, verdict_table(reports))
     if broken:
         log.error("trigger budget %s broken by: %s", cfg.budget.profile, ", ".join(broken))
     return StageResult(
@@ -314,313 +67,52 @@ def hls_stage(ctx: StageContext) -> StageResult:
     )
 
 
-# -- any saved QKeras model ----------------------------------------------------------------------
-def load_qkeras_model(model_path: Path) -> Any:
-    """Load a saved QKeras model (.h5) with qkeras.utils.load_qmodel; ModelError in one line if it cannot."""
-    model_path = Path(model_path)
-    problem = file_problem(model_path)
-    if problem is not None:
-        raise ModelError(f"model file {model_path} {problem}; pass --model PATH.h5 of a saved QKeras model")
-    from qkeras.utils import load_qmodel
-
-    try:
-        model = load_qmodel(str(model_path), compile=False)
-    except Exception as err:  # Keras raises ValueError/TypeError/OSError for unknown layers and bad files
-        text = " ".join(str(err).split())
-        raise ModelError(f"{model_path} cannot be loaded as a QKeras model: {text[:300]}") from None
-    return as_functional(model)
-
-
-def as_functional(model: Any) -> Any:
-    """A Keras ``Sequential`` model as the equivalent functional model (same layer types, configs, weights).
-
-    Every walk over a model (precision, the float64 twin, the RTL program) starts from its InputLayer,
-    which a Sequential model does not list among its layers: built as hls4ml tutorials build models, it
-    crashed there. The layers are rebuilt from their configs (a layer called in two models would have two
-    inbound nodes, and look like a merge) and take the saved weights. Other models are returned unchanged.
-    """
-    import tensorflow as tf
-
-    if not isinstance(model, tf.keras.Sequential):
-        return model
-    if not model.built or model.input_shape is None:
-        raise ModelError(
-            f"Sequential model {model.name} has no input shape; give it an Input layer and save it again"
-        )
-    inputs = tf.keras.Input(batch_shape=model.input_shape, name=f"{model.name}_input")
-    x = inputs
-    copies = []
-    for layer in model.layers:
-        copy = type(layer).from_config(layer.get_config())
-        x = copy(x)
-        copies.append((copy, layer))
-    functional = tf.keras.Model(inputs, x, name=model.name)
-    for copy, layer in copies:
-        copy.set_weights(layer.get_weights())
-    return functional
-
-
-def _read_array(data_path: Path) -> np.ndarray:
-    """The array of a .npy file, or of a .npz file (``file.npz`` with one array, or ``file.npz:name``)."""
-    text = str(data_path)
-    name = None
-    if ".npz:" in text:
-        text, name = text.rsplit(":", 1)
-    path = Path(text)
-    problem = file_problem(path)
-    if problem is not None:
-        raise DataError(f"--data file {path} {problem}")
-    if path.suffix not in (".npy", ".npz"):
-        raise DataError(f"--data {path}: expected a .npy file or a .npz file (FILE.npz or FILE.npz:ARRAY)")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"{path} is not a readable {path.suffix} file: {err}") from None
-    if path.suffix == ".npy":
-        return np.asarray(loaded)
-    with loaded as archive:
-        names = list(archive.files)
-        if name is None:
-            if len(names) != 1:
-                raise DataError(
-                    f"--data {path} holds {len(names)} arrays ({', '.join(names) or 'none'}); "
-                    f"name one: --data {path}:ARRAY"
-                )
-            name = names[0]
-        if name not in names:
-            raise DataError(f"--data {path} has no array {name!r}; it holds {', '.join(names) or 'none'}")
-        try:
-            return np.asarray(archive[name])
-        except (ValueError, OSError, EOFError) as err:  # object arrays (pickles), a damaged member
-            raise DataError(f"{path} is not a readable .npz file: {err}") from None
-
-
-def load_inputs(data_path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Inputs to simulate: shape (N, *input_shape) (or one sample), numeric and finite; DataError otherwise."""
-    x = _read_array(Path(data_path))
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise DataError(f"{data_path}: expected a real numeric array, got dtype {x.dtype}")
-    if x.size == 0:
-        raise DataError(f"{data_path}: the array is empty (shape {tuple(x.shape)}); give at least one sample")
-    if tuple(x.shape) == tuple(input_shape):
-        x = x[None]
-    if tuple(x.shape[1:]) != tuple(input_shape):
-        raise DataError(
-            f"{data_path}: shape {tuple(x.shape)} does not match the model input (N, {', '.join(map(str, input_shape))})"
-        )
-    if not np.all(np.isfinite(x)):
-        bad = int(np.sum(~np.isfinite(x)))
-        raise DataError(f"{data_path}: {bad} NaN/inf value(s); the firmware input must be finite numbers")
-    return x.astype(np.float64)
-
-
-def _check_out(out_dir: Path, force: bool, *inputs: tuple[str, Path | None]) -> None:
-    for flag, path in inputs:
-        inside = Path(os.path.realpath(str(path).split(".npz:")[0])) if path is not None else None
-        if inside is not None and inside.is_relative_to(os.path.realpath(out_dir)):
-            raise StaleOutputError(
-                f"{flag} {path} lies inside --out {out_dir}, which is replaced by the new project; "
-                f"move it out or choose another --out"
-            )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise StaleOutputError(f"--out {out_dir} is a file; pass a directory to write the project into")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise StaleOutputError(
-            f"--out {out_dir} exists and is not empty; pass a new or empty directory, or --force to replace it"
-        )
-    check_creatable_dir(out_dir.parent, "--out parent directory")
-
-
-def check_saved_model(model: Any, hls: HlsConfig) -> tuple[int, ...]:
-    """The checks ``hls --model`` and ``rtl --model`` share, before any conversion; returns the input
-    shape (without the batch axis). ModelError (one line) for a model with several inputs or outputs, with
-    no Dense/Conv1D layer, with NaN/inf weights, or per-layer options naming a layer it does not have."""
-    from kd_trigger.hls.convert import WEIGHT_LAYER_CLASSES
-
-    n_in, n_out = len(model.inputs), len(model.outputs)
-    if n_in != 1 or n_out != 1:
-        raise ModelError(
-            f"the model has {n_in} input(s) and {n_out} output(s); only single-input, single-output "
-            "chains can be converted"
-        )
-    shape = tuple(model.input_shape[1:])
-    if any(d is None for d in shape):
-        shown = ", ".join("None" if d is None else str(d) for d in shape)
-        raise ModelError(
-            f"the model input has shape (N, {shown}); the firmware needs a fixed input shape (save the model "
-            "with e.g. Input(shape=(16, 7)))"
-        )
-    classes = [type(layer).__name__ for layer in model.layers]
-    if not any(cls in WEIGHT_LAYER_CLASSES for cls in classes):
-        raise ModelError(
-            f"the model has no Dense/Conv1D layer (its layers: {', '.join(classes) or 'none'}); "
-            "nothing to build in firmware"
-        )
-    for layer in model.layers:
-        for weight in layer.weights:
-            values = np.asarray(weight.numpy())
-            bad = int(np.count_nonzero(~np.isfinite(values)))
-            if bad:
-                raise ModelError(
-                    f"layer '{layer.name}' ({type(layer).__name__}): {bad} NaN/inf value(s) in "
-                    f"{weight.name}; the model cannot be converted (was its training diverging?)"
-                )
-    hls.check_layer_names([layer.name for layer in model.layers], "the model")
-    return tuple(int(d) for d in model.input_shape[1:])
-
-
-def convert_saved_model(
-    model_path: Path,
-    out_dir: Path,
-    data_path: Path | None,
-    hls: HlsConfig,
-    force: bool = False,
-    on_converted: Callable[[Any], None] | None = None,
-) -> int:
-    """Convert any saved QKeras model into the HLS project ``out_dir`` and prove it bit-exact.
-
-    The project is built beside ``out_dir`` and moved there only when the C simulation passed; after a
-    mismatch ``out_dir`` holds the project with the report and a ``CSIM_FAILED.txt`` marker saying why.
-    Without ``data_path`` it simulates 10,000 inputs on the input grid spread over its whole range,
-    extremes and one-LSB steps included. Returns 0; raises CsimMismatchError (exit 1) or ModelError /
-    DataError / StaleOutputError / OutputError (exit 2). ``on_converted`` (tests: negative controls) is
-    called with the hls4ml model before its project is written.
-    """
-    out_dir = Path(out_dir)
-    _check_out(out_dir, force, ("--model", model_path), ("--data", data_path))
-    model = load_qkeras_model(model_path)
-    input_shape = check_saved_model(model, hls)
-    from kd_trigger.hls.convert import check_supported, model_precision
-    from kd_trigger.hls.precision import Intake
-
-    check_supported(model, hls)
-    # Fails early, in one line, when a type cannot be derived (no input quantizer and no --input-precision).
-    precision = model_precision(model, Intake.from_hls(hls))
-    input_type = next(iter(precision.values())).types["result"]
-    if data_path is not None:
-        x_raw = load_inputs(data_path, input_shape)
-    else:
-        x_raw = edge_case_inputs(input_type, input_shape, RANDOM_SAMPLES, seed=0)
-    with created_dir(out_dir.parent, "--out parent directory"):
-        return _convert_into(model, model_path, out_dir, data_path, hls, x_raw, input_type, on_converted)
-
-
-def _convert_into(
-    model: Any,
-    model_path: Path,
-    out_dir: Path,
-    data_path: Path | None,
-    hls: HlsConfig,
-    x_raw: np.ndarray,
-    input_type: Any,
-    on_converted: Callable[[Any], None] | None,
-) -> int:
-    # A killed earlier run leaves its staging directory beside --out (never --out itself): remove it.
-    clean_dead_temporaries(out_dir.parent, depth=1)
-    staging = tmp_name(out_dir, "staging")
-    remove_path(staging)
-    try:
-        try:
-            report, _ = convert_and_simulate(
-                model, staging, hls, x_raw, None, Path(model_path).stem, out_dir, on_converted=on_converted
-            )
-        except CsimMismatchError as err:
-            if (staging / REPORT_NAME).is_file():
-                write_text_atomic(staging / FAILED_MARKER, f"{err}\n")
-                _replace(staging, out_dir)
-            raise
-        report.inputs = (
-            str(data_path)
-            if data_path is not None
-            else f"{RANDOM_SAMPLES} random inputs on {input_type.hls()}"
-        )
-        report.write(staging / REPORT_NAME)
-        _replace(staging, out_dir)
-    finally:
-        remove_path(staging)
-    log.info(
-        "%s -> %s: C simulation exact on %.6f of outputs (%d samples)",
-        model_path,
-        out_dir,
-        report.csim.exact_fraction,
-        report.csim.n_samples,
+def rtl_only_report(student: str, hls: HlsConfig, result: RtlResult, final_dir: Path) -> HlsReport:
+    """hls_report.json of a student built by the RTL flow alone (``hls.flows: [rtl]``): no hls4ml
+    project, no C simulation (``csim`` is null); types and timing are the RTL's."""
+    return HlsReport(
+        student=student,
+        model=result.model,
+        backend=hls.backend,
+        part=hls.part,
+        clock_period_ns=hls.clock_period_ns,
+        reuse_factor=hls.reuse_factor,
+        io_type=hls.io_type,
+        strategy=hls.strategy,
+        project_dir=str(final_dir),
+        input_type=result.input_type,
+        precision=dict(result.precision),
+        precision_hls4ml={},
+        requantized_weights=[],
+        csim=None,
+        min_exact_fraction=hls.min_exact_fraction,
+        seconds={},
+        versions=package_versions(),
+        ii_cycles=result.ii_cycles,
     )
-    return EXIT_OK
 
 
-def _replace(staging: Path, out_dir: Path) -> None:
-    """Move the finished project onto ``out_dir`` (an empty or forced-over directory)."""
-    raise_if_terminated()
-    if out_dir.exists():
-        old = tmp_name(out_dir, "trash")
-        os.replace(out_dir, old)
-        os.replace(staging, out_dir)
-        remove_path(old)
-    else:
-        os.replace(staging, out_dir)
+# -- the stage declaration ------------------------------------------------------------------------
+def _hls_needs(cfg: Config) -> tuple[str, ...]:
+    return tuple(flow for flow in (HLS4ML, RTL) if flow in cfg.hls.flows)
 
 
-def rtl_saved_model(
-    model_path: Path, out_dir: Path, data_path: Path | None, hls: HlsConfig, force: bool = False
-) -> int:
-    """``kd-trigger rtl --model M.h5 --out DIR``: the open-source RTL flow of any supported QKeras model.
-
-    Verilog (da4ml, II = 1), its Verilator simulation against QKeras on the given inputs (or 10,000 on-grid
-    random and edge inputs) plus the edge inputs, and Yosys resource counts, moved into ``out_dir`` when
-    complete. Returns 0; raises RtlMismatchError (exit 1, the design kept in ``out_dir`` with a marker)
-    or ModelError / DataError / StaleOutputError / ToolMissingError (exit 2).
-    """
-    from kd_trigger.hls.convert import model_precision
-    from kd_trigger.hls.precision import Intake
-
-    out_dir = Path(out_dir)
-    _check_out(out_dir, force, ("--model", model_path), ("--data", data_path))
-    model = load_qkeras_model(model_path)
-    shape = check_saved_model(model, hls)
-    precision = model_precision(model, Intake.from_hls(hls))
-    input_type = next(iter(precision.values())).types["result"]
-    edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=0)
-    x = np.concatenate([load_inputs(data_path, shape), edges]) if data_path is not None else edges
-    with created_dir(out_dir.parent, "--out parent directory"):
-        clean_dead_temporaries(out_dir.parent, depth=1)
-        return _rtl_into(model, model_path, out_dir, x, hls, precision)
+def _hls_config(cfg: Config) -> dict[str, Any]:
+    return {"hls": dump(cfg.hls), "budget": dump(cfg.budget)}
 
 
-def _rtl_into(
-    model: Any, model_path: Path, out_dir: Path, x: np.ndarray, hls: HlsConfig, precision: Any
-) -> int:
-    from kd_trigger.fpga.parts import yosys_family
-    from kd_trigger.rtl import RtlMismatchError, run_rtl_flow
+def _hls_outputs(cfg: Config) -> list[Path]:
+    layout = RunLayout.of(cfg)
+    return [layout.firmware_dir(s.name) for s in cfg.students]
 
-    staging = tmp_name(out_dir, "staging")
-    remove_path(staging)
-    try:
-        try:
-            result = run_rtl_flow(
-                model,
-                staging,
-                x,
-                clock_period_ns=hls.clock_period_ns,
-                part_family=yosys_family(hls.part),
-                precision=precision,
-                ii_cycles=hls.ii_cycles or 1,
-            )
-        except RtlMismatchError as err:
-            if staging.is_dir():
-                write_text_atomic(staging / FAILED_MARKER.replace("CSIM", "RTL_SIM"), f"{err}\n")
-                _replace(staging, out_dir)
-            raise
-        _replace(staging, out_dir)
-    finally:
-        remove_path(staging)
-    log.info(
-        "%s -> %s: RTL exact on %d of %d samples; latency %d cycles, II %d; %s",
-        model_path,
-        out_dir,
-        result.rtl_sim.n_exact_samples,
-        result.rtl_sim.n_samples,
-        result.latency_cycles,
-        result.ii_cycles,
-        f"Yosys {result.yosys.lut:,} LUT / {result.yosys.ff:,} FF" if result.yosys else "not synthesized",
-    )
-    return EXIT_OK
+
+STAGE = StageDecl(
+    "hls",
+    hls_stage,
+    _hls_config,
+    _hls_outputs,
+    needs=_hls_needs,
+    inputs=budget_file,
+    check=check_hls,
+    description="each student's firmware folder from the flows, budget verdict per flow",
+)

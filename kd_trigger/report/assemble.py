@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from kd_trigger.config import Config
 from kd_trigger.fpga.figures import design_figures
+from kd_trigger.layout import REPORT_PLOTS_DIR, RunLayout
 from kd_trigger.report.format import NA, fmt_int, fmt_value, source_label
 from kd_trigger.report.html import (
     Block,
@@ -43,11 +45,9 @@ from kd_trigger.report.sections import (
     sparsity_blocks,
 )
 from kd_trigger.runs import write_text_atomic
-from kd_trigger.stages import StageContext, StageResult
+from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
 log = logging.getLogger(__name__)
-
-PLOTS_DIR = "report_plots"
 
 
 def summary_row(student: StudentInputs, verdict: str) -> tuple[tuple[str, ...], Tone]:
@@ -61,7 +61,8 @@ def summary_row(student: StudentInputs, verdict: str) -> tuple[tuple[str, ...], 
     dsp, _ = design.best("dsp")
     csim = csim_verdict(report)[0]
     rtl = rtl_verdict(report)[0]
-    ok = csim == "BIT-EXACT" and rtl in ("BIT-EXACT", "not run") and verdict == "PASS"
+    # Each flow that was built must be exact (hls.flows may leave one out, never both).
+    ok = {csim, rtl} <= {"BIT-EXACT", "not run"} and verdict == "PASS"
     row = (
         student.name,
         csim,
@@ -148,27 +149,30 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
         Bullets(HOW_TO_READ),
     ]
     physics: list[Block] = []
-    for name, caption in (
-        ("roc.png", "ROC of teachers and students (distill stage)"),
-        ("boost.png", "Accuracy under boosts (distill stage)"),
+    layout = RunLayout.of(cfg)
+    for src, caption in (
+        (layout.roc_plot, "ROC of teachers and students (distill stage)"),
+        (layout.boost_plot, "Accuracy under boosts (distill stage)"),
     ):
-        src = cfg.artifacts / name
         if src.is_file():
-            dst = plot_dir / f"physics_{name}"
+            dst = plot_dir / f"physics_{src.name}"
             shutil.copyfile(src, dst)
             physics.append(Image(dst, f"{plot_rel}/{dst.name}", caption))
     if physics:
         physics.insert(0, Heading(2, "Physics plots"))
-    scan = scan_blocks(cfg.artifacts / "scan" / "scan.json", plot_dir, plot_rel)
+    scan = scan_blocks(layout.scan, plot_dir, plot_rel)
     calibration = calibration_blocks(inputs.students[0].report) if inputs.students else []
     return [*header, *body, *calibration, *scan, *physics, *provenance_blocks(inputs.records)]
 
 
-def write_report(cfg: Config, md_path: Path, html_path: Path, plot_dir: Path) -> Path:
-    """Render the report of ``cfg``'s run into the given paths (plots into ``plot_dir``)."""
-    inputs = load_run_inputs(cfg)
+def write_report(
+    cfg: Config, md_path: Path, html_path: Path, plot_dir: Path, stages: Sequence[str] | None = None
+) -> Path:
+    """Render the report of ``cfg``'s run into the given paths (plots into ``plot_dir``); its provenance
+    lists the records of ``stages`` (default: every committed record)."""
+    inputs = load_run_inputs(cfg, stages)
     plot_dir.mkdir(parents=True, exist_ok=True)
-    blocks = build_blocks(cfg, inputs, plot_dir, PLOTS_DIR)
+    blocks = build_blocks(cfg, inputs, plot_dir, REPORT_PLOTS_DIR)
     title = f"kd_trigger firmware review: run {cfg.run.name}"
     write_text_atomic(html_path, render_html(blocks, title))
     write_text_atomic(md_path, render_markdown(blocks))
@@ -178,11 +182,38 @@ def write_report(cfg: Config, md_path: Path, html_path: Path, plot_dir: Path) ->
 def report_stage(ctx: StageContext) -> StageResult:
     """The report stage: firmware/<run>/report.md, report.html and report_plots/."""
     cfg = ctx.cfg
-    md = write_report(
+    layout = RunLayout.of(cfg)
+    write_report(
         cfg,
-        ctx.out(cfg.firmware / "report.md"),
-        ctx.out(cfg.firmware / "report.html"),
-        ctx.out(cfg.firmware / PLOTS_DIR),
+        ctx.out(layout.report_md),
+        ctx.out(layout.report_html),
+        ctx.out(layout.report_plots),
+        ctx.graph or None,
     )
-    log.info("review report written (%s and report.html)", cfg.firmware / md.name)
+    log.info("review report written (%s and %s)", layout.report_md, layout.report_html.name)
     return StageResult()
+
+
+# -- the stage declaration ------------------------------------------------------------------------
+def _report_config(cfg: Config) -> dict[str, str]:
+    return {"run": cfg.run.name}
+
+
+def _report_outputs(cfg: Config) -> list[Path]:
+    return RunLayout.of(cfg).report_outputs()
+
+
+def _report_inputs(cfg: Config) -> list[Path]:
+    # A scan run later (make scan) changes this file: the report then shows it on its next run.
+    return [RunLayout.of(cfg).scan]
+
+
+STAGE = StageDecl(
+    "report",
+    report_stage,
+    _report_config,
+    _report_outputs,
+    needs=("distill", "hls"),
+    inputs=_report_inputs,
+    description="the firmware review report (Markdown and self-contained HTML)",
+)

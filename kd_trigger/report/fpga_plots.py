@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from kd_trigger.evaluate import roc_points
 from kd_trigger.runs import atomic_file
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,6 @@ def rejection_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, 
 
     Points where no background passes (infinite rejection) are dropped: a log axis cannot show them.
     """
-    from kd_trigger.evaluate import roc_points
-
     eps_b, eps_s = roc_points(np.asarray(y_true).astype(np.int64), np.asarray(score, dtype=np.float64))
     keep = eps_b > 0
     return eps_s[keep], 1.0 / eps_b[keep]

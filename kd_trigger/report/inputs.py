@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kd_trigger.config import Config
 from kd_trigger.contracts import HlsReport, Metrics, StageRecord, read_contract
 from kd_trigger.fpga.budget import BudgetProfile, load_budget
-from kd_trigger.stages import build_graph, read_record
+from kd_trigger.layout import RunLayout
+from kd_trigger.runner import read_records
 
 
 @dataclass(frozen=True)
@@ -28,21 +30,21 @@ class RunInputs:
     profile: BudgetProfile
 
 
-def load_run_inputs(cfg: Config) -> RunInputs:
-    """Read metrics.json, every student's hls_report.json and the stage records of the run.
+def load_run_inputs(cfg: Config, stages: Sequence[str] | None = None) -> RunInputs:
+    """Read the run's metrics, every student's firmware report and the stage records of the run (of
+    ``stages``, in that order: the report stage passes its graph; else every committed record).
 
     A missing or out-of-contract file is a DataError naming the command that makes it.
     """
     hint = cfg.source or "<config.yaml>"
-    metrics_path = cfg.artifacts / "metrics.json"
+    layout = RunLayout.of(cfg)
+    metrics_path = layout.metrics
     metrics = read_contract(metrics_path, Metrics, f"make distill CONFIG={hint}")
     students = []
     for spec in cfg.students:
-        path = cfg.firmware / spec.name / "hls_report.json"
-        report = read_contract(path, HlsReport, f"make hls CONFIG={hint}")
-        npz = path.with_name("csim_outputs.npz")
-        students.append(StudentInputs(spec.name, path, report, npz if npz.is_file() else None))
-    records = tuple(
-        r for name in build_graph(cfg) if name != "report" and (r := read_record(cfg, name)) is not None
-    )
+        project = layout.project(spec.name)
+        report = read_contract(project.report, HlsReport, f"make hls CONFIG={hint}")
+        npz = project.csim_outputs
+        students.append(StudentInputs(spec.name, project.report, report, npz if npz.is_file() else None))
+    records = tuple(r for r in read_records(cfg, stages) if r.stage != "report")
     return RunInputs(metrics_path, metrics, tuple(students), records, load_budget(cfg.budget))

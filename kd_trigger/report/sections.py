@@ -24,6 +24,7 @@ from kd_trigger.contracts import (
 from kd_trigger.fpga import RESOURCE_KEYS, RESOURCE_LABELS, SOURCE_ESTIMATE
 from kd_trigger.fpga.budget import BudgetProfile
 from kd_trigger.fpga.figures import DesignFigures, design_figures
+from kd_trigger.layout import ScanFiles
 from kd_trigger.report import fpga_plots
 from kd_trigger.report.calibration import calibration_blocks as calibration_blocks  # re-exported
 from kd_trigger.report.format import (
@@ -94,6 +95,8 @@ def physics_blocks(name: str, metrics: Metrics) -> list[Block]:
 # -- exactness ------------------------------------------------------------------------------------
 def csim_verdict(report: HlsReport) -> tuple[str, Tone]:
     csim = report.csim
+    if csim is None:
+        return "not run", "plain"
     if csim.exact_fraction == 1.0 and csim.max_abs_diff == 0:
         return "BIT-EXACT", "pass"
     return "MISMATCH", "fail"
@@ -113,20 +116,23 @@ def exactness_blocks(student: StudentInputs) -> list[Block]:
     report = student.report
     csim = report.csim
     sim = report.rtl_sim
-    rows: list[tuple[str, ...]] = [
-        (
-            "hls4ml C simulation (g++)",
-            fmt_int(csim.n_samples),
-            f"{fmt_fixed(csim.exact_fraction, 6)} ({round(csim.exact_fraction * csim.n_outputs):,} of "
-            f"{csim.n_outputs:,} outputs)",
-            f"{csim.max_abs_diff:.6g}",
-            fmt_fixed(csim.argmax_agreement, 6),
-            csim_verdict(report)[0],
+    rows: list[tuple[str, ...]] = []
+    tones: list[Tone] = []
+    if csim is not None:
+        rows.append(
+            (
+                "hls4ml C simulation (g++)",
+                fmt_int(csim.n_samples),
+                f"{fmt_fixed(csim.exact_fraction, 6)} ({round(csim.exact_fraction * csim.n_outputs):,} of "
+                f"{csim.n_outputs:,} outputs)",
+                f"{csim.max_abs_diff:.6g}",
+                fmt_fixed(csim.argmax_agreement, 6),
+                csim_verdict(report)[0],
+            )
         )
-    ]
-    tones: list[Tone] = [csim_verdict(report)[1]]
+        tones.append(csim_verdict(report)[1])
     if sim is not None:
-        simulator = str((sim.model_extra or {}).get("simulator", "RTL simulation"))
+        simulator = sim.simulator or "RTL simulation"
         rows.append(
             (
                 f"RTL simulation ({simulator})",
@@ -145,12 +151,16 @@ def exactness_blocks(student: StudentInputs) -> list[Block]:
             tuple(rows),
             row_tones=tuple(tones),
         ),
+    ]
+    if csim is None:
+        return blocks
+    blocks.append(
         Paragraph(
             f"Reference: {csim.reference}. AUC of the test jets: QKeras {fmt_fixed(csim.auc_qkeras, 6)}, "
             f"C simulation {fmt_fixed(csim.auc_hls, 6)}. QKeras' own float32 arithmetic agrees with the exact "
             f"reference on {fmt_fixed(csim.float32_agreement, 6)} of outputs."
-        ),
-    ]
+        )
+    )
     if csim.final_activation:
         fa = csim.final_activation
         blocks.append(
@@ -324,10 +334,10 @@ def same_ii_comparison(report: HlsReport) -> str | None:
     like-for-like pair is synthesis vs synthesis: Yosys counts vs our post-synthesis estimate. da4ml's
     estimate vs our HLS-report estimate is shown too (both are pre-synthesis estimates, but da4ml's lands
     near synthesis while HLS reports count about twice the LUTs synthesis keeps)."""
-    rtl, ii1 = report.rtl or {}, report.hls4ml_at_ii1 or {}
+    rtl, ii1 = report.rtl, report.hls4ml_at_ii1 or {}
     pairs = []
-    yosys_lut = (rtl.get("yosys") or {}).get("lut")
-    da4ml_lut = (rtl.get("da4ml_estimate") or {}).get("lut")
+    yosys_lut = rtl.yosys.lut if rtl is not None and rtl.yosys is not None else None
+    da4ml_lut = rtl.da4ml_estimate.lut if rtl is not None else None
     synth_lut = (ii1.get("total") or {}).get("lut")
     hls_lut = (ii1.get("total_hls") or {}).get("lut")
     if yosys_lut and synth_lut:
@@ -547,10 +557,10 @@ def scan_blocks(scan_path: Path, plot_dir: Path, plot_rel: str, limit: int = 12)
         ),
         Table(header, rows, caption=f"The {len(rows)} best designs by {scan.objective}", row_tones=tones),
     ]
-    for name, caption in (("pareto_lut.png", "physics vs LUT"), ("pareto_latency.png", "physics vs latency")):
-        src = scan_path.parent / name
+    files = ScanFiles(scan_path.parent)
+    for src, caption in ((files.pareto_lut, "physics vs LUT"), (files.pareto_latency, "physics vs latency")):
         if src.is_file():
-            dst = plot_dir / f"scan_{name}"
+            dst = plot_dir / f"scan_{src.name}"
             dst.write_bytes(src.read_bytes())
             blocks.append(
                 Image(dst, f"{plot_rel}/{dst.name}", f"Design scan: {caption}, with the budget limit")

@@ -21,17 +21,29 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kd_trigger.errors import ConfigError
+from kd_trigger.contracts import Da4mlEstimateBlock, RtlResult, RtlSimBlock, YosysBlock
+from kd_trigger.errors import ConfigError, DataError
+from kd_trigger.hls.convert import model_precision
+from kd_trigger.hls.csim import (
+    compare_outputs,
+    float64_twin,
+    keras_layer_outputs,
+    qkeras_predict,
+    quantize_inputs,
+    run_twin,
+)
 from kd_trigger.hls.precision import LayerPrecision
+from kd_trigger.layout import RTL_REPORT_FILE
 from kd_trigger.rtl.emit import DEFAULT_TOP, Design, emit_design
 from kd_trigger.rtl.errors import RtlMismatchError
 from kd_trigger.rtl.program import Program, build_program, evaluate, folding, input_codes
+from kd_trigger.rtl.sim import simulate
 from kd_trigger.rtl.synth import FAMILIES, YosysResult, synthesize
 from kd_trigger.rtl.tools import da4ml_version, find_verilator, find_yosys
 from kd_trigger.rtl.trace import SolverOptions, TracedProgram, latency_cutoff_for, trace_program
@@ -39,108 +51,14 @@ from kd_trigger.runs import raise_if_terminated
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "rtl_report.json"
-DA4ML_SOURCE = "da4ml estimate"
+REPORT_FILE = RTL_REPORT_FILE
 
 
-@dataclass
-class RtlSimResult:
-    """Agreement of the RTL simulation with QKeras (exact comparison of every output value)."""
+RtlSimResult = RtlSimBlock
+"""Agreement of the RTL simulation with QKeras (the contract's ``rtl_sim`` block)."""
 
-    n_samples: int
-    n_outputs: int
-    exact_fraction: float
-    max_abs_diff: float
-    argmax_agreement: float
-    first_divergent_layer: str | None
-    simulator: str
-    seconds: float
-    n_exact_samples: int = 0
-    float32_agreement: float = 1.0
-    """Fraction of outputs where QKeras' own float32 arithmetic equals the exact (float64) reference."""
-    auc_qkeras: float | None = None
-    auc_rtl: float | None = None
-    nonzero_output_fraction: float = 0.0
-    build_seconds: float = 0.0
-    run_seconds: float = 0.0
-    cpu_seconds: float = 0.0  # Verilator build + run, all processes: comparable across machine loads
-    divergence: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Da4mlEstimate:
-    """da4ml's own cost model: LUTs of the adder graph, flip-flops of the pipeline registers."""
-
-    lut: int
-    ff: int
-    latency_cycles: int
-    latency_cutoff: float
-    solver: dict[str, Any]
-    segments: list[dict[str, Any]]
-    trace_seconds: float
-    source: str = DA4ML_SOURCE
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class RtlResult:
-    """Everything the flow measured; ``to_dict()`` is what ``rtl_report.json`` holds.
-
-    ``latency_cycles``: rising clock edges from the one that registers ``model_inp`` to the one that puts
-    that sample's logits on ``model_out`` (da4ml's convention: the number of pipeline stages).
-    ``seconds`` are wall-clock, ``cpu_seconds`` the CPU time of this process and the tools it ran.
-    """
-
-    top: str
-    rtl_sim: RtlSimResult
-    latency_cycles: int
-    clock_period_ns: float
-    da4ml_estimate: Da4mlEstimate
-    yosys: YosysResult | None
-    files: dict[str, list[str]]
-    seconds: dict[str, float]
-    cpu_seconds: dict[str, float]
-    precision: dict[str, dict[str, Any]]
-    input_type: str
-    output_type: str
-    tools: dict[str, str]
-    ii_cycles: int = 1
-    overflow_layers: list[str] = field(default_factory=list)
-    folding: dict[str, Any] | None = None
-    """A folded Deep Sets (II > 1): phi copies, padding slots (see :class:`kd_trigger.rtl.program.Folding`)."""
-    interface: str = ""
-    """How events enter and leave the top module (ports and timing)."""
-
-    @property
-    def latency_ns(self) -> float:
-        return self.latency_cycles * self.clock_period_ns
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "top": self.top,
-            "rtl_sim": self.rtl_sim.to_dict(),
-            "latency_cycles": self.latency_cycles,
-            "ii_cycles": self.ii_cycles,
-            "clock_period_ns": self.clock_period_ns,
-            "latency_ns": self.latency_ns,
-            "da4ml_estimate": self.da4ml_estimate.to_dict(),
-            "yosys": None if self.yosys is None else self.yosys.to_dict(),
-            "files": self.files,
-            "seconds": self.seconds,
-            "cpu_seconds": self.cpu_seconds,
-            "precision": self.precision,
-            "input_type": self.input_type,
-            "output_type": self.output_type,
-            "tools": self.tools,
-            "overflow_layers": self.overflow_layers,
-            "folding": self.folding,
-            "interface": self.interface,
-        }
+Da4mlEstimate = Da4mlEstimateBlock
+"""da4ml's own cost model: LUTs of the adder graph, flip-flops of the pipeline registers."""
 
 
 @dataclass
@@ -207,13 +125,8 @@ def verify_rtl(
     Raises :class:`RtlMismatchError` naming the first diverging layer unless every output agrees (or
     ``raise_on_mismatch`` is False: the result then carries the diagnosis).
     """
-    from kd_trigger.hls.csim import compare_outputs, float64_twin, qkeras_predict, quantize_inputs, run_twin
-    from kd_trigger.rtl.sim import simulate
-
     x_raw = np.asarray(x_raw, dtype=np.float64)
     if len(x_raw) == 0 or tuple(x_raw.shape[1:]) != built.program.input_shape:
-        from kd_trigger.errors import DataError
-
         raise DataError(
             f"RTL inputs: expected (n > 0, {', '.join(map(str, built.program.input_shape))}) samples, "
             f"got shape {x_raw.shape}"
@@ -223,8 +136,6 @@ def verify_rtl(
     try:
         codes = input_codes(built.program, x)
     except ValueError as err:
-        from kd_trigger.errors import DataError
-
         raise DataError(f"RTL inputs: {err}") from None
     y_q = run_twin(twin, x).reshape(len(x), -1)
     y_32 = qkeras_predict(model, x).reshape(len(x), -1)
@@ -282,8 +193,6 @@ def locate_divergence(
     float64 QKeras ``twin``, the exact program (:func:`evaluate`) and the RTL segment registers ``probes``
     (keyed by layer name). All three are exact, so any difference is a real one.
     """
-    from kd_trigger.hls.csim import keras_layer_outputs
-
     idx = bad[:limit] if len(bad) else np.arange(min(limit, len(x)))
     xs = x[idx]
     names = [s.name for s in program.steps]
@@ -387,8 +296,6 @@ def run_rtl_flow(
     :class:`RtlMismatchError` (after writing the report, without synthesizing) when any output differs
     from QKeras.
     """
-    from kd_trigger.hls.convert import model_precision
-
     out_dir = Path(out_dir)
     find_verilator()  # fail on a missing tool before minutes of tracing
     if synth:
@@ -424,11 +331,13 @@ def run_rtl_flow(
     )
     result = RtlResult(
         top=built.design.top,
+        model=str(getattr(model, "name", "")),
         rtl_sim=sim,
         latency_cycles=built.design.latency,
         clock_period_ns=float(clock_period_ns),
+        latency_ns=built.design.latency * float(clock_period_ns),
         da4ml_estimate=estimate,
-        yosys=yosys,
+        yosys=None if yosys is None else YosysBlock.model_validate(yosys.to_dict()),
         files=_files(built.design, out_dir, yosys),
         seconds={
             "trace": traced.seconds,

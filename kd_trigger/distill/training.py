@@ -1,0 +1,206 @@
+"""Training a student: the one loop the distill stage, the study and the scan share.
+
+:func:`train_student` trains a baseline (labels only) or a distilled copy with early stopping (and,
+optionally, a pruning schedule); :func:`predict` gives a model's logits; the per-student seeds and the
+low-data subset make baseline and KD runs start from the same weights and see the same batches.
+This module (with what it imports) is the training code the study's and the scan's caches are keyed on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kd_trigger.config import Config, DistillConfig, StudentConfig
+from kd_trigger.distill.pruning import (
+    PruningPlan,
+    check_sparsity,
+    prune_wrap,
+    pruning_callbacks,
+    strip_pruned,
+)
+from kd_trigger.errors import ModelError
+from kd_trigger.layout import RunLayout
+from kd_trigger.models.students import load_student_file
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("baseline", "kd")
+_PREDICT_BATCH = 4096
+
+
+@dataclass
+class TrainRecord:
+    """What one training run did: per-epoch history, the epoch kept and how long it took."""
+
+    variant: str
+    monitor: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int = 0
+    best_value: float = math.nan
+    epochs_run: int = 0
+    seconds: float = 0.0
+    pruning: PruningPlan | None = None
+    sparsity: dict[str, float] = field(default_factory=dict)
+    """Stored-zero fraction of each pruned kernel after training (empty without pruning)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "monitor": f"val_{self.monitor}",
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "epochs_run": self.epochs_run,
+            "seconds": round(self.seconds, 2),
+            "seconds_per_epoch": round(self.seconds / max(self.epochs_run, 1), 3),
+            "pruning": self.pruning.to_dict() if self.pruning else None,
+            "sparsity": self.sparsity,
+            "history": self.history,
+        }
+
+
+def student_seed_for(seed: int, spec: StudentConfig) -> int:
+    """A per-student seed that does not change when other students are added or reordered."""
+    return (seed * 1_000_003 + zlib.crc32(spec.name.encode())) % (2**31 - 1)
+
+
+def student_seed(cfg: Config, spec: StudentConfig) -> int:
+    """The run's seed for ``spec``: initial weights and batch order of its baseline and KD copies."""
+    return student_seed_for(cfg.run.seed, spec)
+
+
+def train_subset(n_train: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the deterministic low-data subset (sorted, so the data order stays the split's order)."""
+    if fraction >= 1.0:
+        return np.arange(n_train)
+    k = max(1, int(round(fraction * n_train)))
+    return np.sort(np.random.default_rng(seed).permutation(n_train)[:k])
+
+
+def _inputs(x: np.ndarray, teacher_logits: np.ndarray | None) -> dict[str, np.ndarray]:
+    batch = {"student": x}
+    if teacher_logits is not None:
+        batch["teacher_logits"] = teacher_logits
+    return batch
+
+
+def train_student(
+    student: Any,
+    dcfg: DistillConfig,
+    variant: str,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    seed: int,
+    label: str = "",
+    pruning: PruningPlan | None = None,
+) -> TrainRecord:
+    """Train ``student`` in place (baseline: labels only; kd: the distillation loss) with early stopping.
+
+    ``train``/``val`` are (student inputs, labels, teacher logits or None). The data order of epoch ``e``
+    depends only on ``seed`` and ``e``, so a baseline and a KD run with the same seed see the same batches.
+    The weights of the best epoch on the validation split (``dcfg.monitor``) are restored at the end.
+
+    With ``pruning`` (see :func:`kd_trigger.distill.pruning.pruning_plan`) the kernels are pruned on that
+    schedule; only epochs from ``pruning.end_epoch`` on (at the target sparsity, with the final mask) can
+    be kept or count towards the patience, and ``student`` ends as plain QKeras with exact zeros
+    (wrappers stripped; ModelError if a kernel is short of the target).
+    """
+    import tensorflow as tf
+
+    from kd_trigger.distill.distiller import Distiller  # TensorFlow
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    x_tr, y_tr, t_tr = train
+    x_va, y_va, t_va = val
+    if pruning is not None and pruning.end_epoch > dcfg.epochs:
+        raise ValueError(f"pruning ends at epoch {pruning.end_epoch}, after the cap of {dcfg.epochs} epochs")
+    steps_per_epoch = math.ceil(len(y_tr) / dcfg.batch_size)
+    trained = student if pruning is None else prune_wrap(student, pruning, steps_per_epoch)
+    callbacks = [] if pruning is None else pruning_callbacks()
+    first_eligible = 1 if pruning is None else pruning.end_epoch
+    kd_weight = dcfg.kd_weight if variant == "kd" else 0.0
+    distiller = Distiller(
+        trained, temperature=dcfg.temperature, kd_weight=kd_weight, name=f"distiller_{variant}"
+    )
+    distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=dcfg.learning_rate))
+    val_ds = tf.data.Dataset.from_tensor_slices((_inputs(x_va, t_va), y_va)).batch(_PREDICT_BATCH)
+    maximise = dcfg.monitor == "accuracy"
+    record = TrainRecord(variant=variant, monitor=dcfg.monitor, pruning=pruning)
+    best_weights = student.get_weights()
+    best = -math.inf if maximise else math.inf
+    since_best = 0
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    for epoch in range(1, dcfg.epochs + 1):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(y_tr))
+        train_ds = tf.data.Dataset.from_tensor_slices(
+            (_inputs(x_tr[order], None if t_tr is None else t_tr[order]), y_tr[order])
+        ).batch(dcfg.batch_size)
+        hist = distiller.fit(
+            train_ds, validation_data=val_ds, epochs=1, verbose=0, callbacks=callbacks
+        ).history
+        for key, values in hist.items():
+            record.history.setdefault(key, []).append(float(values[-1]))
+        value = float(hist[f"val_{dcfg.monitor}"][-1])
+        improved = epoch >= first_eligible and (value > best if maximise else value < best)
+        if improved:
+            best, since_best = value, 0
+            record.best_epoch, record.best_value = epoch, value
+            best_weights = student.get_weights()  # the wrapped layers are student's own: masked kernels
+        elif epoch >= first_eligible:
+            since_best += 1
+        record.epochs_run = epoch
+        log.info(
+            "%s epoch %d/%d: loss %.4f ce %.4f kd %.4f acc %.4f | val loss %.4f ce %.4f acc %.4f%s (%.1f s)",
+            label or variant,
+            epoch,
+            dcfg.epochs,
+            hist["loss"][-1],
+            hist["ce"][-1],
+            hist["kd"][-1],
+            hist["accuracy"][-1],
+            hist["val_loss"][-1],
+            hist["val_ce"][-1],
+            hist["val_accuracy"][-1],
+            " *" if improved else "",
+            time.perf_counter() - t0,
+        )
+        if since_best >= dcfg.patience:
+            log.info(
+                "%s: early stop after epoch %d, keeping epoch %d", label or variant, epoch, record.best_epoch
+            )
+            break
+    student.set_weights(best_weights)
+    if pruning is not None:
+        if record.best_epoch < pruning.end_epoch:
+            raise ModelError(
+                f"{label or variant}: no epoch from {pruning.end_epoch} on had a finite val_{dcfg.monitor}; "
+                "nothing at the target sparsity to keep"
+            )
+        # The kernels of the kept epoch already hold the final mask's zeros; stripping makes that explicit
+        # (and applies the mask once more) and leaves student as plain QKeras.
+        student.set_weights(strip_pruned(trained).get_weights())
+        record.sparsity = check_sparsity(student, pruning, label or variant)
+    record.seconds = time.perf_counter() - start
+    return record
+
+
+def predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """Float32 outputs (logits) of ``model`` on ``x``, in batches, without Keras' progress bar."""
+    return np.asarray(model.predict(x, batch_size=_PREDICT_BATCH, verbose=0), dtype=np.float32)
+
+
+def load_student(cfg: Config, name: str, variant: str = "kd") -> Any:
+    """Load a trained student of this run: artifacts/<run>/students/<name>/<variant>.h5."""
+    if variant not in VARIANTS:
+        raise ModelError(f"student variant must be one of {list(VARIANTS)}, got {variant!r}")
+    spec = cfg.student(name)
+    return load_student_file(RunLayout.of(cfg).student_model(name, variant), spec)

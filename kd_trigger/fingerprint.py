@@ -1,0 +1,119 @@
+"""Code fingerprints: which source files a stage's results follow, and one digest over them.
+
+A stage's code is the source of every kd_trigger module its function imports, transitively, read with
+``ast`` (nothing is imported, so TensorFlow never is), plus the installed versions of the third-party
+packages that decide results. The same fingerprints key the caches inside the study and scan stages
+(:func:`code_digest`).
+
+Not result code: editing this module reruns no stage.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import kd_trigger
+from kd_trigger.errors import ConfigError
+from kd_trigger.runs import package_versions
+
+PROJECT_ROOT = Path(kd_trigger.__file__).resolve().parent.parent
+
+NOT_RESULT_CODE = frozenset(
+    f"kd_trigger/{name}.py"
+    for name in ("stage_types", "stages", "runner", "fingerprint", "cli", "__main__", "errors", "runs")
+)
+"""Modules that declare, assemble, walk or record stages, or word messages, but compute no output:
+editing them reruns nothing, and the walk does not follow their imports (the graph imports every stage)."""
+
+
+def sha_of(payload: Any) -> str:
+    """SHA-256 (hex) of ``payload`` as canonical JSON."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+_source_cache: dict[Path, tuple[tuple[int, int], str, tuple[str, ...]]] = {}
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of a kd_trigger module or package, found on disk (nothing is imported)."""
+    base = PROJECT_ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_source(path: Path) -> tuple[str, tuple[str, ...]]:
+    """(SHA-256 prefix of the file, the kd_trigger modules it imports anywhere, also inside functions)."""
+    stat = path.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _source_cache.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    data = path.read_bytes()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(data, filename=str(path))):
+        if isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names if a.name.split(".")[0] == "kd_trigger")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] != "kd_trigger":
+                continue
+            imported.add(node.module)
+            # "from kd_trigger.hls import csim" imports the module kd_trigger.hls.csim
+            imported.update(
+                f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")
+            )
+    result = (hashlib.sha256(data).hexdigest()[:16], tuple(sorted(imported)))
+    _source_cache[path] = (key, *result)
+    return result
+
+
+def code_fingerprint(module: str) -> dict[str, str]:
+    """Source file -> SHA-256 prefix for ``module`` and every kd_trigger module it imports, transitively.
+
+    Imports are read from the source (``ast``), not executed, so the graph still never imports
+    TensorFlow; importing ``kd_trigger.a.b`` also runs the ``__init__`` of its packages, which count.
+    Paths are relative to the project root (absolute for a module outside it, as in the tests).
+    """
+    spec_file = _module_file(module) if module.split(".")[0] == "kd_trigger" else None
+    if spec_file is None:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ConfigError(f"stage code {module} cannot be found")
+        spec_file = Path(spec.origin)
+    todo, seen = [spec_file.resolve()], {}
+    while todo:
+        path = todo.pop()
+        if path in seen or relative(path) in NOT_RESULT_CODE:
+            continue  # the graph imports every stage: following it would tie every stage to all code
+        sha, imported = _read_source(path)
+        seen[path] = sha
+        for name in imported:
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # the module and each package above it
+                found = _module_file(".".join(parts[:depth]))
+                if found is not None:
+                    todo.append(found.resolve())
+    return dict(sorted((relative(path), sha) for path, sha in seen.items()))
+
+
+def code_digest(*modules: str) -> str:
+    """One SHA-256 prefix over the code fingerprints of ``modules``: for cache keys inside a stage."""
+    merged: dict[str, str] = {}
+    for module in modules:
+        merged.update(code_fingerprint(module))
+    return sha_of({"code": merged, "packages": result_packages()})[:16]
+
+
+def relative(path: Path) -> str:
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
+def result_packages() -> dict[str, str]:
+    """Versions of the third-party packages behind the results (kd_trigger's own is ``version``)."""
+    return {name: v for name, v in package_versions().items() if name != "kd_trigger"}

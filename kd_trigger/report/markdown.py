@@ -1,0 +1,195 @@
+"""Markdown (and text) for people: the study's ``study.md``, the scan's ``scan.md`` and the hls stage's
+verdict table. Pure functions of the result documents: a wording edit reruns no training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kd_trigger.contracts import HlsReport, Interval, Scan, StudentStudy, Study, StudySetting
+from kd_trigger.fpga.figures import design_figures
+from kd_trigger.layout import PARETO_LATENCY_PLOT, PARETO_LUT_PLOT, STUDY_PLOTS_DIR
+
+
+# -- study.md -------------------------------------------------------------------------------------
+def _picked(s: StudentStudy, st: StudySetting) -> str:
+    """'chosen' for the student's setting, 'best for teacher' for each other teacher's best."""
+    if st is s.chosen_setting():
+        return "**chosen**"
+    return "best for this teacher" if st.chosen else ""
+
+
+def fmt_interval(interval: Interval, digits: int = 2) -> str:
+    """``mean [lo68, hi68]`` of an interval (``n/a`` without a mean)."""
+    if interval.mean is None:
+        return "n/a"
+    text = f"{interval.mean:.{digits}f}"
+    if interval.lo68 is not None and interval.hi68 is not None:
+        text += f" [{interval.lo68:.{digits}f}, {interval.hi68:.{digits}f}]"
+    return text
+
+
+def _seeds(interval: Interval) -> str:
+    return " / ".join("n/a" if v is None else f"{v:.2f}" for v in interval.per_seed)
+
+
+def _mean(values: list[float | None]) -> str:
+    present = [v for v in values if v is not None]
+    return f"{np.mean(present):.3f}" if present else "n/a"
+
+
+def study_markdown(study: Study, images: list[str]) -> str:
+    """The study as Markdown: teachers, per-student settings with intervals, low-data curve, the paper."""
+    top_beta = max(
+        (float(b) for s in study.students.values() for b in s.baseline[0].accuracy_at_beta), default=None
+    )
+    beta_key = f"{top_beta:g}" if top_beta is not None else None
+    lines = [
+        f"# Study of run {study.run}",
+        "",
+        f"{len(study.seeds)} seeds ({', '.join(map(str, study.seeds))}), initial weights shared per seed; "
+        f"test split {study.n_test:,} jets ({study.n_test_background:,} background). Settings chosen on the "
+        f"validation split by the KD/baseline ratio of `{study.select_on}`; the test split only measures. "
+        "Ratios: mean of the per-seed ratios [68% interval of a paired bootstrap over test jets and seeds].",
+        "",
+        "## Teachers",
+        "",
+        "| teacher | kind | particles | parameters | test AUC | 1/eps_B @ 30% | training (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, t in study.teachers.items():
+        r = "n/a" if t.rejection_at_30 is None else f"{t.rejection_at_30:.0f}"
+        lines.append(
+            f"| {name} | {t.kind} | {t.n_particles} | {t.n_parameters:,} | {t.auc:.4f} | {r} | {t.training_seconds:.0f} |"
+        )
+    for name, s in study.students.items():
+        lines += [
+            "",
+            f"## Student `{name}`",
+            "",
+            f"Baseline: AUC {_mean([f.auc for f in s.baseline])}, 1/eps_B @ 30% "
+            f"{_mean([f.rejection_at_30 for f in s.baseline])} (mean over seeds). Chosen on validation: "
+            f"teacher `{s.best['teacher']}`, T = {s.best['temperature']:g}, w = {s.best['kd_weight']:g}.",
+            "",
+            "| teacher | T | w | picked on validation | val ratio | R30 ratio | per seed | R50 ratio | AUC ratio | "
+            f"accuracy at beta={beta_key}: baseline -> KD |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for st in s.settings:
+            acc_b = _mean([f.accuracy_at_beta.get(beta_key or "", None) for f in s.baseline])
+            acc_k = _mean([f.accuracy_at_beta.get(beta_key or "", None) for f in st.kd])
+            val = "n/a" if st.val_selection_ratio is None else f"{st.val_selection_ratio:.2f}"
+            lines.append(
+                f"| {st.teacher} | {st.temperature:g} | {st.kd_weight:g} | {_picked(s, st)} | {val} | "
+                f"{fmt_interval(st.kd_over_baseline.rejection_at_30)} | {_seeds(st.kd_over_baseline.rejection_at_30)} | "
+                f"{fmt_interval(st.kd_over_baseline.rejection_at_50)} | {fmt_interval(st.kd_over_baseline.auc, 4)} | "
+                f"{acc_b} -> {acc_k} |"
+            )
+        if s.low_data:
+            lines += [
+                "",
+                "Low-data curve (chosen teacher and setting):",
+                "",
+                "| train fraction | jets | baseline R30 | KD R30 | R30 ratio |",
+                "|---|---|---|---|---|",
+            ]
+            for p in s.low_data:
+                lines.append(
+                    f"| {p.train_fraction:g} | {p.n_train:,} | {_mean([f.rejection_at_30 for f in p.baseline])} | "
+                    f"{_mean([f.rejection_at_30 for f in p.kd])} | {fmt_interval(p.kd_over_baseline.rejection_at_30)} |"
+                )
+    lines += [
+        "",
+        "## The paper, on another data set",
+        "",
+        f"{study.paper['data_set']}. Source: {study.paper['source']}.",
+        "",
+        "| model | accuracy | 1/eps_B @ 30% | 1/eps_B @ 50% | accuracy at beta = 0.5 |",
+        "|---|---|---|---|---|",
+    ]
+    for row in study.paper["rows"]:
+        lines.append(
+            f"| {row['model']} | {row['accuracy']:.3f} | {row['rejection_at_30']} | {row['rejection_at_50']} | "
+            f"{row.get('acc_beta_0.5', '-')} |"
+        )
+    lines += ["", "## Plots", ""] + [f"![{image}]({STUDY_PLOTS_DIR}/{image})" for image in images]
+    return "\n".join(lines) + "\n"
+
+
+# -- scan.md --------------------------------------------------------------------------------------
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _axis_text(value: Any) -> str:
+    # as kd_trigger.scan_points.axis_text spells it in point names (not imported: that would tie this
+    # module, and the stages that use it, to the scan's training code)
+    return "x".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+
+def scan_markdown(scan: Scan) -> str:
+    """The scan as a Markdown table, the Pareto designs marked, the promoted one in bold."""
+    lines = [
+        f"# Design scan of run {scan.run}",
+        "",
+        f"{len(scan.points)} points ({scan.mode}), objective `{scan.objective}` on the test split; "
+        f"{sum(p.exact for p in scan.points)} bit-exact, {sum(p.budget_pass for p in scan.points)} within the budget. "
+        "Pareto: not beaten by another exact design in physics, LUT and latency together.",
+        "",
+        "| design | axes | AUC | 1/eps_B @ 30% | LUT | latency (ns) | II | source | exact | budget | Pareto |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in sorted(scan.points, key=lambda p: -(p.physics.get(scan.objective) or -1e9)):
+        axes = ", ".join(f"{k}={_axis_text(v)}" for k, v in p.axes.items())
+        name = f"**{p.key}**" if p.key == scan.best else p.key
+        r30 = p.physics.get("rejection_at_30")
+        r30_err = p.physics.get("rejection_at_30_err")
+        lines.append(
+            f"| {name} | {p.student}: {axes} | {_fmt(p.physics.get('auc'))} | "
+            f"{_fmt(r30, 3)}{'' if r30_err is None else f' ± {r30_err:.2g}'} | {_fmt(p.figures.get('lut'))} | "
+            f"{_fmt(p.figures.get('latency_ns'))} | {_fmt(p.figures.get('ii_cycles'))} | {p.sources.get('lut') or '-'} | "
+            f"{'yes' if p.exact else ('ERROR' if p.error else 'NO')} | {'PASS' if p.budget_pass else 'FAIL'} | "
+            f"{'yes' if p.pareto else ''} |"
+        )
+    if scan.best is None and scan.nearest_miss:
+        lines += [
+            "",
+            f"No design fits the budget. Nearest miss: {scan.nearest_miss['axes']} ({'; '.join(scan.nearest_miss['violations'])}).",
+        ]
+    lines += [
+        "",
+        f"![physics vs LUT]({PARETO_LUT_PLOT})",
+        "",
+        f"![physics vs latency]({PARETO_LATENCY_PLOT})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- the hls stage's verdict ----------------------------------------------------------------------
+def verdict_table(reports: list[HlsReport]) -> str:
+    """The hls stage's verdict as a fixed-width text table: one row per student and flow."""
+    lines = [
+        f"{'student':<14} {'flow':<7} {'C sim exact':>11} {'latency ns':>10} {'LUT':>9} {'DSP':>6}  budget (source)"
+    ]
+    for r in reports:
+        csim = "n/a" if r.csim is None else f"{r.csim.exact_fraction:.6f}"  # n/a: hls4ml not built
+        for design in design_figures(r):
+            verdict = r.budget_by_flow.get(design.flow)
+            text = (
+                "n/a"
+                if verdict is None
+                else ("PASS" if verdict.passed else "FAIL: " + "; ".join(verdict.violations))
+            )
+            latency, _ = design.best("latency_ns")
+            lut, source = design.best("lut")
+            dsp, _ = design.best("dsp")
+            lines.append(
+                f"{r.student:<14} {design.flow:<7} {csim:>11} {latency!s:>10} "
+                f"{lut!s:>9} {dsp!s:>6}  {text} ({source})"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,334 @@
+"""The scan's points: planning them (pure) and building, gating, measuring and scoring one (on a Dask
+worker). This module and what it imports is the code a point's cache key covers
+(see :func:`plan_points`): the training, the firmware build, the physics metrics; not the plots,
+the Markdown or the Dask plumbing of :mod:`kd_trigger.scan`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kd_trigger.config import Config, ScanAxes, StudentConfig, fold_ii_cycles, parse_config
+from kd_trigger.contracts import finite_or_none
+from kd_trigger.data.readers import load_jets
+from kd_trigger.distill.pruning import pruning_plan
+from kd_trigger.distill.teachers import cached_logits
+from kd_trigger.distill.training import predict, student_seed, train_student
+from kd_trigger.errors import ConfigError, KdTriggerError
+from kd_trigger.evaluate import score_metrics
+from kd_trigger.fingerprint import code_digest
+from kd_trigger.fpga.budget import load_budget
+from kd_trigger.fpga.figures import DesignFigures, hls4ml_figures, rtl_block_figures
+from kd_trigger.hls.build import convert_and_simulate
+from kd_trigger.layout import ProjectLayout, point_file, point_project
+from kd_trigger.models.students import build_student, check_student, student_inputs
+from kd_trigger.rtl.student import rtl_design, rtl_inputs
+from kd_trigger.runs import remove_path, tmp_name, write_json_atomic
+
+POINT_CODE = (__name__,)
+"""The modules whose code (with their imports: training, firmware build, metrics) a point's key covers."""
+
+QUANT_AXES = ("weight_bits", "activation_bits", "input_bits")
+STUDENT_AXES = ("hidden", "head", "n_particles")
+
+
+# -- planning (pure) ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PointSpec:
+    """One design to build: the student it derives from, the axis values, the resulting student."""
+
+    key: str
+    student: str
+    kind: str
+    axes: dict[str, Any]
+    spec: dict[str, Any]
+    reuse_factor: int
+    flow: str
+
+
+def apply_axes(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
+    """The student ``base`` with the axis ``values`` applied, as a plain dict (validated on the worker)."""
+    spec = base.model_dump(mode="json")
+    for name in QUANT_AXES:
+        if name in values:
+            spec["quant"][name] = values[name]
+    for name in STUDENT_AXES:
+        if name in values:
+            spec[name] = list(values[name])
+    parts = [f"{_SHORT[k]}{axis_text(v)}" for k, v in values.items() if k in _SHORT]
+    name = "-".join([base.name, *parts])
+    # Student names are at most 48 characters: a long list of axes falls back to a digest.
+    spec["name"] = name if len(name) <= 48 else f"{base.name}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return spec
+
+
+_SHORT = {
+    "weight_bits": "w",
+    "activation_bits": "a",
+    "input_bits": "i",
+    "hidden": "h",
+    "head": "r",
+    "n_particles": "n",
+}
+
+
+def axis_text(value: Any) -> str:
+    """An axis value as text: a tuple of widths as ``32x16``."""
+    return "x".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+
+def _levels(axes: ScanAxes) -> dict[str, list[Any]]:
+    return {name: list(values) for name, values in axes if values is not None}
+
+
+def _lhs(levels: dict[str, list[Any]], n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """A Latin-hypercube sample of discrete axes: each axis's levels used as evenly as n allows."""
+    columns = {}
+    for name, values in levels.items():
+        strata = (rng.permutation(n) + rng.random(n)) / n
+        columns[name] = [values[min(int(u * len(values)), len(values) - 1)] for u in strata]
+    return [{name: columns[name][i] for name in levels} for i in range(n)]
+
+
+def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[PointSpec]:
+    """Every point of ``cfg.scan``, deduplicated, in a stable order (pure: no files, no TensorFlow).
+
+    ``upstream`` (stage name -> digest of the data and teacher stages) enters every point's key, so
+    new jets or a retrained teacher never reuse a cached result.
+    """
+    scfg = cfg.scan
+    if not scfg.axes:
+        raise ConfigError(
+            "scan.axes is empty; give the values to try per student kind, e.g. scan.axes.mlp.weight_bits"
+        )
+    rng = np.random.default_rng([scfg.seed, 0x5CA2])
+    code = code_digest(*POINT_CODE)  # read once: it is the same for all points
+    points: dict[str, PointSpec] = {}
+    for kind, axes in scfg.axes.items():
+        base = next((s for s in cfg.students if s.kind == kind), None)
+        if base is None:
+            raise ConfigError(f"scan.axes.{kind}: no configured student of kind {kind!r}")
+        levels = _levels(axes)
+        grid = [dict(zip(levels, combo, strict=True)) for combo in itertools.product(*levels.values())]
+        if scfg.mode == "grid":
+            chosen = grid if scfg.points is None else grid[: scfg.points]
+        elif scfg.mode == "random":
+            n = min(scfg.points or len(grid), len(grid))
+            chosen = [grid[i] for i in sorted(rng.choice(len(grid), size=n, replace=False))]
+        else:
+            chosen = _lhs(levels, scfg.points or len(grid), rng)
+        for values in chosen:
+            spec = apply_axes(base, values)
+            reuse = int(values.get("reuse_factor", cfg.hls.reuse_factor))
+            flow = str(values.get("flow", cfg.hls.flows[0]))
+            key = _point_key(cfg, base, spec, reuse, flow, upstream or {}, code)
+            points.setdefault(key, PointSpec(key, base.name, kind, dict(values), spec, reuse, flow))
+    return list(points.values())
+
+
+def _point_key(
+    cfg: Config,
+    base: StudentConfig,
+    spec: dict[str, Any],
+    reuse: int,
+    flow: str,
+    upstream: dict[str, str],
+    code: str,
+) -> str:
+    """Digest of everything a point's result depends on, ``code`` (the scan's code digest) included."""
+    teacher = f"teacher:{cfg.teacher_of(base).name}"
+    payload = {
+        "code": code,
+        "upstream": {k: v for k, v in upstream.items() if k in ("data", teacher)},
+        "spec": spec,
+        "reuse": reuse,
+        "flow": flow,
+        "teacher": cfg.teacher_of(base).model_dump(mode="json"),
+        "kd": cfg.kd_setting(base),
+        "distill": cfg.distill.model_dump(mode="json"),
+        "epochs": cfg.scan.epochs,
+        "hls": cfg.hls.model_dump(mode="json", exclude={"reuse_factor", "flows", "synth"}),
+        "seed": cfg.run.seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- one point (runs on a Dask worker) ------------------------------------------------------------
+_DATA: dict[str, Any] = {}
+
+
+def _data(cfg: Config) -> Any:
+    """The run's jets, loaded once per worker process."""
+    path = str(cfg.data_path.resolve())
+    stamp = f"{path}:{cfg.data_path.stat().st_mtime_ns}"
+    if stamp not in _DATA:
+        _DATA.clear()
+        _DATA[stamp] = load_jets(cfg.data_path, cfg)
+    return _DATA[stamp]
+
+
+def evaluate_point(task: dict[str, Any]) -> dict[str, Any]:
+    """Build, gate, measure and score one design; the cached result when there is one.
+
+    ``task`` holds the resolved config, the point and the cache directory (plain data: it travels to
+    the worker). Returns the point's figures as a dict (a :class:`ScanPoint` without budget and fronts).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    point = PointSpec(**task["point"])
+    cache = Path(task["cache"]) / point.key
+    result_path = point_file(cache)
+    if result_path.is_file():
+        return dict(json.loads(result_path.read_text()))
+    cfg = parse_config(task["config"], "scan task")
+    staging = tmp_name(cache, "staging")
+    remove_path(staging)
+    staging.mkdir(parents=True)
+    t0 = time.perf_counter()
+    try:
+        result = _build_point(cfg, point, staging)
+    except KdTriggerError as err:
+        result = {"error": str(err), "exact": False, "exactness": {}}
+    result.update(
+        key=point.key,
+        student=point.student,
+        kind=point.kind,
+        axes=point.axes,
+        seconds=round(time.perf_counter() - t0, 1),
+    )
+    result.setdefault("physics", {})
+    result.setdefault("figures", {})
+    result.setdefault("sources", {})
+    result["project"] = str(point_project(cache)) if point_project(staging).is_dir() else None
+    write_json_atomic(point_file(staging), finite_or_none(result))
+    try:
+        os.replace(staging, cache)
+    except OSError:
+        # Another worker finished the same point first (a retried task): its result stands.
+        remove_path(staging)
+    return dict(json.loads(result_path.read_text()))
+
+
+def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
+    spec = StudentConfig.model_validate(point.spec)
+    check_student(spec)
+    model, physics, x_test, labels = _train_point(cfg, point, spec)
+    design, exact, exactness = _firmware_point(cfg, point, spec, model, x_test, labels, out)
+    figures, sources = {}, {}
+    for name in ("lut", "ff", "dsp", "bram_18k", "uram", "latency_ns", "latency_cycles", "ii_cycles"):
+        figures[name], sources[name] = design.best(name)
+    return {
+        "physics": {
+            k: physics.get(k)
+            for k in (
+                "accuracy",
+                "auc",
+                "auc_err",
+                "rejection_at_30",
+                "rejection_at_30_err",
+                "rejection_at_50",
+                "rejection_at_50_err",
+            )
+        },
+        "figures": figures,
+        "sources": sources,
+        "exact": exact,
+        "exactness": exactness,
+        "flow": design.flow,
+    }
+
+
+def _train_point(
+    cfg: Config, point: PointSpec, spec: StudentConfig
+) -> tuple[Any, dict[str, Any], np.ndarray, np.ndarray]:
+    """(the KD-trained model, its physics on the test split, its test inputs, the test labels)."""
+    import tensorflow as tf
+
+    base = cfg.student(point.student)
+    teacher = cfg.teacher_of(base)
+    temperature, kd_weight = cfg.kd_setting(base)
+    data = _data(cfg)
+    train, val, test = (data.select(s) for s in ("train", "val", "test"))
+    dcfg = cfg.distill.model_copy(
+        update={
+            "temperature": temperature,
+            "kd_weight": kd_weight,
+            "epochs": cfg.scan.epochs or cfg.distill.epochs,
+        }
+    )
+    seed = student_seed(cfg, base)
+    tf.keras.utils.set_random_seed(seed)
+    model = build_student(spec)
+    train_student(
+        model,
+        dcfg,
+        "kd",
+        (
+            student_inputs(spec, train.constituents),
+            train.is_signal.astype(np.int32),
+            cached_logits(cfg, teacher.name, "train"),
+        ),
+        (
+            student_inputs(spec, val.constituents),
+            val.is_signal.astype(np.int32),
+            cached_logits(cfg, teacher.name, "val"),
+        ),
+        seed=seed,
+        label=f"scan {spec.name} reuse {point.reuse_factor}",
+        pruning=pruning_plan(spec, dcfg.epochs),
+    )
+    x_test = student_inputs(spec, test.constituents)
+    labels = test.is_signal.astype(np.int64)
+    physics = score_metrics(labels, predict(model, x_test), cfg.distill.rejection_bootstrap, cfg.run.seed)
+    return model, physics, x_test, labels
+
+
+def _firmware_point(
+    cfg: Config,
+    point: PointSpec,
+    spec: StudentConfig,
+    model: Any,
+    x_test: np.ndarray,
+    labels: np.ndarray,
+    out: Path,
+) -> tuple[DesignFigures, bool, dict[str, Any]]:
+    """(the figures of the point's flow, whether it is bit-exact, how exact) of the firmware built into
+    ``out``: the hls4ml firmware gated by its C simulation, or, for an ``rtl`` point, only the RTL flow
+    gated by its Verilator simulation (no hls4ml conversion)."""
+    n = cfg.hls.csim_count(len(labels))
+    hls = cfg.hls.model_copy(update={"reuse_factor": point.reuse_factor})
+    # the folding of each flow follows the same rule as the hls stage (kd_trigger.config.fold_ii_cycles)
+    max_ii = load_budget(cfg.budget).max_ii_cycles
+    project = ProjectLayout(point_project(out))
+    if point.flow == "rtl":
+        k_rtl = fold_ii_cycles(spec, hls, "rtl", max_ii)
+        x_rtl = rtl_inputs(model, x_test[:n], seed=cfg.run.seed)
+        rtl, rtl_sim = rtl_design(model, project.rtl, hls, x_rtl, ii_cycles=k_rtl)
+        design = rtl_block_figures(rtl)
+        if design is None:  # the flow always reports its figures; an empty block would be a bug upstream
+            raise KdTriggerError(f"scan point {point.key}: the RTL flow reported no figures")
+        exactness = {
+            "rtl_exact_fraction": rtl_sim.exact_fraction,
+            "rtl_samples": rtl_sim.n_samples,
+            "max_abs_diff": rtl_sim.max_abs_diff,
+        }
+        return design, rtl_sim.exact_fraction >= cfg.hls.min_exact_fraction, exactness
+    hls = hls.model_copy(update={"ii_cycles": fold_ii_cycles(spec, hls, "hls4ml", max_ii)})
+    report, _ = convert_and_simulate(
+        model, project.root, hls, x_test[:n], labels[:n].astype(np.int8), spec.name, project.root
+    )
+    csim = report.require_csim()
+    exactness = {
+        "csim_exact_fraction": csim.exact_fraction,
+        "csim_samples": csim.n_samples,
+        "max_abs_diff": csim.max_abs_diff,
+    }
+    return hls4ml_figures(report), csim.exact_fraction >= cfg.hls.min_exact_fraction, exactness

@@ -1,0 +1,165 @@
+"""Statistics over results (pure numpy): the study's KD/baseline ratios with paired-bootstrap intervals,
+and the scan's Pareto fronts and choice of the best design within the budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kd_trigger.contracts import BudgetBlock, Interval, ScanPoint, finite_or_none
+from kd_trigger.evaluate import accuracy, rejection_at, roc_auc, scores_from_logits
+
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+# -- the study: metrics and the paired bootstrap ----------------------------------------------------
+def r30(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Background rejection 1/eps_B at 30% signal efficiency."""
+    return rejection_at(labels, scores_from_logits(logits), 0.3).rejection
+
+
+def r50(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Background rejection 1/eps_B at 50% signal efficiency."""
+    return rejection_at(labels, scores_from_logits(logits), 0.5).rejection
+
+
+def auc(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Area under the ROC curve."""
+    return roc_auc(labels, scores_from_logits(logits))
+
+
+METRICS: dict[str, Metric] = {"rejection_at_30": r30, "rejection_at_50": r50, "auc": auc}
+
+
+def resample_plan(n_items: int, n_seeds: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(seed indices (n_boot, n_seeds), item indices (n_boot, n_items)) of the paired bootstrap."""
+    rng = np.random.default_rng([seed, 0xB007])
+    return rng.integers(0, n_seeds, size=(n_boot, n_seeds)), rng.integers(0, n_items, size=(n_boot, n_items))
+
+
+def ratio(metric: Metric, labels: np.ndarray, kd: np.ndarray, base: np.ndarray) -> float:
+    """``metric`` of ``kd`` over ``metric`` of ``base`` on the same jets (NaN when the base is 0)."""
+    denominator = metric(labels, base)
+    return metric(labels, kd) / denominator if denominator else float("nan")
+
+
+def paired_ratio(
+    labels: np.ndarray,
+    base: Sequence[np.ndarray],
+    kd: Sequence[np.ndarray],
+    metric: Metric,
+    n_boot: int,
+    seed: int,
+) -> Interval:
+    """KD/baseline ``metric`` over seeds: per-seed ratios, their mean and a 68% paired-bootstrap interval.
+
+    ``base[s]`` and ``kd[s]`` are the two models' outputs of seed s on the same jets ``labels``. Each
+    replica resamples the seeds and the jets (the same jets for both models) and averages the per-seed
+    ratios; replicas that lose a class are skipped.
+    """
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    per_seed = [ratio(metric, labels, k, b) for b, k in zip(base, kd, strict=True)]
+    seeds_b, jets_b = resample_plan(len(labels), len(base), n_boot, seed)
+    replicas = []
+    for seeds, jets in zip(seeds_b, jets_b, strict=True):
+        lb = labels[jets]
+        if lb.min() == lb.max():
+            continue
+        replicas.append(float(np.mean([ratio(metric, lb, kd[s][jets], base[s][jets]) for s in seeds])))
+    finite = [r for r in replicas if np.isfinite(r)]
+    lo, hi = np.percentile(finite, [16, 84]) if finite else (np.nan, np.nan)
+    return Interval.model_validate(
+        finite_or_none(
+            {
+                "mean": float(np.mean(per_seed)),
+                "lo68": float(lo),
+                "hi68": float(hi),
+                "per_seed": [float(r) for r in per_seed],
+            }
+        )
+    )
+
+
+def accuracy_metric(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Accuracy as a :data:`Metric`."""
+    return accuracy(labels, logits)
+
+
+# -- the scan: Pareto fronts and the best design in budget -----------------------------------------
+def pareto_front(values: list[tuple[float, ...]], maximize: tuple[bool, ...]) -> list[bool]:
+    """True for every point no other point dominates (at least as good in all objectives, better in one).
+
+    ``maximize[i]`` says whether objective i is better large; NaN makes a point dominated by any other.
+    """
+    signs = np.array([1.0 if m else -1.0 for m in maximize])
+    v = np.array(values, dtype=np.float64).reshape(len(values), len(maximize)) * signs
+    v = np.where(np.isnan(v), -np.inf, v)
+    front = []
+    for i in range(len(v)):
+        dominated = np.any(np.all(v >= v[i], axis=1) & np.any(v > v[i], axis=1))
+        front.append(bool(not dominated and np.all(np.isfinite(v[i]))))
+    return front
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _miss(block: BudgetBlock) -> float:
+    """How far a design is from its budget: the worst value/limit over its rows (inf without a figure)."""
+    worst = 0.0
+    for row in block.rows:
+        if row.value is None:
+            return float("inf")
+        worst = max(worst, row.value / row.limit if row.limit else float("inf"))
+    return worst
+
+
+def choose_best(points: list[ScanPoint], objective: str) -> tuple[ScanPoint | None, dict[str, Any] | None]:
+    """(the exact, error-free point within the budget with the largest ``objective``; None when no point
+    fits) and, only when none fits, the nearest miss: the point whose worst value/limit ratio over the
+    budget rows is smallest, as {key, axes, violations}."""
+    fitting = [p for p in points if p.error is None and p.exact and p.budget_pass]
+
+    def score(p: ScanPoint) -> float:
+        value = p.physics.get(objective)
+        return -np.inf if value is None or np.isnan(value) else float(value)
+
+    best = max(fitting, key=score) if fitting else None
+    if best is not None:
+        return best, None
+    candidates = [p for p in points if p.budget is not None]
+    if not candidates:
+        return None, None
+    miss = min(candidates, key=lambda p: _miss(p.budget))  # type: ignore[arg-type]
+    return None, {
+        "key": miss.key,
+        "axes": miss.axes,
+        "violations": miss.budget.violations if miss.budget else [],
+    }
+
+
+def mark_fronts(points: list[ScanPoint], objective: str) -> None:
+    """Set ``pareto``, ``pareto_lut`` and ``pareto_latency`` of every exact, error-free point: on the front
+    of ``objective`` (larger is better) against LUTs and latency together, and against each alone."""
+    usable = [p for p in points if p.error is None and p.exact]
+    columns = {
+        "physics": [_num(p.physics.get(objective)) for p in usable],
+        "lut": [_num(p.figures.get("lut")) for p in usable],
+        "latency": [_num(p.figures.get("latency_ns")) for p in usable],
+    }
+    fronts = {
+        "pareto": pareto_front(
+            list(zip(columns["physics"], columns["lut"], columns["latency"], strict=True)),
+            (True, False, False),
+        ),
+        "pareto_lut": pareto_front(list(zip(columns["physics"], columns["lut"], strict=True)), (True, False)),
+        "pareto_latency": pareto_front(
+            list(zip(columns["physics"], columns["latency"], strict=True)), (True, False)
+        ),
+    }
+    for name, flags in fronts.items():
+        for p, flag in zip(usable, flags, strict=True):
+            setattr(p, name, flag)
