@@ -516,7 +516,7 @@ def test_an_hls4ml_edit_reruns_the_conversion_but_never_the_rtl_flow() -> None:
     assert {"hls4ml", "hls", "report"} <= _reruns(graph, "kd_trigger/hls/convert.py")
     # Code only the hls4ml flow runs: resource estimates of the HLS design, vendor synthesis.
     for source in (
-        "kd_trigger/fpga/estimate.py",
+        "kd_trigger/fpga/estimate/model.py",
         "kd_trigger/fpga/synth.py",
         "kd_trigger/hls/build.py",
     ):

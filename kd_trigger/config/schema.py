@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
+from kd_trigger import layout
 from kd_trigger.config.base import Section
 from kd_trigger.config.budget import BudgetConfig
 from kd_trigger.config.data import DataConfig
@@ -16,7 +17,7 @@ from kd_trigger.config.teachers import TeacherSpec
 from kd_trigger.config.training import DistillConfig, ScanConfig, StudyConfig
 from kd_trigger.errors import ConfigError
 
-RESERVED_FIRMWARE_NAMES = ("report.md", "report.html", "report_plots", "best")
+RESERVED_FIRMWARE_NAMES = (layout.REPORT_MD, layout.REPORT_HTML, layout.REPORT_PLOTS_DIR, layout.BEST_DIR)
 """What ``firmware/<run>/`` holds besides one folder per student (the report and scan stages' outputs): a
 student of one of these names would share its folder with them, and a stage would replace it."""
 
@@ -214,7 +215,7 @@ class Config(Section):
     @property
     def data_path(self) -> Path:
         """The jet file this run reads: ``data.path`` if given, else the generated file."""
-        return Path(self.data.path) if self.data.path else self.artifacts / "data" / "jets.h5"
+        return Path(self.data.path) if self.data.path else self.artifacts / layout.DATA_DIR / layout.JETS_FILE
 
     def student(self, name: str) -> StudentConfig:
         for s in self.students:
