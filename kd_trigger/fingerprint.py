@@ -73,8 +73,29 @@ def _read_source(path: Path) -> tuple[str, tuple[str, ...]]:
     return result
 
 
+DATA_SUFFIXES = (".json", ".yaml", ".csv")
+
+
+def data_files(path: Path) -> list[Path]:
+    """Package data a module reads: files next to it that its source names in a string constant.
+
+    Results can come from data as much as from code (the estimator's fitted coefficients live in
+    ``fpga/estimate/coefficients.json``): a refit must rerun what uses it, like a code edit.
+    """
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    names = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value.endswith(DATA_SUFFIXES)
+    }
+    return sorted(p for name in names if "/" not in name and (p := path.parent / name).is_file())
+
+
 def code_fingerprint(module: str) -> dict[str, str]:
-    """Source file -> SHA-256 prefix for ``module`` and every kd_trigger module it imports, transitively.
+    """Source file -> SHA-256 prefix for ``module`` and every kd_trigger module it imports, transitively,
+    and the package data files those modules read (:func:`data_files`).
 
     Imports are read from the source (``ast``), not executed, so the graph still never imports
     TensorFlow; importing ``kd_trigger.a.b`` also runs the ``__init__`` of its packages, which count.
@@ -93,6 +114,8 @@ def code_fingerprint(module: str) -> dict[str, str]:
             continue  # the graph imports every stage: following it would tie every stage to all code
         sha, imported = _read_source(path)
         seen[path] = sha
+        for data in data_files(path):
+            seen[data.resolve()] = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
         for name in imported:
             parts = name.split(".")
             for depth in range(1, len(parts) + 1):  # the module and each package above it
