@@ -1,6 +1,6 @@
 """Readers: our own jet file and the public Top Quark Tagging layout into one :class:`JetDataset`.
 
-Accepted layouts:
+Accepted layouts (and :mod:`kd_trigger.data.hls4ml_jets` for the hls4ml jet data set):
 - ours (``kd-trigger data``): HDF5 datasets ``constituents``, ``n_constituents``, ``is_signal`` (two
   classes) or ``label`` (any number), ``split`` (+ ``jet_p4``, ``truth_top_p4``), attribute
   ``format = "kd_trigger.jets"`` and ``classes`` (JSON list of class names; absent: qcd, top);
@@ -27,6 +27,8 @@ from kd_trigger.config import Config
 from kd_trigger.config.data import DEFAULT_CLASSES
 from kd_trigger.data.dataset import FORMAT_NAME, JetDataset, assign_split
 from kd_trigger.data.features import jet_kinematics
+from kd_trigger.data.hls4ml_jets import LAYOUT as HLS4ML_LAYOUT
+from kd_trigger.data.hls4ml_jets import is_hls4ml_file, read_hls4ml
 from kd_trigger.errors import DataError
 from kd_trigger.runs import file_problem
 
@@ -43,6 +45,7 @@ PUBLIC_LABEL = "is_signal_new"
 LAYOUTS = (
     "kd_trigger's own file (datasets constituents, n_constituents, is_signal, split; from `kd-trigger data`)",
     "the Top Quark Tagging pandas HDF5 layout (key 'table', columns E_i/PX_i/PY_i/PZ_i, is_signal_new)",
+    HLS4ML_LAYOUT,
 )
 
 
@@ -84,10 +87,14 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
         with h5py.File(path, "r") as f:
             keys = set(f.keys())
             own = f.attrs.get("format") == FORMAT_NAME or "constituents" in keys
+            dataset: JetDataset | None = None
+            hls4ml = False
             if own:
                 dataset = _read_own(f, path, cfg)
             elif PUBLIC_KEY in keys:
-                dataset = None
+                pass
+            elif is_hls4ml_file(keys):
+                hls4ml = True
             else:
                 found = ", ".join(sorted(keys)) or "nothing"
                 raise DataError(
@@ -96,7 +103,13 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
                 )
     except OSError as err:
         raise DataError(f"data file {path} cannot be read as HDF5 ({err}); is it truncated?") from None
-    if dataset is None:
+    # The other layouts are read after closing: their readers open the file themselves.
+    if hls4ml:
+        try:
+            dataset = read_hls4ml(path, cfg)
+        except OSError as err:
+            raise DataError(f"data file {path} cannot be read as HDF5 ({err}); is it truncated?") from None
+    elif dataset is None:
         dataset = _read_public_chunks(path, cfg)
     check_four_vectors(dataset.constituents, path)
     log.info("read %s: %s", dataset.source, dataset.summary())
