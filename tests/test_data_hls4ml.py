@@ -117,6 +117,24 @@ def test_chunked_read_equals_one_read(tmp_path):
     assert whole.constituents.shape == (23, 8, 4)  # padded beyond the file's 6 particles
 
 
+def test_a_directory_of_files_is_read_as_one_data_set(tmp_path):
+    directory = tmp_path / "train"
+    directory.mkdir()
+    parts = [_write(directory / f"jetImage_{i}_6p.h5", n=10 + i) for i in range(3)]
+    cfg = _cfg(tmp_path, max_constituents=6)
+    ds = load_jets(directory, cfg)
+    assert len(ds) == 33 and "3 files of the hls4ml jet layout" in ds.source
+    np.testing.assert_array_equal(ds.labels, np.concatenate([labels for _, labels in parts]))
+    np.testing.assert_array_equal(
+        ds.constituents[:10], read_hls4ml(directory / "jetImage_0_6p.h5", cfg).constituents
+    )
+    (directory / "notes.h5").write_bytes(b"not hdf5")
+    msg = _error(directory, cfg)
+    assert msg.startswith(
+        f"data directory {directory}: notes.h5 is not an HDF5 file; a directory as data.path"
+    )
+
+
 def _error(path: Path, cfg) -> str:
     with pytest.raises(DataError) as err:
         load_jets(path, cfg)

@@ -75,85 +75,110 @@ def read_hls4ml(path: Path, cfg: Config, chunk_rows: int = CHUNK_ROWS) -> JetDat
     ``data.classes``; a jet without exactly one class; NaN/inf four-vectors; zero jets.
     """
     path = Path(path)
-    classes = tuple(cfg.data.classes)
-    with h5py.File(path, "r") as f:
-        missing = [key for key in REQUIRED if f.get(key) is None]
-        if missing:
-            raise DataError(f"data file {path} ({LAYOUT}) lacks dataset(s) {', '.join(missing)}")
-        particle_names = _names(f, PARTICLE_NAMES_KEY, path)
-        jet_names = _names(f, JET_NAMES_KEY, path)
-        constituents_ds, jets_ds = f[CONSTITUENTS_KEY], f[JETS_KEY]
-        for key, ds, rank in ((CONSTITUENTS_KEY, constituents_ds, 3), (JETS_KEY, jets_ds, 2)):
-            if not isinstance(ds, h5py.Dataset) or ds.ndim != rank or ds.dtype.kind not in "iuf":
-                raise DataError(f"data file {path}: {key} must be a {rank}-d dataset of numbers, found {ds}")
-        n, n_particles, n_features = constituents_ds.shape
-        if len(particle_names) != n_features or len(jet_names) != jets_ds.shape[1]:
-            raise DataError(
-                f"data file {path}: {PARTICLE_NAMES_KEY} names {len(particle_names)} of {n_features} particle "
-                f"features, {JET_NAMES_KEY} {len(jet_names)} of {jets_ds.shape[1]} jet columns"
-            )
-        if jets_ds.shape[0] != n:
-            raise DataError(
-                f"data file {path}: {JETS_KEY} has {jets_ds.shape[0]} rows, {CONSTITUENTS_KEY} {n}"
-            )
-        absent = [name for name in FOUR_VECTOR_FEATURES if name not in particle_names]
-        if absent:
-            raise DataError(
-                f"data file {path}: {PARTICLE_NAMES_KEY} lacks {', '.join(absent)} (the four-vectors are read "
-                f"from {', '.join(FOUR_VECTOR_FEATURES)})"
-            )
-        unknown = [c for c in classes if c not in CLASS_COLUMNS]
-        if unknown:
-            raise DataError(
-                f"data file {path}: the hls4ml jet layout has the classes {', '.join(CLASS_COLUMNS)}, but "
-                f"data.classes names {', '.join(unknown)}; set data.classes to {list(CLASS_COLUMNS)}"
-            )
-        no_column = [CLASS_COLUMNS[c] for c in classes if CLASS_COLUMNS[c] not in jet_names]
-        if no_column:
-            raise DataError(
-                f"data file {path}: {JETS_KEY} lacks the label column(s) {', '.join(no_column)} "
-                f"of data.classes ({', '.join(classes)})"
-            )
-        in_file = _file_classes(jet_names)
-        if set(in_file) != set(classes):
-            raise DataError(
-                f"data file {path} holds the classes {', '.join(in_file)} but data.classes is "
-                f"{', '.join(classes)}; set data.classes to the file's classes"
-            )
-        if n == 0:
-            raise DataError(f"data file {path} holds zero jets")
+    return read_hls4ml_files([path], cfg, chunk_rows, source=f"{path} (hls4ml jet layout)")
 
-        feature_idx = [particle_names.index(name) for name in FOUR_VECTOR_FEATURES]
-        label_idx = [jet_names.index(CLASS_COLUMNS[c]) for c in classes]
-        m = cfg.data.max_constituents
-        constituents = np.zeros((n, m, 4), dtype=np.float32)
-        labels = np.empty(n, dtype=np.int8)
-        for start in tqdm(
-            range(0, n, chunk_rows), desc=f"reading {path.name}", unit="chunk", disable=n <= chunk_rows
-        ):
-            stop = min(start + chunk_rows, n)
-            # h5py reads a hyperslab; fancy-index the (few) feature columns in memory, where order is free.
-            block = np.asarray(constituents_ds[start:stop])[:, :, feature_idx]
-            bad = ~np.isfinite(block)
-            if np.any(bad):
-                raise DataError(
-                    f"data file {path}: {int(np.count_nonzero(bad))} NaN/inf value(s) in the particles' "
-                    f"{', '.join(FOUR_VECTOR_FEATURES)} (first in jet {start + int(np.argwhere(bad)[0][0])}); "
-                    "clean the file"
-                )
-            labels[start:stop] = _labels(
-                np.asarray(jets_ds[start:stop], dtype=np.float64)[:, label_idx], start, path
-            )
-            constituents[start:stop] = _pt_ordered(block.astype(np.float32), m)
+
+def read_hls4ml_files(
+    paths: list[Path], cfg: Config, chunk_rows: int = CHUNK_ROWS, source: str = ""
+) -> JetDataset:
+    """Several files of the hls4ml layout (the public release comes in files of 10k jets) as one data set.
+
+    Every file is checked before any is read; the jets are stacked in the order of ``paths`` into arrays
+    allocated once, and one split is drawn over all of them from ``run.seed``.
+    """
+    classes = tuple(cfg.data.classes)
+    plans = []
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            plans.append(_inspect(f, Path(path), classes))
+    total = sum(plan[0] for plan in plans)
+    m = cfg.data.max_constituents
+    constituents = np.zeros((total, m, 4), dtype=np.float32)
+    labels = np.empty(total, dtype=np.int8)
+    offset = 0
+    for path, (n, feature_idx, label_idx) in zip(paths, plans, strict=True):
+        with h5py.File(path, "r") as f:
+            constituents_ds, jets_ds = f[CONSTITUENTS_KEY], f[JETS_KEY]
+            for start in tqdm(
+                range(0, n, chunk_rows),
+                desc=f"reading {Path(path).name}",
+                unit="chunk",
+                disable=n <= chunk_rows,
+            ):
+                stop = min(start + chunk_rows, n)
+                # h5py reads a hyperslab; the (few) feature columns are picked in memory, where order is free.
+                block = np.asarray(constituents_ds[start:stop])[:, :, feature_idx]
+                bad = ~np.isfinite(block)
+                if np.any(bad):
+                    raise DataError(
+                        f"data file {path}: {int(np.count_nonzero(bad))} NaN/inf value(s) in the particles' "
+                        f"{', '.join(FOUR_VECTOR_FEATURES)} (first in jet {start + int(np.argwhere(bad)[0][0])}); "
+                        "clean the file"
+                    )
+                one_hot = np.asarray(jets_ds[start:stop], dtype=np.float64)[:, label_idx]
+                labels[offset + start : offset + stop] = _labels(one_hot, start, Path(path))
+                constituents[offset + start : offset + stop] = _pt_ordered(block.astype(np.float32), m)
+        offset += n
     return JetDataset(
         constituents=constituents,
         n_constituents=np.count_nonzero(constituents[:, :, 0] > 0, axis=1).astype(np.int32),
         labels=labels,
         split=assign_split(labels, cfg.data.split, cfg.run.seed),
         jet_p4=jet_kinematics(constituents),
-        source=f"{path} (hls4ml jet layout)",
+        source=source or f"{len(paths)} files of the hls4ml jet layout",
         class_names=classes,
     )
+
+
+def _inspect(f: h5py.File, path: Path, classes: tuple[str, ...]) -> tuple[int, list[int], list[int]]:
+    """(jets, particle-feature indices of E/px/py/pz, jet-column indices of ``classes``) of one file,
+    after every check that needs no jet read: DataError (one line) at the first problem."""
+    missing = [key for key in REQUIRED if f.get(key) is None]
+    if missing:
+        raise DataError(f"data file {path} ({LAYOUT}) lacks dataset(s) {', '.join(missing)}")
+    particle_names = _names(f, PARTICLE_NAMES_KEY, path)
+    jet_names = _names(f, JET_NAMES_KEY, path)
+    constituents_ds, jets_ds = f[CONSTITUENTS_KEY], f[JETS_KEY]
+    for key, ds, rank in ((CONSTITUENTS_KEY, constituents_ds, 3), (JETS_KEY, jets_ds, 2)):
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != rank or ds.dtype.kind not in "iuf":
+            raise DataError(f"data file {path}: {key} must be a {rank}-d dataset of numbers, found {ds}")
+    n, _, n_features = constituents_ds.shape
+    if len(particle_names) != n_features or len(jet_names) != jets_ds.shape[1]:
+        raise DataError(
+            f"data file {path}: {PARTICLE_NAMES_KEY} names {len(particle_names)} of {n_features} particle "
+            f"features, {JET_NAMES_KEY} {len(jet_names)} of {jets_ds.shape[1]} jet columns"
+        )
+    if jets_ds.shape[0] != n:
+        raise DataError(f"data file {path}: {JETS_KEY} has {jets_ds.shape[0]} rows, {CONSTITUENTS_KEY} {n}")
+    absent = [name for name in FOUR_VECTOR_FEATURES if name not in particle_names]
+    if absent:
+        raise DataError(
+            f"data file {path}: {PARTICLE_NAMES_KEY} lacks {', '.join(absent)} (the four-vectors are read "
+            f"from {', '.join(FOUR_VECTOR_FEATURES)})"
+        )
+    unknown = [c for c in classes if c not in CLASS_COLUMNS]
+    if unknown:
+        raise DataError(
+            f"data file {path}: the hls4ml jet layout has the classes {', '.join(CLASS_COLUMNS)}, but "
+            f"data.classes names {', '.join(unknown)}; set data.classes to {list(CLASS_COLUMNS)}"
+        )
+    no_column = [CLASS_COLUMNS[c] for c in classes if CLASS_COLUMNS[c] not in jet_names]
+    if no_column:
+        raise DataError(
+            f"data file {path}: {JETS_KEY} lacks the label column(s) {', '.join(no_column)} "
+            f"of data.classes ({', '.join(classes)})"
+        )
+    in_file = _file_classes(jet_names)
+    if set(in_file) != set(classes):
+        raise DataError(
+            f"data file {path} holds the classes {', '.join(in_file)} but data.classes is "
+            f"{', '.join(classes)}; set data.classes to the file's classes"
+        )
+    if n == 0:
+        raise DataError(f"data file {path} holds zero jets")
+    feature_idx = [particle_names.index(name) for name in FOUR_VECTOR_FEATURES]
+    label_idx = [jet_names.index(CLASS_COLUMNS[c]) for c in classes]
+    return n, feature_idx, label_idx
 
 
 def _labels(one_hot: np.ndarray, start: int, path: Path) -> np.ndarray:

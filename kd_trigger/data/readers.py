@@ -28,7 +28,7 @@ from kd_trigger.config.data import DEFAULT_CLASSES
 from kd_trigger.data.dataset import FORMAT_NAME, JetDataset, assign_split
 from kd_trigger.data.features import jet_kinematics
 from kd_trigger.data.hls4ml_jets import LAYOUT as HLS4ML_LAYOUT
-from kd_trigger.data.hls4ml_jets import is_hls4ml_file, read_hls4ml
+from kd_trigger.data.hls4ml_jets import is_hls4ml_file, read_hls4ml, read_hls4ml_files
 from kd_trigger.errors import DataError
 from kd_trigger.runs import file_problem
 
@@ -496,13 +496,45 @@ def _read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_
 
 PUBLIC_SPLIT_FILES = ("train.h5", "val.h5", "test.h5")
 """A directory as ``data.path``: the three files of the public Top Quark Tagging release, whose split is
-theirs (not drawn from run.seed)."""
+theirs (not drawn from run.seed); or, without any of them, the ``*.h5`` files of the hls4ml jet data set."""
+
+
+def _read_hls4ml_directory(path: Path, files: list[Path], cfg: Config) -> JetDataset:
+    """Every ``*.h5`` file of ``path`` (sorted by name), each of the hls4ml jet layout, as one data set."""
+    for file in files:
+        problem = None
+        if not h5py.is_hdf5(file):
+            problem = "is not an HDF5 file"
+        else:
+            try:
+                with h5py.File(file, "r") as f:
+                    if not is_hls4ml_file(set(f.keys())):
+                        problem = "is not of the hls4ml jet layout"
+            except OSError as err:
+                problem = f"cannot be read as HDF5 ({err})"
+        if problem:
+            raise DataError(
+                f"data directory {path}: {file.name} {problem}; a directory as data.path holds the Top Quark "
+                f"Tagging files {', '.join(PUBLIC_SPLIT_FILES)} or only files of {HLS4ML_LAYOUT}"
+            )
+    try:
+        dataset = read_hls4ml_files(
+            files, cfg, source=f"{path} ({len(files)} files of the hls4ml jet layout)"
+        )
+    except OSError as err:
+        raise DataError(
+            f"data directory {path}: a file cannot be read as HDF5 ({err}); is it truncated?"
+        ) from None
+    return dataset
 
 
 def _read_split_directory(path: Path, cfg: Config) -> JetDataset:
     from kd_trigger.data.dataset import SPLIT_CODES
 
     missing = [name for name in PUBLIC_SPLIT_FILES if not (path / name).is_file()]
+    h5_files = sorted(p for p in path.glob("*.h5") if p.is_file())
+    if len(missing) == len(PUBLIC_SPLIT_FILES) and h5_files:
+        return _read_hls4ml_directory(path, h5_files, cfg)
     if missing:
         raise DataError(
             f"data directory {path} lacks {', '.join(missing)}; a directory as data.path must hold the "
