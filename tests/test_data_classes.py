@@ -390,4 +390,12 @@ def test_t_jets_are_the_top_jets_of_the_two_class_file(tmp_path):
     with h5py.File(five) as f5, h5py.File(two) as f2:
         t = f5["jet_p4"][...][f5["label"][...] == 1]
         top = f2["jet_p4"][...][f2["is_signal"][...] == 1]
+        # Two classes: is_signal as before, and the label and class names every file now carries.
+        assert json.loads(f2.attrs["classes"]) == ["qcd", "top"] and json.loads(f5.attrs["classes"]) == [
+            "w",
+            "t",
+        ]
+        np.testing.assert_array_equal(f2["label"][...], f2["is_signal"][...])
+        np.testing.assert_array_equal(f5["label"][...], f5["is_signal"][...])
+        assert np.all(f5["truth_pdg_id"][...][f5["label"][...] == 0] == 24)
     np.testing.assert_array_equal(t[np.lexsort(t.T)], top[np.lexsort(top.T)])
