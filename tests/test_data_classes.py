@@ -196,6 +196,9 @@ def test_boson_match_needs_the_boson_and_both_quarks_in_the_jet():
     w, z = PROCESSES["w"], PROCESSES["z"]
     matched = truth_match(w, record(0.3), 0.0, 0.0, 0.8)
     assert matched is not None and matched[1] == 24
+    w_minus = record(0.3)
+    w_minus[0].pid = -24
+    assert truth_match(w, w_minus, 0.0, 0.0, 0.8)[1] == -24  # type: ignore[index]  # signed ids
     assert truth_match(w, record(0.9), 0.0, 0.0, 0.8) is None  # a quark outside the jet
     assert truth_match(z, record(0.3), 0.0, 0.0, 0.8) is None  # a W is no Z
     leptonic = _Record([_P(24, 600, 0.0, 0.0, 22, [1, 2]), _P(11, 300, 0.1, 0.0), _P(-12, 300, -0.1, 0.0)])
@@ -397,5 +400,5 @@ def test_t_jets_are_the_top_jets_of_the_two_class_file(tmp_path):
         ]
         np.testing.assert_array_equal(f2["label"][...], f2["is_signal"][...])
         np.testing.assert_array_equal(f5["label"][...], f5["is_signal"][...])
-        assert np.all(f5["truth_pdg_id"][...][f5["label"][...] == 0] == 24)
+        assert np.all(np.abs(f5["truth_pdg_id"][...][f5["label"][...] == 0]) == 24)
     np.testing.assert_array_equal(t[np.lexsort(t.T)], top[np.lexsort(top.T)])

@@ -130,7 +130,7 @@ class ChunkResult:
     jet_p4: np.ndarray  # (n, 4) float64 pt, eta, phi, mass
     truth_top_p4: np.ndarray  # (n, 4) float64 E, px, py, pz (zeros but for top jets)
     truth_p4: np.ndarray  # (n, 4) float64 E, px, py, pz of the matched top/boson/parton (zeros for qcd)
-    truth_pdg_id: np.ndarray  # (n,) int32 PDG id of the matched object (0 for qcd)
+    truth_pdg_id: np.ndarray  # (n,) int32 signed PDG id of the matched object (0 for qcd)
     n_events: int
     """Events Pythia generated for this chunk (accepted or not)."""
 
@@ -192,8 +192,10 @@ def _p4(particle: Any) -> tuple[float, float, float, float]:
     return (particle.e(), particle.px(), particle.py(), particle.pz())
 
 
-def _matched_top(process: Any, jet_eta: float, jet_phi: float, max_dr: float) -> tuple[float, ...] | None:
-    """The (E, px, py, pz) of a hard-process top whose t, b, q, q' all lie within ``max_dr`` of the jet.
+def _matched_top(
+    process: Any, jet_eta: float, jet_phi: float, max_dr: float
+) -> tuple[tuple[float, ...], int] | None:
+    """(E, px, py, pz) and PDG id of a hard-process top whose t, b, q, q' all lie within ``max_dr`` of the jet.
 
     Uses Pythia's hard-process record (a dozen entries), where each top decays to W + b and each W
     to q q' before showering.
@@ -212,15 +214,15 @@ def _matched_top(process: Any, jet_eta: float, jet_phi: float, max_dr: float) ->
         if len(quarks) != 2:
             continue
         if _within(partons, jet_eta, jet_phi, max_dr):
-            return _p4(top)
+            return _p4(top), top.id()
     return None
 
 
 def _matched_boson(
     process: Any, pdg_id: int, jet_eta: float, jet_phi: float, max_dr: float
-) -> tuple[float, ...] | None:
-    """The (E, px, py, pz) of a hard-process W/Z (``pdg_id``) that lies, with both its decay quarks,
-    within ``max_dr`` of the jet."""
+) -> tuple[tuple[float, ...], int] | None:
+    """(E, px, py, pz) and PDG id of a hard-process W/Z (``|id| = pdg_id``) that lies, with both its decay
+    quarks, within ``max_dr`` of the jet."""
     for i in range(process.size()):
         boson = process[i]
         if boson.idAbs() != pdg_id:
@@ -229,7 +231,7 @@ def _matched_boson(
         if len(quarks) != 2 or not all(1 <= q.idAbs() <= 5 for q in quarks):
             continue
         if _within([boson, *quarks], jet_eta, jet_phi, max_dr):
-            return _p4(boson)
+            return _p4(boson), boson.id()
     return None
 
 
@@ -266,11 +268,9 @@ def truth_match(
     if kind.match == "none":
         return (0.0, 0.0, 0.0, 0.0), 0
     if kind.match == "top":
-        top = _matched_top(process, jet_eta, jet_phi, max_dr)
-        return None if top is None else (top, 6)
+        return _matched_top(process, jet_eta, jet_phi, max_dr)
     if kind.match == "boson":
-        boson = _matched_boson(process, kind.pdg_ids[0], jet_eta, jet_phi, max_dr)
-        return None if boson is None else (boson, kind.pdg_ids[0])
+        return _matched_boson(process, kind.pdg_ids[0], jet_eta, jet_phi, max_dr)
     return _matched_parton(process, kind.pdg_ids, jet_eta, jet_phi, max_dr, nearest=not prefilter)
 
 
