@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from kd_trigger.config.base import Section
 
@@ -44,6 +44,26 @@ class GeneratorConfig(Section):
         return self
 
 
+DEFAULT_CLASSES = ("qcd", "top")
+"""Today's two classes in label order: QCD = 0, top = 1 (``is_signal``)."""
+
+KNOWN_CLASSES = ("g", "q", "w", "z", "t", "qcd", "top")
+"""Class names the generator knows: the five of the hls4ml jet benchmark (gluon, light quark, W, Z, top)
+and the two of the Top Quark Tagging sample. ``t`` and ``top`` are the same process (hadronic ttbar, jet
+matched to the top and its decay quarks) and share Pythia seeds; they differ only by name."""
+
+
+def check_classes(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """``classes`` if every name is known and none repeats (a process may appear once); else ValueError."""
+    unknown = [c for c in classes if c not in KNOWN_CLASSES]
+    if unknown:
+        raise ValueError(f"unknown class {unknown[0]!r}; known classes: {', '.join(KNOWN_CLASSES)}")
+    processes = ["top" if c == "t" else c for c in classes]
+    if len(set(processes)) != len(processes):
+        raise ValueError("each class may appear once (t and top name the same process)")
+    return classes
+
+
 MAX_N_JETS = 10_000_000
 """Five times the public Top Quark Tagging sample (2M jets); ~32 GB of constituents, assembled in memory."""
 
@@ -55,5 +75,10 @@ class DataConfig(Section):
     """At most :data:`MAX_N_JETS`: the file is assembled in memory (~3.2 kB per jet at 200 constituents)."""
     max_constituents: Annotated[int, Field(ge=1, le=1000)] = 200
     workers: Annotated[int, Field(ge=1)] | None = None
+    classes: Annotated[tuple[str, ...], Field(min_length=2)] = DEFAULT_CLASSES
+    """Class names in label order (label i = ``classes[i]``); see :data:`KNOWN_CLASSES`. With two classes
+    the second is the signal (``is_signal`` = label)."""
     split: SplitConfig = SplitConfig()
     generator: GeneratorConfig = GeneratorConfig()
+
+    _classes = field_validator("classes")(classmethod(lambda cls, v: check_classes(v)))

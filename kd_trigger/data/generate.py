@@ -1,12 +1,19 @@
-"""The data stage: top and QCD jets from Pythia 8 + FastJet into one reproducible HDF5 file.
+"""The data stage: jets of the classes ``data.classes`` (default top and QCD) from Pythia 8 + FastJet into
+one reproducible HDF5 file.
 
 Reproducibility: each class is cut into fixed chunks of ``data.generator.chunk_jets`` jets, each with
-its own Pythia seed derived from (run.seed, class, chunk index). Workers may finish chunks in any
+its own Pythia seed derived from (run.seed, class name, chunk index). Workers may finish chunks in any
 order; the chunks are assembled in order, then the jets are shuffled and split with generators seeded
 from run.seed alone. With ``track_times=False`` on every dataset the file is byte-identical for the
 same config and seed whatever the number of workers.
 
-``data.n_jets`` must be even: the file holds exactly ``n_jets / 2`` top and ``n_jets / 2`` QCD jets.
+``data.n_jets`` must be a multiple of the number of classes: the file holds exactly ``n_jets / N`` jets
+of each class (with the default two, ``n_jets / 2`` top and ``n_jets / 2`` QCD jets).
+
+Datasets (see :mod:`kd_trigger.data.dataset`): ``constituents``, ``n_constituents``, ``is_signal`` (two
+classes only), ``jet_p4``, ``truth_top_p4``, ``split``, then ``label`` (int8, index into the ``classes``
+attribute, a JSON list of names), ``truth_p4`` (float32 E, px, py, pz of the matched top, W/Z or parton;
+zeros for ``qcd``) and ``truth_pdg_id`` (int32, 0 for ``qcd``).
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ import numpy as np
 from tqdm import tqdm
 
 from kd_trigger.config import Config
+from kd_trigger.config.data import DEFAULT_CLASSES
 from kd_trigger.data.dataset import FORMAT_NAME, FORMAT_VERSION, JetDataset, assign_split
 from kd_trigger.data.pythia_worker import (
-    LABEL_QCD,
-    LABEL_TOP,
+    PROCESSES,
     PYTHIA_SEED_MAX,
     ChunkResult,
     ChunkTask,
@@ -50,45 +57,59 @@ from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
 log = logging.getLogger(__name__)
 
-_CLASS_NAMES = {LABEL_QCD: "qcd", LABEL_TOP: "top"}
 
+def chunk_seed(
+    run_seed: int, label: int, chunk_index: int, classes: tuple[str, ...] = DEFAULT_CLASSES
+) -> int:
+    """Pythia seed (1..900000000) of one chunk, a pure function of (run seed, class name, chunk index).
 
-def chunk_seed(run_seed: int, label: int, chunk_index: int) -> int:
-    """Pythia seed (1..900000000) of one chunk, a pure function of (run seed, class, chunk index)."""
-    digest = hashlib.sha256(f"kd_trigger:{run_seed}:{_CLASS_NAMES[label]}:{chunk_index}".encode()).digest()
+    ``label`` indexes ``classes``; the seed depends on the class's process name only (``t`` and ``top``
+    share seeds), not on its label or on the other classes, so a class gets the same jets in any file.
+    """
+    name = PROCESSES[classes[label]].seed_name
+    digest = hashlib.sha256(f"kd_trigger:{run_seed}:{name}:{chunk_index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % PYTHIA_SEED_MAX + 1
 
 
 def check_n_jets(cfg: Config) -> int:
-    """The jets per class; ConfigError when ``data.n_jets`` is odd (checked without planning any chunk)."""
-    n_jets = cfg.data.n_jets
-    if n_jets % 2:
+    """The jets per class; ConfigError when ``data.n_jets`` is not a multiple of the number of classes
+    (checked without planning any chunk)."""
+    n_jets, classes = cfg.data.n_jets, cfg.data.classes
+    if classes == DEFAULT_CLASSES and n_jets % 2:
         raise ConfigError(
             f"data.n_jets must be even (the file holds n_jets/2 top and n_jets/2 QCD jets), got {n_jets}"
         )
-    return n_jets // 2
+    if n_jets % len(classes):
+        raise ConfigError(
+            f"data.n_jets must be a multiple of {len(classes)} (the file holds n_jets/{len(classes)} jets of "
+            f"each class in data.classes: {', '.join(classes)}), got {n_jets}"
+        )
+    return n_jets // len(classes)
 
 
 def n_chunks(cfg: Config) -> int:
-    """How many chunks :func:`iter_chunks` yields (both classes), computed without planning them."""
-    return 2 * -(-check_n_jets(cfg) // cfg.data.generator.chunk_jets)
+    """How many chunks :func:`iter_chunks` yields (all classes), computed without planning them."""
+    return len(cfg.data.classes) * -(-check_n_jets(cfg) // cfg.data.generator.chunk_jets)
 
 
 def iter_chunks(cfg: Config) -> Iterator[ChunkTask]:
-    """The chunks that make up the file, top chunks first, each class in chunk order, one at a time.
+    """The chunks that make up the file, classes from the last label down (top chunks first for the
+    default two), each class in chunk order, one at a time.
 
     Lazy: a check (``status``) never holds the plan in memory, whatever ``data.n_jets`` is.
     """
     per_class = check_n_jets(cfg)
     chunk_jets = cfg.data.generator.chunk_jets
     generator = cfg.data.generator.model_dump(mode="json")
-    for label in (LABEL_TOP, LABEL_QCD):
+    classes = cfg.data.classes
+    for label in reversed(range(len(classes))):
         for index, start in enumerate(range(0, per_class, chunk_jets)):
             yield ChunkTask(
                 label=label,
+                name=classes[label],
                 chunk_index=index,
                 n_jets=min(chunk_jets, per_class - start),
-                seed=chunk_seed(cfg.run.seed, label, index),
+                seed=chunk_seed(cfg.run.seed, label, index, classes),
                 generator=generator,
                 max_constituents=cfg.data.max_constituents,
             )
@@ -118,11 +139,12 @@ def generate_jets(cfg: Config) -> dict[str, np.ndarray]:
     results: dict[tuple[int, int], ChunkResult] = {}
     start = time.perf_counter()
     cpu_start_s = _cpu_seconds()
+    classes = cfg.data.classes
     log.info(
-        "generating %d jets (%d top + %d QCD) in %d chunks with %d worker(s)",
+        "generating %d jets (%d each of %s) in %d chunks with %d worker(s)",
         cfg.data.n_jets,
-        cfg.data.n_jets // 2,
-        cfg.data.n_jets // 2,
+        cfg.data.n_jets // len(classes),
+        ", ".join(classes),
         len(tasks),
         workers,
     )
@@ -155,30 +177,49 @@ def generate_jets(cfg: Config) -> dict[str, np.ndarray]:
         cfg.data.n_jets / max(cpu_s, 1e-9),
     )
 
+    for label, name in enumerate(classes):
+        events = sum(r.n_events for r in results.values() if r.label == label)
+        jets = sum(len(r.n_constituents) for r in results.values() if r.label == label)
+        log.info(
+            "class %s: %d jets from %d events (%.1f events per jet)",
+            name,
+            jets,
+            events,
+            events / max(jets, 1),
+        )
+
     ordered = [results[(t.label, t.chunk_index)] for t in tasks]
+    labels = np.concatenate([np.full(len(r.n_constituents), r.label, dtype=np.int8) for r in ordered])
     arrays = {
         "constituents": np.concatenate([r.constituents for r in ordered]),
         "n_constituents": np.concatenate([r.n_constituents for r in ordered]),
-        "is_signal": np.concatenate(
-            [np.full(len(r.n_constituents), r.label, dtype=np.int8) for r in ordered]
-        ),
+        "label": labels,
         "jet_p4": np.concatenate([r.jet_p4 for r in ordered]),
         "truth_top_p4": np.concatenate([r.truth_top_p4 for r in ordered]),
+        "truth_p4": np.concatenate([r.truth_p4 for r in ordered]),
+        "truth_pdg_id": np.concatenate([r.truth_pdg_id for r in ordered]),
     }
+    if len(classes) == 2:
+        arrays["is_signal"] = labels
     # Interleave the classes so any prefix of the file is balanced-ish and shuffled.
     order = np.random.default_rng([cfg.run.seed, 0x5AFF1E]).permutation(cfg.data.n_jets)
     arrays = {name: value[order] for name, value in arrays.items()}
-    arrays["split"] = assign_split(arrays["is_signal"], cfg.data.split, cfg.run.seed)
+    arrays["split"] = assign_split(arrays["label"], cfg.data.split, cfg.run.seed)
     return arrays
 
 
 def write_jets_file(path: Path, arrays: dict[str, np.ndarray], cfg: Config) -> Path:
-    """Write the arrays to ``path`` (atomically) with deterministic attributes and no timestamps."""
+    """Write the arrays to ``path`` (atomically) with deterministic attributes and no timestamps.
+
+    ``label`` may be left out of two-class arrays: it is then ``is_signal``.
+    """
+    if "label" not in arrays:
+        arrays = {**arrays, "label": arrays["is_signal"]}
     attrs = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "seed": cfg.run.seed,
-        "n_jets": int(arrays["is_signal"].shape[0]),
+        "n_jets": int(arrays["label"].shape[0]),
         "max_constituents": int(arrays["constituents"].shape[1]),
         "generator": json.dumps(cfg.data.generator.model_dump(mode="json"), sort_keys=True),
         "split_fractions": json.dumps(cfg.data.split.model_dump(mode="json"), sort_keys=True),
@@ -192,7 +233,10 @@ def write_jets_file(path: Path, arrays: dict[str, np.ndarray], cfg: Config) -> P
             },
             sort_keys=True,
         ),
+        # After the attributes of two-class files before data.classes, which keep their values.
+        "classes": json.dumps(list(cfg.data.classes)),
     }
+    # Creation order: the datasets of two-class files before data.classes first, then the new ones.
     dtypes = {
         "constituents": np.float32,
         "n_constituents": np.int32,
@@ -200,7 +244,11 @@ def write_jets_file(path: Path, arrays: dict[str, np.ndarray], cfg: Config) -> P
         "jet_p4": np.float32,
         "truth_top_p4": np.float32,
         "split": np.uint8,
+        "label": np.int8,
+        "truth_p4": np.float32,
+        "truth_pdg_id": np.int32,
     }
+    dtypes = {name: dtype for name, dtype in dtypes.items() if name in arrays}
 
     def fill(f: h5py.File) -> None:
         for key, value in attrs.items():
@@ -228,18 +276,21 @@ def write_jets_file(path: Path, arrays: dict[str, np.ndarray], cfg: Config) -> P
 
 def write_summary(path: Path, dataset: JetDataset, source: Path) -> Path:
     """``summary.json`` of the data stage: what the downstream stages will read, per split and class."""
-    counts = dataset.counts()
-    return write_json_atomic(
-        path,
-        {
-            "source": str(source),
-            "n_jets": len(dataset),
-            "max_constituents": dataset.max_constituents,
-            "counts": counts,
-            "top_mass_median_gev": dataset.median_mass(1),
-            "qcd_mass_median_gev": dataset.median_mass(0),
-        },
-    )
+    summary: dict[str, object] = {
+        "source": str(source),
+        "n_jets": len(dataset),
+        "max_constituents": dataset.max_constituents,
+        "counts": dataset.counts(),
+    }
+    if dataset.class_names == DEFAULT_CLASSES:
+        summary["top_mass_median_gev"] = dataset.median_mass(1)
+        summary["qcd_mass_median_gev"] = dataset.median_mass(0)
+    else:
+        summary["classes"] = list(dataset.class_names)
+        summary["mass_median_gev"] = {
+            name: dataset.median_mass(label) for label, name in enumerate(dataset.class_names)
+        }
+    return write_json_atomic(path, summary)
 
 
 def data_stage(ctx: StageContext) -> StageResult:

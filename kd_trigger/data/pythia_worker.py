@@ -26,6 +26,67 @@ from kd_trigger.errors import DataError
 
 LABEL_QCD = 0
 LABEL_TOP = 1
+"""Labels of the default two-class file (``data.classes = [qcd, top]``)."""
+
+
+@dataclass(frozen=True)
+class JetProcess:
+    """How the jets of one class are made: the Pythia processes and the truth match of the leading jet."""
+
+    settings: tuple[str, ...]
+    """Pythia ``readString`` lines that switch the hard processes (and decays) on."""
+    match: str
+    """``none`` (any jet), ``top`` (t, b, q, q' in the jet), ``boson`` (W/Z and both decay quarks in the
+    jet) or ``parton`` (the outgoing hard parton nearest to the jet is of the wanted kind)."""
+    pdg_ids: tuple[int, ...] = ()
+    """|PDG id| of the matched object: 6 (top), 24 (W), 23 (Z), 1-3 (light quarks), 21 (gluon)."""
+    seed_name: str = ""
+    """The name chunk seeds are derived from (``t`` shares ``top``'s: the same jets for the same seed)."""
+
+
+_HADRONIC_W = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
+_TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_HADRONIC_W)
+
+PROCESSES: dict[str, JetProcess] = {
+    # Today's background: every 2 -> 2 QCD process, no matching (the Top Quark Tagging recipe).
+    "qcd": JetProcess(("HardQCD:all = on",), "none", (), "qcd"),
+    # Hadronic ttbar: both W bosons decay to quarks (d u s c b), so every top is hadronic.
+    "top": JetProcess(_TTBAR, "top", (6,), "top"),
+    "t": JetProcess(_TTBAR, "top", (6,), "top"),
+    # Hadronic diboson production: each boson decays to quarks, the jet holds the boson and both quarks.
+    "w": JetProcess(("WeakDoubleBoson:ffbar2WW = on", *_HADRONIC_W), "boson", (24,), "w"),
+    # gmZmode = 2: pure Z (no gamma* part, which would add low-mass pairs that are no Z jets).
+    "z": JetProcess(
+        (
+            "WeakDoubleBoson:ffbar2gmZgmZ = on",
+            "WeakZ0:gmZmode = 2",
+            "23:onMode = off",
+            "23:onIfAny = 1 2 3 4 5",
+        ),
+        "boson",
+        (23,),
+        "z",
+    ),
+    # Light-quark (u, d, s) jets: every 2 -> 2 QCD process with an outgoing light quark. The processes
+    # without one (gg -> gg, qqbar -> gg, heavy-flavour pairs) could never give a matched jet, so leaving
+    # them out changes no jet distribution, only saves their events.
+    "q": JetProcess(
+        (
+            "HardQCD:qq2qq = on",
+            "HardQCD:qqbar2qqbarNew = on",
+            "HardQCD:qg2qg = on",
+            "HardQCD:gg2qqbar = on",
+        ),
+        "parton",
+        (1, 2, 3),
+        "q",
+    ),
+    # Gluon jets: likewise every 2 -> 2 QCD process with an outgoing gluon.
+    "g": JetProcess(
+        ("HardQCD:gg2gg = on", "HardQCD:qqbar2gg = on", "HardQCD:qg2qg = on"), "parton", (21,), "g"
+    ),
+}
+"""The jet classes the generator knows, by ``data.classes`` name."""
 
 # Pythia's Random:seed accepts 1..900000000 as fixed seeds (0 means "from the clock": never use it).
 PYTHIA_SEED_MAX = 900_000_000
@@ -48,6 +109,8 @@ class ChunkTask:
     """What one worker call generates: ``n_jets`` jets of class ``label`` from Pythia seed ``seed``."""
 
     label: int
+    name: str
+    """The class name (a key of :data:`PROCESSES`)."""
     chunk_index: int
     n_jets: int
     seed: int
@@ -65,13 +128,15 @@ class ChunkResult:
     constituents: np.ndarray  # (n, M, 4) float32 E, px, py, pz
     n_constituents: np.ndarray  # (n,) int32
     jet_p4: np.ndarray  # (n, 4) float64 pt, eta, phi, mass
-    truth_top_p4: np.ndarray  # (n, 4) float64 E, px, py, pz (zeros for QCD)
+    truth_top_p4: np.ndarray  # (n, 4) float64 E, px, py, pz (zeros but for top jets)
+    truth_p4: np.ndarray  # (n, 4) float64 E, px, py, pz of the matched top/boson/parton (zeros for qcd)
+    truth_pdg_id: np.ndarray  # (n,) int32 signed PDG id of the matched object (0 for qcd)
     n_events: int
     """Events Pythia generated for this chunk (accepted or not)."""
 
 
-def pythia_settings(label: int, generator: dict[str, Any], seed: int) -> list[str]:
-    """Pythia ``readString`` lines for one class, taken from the generator config."""
+def pythia_settings(name: str, generator: dict[str, Any], seed: int) -> list[str]:
+    """Pythia ``readString`` lines for the class ``name``, taken from the generator config."""
     if not 1 <= seed <= PYTHIA_SEED_MAX:
         raise ValueError(f"Pythia seed must be in 1..{PYTHIA_SEED_MAX}, got {seed}")
     lines = [
@@ -85,12 +150,7 @@ def pythia_settings(label: int, generator: dict[str, Any], seed: int) -> list[st
         "Random:setSeed = on",
         f"Random:seed = {seed}",
     ]
-    if label == LABEL_TOP:
-        # Both W bosons decay to quarks (d u s c b), so every top is hadronic.
-        lines += ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on", "24:onMode = off", "24:onIfAny = 1 2 3 4 5"]
-    else:
-        lines += ["HardQCD:all = on"]
-    return lines
+    return lines + list(PROCESSES[name].settings)
 
 
 @contextmanager
@@ -124,8 +184,18 @@ def _eta_phi(px: float, py: float, pz: float) -> tuple[float, float]:
     return math.asinh(pz / pt) if pt > 0 else math.copysign(1e9, pz), math.atan2(py, px)
 
 
-def _matched_top(process: Any, jet_eta: float, jet_phi: float, max_dr: float) -> tuple[float, ...] | None:
-    """The (E, px, py, pz) of a hard-process top whose t, b, q, q' all lie within ``max_dr`` of the jet.
+def _within(particles: list[Any], jet_eta: float, jet_phi: float, max_dr: float) -> bool:
+    return all(_delta_r(*_eta_phi(p.px(), p.py(), p.pz()), jet_eta, jet_phi) < max_dr for p in particles)
+
+
+def _p4(particle: Any) -> tuple[float, float, float, float]:
+    return (particle.e(), particle.px(), particle.py(), particle.pz())
+
+
+def _matched_top(
+    process: Any, jet_eta: float, jet_phi: float, max_dr: float
+) -> tuple[tuple[float, ...], int] | None:
+    """(E, px, py, pz) and PDG id of a hard-process top whose t, b, q, q' all lie within ``max_dr`` of the jet.
 
     Uses Pythia's hard-process record (a dozen entries), where each top decays to W + b and each W
     to q q' before showering.
@@ -143,9 +213,65 @@ def _matched_top(process: Any, jet_eta: float, jet_phi: float, max_dr: float) ->
         partons = [top, others[0], *quarks]
         if len(quarks) != 2:
             continue
-        if all(_delta_r(*_eta_phi(p.px(), p.py(), p.pz()), jet_eta, jet_phi) < max_dr for p in partons):
-            return (top.e(), top.px(), top.py(), top.pz())
+        if _within(partons, jet_eta, jet_phi, max_dr):
+            return _p4(top), top.id()
     return None
+
+
+def _matched_boson(
+    process: Any, pdg_id: int, jet_eta: float, jet_phi: float, max_dr: float
+) -> tuple[tuple[float, ...], int] | None:
+    """(E, px, py, pz) and PDG id of a hard-process W/Z (``|id| = pdg_id``) that lies, with both its decay
+    quarks, within ``max_dr`` of the jet."""
+    for i in range(process.size()):
+        boson = process[i]
+        if boson.idAbs() != pdg_id:
+            continue
+        quarks = [process[j] for j in boson.daughterList()]
+        if len(quarks) != 2 or not all(1 <= q.idAbs() <= 5 for q in quarks):
+            continue
+        if _within([boson, *quarks], jet_eta, jet_phi, max_dr):
+            return _p4(boson), boson.id()
+    return None
+
+
+def _matched_parton(
+    process: Any, pdg_ids: tuple[int, ...], jet_eta: float, jet_phi: float, max_dr: float, nearest: bool
+) -> tuple[tuple[float, ...], int] | None:
+    """(E, px, py, pz) and id of the outgoing hard parton (status 23) matched to the jet, if of ``pdg_ids``.
+
+    ``nearest``: the parton nearest to the jet must be within ``max_dr`` and of the wanted kind (a jet
+    is labelled by the parton it comes from). Without it, any wanted parton within ``max_dr`` matches:
+    the looser test the SlowJet pre-filter needs, a superset of the nearest-parton one.
+    """
+    outgoing = [process[i] for i in range(process.size()) if process[i].status() == 23]
+    scored = sorted(
+        ((_delta_r(*_eta_phi(p.px(), p.py(), p.pz()), jet_eta, jet_phi), i) for i, p in enumerate(outgoing)),
+    )
+    for dr, i in scored:
+        if dr >= max_dr:
+            return None
+        if outgoing[i].idAbs() in pdg_ids:
+            return _p4(outgoing[i]), outgoing[i].id()
+        if nearest:
+            return None
+    return None
+
+
+def truth_match(
+    kind: JetProcess, process: Any, jet_eta: float, jet_phi: float, max_dr: float, prefilter: bool = False
+) -> tuple[tuple[float, ...], int] | None:
+    """The matched object of a jet: ((E, px, py, pz), PDG id), or None when the jet does not match.
+
+    Classes without matching (``qcd``) match every jet with a zero four-vector and id 0.
+    """
+    if kind.match == "none":
+        return (0.0, 0.0, 0.0, 0.0), 0
+    if kind.match == "top":
+        return _matched_top(process, jet_eta, jet_phi, max_dr)
+    if kind.match == "boson":
+        return _matched_boson(process, kind.pdg_ids[0], jet_eta, jet_phi, max_dr)
+    return _matched_parton(process, kind.pdg_ids, jet_eta, jet_phi, max_dr, nearest=not prefilter)
 
 
 def _pt_ordered(particles: list[tuple[float, float, float, float]], max_constituents: int) -> np.ndarray:
@@ -173,7 +299,10 @@ def _generate_chunk(task: ChunkTask) -> ChunkResult:
 
     gen = task.generator
     pythia = pythia8mc.Pythia("", False)
-    for line in pythia_settings(task.label, gen, task.seed):
+    kind = PROCESSES[task.name]
+    # Top jets keep today's configurable match radius; bosons and partons are matched within the jet radius.
+    match_dr = float(gen["top_match_dr"]) if kind.match == "top" else float(gen["jet_radius"])
+    for line in pythia_settings(task.name, gen, task.seed):
         if not pythia.readString(line):
             raise DataError(f"Pythia rejected the setting {line!r}; check data.generator")
     if not pythia.init():
@@ -195,6 +324,7 @@ def _generate_chunk(task: ChunkTask) -> ChunkResult:
     n_constituents = np.zeros(task.n_jets, dtype=np.int32)
     jet_p4 = np.zeros((task.n_jets, 4), dtype=np.float64)
     truth = np.zeros((task.n_jets, 4), dtype=np.float64)
+    truth_id = np.zeros(task.n_jets, dtype=np.int32)
 
     event = pythia.event
     n_accepted = 0
@@ -203,7 +333,7 @@ def _generate_chunk(task: ChunkTask) -> ChunkResult:
     while n_accepted < task.n_jets:
         if n_events >= max_events:
             raise DataError(
-                f"{'top' if task.label == LABEL_TOP else 'QCD'} chunk {task.chunk_index}: only {n_accepted} of {task.n_jets} jets accepted after "
+                f"{task.name} chunk {task.chunk_index}: only {n_accepted} of {task.n_jets} jets accepted after "
                 f"{n_events} events; check data.generator (pT window, pthat_min_gev)"
             )
         n_events += 1
@@ -217,11 +347,11 @@ def _generate_chunk(task: ChunkTask) -> ChunkResult:
             continue
         if abs(slow_jet.y(0)) >= eta_max + _PREFILTER_ETA_MARGIN:
             continue
-        if task.label == LABEL_TOP:
-            # Skip the copy and FastJet for top events whose SlowJet jet matches no top (about half).
+        if kind.match != "none":
+            # Skip the copy and FastJet for events whose SlowJet jet matches nothing (about half of the tops).
             sj_p4 = slow_jet.p(0)
-            match_dr = float(gen["top_match_dr"]) + _PREFILTER_DR_MARGIN
-            if _matched_top(pythia.process, sj_p4.eta(), sj_p4.phi(), match_dr) is None:
+            dr = match_dr + _PREFILTER_DR_MARGIN
+            if truth_match(kind, pythia.process, sj_p4.eta(), sj_p4.phi(), dr, prefilter=True) is None:
                 continue
 
         particles = [(p.px(), p.py(), p.pz(), p.e()) for p in event if p.isFinal() and p.isVisible()]
@@ -234,11 +364,10 @@ def _generate_chunk(task: ChunkTask) -> ChunkResult:
         if not (pt_min <= jet.pt() <= pt_max and abs(jet.eta()) < eta_max):
             continue
         jet_eta, jet_phi = jet.eta(), jet.phi_std()
-        if task.label == LABEL_TOP:
-            top = _matched_top(pythia.process, jet_eta, jet_phi, float(gen["top_match_dr"]))
-            if top is None:
-                continue
-            truth[n_accepted] = top
+        matched = truth_match(kind, pythia.process, jet_eta, jet_phi, match_dr)
+        if matched is None:
+            continue
+        truth[n_accepted], truth_id[n_accepted] = matched
         members = [(c.px(), c.py(), c.pz(), c.E()) for c in jet.constituents()]
         constituents[n_accepted] = _pt_ordered(members, m)
         n_constituents[n_accepted] = min(len(members), m)
@@ -250,6 +379,8 @@ def _generate_chunk(task: ChunkTask) -> ChunkResult:
         constituents=constituents,
         n_constituents=n_constituents,
         jet_p4=jet_p4,
-        truth_top_p4=truth,
+        truth_top_p4=truth if kind.match == "top" else np.zeros_like(truth),
+        truth_p4=truth,
+        truth_pdg_id=truth_id,
         n_events=n_events,
     )

@@ -1,8 +1,9 @@
 """Readers: our own jet file and the public Top Quark Tagging layout into one :class:`JetDataset`.
 
-Accepted layouts:
-- ours (``kd-trigger data``): HDF5 datasets ``constituents``, ``n_constituents``, ``is_signal``,
-  ``split`` (+ ``jet_p4``, ``truth_top_p4``), attribute ``format = "kd_trigger.jets"``;
+Accepted layouts (and :mod:`kd_trigger.data.hls4ml_jets` for the hls4ml jet data set):
+- ours (``kd-trigger data``): HDF5 datasets ``constituents``, ``n_constituents``, ``is_signal`` (two
+  classes) or ``label`` (any number), ``split`` (+ ``jet_p4``, ``truth_top_p4``), attribute
+  ``format = "kd_trigger.jets"`` and ``classes`` (JSON list of class names; absent: qcd, top);
 - Top Quark Tagging reference (arXiv:1902.09914): a pandas HDF5 file written by ``DataFrame.to_hdf``
   under key ``table`` with columns ``E_i, PX_i, PY_i, PZ_i`` (i = 0..199), ``truthE/PX/PY/PZ``, ``ttv``
   and ``is_signal_new``. It has no split: one is drawn from ``run.seed`` and ``data.split``.
@@ -12,6 +13,7 @@ Every problem is one :class:`DataError` line naming the file and what is wrong; 
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -22,14 +24,18 @@ import numpy as np
 from tqdm import tqdm
 
 from kd_trigger.config import Config
+from kd_trigger.config.data import DEFAULT_CLASSES
 from kd_trigger.data.dataset import FORMAT_NAME, SPLIT_CODES, JetDataset, assign_split
 from kd_trigger.data.features import jet_kinematics
+from kd_trigger.data.hls4ml_jets import LAYOUT as HLS4ML_LAYOUT
+from kd_trigger.data.hls4ml_jets import is_hls4ml_file, read_hls4ml, read_hls4ml_files
 from kd_trigger.errors import DataError
 from kd_trigger.runs import file_problem
 
 log = logging.getLogger(__name__)
 
 OWN_REQUIRED = ("constituents", "n_constituents", "is_signal", "split")
+"""Required datasets of a two-class file; an N-class file has ``label`` in place of ``is_signal``."""
 OWN_OPTIONAL = ("jet_p4", "truth_top_p4")
 PUBLIC_KEY = "table"
 PUBLIC_N_CONSTITUENTS = 200
@@ -39,6 +45,7 @@ PUBLIC_LABEL = "is_signal_new"
 LAYOUTS = (
     "kd_trigger's own file (datasets constituents, n_constituents, is_signal, split; from `kd-trigger data`)",
     "the Top Quark Tagging pandas HDF5 layout (key 'table', columns E_i/PX_i/PY_i/PZ_i, is_signal_new)",
+    HLS4ML_LAYOUT,
 )
 
 
@@ -80,10 +87,14 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
         with h5py.File(path, "r") as f:
             keys = set(f.keys())
             own = f.attrs.get("format") == FORMAT_NAME or "constituents" in keys
+            dataset: JetDataset | None = None
+            hls4ml = False
             if own:
                 dataset = _read_own(f, path, cfg)
             elif PUBLIC_KEY in keys:
-                dataset = None
+                pass
+            elif is_hls4ml_file(keys):
+                hls4ml = True
             else:
                 found = ", ".join(sorted(keys)) or "nothing"
                 raise DataError(
@@ -92,7 +103,13 @@ def load_jets(path: Path, cfg: Config) -> JetDataset:
                 )
     except OSError as err:
         raise DataError(f"data file {path} cannot be read as HDF5 ({err}); is it truncated?") from None
-    if dataset is None:
+    # The other layouts are read after closing: their readers open the file themselves.
+    if hls4ml:
+        try:
+            dataset = read_hls4ml(path, cfg)
+        except OSError as err:
+            raise DataError(f"data file {path} cannot be read as HDF5 ({err}); is it truncated?") from None
+    elif dataset is None:
         dataset = read_public_chunks(path, cfg)
     check_four_vectors(dataset.constituents, path)
     log.info("read %s: %s", dataset.source, dataset.summary())
@@ -185,9 +202,10 @@ def check_trainable(dataset: JetDataset, path: Path) -> None:
         if n < MIN_JETS_PER_SPLIT_CLASS
     ]
     if short:
+        what = "both top and QCD" if dataset.class_names == DEFAULT_CLASSES else "every class's"
         raise DataError(
             f"data file {path}: too few jets to train and test ({'; '.join(short)}; at least "
-            f"{MIN_JETS_PER_SPLIT_CLASS} of each class per split are needed); use a file with both top and QCD "
+            f"{MIN_JETS_PER_SPLIT_CLASS} of each class per split are needed); use a file with {what} "
             "jets, or raise data.n_jets"
         )
 
@@ -222,10 +240,48 @@ def _check_labels(is_signal: np.ndarray, path: Path, name: str) -> None:
         )
 
 
+def check_class_labels(labels: np.ndarray, classes: tuple[str, ...], path: Path, name: str) -> None:
+    """DataError (one line) unless every label is a whole number 0..len(classes)-1."""
+    bad = ~np.isin(labels, np.arange(len(classes)))
+    if np.any(bad):
+        raise DataError(
+            f"data file {path}: {name} must hold 0..{len(classes) - 1} (the classes {', '.join(classes)}), "
+            f"found {int(np.count_nonzero(bad))} other value(s) (first at jet {int(np.flatnonzero(bad)[0])})"
+        )
+
+
+def check_same_classes(file_classes: tuple[str, ...], cfg: Config, path: Path) -> None:
+    """DataError (one line) when the file's classes (in label order) are not the config's ``data.classes``."""
+    if tuple(file_classes) != tuple(cfg.data.classes):
+        raise DataError(
+            f"data file {path} holds the classes {', '.join(file_classes)} but data.classes is "
+            f"{', '.join(cfg.data.classes)}; set data.classes to the file's classes (in this order) or use "
+            "another file"
+        )
+
+
+def _own_classes(f: h5py.File, path: Path) -> tuple[str, ...]:
+    """The ``classes`` attribute of our layout (a JSON list of names); files before it hold qcd and top."""
+    raw = f.attrs.get("classes")
+    if raw is None:
+        return DEFAULT_CLASSES
+    try:
+        names = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except (ValueError, UnicodeDecodeError):
+        names = None
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise DataError(
+            f"data file {path}: attribute classes must be a JSON list of at least two class names, "
+            f"found {raw!r}; regenerate the file with `make data CONFIG=...`"
+        )
+    return tuple(names)
+
+
 _OWN_SHAPES: dict[str, tuple[str, ...]] = {
     "constituents": ("N", "M", "4"),
     "n_constituents": ("N",),
     "is_signal": ("N",),
+    "label": ("N",),
     "split": ("N",),
     "jet_p4": ("N", "4"),
     "truth_top_p4": ("N", "4"),
@@ -236,7 +292,7 @@ _OWN_SHAPES: dict[str, tuple[str, ...]] = {
 def _check_dataset(ds: h5py.Dataset, name: str, expected: tuple[str, ...], path: Path) -> None:
     """DataError unless ``ds`` holds real numbers (booleans for labels) of the ``expected`` rank and sizes."""
     want = f"({', '.join(expected)}{',' if len(expected) == 1 else ''})"
-    kinds = "biuf" if name in ("is_signal", "split", "n_constituents") else "iuf"
+    kinds = "biuf" if name in ("is_signal", "label", "split", "n_constituents") else "iuf"
     if ds.dtype.kind not in kinds:
         raise DataError(
             f"data file {path}: dataset {name} has dtype {ds.dtype}, expected numbers of shape {want}; "
@@ -254,15 +310,21 @@ def _check_dataset(ds: h5py.Dataset, name: str, expected: tuple[str, ...], path:
 
 
 def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
+    classes = _own_classes(f, path)
+    check_same_classes(classes, cfg, path)
+    two = len(classes) == 2
+    # Two-class files are read through is_signal (as before data.classes); N-class ones through label.
+    label_name = "is_signal" if two else "label"
+    required = tuple(label_name if name == "is_signal" else name for name in OWN_REQUIRED)
     # get(), not "in": a dangling soft or external link is "in" the file but cannot be opened.
-    missing = [name for name in OWN_REQUIRED if f.get(name) is None]
+    missing = [name for name in required if f.get(name) is None]
     if missing:
         raise DataError(
             f"data file {path} lacks dataset(s) {', '.join(missing)}; regenerate it with `make data CONFIG=...`"
         )
     not_data = [
         name
-        for name in (*OWN_REQUIRED, *OWN_OPTIONAL)
+        for name in (*required, "label", *OWN_OPTIONAL)
         if f.get(name) is not None and not isinstance(f[name], h5py.Dataset)
     ]
     if not_data:
@@ -277,7 +339,8 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
     n = shape[0]
     if n == 0:
         raise DataError(f"data file {path} holds zero jets; regenerate it with a positive data.n_jets")
-    for name in (*OWN_REQUIRED[1:], *[o for o in OWN_OPTIONAL if f.get(o) is not None]):
+    present = [o for o in ("label", *OWN_OPTIONAL) if o not in required and f.get(o) is not None]
+    for name in (*required[1:], *present):
         if f[name].shape[0] != n:
             raise DataError(
                 f"data file {path}: dataset {name} has {f[name].shape[0]} rows, constituents has {n}"
@@ -291,8 +354,16 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
         if f.get(name) is not None:
             extras[name] = np.asarray(f[name][...], dtype=np.float64)
             _check_finite(extras[name], path, f"dataset {name}")
-    is_signal = np.asarray(f["is_signal"][...])
-    _check_labels(is_signal, path, "is_signal")
+    labels = np.asarray(f[label_name][...])
+    if two:
+        _check_labels(labels, path, "is_signal")
+        if f.get("label") is not None and not np.array_equal(np.asarray(f["label"][...]), labels):
+            raise DataError(
+                f"data file {path}: datasets label and is_signal disagree; regenerate the file with "
+                "`make data CONFIG=...`"
+            )
+    else:
+        check_class_labels(labels, classes, path, "dataset label")
     split = np.asarray(f["split"][...])
     bad_split = ~np.isin(split, (0, 1, 2))
     if np.any(bad_split):
@@ -314,11 +385,12 @@ def _read_own(f: h5py.File, path: Path, cfg: Config) -> JetDataset:
     return JetDataset(
         constituents=constituents,
         n_constituents=n_constituents,
-        is_signal=is_signal.astype(np.int8),
+        labels=labels.astype(np.int8),
         split=split.astype(np.uint8),
         jet_p4=extras.get("jet_p4"),
         truth_top_p4=extras.get("truth_top_p4"),
         source=f"{path} (kd_trigger layout)",
+        class_names=classes,
     )
 
 
@@ -367,6 +439,8 @@ def read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_R
     """A Top Quark Tagging file read ``chunk_rows`` rows at a time into preallocated float32 arrays."""
     import pandas as pd
 
+    # The Top Quark Tagging files hold top (is_signal_new = 1) and QCD (0) jets only.
+    check_same_classes(DEFAULT_CLASSES, cfg, path)
     n, columns = _public_rows(path)
     # The reference files hold 200 constituents; accept any count and truncate or pad to data.max_constituents.
     indices = {int(c.rsplit("_", 1)[1]) for c in columns if _is_component_column(c)}
@@ -412,7 +486,7 @@ def read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_R
     return JetDataset(
         constituents=constituents,
         n_constituents=np.count_nonzero(constituents[:, :, 0] > 0, axis=1).astype(np.int32),
-        is_signal=labels,
+        labels=labels,
         split=assign_split(labels, cfg.data.split, cfg.run.seed),
         jet_p4=jet_kinematics(constituents),
         truth_top_p4=truth,
@@ -422,11 +496,43 @@ def read_public_chunks(path: Path, cfg: Config, chunk_rows: int = PUBLIC_CHUNK_R
 
 PUBLIC_SPLIT_FILES = ("train.h5", "val.h5", "test.h5")
 """A directory as ``data.path``: the three files of the public Top Quark Tagging release, whose split is
-theirs (not drawn from run.seed)."""
+theirs (not drawn from run.seed); or, without any of them, the ``*.h5`` files of the hls4ml jet data set."""
+
+
+def _read_hls4ml_directory(path: Path, files: list[Path], cfg: Config) -> JetDataset:
+    """Every ``*.h5`` file of ``path`` (sorted by name), each of the hls4ml jet layout, as one data set."""
+    for file in files:
+        problem = None
+        if not h5py.is_hdf5(file):
+            problem = "is not an HDF5 file"
+        else:
+            try:
+                with h5py.File(file, "r") as f:
+                    if not is_hls4ml_file(set(f.keys())):
+                        problem = "is not of the hls4ml jet layout"
+            except OSError as err:
+                problem = f"cannot be read as HDF5 ({err})"
+        if problem:
+            raise DataError(
+                f"data directory {path}: {file.name} {problem}; a directory as data.path holds the Top Quark "
+                f"Tagging files {', '.join(PUBLIC_SPLIT_FILES)} or only files of {HLS4ML_LAYOUT}"
+            )
+    try:
+        dataset = read_hls4ml_files(
+            files, cfg, source=f"{path} ({len(files)} files of the hls4ml jet layout)"
+        )
+    except OSError as err:
+        raise DataError(
+            f"data directory {path}: a file cannot be read as HDF5 ({err}); is it truncated?"
+        ) from None
+    return dataset
 
 
 def _read_split_directory(path: Path, cfg: Config) -> JetDataset:
     missing = [name for name in PUBLIC_SPLIT_FILES if not (path / name).is_file()]
+    h5_files = sorted(p for p in path.glob("*.h5") if p.is_file())
+    if len(missing) == len(PUBLIC_SPLIT_FILES) and h5_files:
+        return _read_hls4ml_directory(path, h5_files, cfg)
     if missing:
         raise DataError(
             f"data directory {path} lacks {', '.join(missing)}; a directory as data.path must hold the "
@@ -440,7 +546,7 @@ def _read_split_directory(path: Path, cfg: Config) -> JetDataset:
     return JetDataset(
         constituents=np.concatenate([p.constituents for p in parts]),
         n_constituents=np.concatenate([p.n_constituents for p in parts]),
-        is_signal=np.concatenate([p.is_signal for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
         split=np.concatenate([p.split for p in parts]),
         jet_p4=np.concatenate([p.jet_p4 for p in parts])
         if all(p.jet_p4 is not None for p in parts)
