@@ -1,6 +1,6 @@
 # kd_trigger task runner. Every pipeline target takes CONFIG=path.yaml (default configs/default.yaml) and
-# walks the stage graph (kd_trigger/stages.py) up to its target: stages whose inputs did not change are
-# skipped, stages downstream of any change rerun.
+# walks the stage graph (kd_trigger/stages.py, assembled from each stage module's STAGE) up to its
+# target: stages whose inputs did not change are skipped, stages downstream of any change rerun.
 CONFIG ?= configs/default.yaml
 PYTHON ?= python3.11
 VENV := .venv
