@@ -202,3 +202,41 @@ class TestBinaryTernary(LayerTestBase):
 
     def build(self) -> Any:
         return binary_ternary_model()
+
+
+def auto_model(alpha: str, seed: int = 1) -> Any:
+    """A QDense whose kernel quantizer computes per-channel scales (``alpha="auto"``/``"auto_po2"``)."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+
+    inp = tf.keras.Input((8,), name="x")
+    x = QActivation(qbits(10, 3), name="input_quant")(inp)
+    out = QDense(2, kernel_quantizer=qbits(6, 0, alpha), bias_quantizer=qbits(8, 3), name="d")(x)
+    model = tf.keras.Model(inp, out, name=f"alpha_{alpha}")
+    randomize_weights(model, seed, 0.4)
+    return model
+
+
+def test_auto_and_auto_po2_kernel_types_are_read_off_their_constants() -> None:
+    """``alpha="auto_po2"``: per-channel powers of two, a narrow grid; ``alpha="auto"``: any per-channel
+    scale, float32 constants on a wide but exact grid."""
+    from kd_trigger.hls.convert import quantized_weights
+
+    widths = {}
+    for alpha in ("auto_po2", "auto"):
+        model = auto_model(alpha)
+        precision = _precision(model)
+        kernel = quantized_weights(model, precision)["d"]["weight"]
+        t = precision["d"].types["weight"]
+        np.testing.assert_array_equal(t.quantize(kernel), kernel)
+        widths[alpha] = t.hls()
+    assert widths == {"auto_po2": "ap_fixed<6,0>", "auto": "ap_fixed<28,1>"}
+
+
+class TestAutoKernel(LayerTestBase):
+    """An ``alpha="auto"`` kernel (non-power-of-two scales) through the hls4ml C simulation."""
+
+    flows: ClassVar[tuple[str, ...]] = ("hls4ml",)
+
+    def build(self) -> Any:
+        return auto_model("auto")
