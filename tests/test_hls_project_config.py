@@ -3,9 +3,11 @@ configuration, read as hls4ml writes it, checked, and built where it is exactly 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from cli_helpers import Case, assert_refused_cleanly
@@ -131,16 +133,17 @@ def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Pa
     precision = model_precision(model, Intake.from_hls(hls))
     assert precision["dense_0"].types["accum"] == wide and precision["output"].types["accum"] == wide
     assert precision["dense_0"].types["weight"] == model_precision(model)["dense_0"].types["weight"]
+    weight = model_precision(model)["dense_0"].types["weight"]
     path = project_yaml(
-        tmp_path, {"Model": {}, "LayerName": {"dense_0": {"Precision": {"accum": "fixed<16,6>"}}}}
+        tmp_path, {"Model": {}, "LayerName": {"dense_0": {"Precision": {"weight": "fixed<4,1>"}}}}
     )
     hls = configure(HlsConfig(), model, read_project_config(path))
     with pytest.raises(ModelError) as err:
         model_precision(model, Intake.from_hls(hls))
     assert str(err.value) == (
-        f"--hls-config: layer 'dense_0' accum ap_fixed<16,6> is narrower than the exact {exact.hls()}; the "
-        "reference does not emulate rounding/overflow of configured types yet, so this design cannot be judged: "
-        f"write auto there, or a type that holds {exact.hls()}"
+        f"--hls-config: layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact {weight.hls()}; the "
+        "reference emulates narrower types only for the accum (wrapping) and result of a Dense/Conv1D, so this "
+        f"design cannot be judged: write auto there, or a type that holds {weight.hls()}"
     )
 
 
@@ -260,3 +263,85 @@ def test_the_tags_hls4ml_writes_are_read_as_plain_values(tmp_path: Path) -> None
     )
     project = read_project_config(path)
     assert project.overrides == {"hls.backend": "Vivado", "hls.clock_period_ns": 5.0, "hls.reuse_factor": 1}
+
+
+# -- configured types narrower than exact: emulated ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rounding", "saturation", "want"),
+    [
+        ("TRN", "WRAP", [1.25, -1.75, -1.75, 1.5, 0.25, -0.5]),
+        ("RND", "SAT", [1.5, -1.5, 1.75, -2.0, 0.5, -0.25]),
+        ("RND_CONV", "SAT", [1.5, -1.5, 1.75, -2.0, 0.5, -0.5]),
+        ("RND_ZERO", "SAT_SYM", [1.25, -1.5, 1.75, -1.75, 0.25, -0.25]),
+        ("TRN_ZERO", "SAT_ZERO", [1.25, -1.5, 0.0, 0.0, 0.25, -0.25]),
+    ],
+)
+def test_ap_cast_modes(rounding: str, saturation: str, want: list[float]) -> None:
+    """ap_fixed<4,2> (LSB 0.25, range [-2, 1.75]) of hand-picked values, as Vitis' ap_fixed gives them."""
+    import tensorflow as tf
+
+    from kd_trigger.layers.dense import ap_cast
+
+    x = tf.constant([1.375, -1.625, 2.25, -2.5, 0.375, -0.375], dtype=tf.float64)
+    got = ap_cast(x, FixedType(4, 2, True, rounding, saturation)).numpy()
+    np.testing.assert_array_equal(got, want)
+
+
+NARROW = {
+    "Model": {"ReuseFactor": 1},
+    "LayerName": {
+        "dense_0": {"Precision": {"accum": "ap_fixed<14,4>"}},
+        "output": {"Precision": {"accum": "ap_fixed<16,6>", "result": "ap_fixed<10,4,AP_RND,AP_SAT>"}},
+    },
+}
+
+
+def test_narrower_accum_and_result_of_a_dense_are_emulated(tmp_path: Path) -> None:
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.hls.convert import model_precision, quantized_weights
+    from kd_trigger.hls.csim import float64_twin, keras_layer_outputs, quantize_inputs
+
+    model = qdense_mlp()
+    hls = configure(HlsConfig(), model, read_project_config(project_yaml(tmp_path, NARROW)))
+    from kd_trigger.hls.precision import Intake
+
+    precision = model_precision(model, Intake.from_hls(hls))
+    assert precision["dense_0"].emulated and precision["output"].emulated and not precision["relu_0"].emulated
+    weights = quantized_weights(model, precision)
+    twin = float64_twin(model, weights, precision)
+    x = quantize_inputs(twin, np.random.default_rng(0).normal(0.0, 3.0, (3000, 16)))
+    got = keras_layer_outputs(twin, x, ["dense_0"])["dense_0"]
+    # by hand: each product truncated onto 2**-10, the sum wrapped into [-8, 8)
+    w, b = weights["dense_0"]["weight"], weights["dense_0"]["bias"]
+    products = np.floor(x[:, :, None] * w[None] * 2**10) / 2**10
+    acc = products.sum(axis=1) + b
+    want = (acc + 8.0) % 16.0 - 8.0
+    np.testing.assert_array_equal(got, want)
+    assert np.any(want != acc)  # it does wrap here: the emulation matters
+
+
+def test_rtl_refuses_narrower_types(
+    model_h5: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def setup(d: Path) -> list[str]:
+        path = project_yaml(d, NARROW)
+        return ["rtl", "--model", str(model_h5), "--hls-config", str(path), "--out", str(d / "rtl")]
+
+    message = "layer(s) 'dense_0', 'output' accum/result types narrower than exact; the RTL flow builds exact"
+    assert_refused_cleanly(Case("rtl narrow", setup, message), tmp_path, capsys)
+
+
+@pytest.mark.slow
+def test_narrower_configured_types_are_bit_exact_against_the_emulating_reference(
+    model_h5: Path, tmp_path: Path
+) -> None:
+    from kd_trigger.cli import main
+
+    path = project_yaml(tmp_path, NARROW)
+    out = tmp_path / "fw"
+    assert main(["hls", "--model", str(model_h5), "--hls-config", str(path), "--out", str(out)]) == 0
+    defines = next(out.rglob("defines.h")).read_text()
+    assert "typedef ap_fixed<14,4> dense_0_accum_t;" in defines
+    assert "typedef ap_fixed<10,4,AP_RND,AP_SAT,0> result_t;" in defines
+    report = json.loads(next(out.rglob("hls_report.json")).read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["n_samples"] == 10_000

@@ -302,6 +302,12 @@ def rtl_saved_model(
     hls = configure(hls, model, project)
     shape = check_saved_model(model, hls)
     precision = model_precision(model, Intake.from_hls(hls))
+    narrowed = [name for name, chosen in precision.items() if chosen.emulated]
+    if narrowed:
+        raise ModelError(
+            f"--hls-config gives layer(s) {', '.join(repr(n) for n in narrowed)} accum/result types narrower than "
+            "exact; the RTL flow builds exact types only (use hls --model for that design)"
+        )
     input_type = next(iter(precision.values())).types["result"]
     edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=0)
     x = np.concatenate([load_inputs(data_path, shape), edges]) if data_path is not None else edges

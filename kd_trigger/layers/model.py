@@ -87,6 +87,14 @@ def model_precision(model: Any, intake: Intake | None = None) -> dict[str, Layer
     return precision
 
 
+def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
+    """Whether the reference emulates a configured ``key`` type narrower than exact: the accum (wrapping,
+    any rounding) or result of a Dense/Conv1D without its own activation (:func:`emulated_dense`)."""
+    if "weight" not in chosen.types or key not in ("accum", "result"):
+        return False
+    return key == "result" or t.saturation == "WRAP"
+
+
 def apply_configured_types(
     precision: dict[str, LayerPrecision], configured: dict[str, dict[str, FixedType]]
 ) -> None:
@@ -95,8 +103,9 @@ def apply_configured_types(
     A configured type that holds every value of the derived exact one builds the same arithmetic, so the
     float64 reference stays exact for it, and it replaces the derived type: the design built is the
     configured one. A narrower one would round or overflow, and the reference does not emulate the
-    configured types' rounding and overflow yet: then ModelError (exit 2), naming the layer, the key and
-    both types, rather than a gate verdict on a design other than the one built. Keys the layer does not
+    configured types' rounding and overflow in general: then ModelError (exit 2), naming the layer, the
+    key and both types, rather than a gate verdict on a design other than the one built. The exception,
+    emulated by the reference: a narrower accum (wrapping) or result of a weight layer (:func:`emulable`). Keys the layer does not
     have (``table``, or ``accum`` of a quantizer) are left to hls4ml's defaults for them.
     """
     for name, types in configured.items():
@@ -107,11 +116,14 @@ def apply_configured_types(
             keys = list(chosen.types) if key == "*" else [key] if key in chosen.types else []
             for k in keys:
                 derived = chosen.types[k]
-                if not t.holds(derived):
+                if not t.holds(derived) and emulable(chosen, k, t):
+                    chosen.emulated = True
+                elif not t.holds(derived):
                     raise ModelError(
                         f"--hls-config: layer '{name}' {k} {t.hls()} is narrower than the exact {derived.hls()}; "
-                        "the reference does not emulate rounding/overflow of configured types yet, so this "
-                        f"design cannot be judged: write auto there, or a type that holds {derived.hls()}"
+                        "the reference emulates narrower types only for the accum (wrapping) and result of a "
+                        "Dense/Conv1D, so this design cannot be judged: write auto there, or a type that holds "
+                        f"{derived.hls()}"
                     )
                 chosen.types[k] = t
 

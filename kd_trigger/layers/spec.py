@@ -92,6 +92,9 @@ class LayerPrecision:
     note: str = ""
     assumed: bool = False
     final_activation: str | None = None
+    emulated: bool = False
+    """A weight layer whose configured accum/result types are narrower than exact (``--hls-config``):
+    the reference computes them as hls4ml does (:func:`kd_trigger.layers.dense.emulated_dense`)."""
 
     def to_dict(self) -> dict[str, str]:
         """The types as hls4ml spells them, and the note."""
