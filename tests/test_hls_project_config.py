@@ -142,7 +142,7 @@ def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Pa
         model_precision(model, Intake.from_hls(hls))
     assert str(err.value) == (
         f"--hls-config: layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact {weight.hls()}; the "
-        "reference emulates narrower types only for the accum (wrapping) and result of a Dense/Conv1D, so this "
+        "reference emulates narrower types only for the accum (wrapping) and result of a Dense, so this "
         f"design cannot be judged: write auto there, or a type that holds {weight.hls()}"
     )
 
@@ -345,3 +345,23 @@ def test_narrower_configured_types_are_bit_exact_against_the_emulating_reference
     assert "typedef ap_fixed<10,4,AP_RND,AP_SAT,0> result_t;" in defines
     report = json.loads(next(out.rglob("hls_report.json")).read_text())
     assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["n_samples"] == 10_000
+
+
+def test_a_narrower_conv1d_accum_is_refused(tmp_path: Path) -> None:
+    """hls4ml's pointwise Conv1D is another kernel than its dense: not emulated, so refused."""
+    from layer_base import pooled_model
+
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.hls.convert import model_precision
+    from kd_trigger.hls.precision import Intake
+
+    model = pooled_model(4, quantizer_after_pool=True)
+    exact = model_precision(model)["phi"].types["accum"]
+    path = project_yaml(
+        tmp_path, {"Model": {}, "LayerName": {"phi": {"Precision": {"accum": "ap_fixed<10,4>"}}}}
+    )
+    hls = configure(HlsConfig(), model, read_project_config(path))
+    with pytest.raises(
+        ModelError, match=f"layer 'phi' accum ap_fixed<10,4> is narrower than the exact {exact.hls()}"
+    ):
+        model_precision(model, Intake.from_hls(hls))

@@ -75,7 +75,7 @@ class DenseHandler(LayerHandler):
         if bias is not None:
             types["bias"] = bias
         note = f"sum of {spec.fan_in} products + bias, exact" + ("; weights assumed" if was_assumed else "")
-        out[spec.name] = LayerPrecision(types, note, assumed=was_assumed)
+        out[spec.name] = LayerPrecision(types, note, assumed=was_assumed, kind=self.kind)
         walk.current = accum
         inner = spec.inner_activation or "linear"
         if inner == "linear":
@@ -241,7 +241,7 @@ def ap_cast(v: Any, t: FixedType, rounding: bool = True) -> Any:
 
 
 def emulated_dense(layer: Any, x: Any, arrays: dict[str, np.ndarray], types: dict[str, FixedType]) -> Any:
-    """The reference of a Dense/Conv1D built with configured accum/result types narrower than exact, as
+    """The reference of a Dense built with configured accum/result types narrower than exact, as
     hls4ml's latency dense computes it (nnet_dense_latency.h): every product is assigned to ``accum_t``
     (rounded and wrapped there), the bias cast to ``accum_t``, the sum kept in ``accum_t`` (wrapping: the
     order of the additions does not matter), then cast to the result type. Float64 holds every step

@@ -89,8 +89,9 @@ def model_precision(model: Any, intake: Intake | None = None) -> dict[str, Layer
 
 def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
     """Whether the reference emulates a configured ``key`` type narrower than exact: the accum (wrapping,
-    any rounding) or result of a Dense/Conv1D without its own activation (:func:`emulated_dense`)."""
-    if "weight" not in chosen.types or key not in ("accum", "result"):
+    any rounding) or result of a Dense (:func:`kd_trigger.layers.dense.emulated_dense`, checked against
+    hls4ml's latency dense; its pointwise Conv1D is another kernel, not emulated yet)."""
+    if chosen.kind != "dense" or key not in ("accum", "result"):
         return False
     return key == "result" or t.saturation == "WRAP"
 
@@ -122,7 +123,7 @@ def apply_configured_types(
                     raise ModelError(
                         f"--hls-config: layer '{name}' {k} {t.hls()} is narrower than the exact {derived.hls()}; "
                         "the reference emulates narrower types only for the accum (wrapping) and result of a "
-                        "Dense/Conv1D, so this design cannot be judged: write auto there, or a type that holds "
+                        "Dense, so this design cannot be judged: write auto there, or a type that holds "
                         f"{derived.hls()}"
                     )
                 chosen.types[k] = t

@@ -92,6 +92,8 @@ class LayerPrecision:
     note: str = ""
     assumed: bool = False
     final_activation: str | None = None
+    kind: str = ""
+    """The registry's name of the layer kind (set by the weight layers: ``dense``, ``conv1d``)."""
     emulated: bool = False
     """A weight layer whose configured accum/result types are narrower than exact (``--hls-config``):
     the reference computes them as hls4ml does (:func:`kd_trigger.layers.dense.emulated_dense`)."""
