@@ -25,6 +25,7 @@ from kd_trigger.data.generate import generate_to_file
 from kd_trigger.errors import EXIT_BAD_INPUT, EXIT_OK, KdTriggerError
 from kd_trigger.fpga.budget import check_hls_part
 from kd_trigger.fpga.reports import read_report_path
+from kd_trigger.hls.project_config import ProjectConfig, read_project_config
 from kd_trigger.hls.saved_model import convert_saved_model, rtl_saved_model
 from kd_trigger.runs import WRITE_ERRNOS, request_termination, reset_termination, setup_logging
 
@@ -63,6 +64,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         metavar="R|LAYER=R",
         help="reuse factor of every layer (R) or of one layer (LAYER=R); repeatable (rtl: checked, but its "
         "design is fully parallel, II = 1)",
+    )
+    p.add_argument(
+        "--hls-config",
+        type=Path,
+        metavar="YAML",
+        help="the hls4ml configuration to build (hls4ml_config.yml of a project, or config_from_keras_model's "
+        "dict as YAML): its types, reuse, part, clock; the options here override single fields",
     )
     p.add_argument(
         "--precision",
@@ -212,8 +220,23 @@ def _hls(args: argparse.Namespace) -> int:
         return run_targets(_config(args, **synth), ["hls", "report"], force=args.force)
     if args.out is None:
         raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")
-    cfg = _model_config(args, synth)
-    return convert_saved_model(args.model, args.out, data_path=args.data, hls=cfg.hls, force=args.force)
+    project, overrides = _project_overrides(args, base_layers)
+    cfg = _model_config(args, overrides)
+    return convert_saved_model(
+        args.model, args.out, data_path=args.data, hls=cfg.hls, force=args.force, project=project
+    )
+
+
+def _project_overrides(
+    args: argparse.Namespace, base_layers: dict[str, object]
+) -> tuple[ProjectConfig | None, dict[str, object]]:
+    """``--hls-config``'s settings, then the command-line options over them (a single field each)."""
+    if args.hls_config is None:
+        return None, _hls_overrides(args, base_layers)
+    project = read_project_config(args.hls_config)
+    overrides = project.hls_overrides({k: dict(v) for k, v in base_layers.items()})  # type: ignore[call-overload]
+    layers = overrides.get("hls.layers", base_layers)
+    return project, {**overrides, **_hls_overrides(args, layers)}  # type: ignore[arg-type]
 
 
 def _model_config(args: argparse.Namespace, overrides: dict[str, object]) -> Config:
@@ -258,8 +281,9 @@ def run(args: argparse.Namespace) -> int:
         base_layers: dict[str, object] = {}
         if args.config is not None or DEFAULT_CONFIG.is_file():
             base_layers = {k: v.model_dump() for k, v in _config(args).hls.layers.items()}
-        cfg = _model_config(args, _hls_overrides(args, base_layers))
-        return rtl_saved_model(args.model, args.out, args.data, cfg.hls, force=args.force)
+        project, overrides = _project_overrides(args, base_layers)
+        cfg = _model_config(args, overrides)
+        return rtl_saved_model(args.model, args.out, args.data, cfg.hls, force=args.force, project=project)
     if args.command == "scan":
         cfg = _config(args, **{"scan.workers": args.workers, "scan.scheduler": args.scheduler})
         return run_targets(cfg, ["scan"], force=args.force)

@@ -61,6 +61,10 @@ class HlsConfig(Section):
     A student's own ``ii_cycles`` wins; MLP students are never folded. None: per flow, the cheapest
     folding whose II fits the budget profile's ``max_ii_cycles`` (:func:`fold_ii_cycles`). 1: no folding.
     Above ``max_ii_cycles`` the design is built and the budget verdict fails it (exit 3)."""
+    configured_types: dict[str, dict[str, str]] = Field(default_factory=dict, exclude=True)
+    """Per layer name, the types an hls4ml configuration gave (``hls --hls-config``), by hls4ml Precision
+    key (``*``: every type of the layer). Set by the command, not in a pipeline YAML; excluded from the
+    config's dump, so the pipeline's fingerprints do not change with it."""
     synth: bool = False
     """Run vendor C synthesis when the tools are on PATH (``make hls SYNTH=1`` sets it too)."""
     vivado_synth: bool = False

@@ -137,7 +137,7 @@ def run_csim(
     compared QKeras and C-simulation outputs.
     """
     hls_model = converted.hls_model
-    twin = float64_twin(model, quantized_weights(model, converted.precision))
+    twin = float64_twin(model, quantized_weights(model, converted.precision), converted.precision)
     x = quantize_inputs(twin, np.asarray(x_raw, dtype=np.float64), converted.input_type)
     t0 = time.perf_counter()
     y_q = run_twin(twin, x)

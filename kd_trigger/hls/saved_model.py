@@ -20,6 +20,7 @@ from kd_trigger.fpga.parts import yosys_family
 from kd_trigger.hls.build import RANDOM_SAMPLES, convert_and_simulate
 from kd_trigger.hls.convert import WEIGHT_LAYER_CLASSES, check_supported, model_precision
 from kd_trigger.hls.precision import Intake, edge_case_inputs
+from kd_trigger.hls.project_config import ProjectConfig, configure
 from kd_trigger.layout import ProjectLayout
 from kd_trigger.rtl import RtlMismatchError, run_rtl_flow
 from kd_trigger.runs import (
@@ -195,6 +196,7 @@ def convert_saved_model(
     hls: HlsConfig,
     force: bool = False,
     on_converted: Callable[[Any], None] | None = None,
+    project: ProjectConfig | None = None,
 ) -> int:
     """Convert any saved QKeras model into the HLS project ``out_dir`` and prove it bit-exact.
 
@@ -204,11 +206,13 @@ def convert_saved_model(
     Without ``data_path`` it simulates 10,000 inputs on the input grid spread over its whole range,
     extremes and one-LSB steps included. Returns 0; raises CsimMismatchError (exit 1) or ModelError /
     DataError / StaleOutputError / OutputError (exit 2). ``on_converted`` (tests: negative controls) is
-    called with the hls4ml model before its project is written.
+    called with the hls4ml model before its project is written. ``project``: an hls4ml configuration
+    (``--hls-config``) whose types the design takes (:func:`kd_trigger.hls.project_config.configure`).
     """
     out_dir = Path(out_dir)
     _check_out(out_dir, force, ("--model", model_path), ("--data", data_path))
     model = load_qkeras_model(model_path)
+    hls = configure(hls, model, project)
     input_shape = check_saved_model(model, hls)
     check_supported(model, hls)
     # Fails early, in one line, when a type cannot be derived (no input quantizer and no --input-precision).
@@ -278,7 +282,12 @@ def _replace(staging: Path, out_dir: Path) -> None:
 
 
 def rtl_saved_model(
-    model_path: Path, out_dir: Path, data_path: Path | None, hls: HlsConfig, force: bool = False
+    model_path: Path,
+    out_dir: Path,
+    data_path: Path | None,
+    hls: HlsConfig,
+    force: bool = False,
+    project: ProjectConfig | None = None,
 ) -> int:
     """``kd-trigger rtl --model M.h5 --out DIR``: the open-source RTL flow of any supported QKeras model.
 
@@ -290,8 +299,15 @@ def rtl_saved_model(
     out_dir = Path(out_dir)
     _check_out(out_dir, force, ("--model", model_path), ("--data", data_path))
     model = load_qkeras_model(model_path)
+    hls = configure(hls, model, project)
     shape = check_saved_model(model, hls)
     precision = model_precision(model, Intake.from_hls(hls))
+    narrowed = [name for name, chosen in precision.items() if chosen.emulated]
+    if narrowed:
+        raise ModelError(
+            f"--hls-config gives layer(s) {', '.join(repr(n) for n in narrowed)} accum/result types narrower than "
+            "exact; the RTL flow builds exact types only (use hls --model for that design)"
+        )
     input_type = next(iter(precision.values())).types["result"]
     edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=0)
     x = np.concatenate([load_inputs(data_path, shape), edges]) if data_path is not None else edges

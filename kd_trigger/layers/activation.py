@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from kd_trigger.errors import ModelError
 from kd_trigger.fixed import FixedType
 from kd_trigger.layers.base import LayerHandler, PrecisionWalk, ProgramWalk, out_shape
@@ -18,6 +20,20 @@ FINAL_ONLY = frozenset({"softmax", "sigmoid"})
 def relu_result(t: FixedType) -> FixedType:
     """ReLU keeps every non-negative value of ``t``: the same bits serve (exact, never overflows)."""
     return t.exact()
+
+
+def exact_relu(quantizer: Any) -> bool:
+    """A plain ``quantized_relu`` (no slope, sigmoid, upper bound or noise): its outputs are exactly the
+    single half-to-even rounding of its input onto ``ap_ufixed<bits, integer>``, saturated."""
+    if type(quantizer).__name__ != "quantized_relu":
+        return False
+    conf = quantizer.get_config()
+    return (
+        float(conf.get("negative_slope") or 0.0) == 0.0
+        and not conf.get("use_sigmoid")
+        and conf.get("relu_upper_bound") is None
+        and float(conf.get("qnoise_factor") if conf.get("qnoise_factor") is not None else 1.0) == 1.0
+    )
 
 
 class QuantizerHandler(LayerHandler):
@@ -37,6 +53,32 @@ class QuantizerHandler(LayerHandler):
             raise ModelError(f"layer {spec.where}: no quantizer")
         walk.current = spec.activation
         walk.out[spec.name] = LayerPrecision({"result": walk.current}, "quantizer")
+
+    def twin(self, layer: Any, x: Any, exact_weights: dict[str, dict[str, np.ndarray]]) -> Any:
+        """A ``quantized_relu`` rounds in float64, once, onto its grid; other quantizers as QKeras has them.
+
+        Why (issue 22, the 1-LSB divergence at ``quantized_relu(18, 3)``): QKeras' ``quantized_relu``
+        casts its input to float32 whatever Keras' floatx is (``x = K.cast(x, dtype="float32")``,
+        qkeras/quantizers.py), where ``quantized_bits`` uses floatx. An accumulator with more than about
+        24 significant bits (23 fractional bits at values of 4..8, for instance) is then rounded twice:
+        to float32, which can land exactly on a tie of the quantizer's grid, then half to even onto the
+        grid, one LSB off the single rounding the firmware (``ap_ufixed<18,3,AP_RND_CONV,AP_SAT>`` of
+        the exact accumulator) does. The twin is the exact reference, so it does that single rounding.
+        """
+        quantizer = layer.quantizer
+        if not exact_relu(quantizer):
+            return super().twin(layer, x, exact_weights)
+        import tensorflow as tf
+
+        t = quantizer_type(quantizer, f"'{layer.name}' (QActivation)")[0]
+        scale, top = 2.0**t.fractional, float(t.max_code)
+
+        def quantize(v: Any) -> Any:
+            # tf.round is half to even, as QKeras' rounding; clipping the code to [0, 2**bits - 1] is
+            # its relu and its saturation at 2**integer - LSB.
+            return tf.clip_by_value(tf.round(tf.cast(v, tf.float64) * scale), 0.0, top) / scale
+
+        return tf.keras.layers.Lambda(quantize, name=layer.name, dtype="float64")(x)
 
     def rtl_step(self, layer: Any, walk: ProgramWalk) -> Step | None:
         where = f"'{layer.name}' ({type(layer).__name__})"

@@ -75,7 +75,7 @@ class DenseHandler(LayerHandler):
         if bias is not None:
             types["bias"] = bias
         note = f"sum of {spec.fan_in} products + bias, exact" + ("; weights assumed" if was_assumed else "")
-        out[spec.name] = LayerPrecision(types, note, assumed=was_assumed)
+        out[spec.name] = LayerPrecision(types, note, assumed=was_assumed, kind=self.kind)
         walk.current = accum
         inner = spec.inner_activation or "linear"
         if inner == "linear":
@@ -206,3 +206,63 @@ class PointwiseConv1DHandler(DenseHandler):
             raise ModelError(f"layer {where}: only pointwise QConv1D (kernel_size=1, stride 1) is supported")
         if getattr(layer, "data_format", "channels_last") != "channels_last":
             raise ModelError(f"layer {where}: only channels_last is supported")
+
+
+_ROUNDING = {
+    "TRN": lambda tf, v: tf.floor(v),
+    "TRN_ZERO": lambda tf, v: tf.sign(v) * tf.floor(tf.abs(v)),
+    "RND": lambda tf, v: tf.floor(v + 0.5),
+    "RND_ZERO": lambda tf, v: tf.sign(v) * tf.math.ceil(tf.abs(v) - 0.5),
+    "RND_MIN_INF": lambda tf, v: tf.math.ceil(v - 0.5),
+    "RND_INF": lambda tf, v: tf.sign(v) * tf.floor(tf.abs(v) + 0.5),
+    "RND_CONV": lambda tf, v: tf.round(v),
+}
+"""ap_fixed's quantization modes on values in units of the target LSB (float64, exact below 2**53)."""
+
+
+def ap_cast(v: Any, t: FixedType, rounding: bool = True) -> Any:
+    """``(T) v`` for an ``ap_[u]fixed`` T, on a float64 tensor: its rounding mode (unless ``rounding`` is
+    False: ``v`` already on T's grid), then its overflow mode (wrap modulo 2**W, or saturate)."""
+    import tensorflow as tf
+
+    scale = 2.0**t.fractional
+    codes = v * scale
+    if rounding:
+        codes = _ROUNDING[t.rounding](tf, codes)
+    lo, hi = float(t.min_code), float(t.max_code)
+    if t.saturation == "WRAP":
+        base = -(2.0 ** (t.width - 1)) if t.signed else 0.0
+        codes = tf.math.floormod(codes - base, 2.0**t.width) + base
+    elif t.saturation == "SAT_ZERO":
+        codes = tf.where((codes < lo) | (codes > hi), tf.zeros_like(codes), codes)
+    else:  # SAT, SAT_SYM (min_code holds the symmetric bound)
+        codes = tf.clip_by_value(codes, lo, hi)
+    return codes / scale
+
+
+def emulated_dense(layer: Any, x: Any, arrays: dict[str, np.ndarray], types: dict[str, FixedType]) -> Any:
+    """The reference of a Dense built with configured accum/result types narrower than exact, as
+    hls4ml's latency dense computes it (nnet_dense_latency.h): every product is assigned to ``accum_t``
+    (rounded and wrapped there), the bias cast to ``accum_t``, the sum kept in ``accum_t`` (wrapping: the
+    order of the additions does not matter), then cast to the result type. Float64 holds every step
+    exactly while the products need at most 53 bits (the derived exact types guarantee it)."""
+    import tensorflow as tf
+
+    kernel = np.asarray(arrays["weight"], dtype=np.float64)
+    kernel = tf.constant(kernel.reshape(-1, kernel.shape[-1]))
+    bias = tf.constant(np.asarray(arrays["bias"], dtype=np.float64).ravel()) if "bias" in arrays else None
+    accum, result = types["accum"], types["result"]
+
+    def compute(v: Any) -> Any:
+        products = ap_cast(tf.cast(v, tf.float64)[..., :, None] * kernel, accum)
+        acc = tf.reduce_sum(products, axis=-2)
+        if bias is not None:
+            acc = acc + ap_cast(bias, accum)
+        acc = ap_cast(acc, accum, rounding=False)
+        return ap_cast(acc, result)
+
+    out = tf.keras.layers.Lambda(compute, name=layer.name, dtype="float64")(x)
+    inner = activation_name(layer.activation)
+    if inner != "linear":
+        out = tf.keras.layers.Activation(inner, name=f"{layer.name}_{inner}", dtype="float64")(out)
+    return out

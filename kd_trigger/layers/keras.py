@@ -31,24 +31,65 @@ def quantizer_type(quantizer: Any, where: str) -> tuple[FixedType, str]:
         import qkeras
 
         quantizer = qkeras.get_quantizer(quantizer)
-    name = type(quantizer).__name__
-    conf = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
+    if isinstance(quantizer, dict):
+        name, conf = quantizer["class_name"], quantizer["config"]
+    else:
+        name = type(quantizer).__name__
+        conf = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
+    # QKeras rounds stochastically only while training (``_round_through`` switches on the learning
+    # phase); inference, which the firmware implements, rounds half to even: the same grid as without.
+    plain = {"class_name": name, "config": {**conf, "use_stochastic_rounding": False}}
     try:
-        t = qz.type_of_quantizer(quantizer)
+        t = qz.type_of_quantizer(plain)
     except ValueError as err:
         raise ModelError(f"layer {where}: {err}; the firmware type cannot be derived") from None
     return quantizer_fixed_type(t.width, t.integer, t.signed, bool(conf.get("symmetric", False))), name
 
 
+CONSTANT_QUANTIZERS = frozenset({"quantized_po2", "binary", "ternary"})
+"""Kernel quantizers whose constants are read off (hls4ml is handed the quantized kernel itself)."""
+
+
+def constants_read_off(quantizer: Any) -> bool:
+    """A kernel quantizer whose grid is not ``quantized_bits(alpha=1)``'s: a computed scale
+    (``alpha="auto"``/``"auto_po2"``, what QKeras makes of ``alpha=None`` on a kernel), a fixed scale
+    (``alpha=2``), powers of two, binary or ternary."""
+    if quantizer is None:
+        return False
+    if type(quantizer).__name__ in CONSTANT_QUANTIZERS:
+        return True
+    conf = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
+    return type(quantizer).__name__ == "quantized_bits" and conf.get("alpha") not in (1, 1.0, None)
+
+
+def scaled_alpha_type(quantizer: Any, where: str) -> FixedType | None:
+    """``quantized_bits(b, i, alpha=2**k)``: QKeras computes ``alpha * q(x)`` with ``q`` the alpha=1
+    quantizer (the input is not divided by alpha), so the constants are ``ap_fixed<b, i+1>``'s grid
+    shifted left by ``k``: ``ap_fixed<b, i+1+k>``. None for any other quantizer."""
+    conf = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
+    alpha = conf.get("alpha")
+    if type(quantizer).__name__ != "quantized_bits" or isinstance(alpha, str) or alpha in (1, 1.0, None):
+        return None
+    shift = float(np.log2(float(alpha))) if float(alpha) > 0 else 0.5
+    if shift != round(shift):
+        raise ModelError(
+            f"layer {where}: quantized_bits with alpha={alpha!r} (not a power of two) is not a fixed-point grid"
+        )
+    base, _ = quantizer_type({"class_name": "quantized_bits", "config": {**conf, "alpha": 1}}, where)
+    return FixedType(base.width, base.integer + int(shift), base.signed, base.rounding, base.saturation)
+
+
 def kernel_type(layer: Any, quantizer: Any, where: str) -> FixedType:
     """The type of a layer's quantized kernel.
 
-    QKeras turns ``quantized_bits(alpha=None)`` used as a kernel quantizer into per-channel
-    power-of-two scales (``alpha="auto_po2"``): the grid is then not known in advance, but the quantized
-    constants are, and the narrowest type that holds them all exactly is read off them.
+    A fixed power-of-two ``alpha`` shifts the grid (:func:`scaled_alpha_type`). Computed scales,
+    ``quantized_po2``, binary and ternary (:func:`constants_read_off`): the grid is not known in advance,
+    but the quantized constants are, and the narrowest type that holds them all exactly is read off them.
     """
-    alpha = quantizer.get_config().get("alpha") if hasattr(quantizer, "get_config") else None
-    if isinstance(alpha, str) and "po2" in alpha:
+    shifted = scaled_alpha_type(quantizer, where)
+    if shifted is not None:
+        return shifted
+    if constants_read_off(quantizer):
         values = np.asarray(quantizer(layer.kernel).numpy(), dtype=np.float64)
         try:
             return grid_type(values)
@@ -58,11 +99,9 @@ def kernel_type(layer: Any, quantizer: Any, where: str) -> FixedType:
 
 
 def scaled_kernel(layer: Any) -> bool:
-    """A kernel quantizer with a computed scale (``alpha="auto"``/``"auto_po2"``, what QKeras makes of
-    ``alpha=None`` on a kernel)."""
-    quantizer = getattr(layer, "kernel_quantizer_internal", None)
-    conf = quantizer.get_config() if quantizer is not None and hasattr(quantizer, "get_config") else {}
-    return isinstance(conf.get("alpha"), str)
+    """A kernel quantizer whose constants are handed to hls4ml already quantized
+    (:func:`constants_read_off`)."""
+    return constants_read_off(getattr(layer, "kernel_quantizer_internal", None))
 
 
 def activation_name(fn: Any) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.errors import ModelError
+from kd_trigger.fixed import FixedType
 from kd_trigger.layers.base import PrecisionWalk
 from kd_trigger.layers.registry import find_handler, handler_for
 from kd_trigger.layers.spec import Intake, LayerPrecision, LayerSpec
@@ -78,8 +79,54 @@ def _inbound_names(node: Any) -> list[str]:
 
 
 def model_precision(model: Any, intake: Intake | None = None) -> dict[str, LayerPrecision]:
-    """Derived precision of every layer of ``model`` (see :mod:`kd_trigger.hls.precision`)."""
-    return derive_precision(describe_layers(model), intake)
+    """Derived precision of every layer of ``model`` (see :mod:`kd_trigger.hls.precision`), with the types
+    an hls4ml configuration gave where they hold the derived ones (:func:`apply_configured_types`)."""
+    precision = derive_precision(describe_layers(model), intake)
+    if intake is not None and intake.configured:
+        apply_configured_types(precision, intake.configured)
+    return precision
+
+
+def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
+    """Whether the reference emulates a configured ``key`` type narrower than exact: the accum (wrapping,
+    any rounding) or result of a Dense (:func:`kd_trigger.layers.dense.emulated_dense`, checked against
+    hls4ml's latency dense; its pointwise Conv1D is another kernel, not emulated yet)."""
+    if chosen.kind != "dense" or key not in ("accum", "result"):
+        return False
+    return key == "result" or t.saturation == "WRAP"
+
+
+def apply_configured_types(
+    precision: dict[str, LayerPrecision], configured: dict[str, dict[str, FixedType]]
+) -> None:
+    """Put an hls4ml configuration's types into ``precision`` (in place).
+
+    A configured type that holds every value of the derived exact one builds the same arithmetic, so the
+    float64 reference stays exact for it, and it replaces the derived type: the design built is the
+    configured one. A narrower one would round or overflow, and the reference does not emulate the
+    configured types' rounding and overflow in general: then ModelError (exit 2), naming the layer, the
+    key and both types, rather than a gate verdict on a design other than the one built. The exception,
+    emulated by the reference: a narrower accum (wrapping) or result of a weight layer (:func:`emulable`). Keys the layer does not
+    have (``table``, or ``accum`` of a quantizer) are left to hls4ml's defaults for them.
+    """
+    for name, types in configured.items():
+        chosen = precision.get(name)
+        if chosen is None:
+            continue
+        for key, t in types.items():
+            keys = list(chosen.types) if key == "*" else [key] if key in chosen.types else []
+            for k in keys:
+                derived = chosen.types[k]
+                if not t.holds(derived) and emulable(chosen, k, t):
+                    chosen.emulated = True
+                elif not t.holds(derived):
+                    raise ModelError(
+                        f"--hls-config: layer '{name}' {k} {t.hls()} is narrower than the exact {derived.hls()}; "
+                        "the reference emulates narrower types only for the accum (wrapping) and result of a "
+                        "Dense, so this design cannot be judged: write auto there, or a type that holds "
+                        f"{derived.hls()}"
+                    )
+                chosen.types[k] = t
 
 
 def quantized_weights(

@@ -13,13 +13,19 @@ import numpy as np
 
 from kd_trigger.evaluate import roc_auc, scores_from_logits
 from kd_trigger.fixed import FixedType
+from kd_trigger.layers.dense import emulated_dense
 from kd_trigger.layers.registry import DEFAULT, find_handler
+from kd_trigger.layers.spec import LayerPrecision
 
 CHUNK = 1024
 """Samples per call of a model (bounded memory)."""
 
 
-def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | None = None) -> Any:
+def float64_twin(
+    model: Any,
+    exact_weights: dict[str, dict[str, np.ndarray]] | None = None,
+    precision: dict[str, LayerPrecision] | None = None,
+) -> Any:
     """The same single-chain QKeras model, layer for layer with the same weights, computing in float64.
 
     QKeras evaluates in float32, whose 24-bit significand holds the exact fixed-point sums only while
@@ -32,7 +38,8 @@ def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | N
     (:func:`kd_trigger.layers.model.quantized_weights`) replaces the float weights of layers without
     quantizers by the rounded values the firmware holds, and a batch norm by its rounded
     ``x * scale + bias``. A Dense/Conv1D's own activation is split into a layer ``<name>_<activation>``,
-    as hls4ml does, so that the value before a final softmax can be compared.
+    as hls4ml does, so that the value before a final softmax can be compared. A layer of ``precision``
+    marked ``emulated`` (configured types narrower than exact) computes as hls4ml does with them.
     """
     import tensorflow as tf
 
@@ -45,6 +52,10 @@ def float64_twin(model: Any, exact_weights: dict[str, dict[str, np.ndarray]] | N
         )
         x = inputs
         for layer in model.layers:
+            chosen = (precision or {}).get(layer.name)
+            if chosen is not None and chosen.emulated:
+                x = emulated_dense(layer, x, exact_weights[layer.name], chosen.types)
+                continue
             x = (find_handler(type(layer).__name__) or DEFAULT).twin(layer, x, exact_weights)
         return tf.keras.Model(inputs, x, name=f"{model.name}_float64")
     finally:

@@ -56,6 +56,8 @@ class Intake:
     input_type: FixedType | None = None
     default_type: FixedType | None = None
     layer_types: dict[str, FixedType] = field(default_factory=dict)
+    configured: dict[str, dict[str, FixedType]] = field(default_factory=dict)
+    """Types an hls4ml configuration gave, per layer name and Precision key (``hls --hls-config``)."""
 
     @classmethod
     def from_hls(cls, hls: Any) -> Intake:
@@ -65,6 +67,10 @@ class Intake:
             default_type=FixedType.parse(hls.default_precision) if hls.default_precision else None,
             layer_types={
                 name: FixedType.parse(spec.precision) for name, spec in hls.layers.items() if spec.precision
+            },
+            configured={
+                name: {key: FixedType.parse(text) for key, text in types.items()}
+                for name, types in getattr(hls, "configured_types", {}).items()
             },
         )
 
@@ -86,6 +92,11 @@ class LayerPrecision:
     note: str = ""
     assumed: bool = False
     final_activation: str | None = None
+    kind: str = ""
+    """The registry's name of the layer kind (set by the weight layers: ``dense``, ``conv1d``)."""
+    emulated: bool = False
+    """A weight layer whose configured accum/result types are narrower than exact (``--hls-config``):
+    the reference computes them as hls4ml does (:func:`kd_trigger.layers.dense.emulated_dense`)."""
 
     def to_dict(self) -> dict[str, str]:
         """The types as hls4ml spells them, and the note."""

@@ -1,0 +1,367 @@
+"""Issue 22 item 1 (start): ``hls --model M.h5 --hls-config hls4ml_config.yml``: the engineer's hls4ml
+configuration, read as hls4ml writes it, checked, and built where it is exactly judged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from cli_helpers import Case, assert_refused_cleanly
+from layer_base import qdense_mlp, save_and_load
+
+from kd_trigger.errors import ConfigError, ModelError
+from kd_trigger.fixed import FixedType
+from kd_trigger.hls.project_config import configure, parse_precision, read_project_config
+
+
+@pytest.fixture(scope="module")
+def model_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny.h5"
+    save_and_load(qdense_mlp(), path)
+    return path
+
+
+def hls4ml_dict(model: Any) -> dict[str, Any]:
+    """What hls4ml 1.3's ``config_from_keras_model(model, granularity="name")`` returns."""
+    import hls4ml
+
+    return hls4ml.utils.config_from_keras_model(model, granularity="name")
+
+
+def project_yaml(d: Path, hls_config: dict[str, Any], **top: Any) -> Path:
+    """An hls4ml project configuration as hls4ml writes it (hls4ml_config.yml)."""
+    doc = {
+        "Backend": "Vitis",
+        "Part": "xcvu9p-flga2104-2L-e",
+        "ClockPeriod": 4,
+        "IOType": "io_parallel",
+        "ProjectName": "myproject",
+        "HLSConfig": hls_config,
+        **top,
+    }
+    path = d / "hls4ml_config.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("fixed<12,5,RND_CONV,SAT,0>", "ap_fixed<12,5,AP_RND_CONV,AP_SAT>"),
+        ("ufixed<8,3,RND_CONV,SAT,0>", "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"),
+        ("fixed<16,6>", "ap_fixed<16,6>"),
+        ("ap_fixed<16,6,AP_RND,AP_SAT>", "ap_fixed<16,6,AP_RND,AP_SAT>"),
+        ("ap_int<8>", "ap_fixed<8,8>"),
+        ("uint<4>", "ap_ufixed<4,4>"),
+    ],
+)
+def test_hls4ml_precision_strings(text: str, want: str) -> None:
+    t = parse_precision(text, "x")
+    assert t is not None and t.hls() == want
+
+
+def test_auto_and_an_unknown_precision_string() -> None:
+    assert parse_precision("auto", "x") is None
+    with pytest.raises(
+        ConfigError, match=r"^L Precision weight: unknown precision 'float32'; write ap_fixed"
+    ):
+        parse_precision("float32", "L Precision weight")
+
+
+def test_hls4ml_default_config_of_a_model_is_read_and_holds_the_exact_types(
+    model_h5: Path, tmp_path: Path
+) -> None:
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.hls.convert import model_precision
+    from kd_trigger.hls.precision import Intake
+    from kd_trigger.hls.saved_model import load_qkeras_model
+
+    model = load_qkeras_model(model_h5)
+    path = tmp_path / "cfg.yml"
+    path.write_text(yaml.safe_dump(hls4ml_dict(model)))
+    project = read_project_config(path)
+    assert project.overrides == {"hls.reuse_factor": 1}
+    assert project.layer_types == {
+        "input_quant": {"result": "ap_fixed<12,5,AP_RND_CONV,AP_SAT>"},
+        "dense_0": {"weight": "ap_fixed<8,2>", "bias": "ap_fixed<8,4>"},
+        "relu_0": {"result": "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"},
+        "output": {"weight": "ap_fixed<8,2>", "bias": "ap_fixed<8,4>"},
+    }
+    hls = configure(HlsConfig(), model, project)
+    assert hls.configured_types == project.layer_types
+    assert "configured_types" not in hls.model_dump()  # the pipeline's fingerprints do not see it
+    # hls4ml's own types for a QKeras model are the derived ones: nothing changes
+    assert model_precision(model, Intake.from_hls(hls)) == model_precision(
+        model, Intake.from_hls(HlsConfig())
+    )
+
+
+def test_project_form_settings_become_overrides(tmp_path: Path) -> None:
+    hls_config = {
+        "Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": 2, "Strategy": "Latency"},
+        "LayerType": {"Dense": {"Precision": {"accum": "ap_fixed<40,20>"}}},
+        "LayerName": {"dense_0": {"ReuseFactor": 4, "Precision": {"result": "auto"}}},
+    }
+    project = read_project_config(project_yaml(tmp_path, hls_config))
+    assert project.overrides == {
+        "hls.backend": "Vitis",
+        "hls.part": "xcvu9p-flga2104-2L-e",
+        "hls.clock_period_ns": 4.0,
+        "hls.reuse_factor": 2,
+    }
+    assert project.layer_reuse == {"dense_0": 4}
+    assert project.layer_types == {}  # auto: the derived type
+    assert project.type_types == {"Dense": {"accum": "ap_fixed<40,20>"}}
+    assert project.hls_overrides({})["hls.layers"] == {"dense_0": {"reuse_factor": 4}}
+
+
+def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Path) -> None:
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.hls.convert import model_precision
+    from kd_trigger.hls.precision import Intake
+
+    model = qdense_mlp()
+    exact = model_precision(model)["dense_0"].types["accum"]
+    wide = FixedType(exact.width + 4, exact.integer + 2)
+    path = project_yaml(tmp_path, {"Model": {}, "LayerType": {"Dense": {"Precision": {"accum": wide.hls()}}}})
+    hls = configure(HlsConfig(), model, read_project_config(path))
+    precision = model_precision(model, Intake.from_hls(hls))
+    assert precision["dense_0"].types["accum"] == wide and precision["output"].types["accum"] == wide
+    assert precision["dense_0"].types["weight"] == model_precision(model)["dense_0"].types["weight"]
+    weight = model_precision(model)["dense_0"].types["weight"]
+    path = project_yaml(
+        tmp_path, {"Model": {}, "LayerName": {"dense_0": {"Precision": {"weight": "fixed<4,1>"}}}}
+    )
+    hls = configure(HlsConfig(), model, read_project_config(path))
+    with pytest.raises(ModelError) as err:
+        model_precision(model, Intake.from_hls(hls))
+    assert str(err.value) == (
+        f"--hls-config: layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact {weight.hls()}; the "
+        "reference emulates narrower types only for the accum (wrapping) and result of a Dense, so this "
+        f"design cannot be judged: write auto there, or a type that holds {weight.hls()}"
+    )
+
+
+# -- bad input: one line, exit 2, nothing written ----------------------------------------------------------------
+def _cmd(model_h5: Path, write: Any) -> Any:
+    def setup(d: Path) -> list[str]:
+        return ["hls", "--model", str(model_h5), "--hls-config", str(write(d)), "--out", str(d / "fw")]
+
+    return setup
+
+
+def _text(text: str) -> Any:
+    def write(d: Path) -> Path:
+        (d / "c.yml").write_text(text)
+        return d / "c.yml"
+
+    return write
+
+
+BAD = [
+    (
+        "io_stream",
+        lambda d: project_yaml(d, {"Model": {}}, IOType="io_stream"),
+        "IOType 'io_stream' is not built here (only io_parallel)",
+    ),
+    (
+        "backend",
+        lambda d: project_yaml(d, {"Model": {}}, Backend="Quartus"),
+        "Backend 'Quartus' is not built here (only Vitis, Vivado)",
+    ),
+    (
+        "strategy",
+        lambda d: project_yaml(d, {"Model": {"Strategy": "Resource"}}),
+        "Strategy 'Resource' is not built here (only Latency)",
+    ),
+    (
+        "precision",
+        lambda d: project_yaml(
+            d, {"Model": {}, "LayerName": {"dense_0": {"Precision": {"weight": "float"}}}}
+        ),
+        "LayerName dense_0 Precision weight: unknown precision 'float'",
+    ),
+    (
+        "other model",
+        lambda d: project_yaml(
+            d,
+            {
+                "Model": {},
+                "LayerName": {"fc1": {"ReuseFactor": 2}, "fc2": {"Precision": "auto"}, "dense_0": {}},
+            },
+        ),
+        "LayerName names 'fc1', 'fc2', not a layer of this model (a config for another model?); its layers: x, input_quant, dense_0, dense_0_linear, relu_0, output, output_linear",
+    ),
+    (
+        "not a config",
+        _text("KerasModel: m.h5\nOutputDir: prj\n"),
+        "not an hls4ml configuration (no HLSConfig: Model section",
+    ),
+    ("a list", _text("- 1\n- 2\n"), "not an hls4ml configuration (expected HLSConfig or Model keys)"),
+    (
+        "narrower",
+        lambda d: project_yaml(
+            d, {"Model": {}, "LayerName": {"relu_0": {"Precision": {"result": "ufixed<6,3>"}}}}
+        ),
+        "layer 'relu_0' result ap_ufixed<6,3> is narrower than the exact ap_ufixed<8,3,AP_RND_CONV,AP_SAT>",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "write", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_hls_configs_are_refused_cleanly(
+    name: str, write: Any, message: str, model_h5: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_refused_cleanly(Case(name, _cmd(model_h5, write), message), tmp_path, capsys)
+
+
+def test_rtl_takes_the_same_option(
+    model_h5: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def setup(d: Path) -> list[str]:
+        path = project_yaml(d, {"Model": {}}, IOType="io_stream")
+        return ["rtl", "--model", str(model_h5), "--hls-config", str(path), "--out", str(d / "rtl")]
+
+    assert_refused_cleanly(Case("rtl", setup, "IOType 'io_stream' is not built here"), tmp_path, capsys)
+
+
+@pytest.mark.slow
+def test_hls4ml_default_config_converts_bit_exact_with_cli_override(model_h5: Path, tmp_path: Path) -> None:
+    """hls4ml's own config for the model, --reuse over its ReuseFactor: exit 0, the project built with
+    the configured types and the CLI's reuse."""
+    from kd_trigger.cli import main
+    from kd_trigger.hls.saved_model import load_qkeras_model
+
+    cfg = hls4ml_dict(load_qkeras_model(model_h5))
+    cfg["LayerName"]["dense_0"]["Precision"]["accum"] = "ap_fixed<40,16>"
+    path = tmp_path / "cfg.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "fw"
+    assert (
+        main(["hls", "--model", str(model_h5), "--hls-config", str(path), "--out", str(out), "--reuse", "2"])
+        == 0
+    )
+    defines = next(out.rglob("defines.h")).read_text()
+    assert "typedef ap_fixed<40,16> dense_0_accum_t;" in defines  # the configured type, wider than exact
+    # the project configuration hls4ml wrote (with its !keras_model tag) reads back as the same design
+    written = read_project_config(next(out.rglob("hls4ml_config.yml")))
+    assert written.overrides["hls.reuse_factor"] == 2  # --reuse over the config's 1
+    assert written.overrides["hls.backend"] == "Vitis" and written.overrides["hls.clock_period_ns"] == 5.0
+    assert written.layer_types["dense_0"]["accum"] == "ap_fixed<40,16>"
+
+
+def test_the_tags_hls4ml_writes_are_read_as_plain_values(tmp_path: Path) -> None:
+    path = tmp_path / "hls4ml_config.yml"
+    path.write_text(
+        "Backend: Vivado\nClockPeriod: 5\nIOType: io_parallel\nKerasModel: !keras_model 'model.h5'\n"
+        "HLSConfig:\n  Model:\n    Precision: fixed<16,6>\n    ReuseFactor: 1\n"
+    )
+    project = read_project_config(path)
+    assert project.overrides == {"hls.backend": "Vivado", "hls.clock_period_ns": 5.0, "hls.reuse_factor": 1}
+
+
+# -- configured types narrower than exact: emulated ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rounding", "saturation", "want"),
+    [
+        ("TRN", "WRAP", [1.25, -1.75, -1.75, 1.5, 0.25, -0.5]),
+        ("RND", "SAT", [1.5, -1.5, 1.75, -2.0, 0.5, -0.25]),
+        ("RND_CONV", "SAT", [1.5, -1.5, 1.75, -2.0, 0.5, -0.5]),
+        ("RND_ZERO", "SAT_SYM", [1.25, -1.5, 1.75, -1.75, 0.25, -0.25]),
+        ("TRN_ZERO", "SAT_ZERO", [1.25, -1.5, 0.0, 0.0, 0.25, -0.25]),
+    ],
+)
+def test_ap_cast_modes(rounding: str, saturation: str, want: list[float]) -> None:
+    """ap_fixed<4,2> (LSB 0.25, range [-2, 1.75]) of hand-picked values, as Vitis' ap_fixed gives them."""
+    import tensorflow as tf
+
+    from kd_trigger.layers.dense import ap_cast
+
+    x = tf.constant([1.375, -1.625, 2.25, -2.5, 0.375, -0.375], dtype=tf.float64)
+    got = ap_cast(x, FixedType(4, 2, True, rounding, saturation)).numpy()
+    np.testing.assert_array_equal(got, want)
+
+
+NARROW = {
+    "Model": {"ReuseFactor": 1},
+    "LayerName": {
+        "dense_0": {"Precision": {"accum": "ap_fixed<14,4>"}},
+        "output": {"Precision": {"accum": "ap_fixed<16,6>", "result": "ap_fixed<10,4,AP_RND,AP_SAT>"}},
+    },
+}
+
+
+def test_narrower_accum_and_result_of_a_dense_are_emulated(tmp_path: Path) -> None:
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.hls.convert import model_precision, quantized_weights
+    from kd_trigger.hls.csim import float64_twin, keras_layer_outputs, quantize_inputs
+
+    model = qdense_mlp()
+    hls = configure(HlsConfig(), model, read_project_config(project_yaml(tmp_path, NARROW)))
+    from kd_trigger.hls.precision import Intake
+
+    precision = model_precision(model, Intake.from_hls(hls))
+    assert precision["dense_0"].emulated and precision["output"].emulated and not precision["relu_0"].emulated
+    weights = quantized_weights(model, precision)
+    twin = float64_twin(model, weights, precision)
+    x = quantize_inputs(twin, np.random.default_rng(0).normal(0.0, 3.0, (3000, 16)))
+    got = keras_layer_outputs(twin, x, ["dense_0"])["dense_0"]
+    # by hand: each product truncated onto 2**-10, the sum wrapped into [-8, 8)
+    w, b = weights["dense_0"]["weight"], weights["dense_0"]["bias"]
+    products = np.floor(x[:, :, None] * w[None] * 2**10) / 2**10
+    acc = products.sum(axis=1) + b
+    want = (acc + 8.0) % 16.0 - 8.0
+    np.testing.assert_array_equal(got, want)
+    assert np.any(want != acc)  # it does wrap here: the emulation matters
+
+
+def test_rtl_refuses_narrower_types(
+    model_h5: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def setup(d: Path) -> list[str]:
+        path = project_yaml(d, NARROW)
+        return ["rtl", "--model", str(model_h5), "--hls-config", str(path), "--out", str(d / "rtl")]
+
+    message = "layer(s) 'dense_0', 'output' accum/result types narrower than exact; the RTL flow builds exact"
+    assert_refused_cleanly(Case("rtl narrow", setup, message), tmp_path, capsys)
+
+
+@pytest.mark.slow
+def test_narrower_configured_types_are_bit_exact_against_the_emulating_reference(
+    model_h5: Path, tmp_path: Path
+) -> None:
+    from kd_trigger.cli import main
+
+    path = project_yaml(tmp_path, NARROW)
+    out = tmp_path / "fw"
+    assert main(["hls", "--model", str(model_h5), "--hls-config", str(path), "--out", str(out)]) == 0
+    defines = next(out.rglob("defines.h")).read_text()
+    assert "typedef ap_fixed<14,4> dense_0_accum_t;" in defines
+    assert "typedef ap_fixed<10,4,AP_RND,AP_SAT,0> result_t;" in defines
+    report = json.loads(next(out.rglob("hls_report.json")).read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["n_samples"] == 10_000
+
+
+def test_a_narrower_conv1d_accum_is_refused(tmp_path: Path) -> None:
+    """hls4ml's pointwise Conv1D is another kernel than its dense: not emulated, so refused."""
+    from layer_base import pooled_model
+
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.hls.convert import model_precision
+    from kd_trigger.hls.precision import Intake
+
+    model = pooled_model(4, quantizer_after_pool=True)
+    exact = model_precision(model)["phi"].types["accum"]
+    path = project_yaml(
+        tmp_path, {"Model": {}, "LayerName": {"phi": {"Precision": {"accum": "ap_fixed<10,4>"}}}}
+    )
+    hls = configure(HlsConfig(), model, read_project_config(path))
+    with pytest.raises(
+        ModelError, match=f"layer 'phi' accum ap_fixed<10,4> is narrower than the exact {exact.hls()}"
+    ):
+        model_precision(model, Intake.from_hls(hls))
