@@ -55,8 +55,12 @@ class StudyConfig(Section):
     """Student names to study (None: every configured student)."""
     train_fractions: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = (0.1, 0.3)
     """The low-data curve: the chosen setting again on these fractions of the training split."""
-    select_on: Literal["rejection_at_50", "auc"] = "rejection_at_50"
-    """What picks a setting (and a teacher) per student, as the mean KD/baseline ratio on the VALIDATION
+    select_on: Annotated[str, Field(pattern=r"^(rejection_at_50|auc|accuracy|r(30|50):[a-z]+)$")] = (
+        "rejection_at_50"
+    )
+    """``rejection_at_50`` / ``auc`` (two classes, or the last class against the rest), ``accuracy``, or
+    ``r50:<class>`` / ``r30:<class>`` (the rejection of the other classes at 50% / 30% efficiency of a
+    class of ``data.classes``: the figures of merit of N-class data). What picks a setting (and a teacher) per student, as the mean KD/baseline ratio on the VALIDATION
     split: R30 on its ~3k background jets rests on a handful of jets and would pick noise."""
     bootstrap: Annotated[int, Field(ge=10, le=10_000)] = 200
 
