@@ -224,6 +224,17 @@ def score_metrics(
     return out
 
 
+def with_class_objectives(physics: dict[str, Any]) -> dict[str, Any]:
+    """``physics`` (a :func:`kd_trigger.evaluate.score_metrics` dict) flat, as a scan point holds it: the
+    N-class ``classes`` block becomes ``r30:<class>`` / ``r50:<class>`` (so a scan objective can name one
+    class's rejection of the others) and the confusion matrix is left out."""
+    classes = physics.get("classes") or {}
+    flat = {k: v for k, v in physics.items() if k not in ("classes", "confusion_matrix")}
+    return flat | {
+        f"r{wp}:{name}": entry[f"rejection_at_{wp}"] for name, entry in classes.items() for wp in (30, 50)
+    }
+
+
 def paired_rejection_ratio(
     labels: np.ndarray,
     logits_new: np.ndarray,

@@ -150,3 +150,17 @@ def test_a_student_file_with_the_wrong_number_of_outputs_is_refused(tmp_path) ->
         f"{path}: input (4, 7) / output (2,) do not match student 's' ((4, 7) -> (3,): one logit per class); "
         "rerun `make distill ... FORCE=1`"
     )
+
+
+def test_scan_objectives_for_n_classes() -> None:
+    physics = ev.score_metrics(LABELS, LOGITS, n_bootstrap=10, seed=0, class_names=CLASSES)
+    flat = ev.with_class_objectives(physics)
+    assert "classes" not in flat and "confusion_matrix" not in flat
+    assert (flat["r50:t"], flat["r30:q"], flat["accuracy"]) == (4.0, 4.0, pytest.approx(4 / 6))
+    assert set(flat) - set(physics) == {f"r{wp}:{c}" for c in CLASSES for wp in (30, 50)}
+    two = ev.score_metrics(LABELS[2:] - 1, LOGITS[2:, 1:], n_bootstrap=10, seed=0)
+    assert ev.with_class_objectives(two) == two  # two classes: unchanged
+    cfg = Config.model_validate({"data": {"classes": CLASSES}, "scan": {"objective": "r50:t"}})
+    assert cfg.scan.objective == "r50:t"
+    with pytest.raises(ValueError, match=r"scan.objective 'r30:g': class 'g' is not in data.classes"):
+        Config.model_validate({"data": {"classes": CLASSES}, "scan": {"objective": "r30:g"}})

@@ -167,12 +167,15 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _figure_of_merit_names_a_class(self) -> Config:
-        _, _, cls = self.study.select_on.partition(":")
-        if cls and cls not in self.data.classes:
-            raise ValueError(
-                f"study.select_on {self.study.select_on!r}: class {cls!r} is not in data.classes "
-                f"{list(self.data.classes)}"
-            )
+        for key, value in (
+            ("study.select_on", self.study.select_on),
+            ("scan.objective", self.scan.objective),
+        ):
+            _, _, cls = value.partition(":")
+            if cls and cls not in self.data.classes:
+                raise ValueError(
+                    f"{key} {value!r}: class {cls!r} is not in data.classes {list(self.data.classes)}"
+                )
         return self
 
     def study_view(self) -> dict[str, Any]:

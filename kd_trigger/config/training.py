@@ -101,8 +101,10 @@ class ScanConfig(Section):
     points: Annotated[int, Field(ge=1)] | None = None
     """random/lhs: how many points; grid: the most points allowed (None: the whole grid)."""
     seed: Annotated[int, Field(ge=0)] = 0
-    objective: Literal["auc", "rejection_at_30", "rejection_at_50"] = "auc"
-    """The physics figure the Pareto fronts and the promotion of the best design use (on the test split)."""
+    objective: Annotated[
+        str, Field(pattern=r"^(auc|rejection_at_30|rejection_at_50|accuracy|r(30|50):[a-z]+)$")
+    ] = "auc"
+    """``accuracy`` or ``r30:<class>`` / ``r50:<class>`` for N-class data (the class's rejection of the others). The physics figure the Pareto fronts and the promotion of the best design use (on the test split)."""
     epochs: Annotated[int, Field(ge=1)] | None = None
     """Training epochs per point (None: distill.epochs)."""
     workers: Annotated[int, Field(ge=1, le=256)] = 2
