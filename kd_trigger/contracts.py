@@ -118,8 +118,18 @@ class BoostPoint(Contract):
     auc: float | None
 
 
+class ClassMetrics(Contract):  # one class against all the others (N > 2; evaluate.per_class_metrics)
+    n_jets: int
+    auc: float
+    efficiency: float
+    rejection_at_30: float
+    rejection_at_30_capped: bool
+    rejection_at_50: float
+    rejection_at_50_capped: bool
+
+
 class ModelMetrics(Contract):
-    """Physics figures of one model on the test split (errors: bootstrap standard deviations)."""
+    """Physics figures of one model on the test split (bootstrap errors; N > 2 classes: see evaluate.py)."""
 
     n_jets: int
     n_background: int
@@ -136,6 +146,8 @@ class ModelMetrics(Contract):
     rejection_at_50_background_pass: float
     rejection_at_50_capped: bool
     boost: list[BoostPoint] = Field(default_factory=list)
+    classes: dict[str, ClassMetrics] | None = None  # N > 2 only; with confusion_matrix [true][argmax]
+    confusion_matrix: list[list[int]] | None = None
 
 
 class RatioInterval(Contract):
@@ -191,6 +203,7 @@ class Metrics(Contract):
     distill: dict[str, Any]
     evaluate_seconds: float
     seconds: dict[str, float] = Field(default_factory=dict)
+    class_names: list[str] = Field(default_factory=lambda: ["qcd", "top"])  # data.classes: logit order
 
 
 # -- hls_report.json ------------------------------------------------------------------------------

@@ -24,12 +24,79 @@ from sklearn.metrics import roc_curve
 SIGNAL_EFFICIENCIES = (0.3, 0.5)
 
 
-def scores_from_logits(logits: np.ndarray) -> np.ndarray:
-    """The signal score of (N, 2) logits: ``l1 - l0`` (float64)."""
+def class_scores(logits: np.ndarray, k: int) -> np.ndarray:
+    """The one-vs-rest score of class ``k`` from (N, C) logits: the log-odds ``l_k - logsumexp(l_j, j != k)``
+    (float64), monotonic in the softmax probability of ``k`` without its float32 saturation. For two
+    classes it is exactly ``l1 - l0`` (k = 1) or ``l0 - l1`` (k = 0)."""
     logits = np.asarray(logits, dtype=np.float64)
-    if logits.ndim != 2 or logits.shape[1] != 2:
-        raise ValueError(f"expected logits of shape (N, 2), got {logits.shape}")
-    return logits[:, 1] - logits[:, 0]
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise ValueError(f"expected logits of shape (N, C) with C >= 2, got {logits.shape}")
+    if not 0 <= k < logits.shape[1]:
+        raise ValueError(f"class {k} out of range for {logits.shape[1]} logits")
+    others = np.delete(logits, k, axis=1)
+    if others.shape[1] == 1:
+        return logits[:, k] - others[:, 0]
+    top = others.max(axis=1)
+    rest = top + np.log(np.sum(np.exp(others - top[:, None]), axis=1))
+    return logits[:, k] - rest
+
+
+def scores_from_logits(logits: np.ndarray) -> np.ndarray:
+    """The signal score: the one-vs-rest score of the LAST class (``l1 - l0`` for two classes, float64)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise ValueError(f"expected logits of shape (N, C) with C >= 2, got {logits.shape}")
+    return class_scores(logits, logits.shape[1] - 1)
+
+
+def one_vs_rest(
+    labels: np.ndarray, logits: np.ndarray, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(binary labels: 1 = class ``k``, scores of class ``k``); ``k`` None: the last class (the signal of
+    two-class data, whose labels stay what they are)."""
+    logits = np.asarray(logits)
+    k = logits.shape[1] - 1 if k is None else k
+    return (np.asarray(labels).astype(np.int64).ravel() == k).astype(np.int64), class_scores(logits, k)
+
+
+def confusion_matrix(labels: np.ndarray, logits: np.ndarray) -> list[list[int]]:
+    """Counts [true class][argmax class] (C x C, C = the number of logits)."""
+    n = np.asarray(logits).shape[1]
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    predicted = np.argmax(np.asarray(logits), axis=1)
+    counts = np.zeros((n, n), dtype=np.int64)
+    np.add.at(counts, (labels, predicted), 1)
+    return counts.tolist()
+
+
+def per_class_metrics(
+    labels: np.ndarray,
+    logits: np.ndarray,
+    class_names: Sequence[str],
+    efficiencies: Sequence[float] = SIGNAL_EFFICIENCIES,
+) -> dict[str, dict[str, Any]]:
+    """Per class, one-vs-rest: ``auc``, ``efficiency`` (fraction of its jets whose argmax is the class),
+    ``rejection_at_XX`` (+ ``_capped``): 1/eps of all other classes at XX% efficiency of this class."""
+    logits = np.asarray(logits)
+    if logits.shape[1] != len(class_names):
+        raise ValueError(f"{logits.shape[1]} logits for {len(class_names)} classes")
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    predicted = np.argmax(logits, axis=1)
+    out: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(class_names):
+        binary, scores = one_vs_rest(labels, logits, k)
+        fpr, tpr = _roc(*_check(binary, scores))
+        entry: dict[str, Any] = {
+            "n_jets": int(binary.sum()),
+            "auc": _auc(fpr, tpr),
+            "efficiency": float(np.mean(predicted[labels == k] == k)),
+        }
+        for eff in efficiencies:
+            point = _rejection(fpr, tpr, eff, int(np.sum(binary == 0)))
+            entry[f"rejection_at_{round(eff * 100)}"] = point.rejection
+            entry[f"rejection_at_{round(eff * 100)}_capped"] = point.capped
+        out[name] = entry
+    return out
 
 
 def accuracy(labels: np.ndarray, logits: np.ndarray) -> float:
@@ -112,18 +179,29 @@ def score_metrics(
     n_bootstrap: int = 200,
     seed: int = 0,
     efficiencies: Sequence[float] = SIGNAL_EFFICIENCIES,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """accuracy, auc (+ auc_err), rejection_at_XX (+ _err, _background_pass, _capped) for each efficiency."""
-    scores = scores_from_logits(logits)
-    labels, scores = _check(labels, scores)
+    """accuracy, auc (+ auc_err), rejection_at_XX (+ _err, _background_pass, _capped) for each efficiency.
+
+    With more than two classes, accuracy is over all classes and the other keys are those of the last
+    class against the rest; ``classes`` (see :func:`per_class_metrics`, keys ``class_names`` or
+    ``class_0``...) and ``confusion_matrix`` are added.
+    """
+    multi = np.asarray(labels).astype(np.int64).ravel()
+    n_classes = np.asarray(logits).shape[1]
+    labels, scores = _check(*one_vs_rest(multi, logits))
     n_bkg = int(np.sum(labels == 0))
     fpr, tpr = _roc(labels, scores)
     out: dict[str, Any] = {
         "n_jets": int(labels.size),
         "n_background": n_bkg,
-        "accuracy": accuracy(labels, logits),
+        "accuracy": accuracy(multi, logits),
         "auc": _auc(fpr, tpr),
     }
+    if n_classes > 2:
+        names = list(class_names) if class_names else [f"class_{k}" for k in range(n_classes)]
+        out["classes"] = per_class_metrics(multi, logits, names, efficiencies)
+        out["confusion_matrix"] = confusion_matrix(multi, logits)
     points = {eff: _rejection(fpr, tpr, eff, n_bkg) for eff in efficiencies}
     boot_auc: list[float] = []
     boot_rej: dict[float, list[float]] = {eff: [] for eff in efficiencies}
@@ -146,6 +224,17 @@ def score_metrics(
     return out
 
 
+def with_class_objectives(physics: dict[str, Any]) -> dict[str, Any]:
+    """``physics`` (a :func:`kd_trigger.evaluate.score_metrics` dict) flat, as a scan point holds it: the
+    N-class ``classes`` block becomes ``r30:<class>`` / ``r50:<class>`` (so a scan objective can name one
+    class's rejection of the others) and the confusion matrix is left out."""
+    classes = physics.get("classes") or {}
+    flat = {k: v for k, v in physics.items() if k not in ("classes", "confusion_matrix")}
+    return flat | {
+        f"r{wp}:{name}": entry[f"rejection_at_{wp}"] for name, entry in classes.items() for wp in (30, 50)
+    }
+
+
 def paired_rejection_ratio(
     labels: np.ndarray,
     logits_new: np.ndarray,
@@ -159,8 +248,8 @@ def paired_rejection_ratio(
     Both models are scored on the SAME resampled jets in each replica, so the jet-to-jet fluctuations
     that move both rejections together cancel in the ratio.
     """
-    labels = np.asarray(labels).astype(np.int64).ravel()
-    s_new, s_ref = scores_from_logits(logits_new), scores_from_logits(logits_ref)
+    labels, s_new = one_vs_rest(labels, logits_new)
+    s_ref = scores_from_logits(logits_ref)
     ratio = (
         rejection_at(labels, s_new, efficiency).rejection / rejection_at(labels, s_ref, efficiency).rejection
     )
@@ -182,7 +271,7 @@ def boost_entry(beta: float, labels: np.ndarray, logits: np.ndarray) -> dict[str
     return {
         "beta": float(beta),
         "accuracy": accuracy(labels, logits),
-        "auc": roc_auc(labels, scores_from_logits(logits)),
+        "auc": roc_auc(*one_vs_rest(labels, logits)),
     }
 
 

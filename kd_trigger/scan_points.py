@@ -24,7 +24,7 @@ from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
 from kd_trigger.distill.training import predict, student_seed, train_student
 from kd_trigger.errors import ConfigError, KdTriggerError
-from kd_trigger.evaluate import score_metrics
+from kd_trigger.evaluate import score_metrics, with_class_objectives
 from kd_trigger.fingerprint import code_digest
 from kd_trigger.fpga.budget import load_budget
 from kd_trigger.fpga.figures import DesignFigures, hls4ml_figures, rtl_block_figures
@@ -266,19 +266,19 @@ def _train_point(
     )
     seed = student_seed(cfg, base)
     tf.keras.utils.set_random_seed(seed)
-    model = build_student(spec)
+    model = build_student(spec, len(cfg.data.classes))
     train_student(
         model,
         dcfg,
         "kd",
         (
             student_inputs(spec, train.constituents),
-            train.is_signal.astype(np.int32),
+            train.labels.astype(np.int32),
             cached_logits(cfg, teacher.name, "train"),
         ),
         (
             student_inputs(spec, val.constituents),
-            val.is_signal.astype(np.int32),
+            val.labels.astype(np.int32),
             cached_logits(cfg, teacher.name, "val"),
         ),
         seed=seed,
@@ -286,8 +286,13 @@ def _train_point(
         pruning=pruning_plan(spec, dcfg.epochs),
     )
     x_test = student_inputs(spec, test.constituents)
-    labels = test.is_signal.astype(np.int64)
-    physics = score_metrics(labels, predict(model, x_test), cfg.distill.rejection_bootstrap, cfg.run.seed)
+    labels = test.labels.astype(np.int64)
+    logits = predict(model, x_test)
+    physics = with_class_objectives(
+        score_metrics(
+            labels, logits, cfg.distill.rejection_bootstrap, cfg.run.seed, class_names=cfg.data.classes
+        )
+    )
     return model, physics, x_test, labels
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.contracts import BudgetBlock, Interval, ScanPoint, finite_or_none
-from kd_trigger.evaluate import accuracy, rejection_at, roc_auc, scores_from_logits
+from kd_trigger.evaluate import accuracy, one_vs_rest, rejection_at, roc_auc
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -17,20 +17,50 @@ Metric = Callable[[np.ndarray, np.ndarray], float]
 # -- the study: metrics and the paired bootstrap ----------------------------------------------------
 def r30(labels: np.ndarray, logits: np.ndarray) -> float:
     """Background rejection 1/eps_B at 30% signal efficiency."""
-    return rejection_at(labels, scores_from_logits(logits), 0.3).rejection
+    return rejection_at(*one_vs_rest(labels, logits), 0.3).rejection
 
 
 def r50(labels: np.ndarray, logits: np.ndarray) -> float:
     """Background rejection 1/eps_B at 50% signal efficiency."""
-    return rejection_at(labels, scores_from_logits(logits), 0.5).rejection
+    return rejection_at(*one_vs_rest(labels, logits), 0.5).rejection
 
 
 def auc(labels: np.ndarray, logits: np.ndarray) -> float:
     """Area under the ROC curve."""
-    return roc_auc(labels, scores_from_logits(logits))
+    return roc_auc(*one_vs_rest(labels, logits))
 
 
 METRICS: dict[str, Metric] = {"rejection_at_30": r30, "rejection_at_50": r50, "auc": auc}
+"""Two-class (or last class against the rest) figures of merit, by name."""
+
+
+def class_rejection(k: int, efficiency: float) -> Metric:
+    """Rejection of every other class at ``efficiency`` of class ``k`` (one-vs-rest), as a :data:`Metric`."""
+
+    def metric(labels: np.ndarray, logits: np.ndarray) -> float:
+        return rejection_at(*one_vs_rest(labels, logits, k), efficiency).rejection
+
+    return metric
+
+
+def figure_of_merit(name: str, class_names: Sequence[str]) -> Metric:
+    """The figure of merit ``name`` for data of ``class_names``: a key of :data:`METRICS`, ``accuracy``, or
+    ``r50:<class>`` / ``r30:<class>`` (the rejection of the other classes at 50% / 30% efficiency of the
+    named class). ValueError (one line) for anything else."""
+    if name == "accuracy":
+        return accuracy_metric
+    if name in METRICS:
+        return METRICS[name]
+    prefix, _, cls = name.partition(":")
+    if prefix in ("r30", "r50") and cls:
+        if cls not in class_names:
+            raise ValueError(
+                f"figure of merit {name!r}: class {cls!r} is not one of {', '.join(class_names)}"
+            )
+        return class_rejection(list(class_names).index(cls), int(prefix[1:]) / 100)
+    raise ValueError(
+        f"unknown figure of merit {name!r}; use accuracy, {', '.join(METRICS)}, r50:<class> or r30:<class>"
+    )
 
 
 def resample_plan(n_items: int, n_seeds: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

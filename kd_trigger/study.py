@@ -42,7 +42,7 @@ from kd_trigger.models.students import check_student
 from kd_trigger.report.markdown import fmt_interval, study_markdown
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
-from kd_trigger.stats import METRICS, accuracy_metric, auc, paired_ratio, r30, r50, ratio
+from kd_trigger.stats import METRICS, accuracy_metric, auc, figure_of_merit, paired_ratio, r30, r50, ratio
 from kd_trigger.study_training import Trained, Trainer
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ def _figures(trainer: Trainer, seed: int, trained: Trained, select_on: str) -> S
                 "accuracy_at_beta": {
                     f"{beta:g}": accuracy(labels, trained.boost_logits[beta]) for beta in trainer.betas
                 },
-                "val_selection": METRICS[select_on](trainer.labels["val"], trained.val_logits),
+                "val_selection": figure_of_merit(select_on, trainer.cfg.data.classes)(
+                    trainer.labels["val"], trained.val_logits
+                ),
                 "best_epoch": trained.best_epoch,
                 "train_seconds": round(trained.seconds, 1),
             }
@@ -132,7 +134,7 @@ def _compare(
 
 def _val_ratio(trainer: Trainer, base: list[Trained], kd: list[Trained], select_on: str) -> float:
     labels = trainer.labels["val"]
-    metric = METRICS[select_on]
+    metric = figure_of_merit(select_on, trainer.cfg.data.classes)
     return float(
         np.mean([ratio(metric, labels, k.val_logits, b.val_logits) for b, k in zip(base, kd, strict=True)])
     )

@@ -53,9 +53,9 @@ class Trainer:
         data = load_jets(self.cfg.data_path, self.cfg)
         self.train, self.val, self.test = (data.select(s) for s in ("train", "val", "test"))
         self.labels: dict[str, np.ndarray] = {
-            "train": self.train.is_signal.astype(np.int32),
-            "val": self.val.is_signal.astype(np.int64),
-            "test": self.test.is_signal.astype(np.int64),
+            "train": self.train.labels.astype(np.int32),
+            "val": self.val.labels.astype(np.int64),
+            "test": self.test.labels.astype(np.int64),
         }
         self.betas = [b for b in self.cfg.distill.boost_betas if b > 0]
         self.boosted = {beta: boost(self.test.constituents, beta) for beta in self.betas}
@@ -149,7 +149,9 @@ class Trainer:
             variant = "kd"
         init_seed = student_seed_for(seed, spec)
         tf.keras.utils.set_random_seed(init_seed)
-        student = build_student(spec)  # the seed's initial weights: identical for baseline and every KD run
+        student = build_student(
+            spec, len(self.cfg.data.classes)
+        )  # the seed's initial weights: identical for baseline and every KD run
         label = (
             f"study {spec.name} seed {seed} "
             + (f"{teacher} T={setting.temperature:g} w={setting.kd_weight:g}" if setting else "baseline")

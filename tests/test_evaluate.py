@@ -101,8 +101,8 @@ def test_boost_entry_and_summary() -> None:
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="both signal and background"):
         ev.roc_auc(np.ones(5), np.arange(5.0))
-    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
-        ev.scores_from_logits(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"shape \(N, C\) with C >= 2"):
+        ev.scores_from_logits(np.zeros((3, 1)))
 
 
 def test_physics_plots(tmp_path) -> None:

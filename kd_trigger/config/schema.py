@@ -165,6 +165,19 @@ class Config(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _figure_of_merit_names_a_class(self) -> Config:
+        for key, value in (
+            ("study.select_on", self.study.select_on),
+            ("scan.objective", self.scan.objective),
+        ):
+            _, _, cls = value.partition(":")
+            if cls and cls not in self.data.classes:
+                raise ValueError(
+                    f"{key} {value!r}: class {cls!r} is not in data.classes {list(self.data.classes)}"
+                )
+        return self
+
     def study_view(self) -> dict[str, Any]:
         """The config sections the study depends on: students without their pairing, distill without
         its (T, w), and the study section."""

@@ -55,8 +55,12 @@ class StudyConfig(Section):
     """Student names to study (None: every configured student)."""
     train_fractions: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = (0.1, 0.3)
     """The low-data curve: the chosen setting again on these fractions of the training split."""
-    select_on: Literal["rejection_at_50", "auc"] = "rejection_at_50"
-    """What picks a setting (and a teacher) per student, as the mean KD/baseline ratio on the VALIDATION
+    select_on: Annotated[str, Field(pattern=r"^(rejection_at_50|auc|accuracy|r(30|50):[a-z]+)$")] = (
+        "rejection_at_50"
+    )
+    """``rejection_at_50`` / ``auc`` (two classes, or the last class against the rest), ``accuracy``, or
+    ``r50:<class>`` / ``r30:<class>`` (the rejection of the other classes at 50% / 30% efficiency of a
+    class of ``data.classes``: the figures of merit of N-class data). What picks a setting (and a teacher) per student, as the mean KD/baseline ratio on the VALIDATION
     split: R30 on its ~3k background jets rests on a handful of jets and would pick noise."""
     bootstrap: Annotated[int, Field(ge=10, le=10_000)] = 200
 
@@ -97,8 +101,10 @@ class ScanConfig(Section):
     points: Annotated[int, Field(ge=1)] | None = None
     """random/lhs: how many points; grid: the most points allowed (None: the whole grid)."""
     seed: Annotated[int, Field(ge=0)] = 0
-    objective: Literal["auc", "rejection_at_30", "rejection_at_50"] = "auc"
-    """The physics figure the Pareto fronts and the promotion of the best design use (on the test split)."""
+    objective: Annotated[
+        str, Field(pattern=r"^(auc|rejection_at_30|rejection_at_50|accuracy|r(30|50):[a-z]+)$")
+    ] = "auc"
+    """``accuracy`` or ``r30:<class>`` / ``r50:<class>`` for N-class data (the class's rejection of the others). The physics figure the Pareto fronts and the promotion of the best design use (on the test split)."""
     epochs: Annotated[int, Field(ge=1)] | None = None
     """Training epochs per point (None: distill.epochs)."""
     workers: Annotated[int, Field(ge=1, le=256)] = 2

@@ -16,10 +16,10 @@ from kd_trigger.distill.teachers import predict as predict_teacher
 from kd_trigger.distill.training import predict
 from kd_trigger.evaluate import (
     boost_entry,
+    one_vs_rest,
     paired_rejection_ratio,
     roc_points,
     score_metrics,
-    scores_from_logits,
 )
 from kd_trigger.models.students import output_type, student_inputs
 
@@ -35,7 +35,8 @@ def evaluate_run(
     from kd_trigger.report.physics_plots import plot_boost, plot_rejection  # matplotlib
 
     t0 = time.perf_counter()
-    labels = test.is_signal.astype(np.int64)
+    labels = test.labels.astype(np.int64)
+    class_names = list(cfg.data.classes)
     dcfg = cfg.distill
     seed = cfg.run.seed
     specs = {s.name: s for s in cfg.students}
@@ -43,7 +44,10 @@ def evaluate_run(
     logits: dict[str, np.ndarray] = {f"teacher/{n}": cached_logits(cfg, n, "test") for n in teachers}
     for key, model in students.items():
         logits[key] = predict(model, student_inputs(specs[key.split("/")[0]], test.constituents))
-    models = {key: score_metrics(labels, lg, dcfg.rejection_bootstrap, seed) for key, lg in logits.items()}
+    models = {
+        key: score_metrics(labels, lg, dcfg.rejection_bootstrap, seed, class_names=class_names)
+        for key, lg in logits.items()
+    }
     for m in models.values():
         m["boost"] = []
     for beta in dcfg.boost_betas:
@@ -85,9 +89,7 @@ def evaluate_run(
             },
             "output_type": output_type(spec).hls(),
         }
-    curves = {
-        key: roc_points(labels, scores_from_logits(lg)) for key, lg in logits.items() if key != "teacher"
-    }
+    curves = {key: roc_points(*one_vs_rest(labels, lg)) for key, lg in logits.items() if key != "teacher"}
     plot_rejection(curves, roc_plot, title=f"run {cfg.run.name}, {len(labels)} test jets")
     plot_boost(
         {k: v for k, v in models.items() if k != "teacher"},
@@ -99,7 +101,8 @@ def evaluate_run(
         "run": cfg.run.name,
         "models": models,
         "students": summary,
-        "test": {"n_jets": int(labels.size), "n_background": int(np.sum(labels == 0))},
+        "test": {"n_jets": int(labels.size), "n_background": int(np.sum(labels != len(class_names) - 1))},
+        "class_names": class_names,
         "distill": cfg.distill.model_dump(mode="json"),
         "evaluate_seconds": round(time.perf_counter() - t0, 1),
     }

@@ -56,15 +56,16 @@ def distill_stage(ctx: StageContext) -> StageResult:
     t_start = time.perf_counter()
     data = load_jets(cfg.data_path, cfg)
     train, val, test = (data.select(s) for s in ("train", "val", "test"))
-    subset = train_subset(len(train.is_signal), cfg.distill.train_fraction, cfg.run.seed)
+    subset = train_subset(len(train.labels), cfg.distill.train_fraction, cfg.run.seed)
+    n_classes = len(cfg.data.classes)
     if len(subset) < 2:
         raise ConfigError(
             f"distill.train_fraction = {cfg.distill.train_fraction:g} leaves {len(subset)} training jet(s); raise it"
         )
     train_const = train.constituents[subset]
-    y_train = train.is_signal[subset].astype(np.int32)
-    y_val = val.is_signal.astype(np.int32)
-    log.info("students: %d train, %d val, %d test jets", len(y_train), len(y_val), len(test.is_signal))
+    y_train = train.labels[subset].astype(np.int32)
+    y_val = val.labels.astype(np.int32)
+    log.info("students: %d train, %d val, %d test jets", len(y_train), len(y_val), len(test.labels))
 
     out_dir = ctx.out(layout.students_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -80,14 +81,14 @@ def distill_stage(ctx: StageContext) -> StageResult:
         x_va = student_inputs(spec, val.constituents)
         seed = student_seed(cfg, spec)
         tf.keras.utils.set_random_seed(seed)
-        initial = build_student(spec).get_weights()
+        initial = build_student(spec, n_classes).get_weights()
         records[spec.name] = {}
         files = StudentFiles(out_dir / spec.name)
         files.root.mkdir()
         setting = cfg.distill.model_copy(update={"temperature": temperature, "kd_weight": kd_weight})
         plan = pruning_plan(spec, setting.epochs)  # the same schedule for both variants
         for variant in VARIANTS:
-            student = build_student(spec)
+            student = build_student(spec, n_classes)
             student.set_weights(initial)  # the fair comparison: both variants start from the same weights
             record = train_student(
                 student,
@@ -102,11 +103,11 @@ def distill_stage(ctx: StageContext) -> StageResult:
             save_student(student, files.model(variant))
             # Counted in the file as saved, so the report states what the firmware flows will read.
             sparsity.setdefault(spec.name, {})[variant] = kernel_sparsity(
-                load_student_file(files.model(variant), spec)
+                load_student_file(files.model(variant), spec, n_classes)
             )
             trained[f"{spec.name}/{variant}"] = student
             records[spec.name][variant] = record
-        n_params, bits = weight_bits_needed(spec)
+        n_params, bits = weight_bits_needed(spec, n_classes)
         write_json_atomic(
             files.history,
             finite_or_none(

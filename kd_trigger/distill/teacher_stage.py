@@ -42,14 +42,17 @@ def teacher_stage(ctx: StageContext) -> StageResult:
     data = load_jets(cfg.data_path, cfg)
     parts = {s: data.select(s) for s in SPLITS}
     x = {s: teacher_input_array(spec, parts[s].constituents) for s in SPLITS}
-    y = {s: parts[s].is_signal.astype(np.int32) for s in SPLITS}
+    y = {s: parts[s].labels.astype(np.int32) for s in SPLITS}
+    n_classes = len(cfg.data.classes)
 
     record: dict[str, Any]
     if spec.kind == "path":
-        model = load_teacher_file(teacher_path(cfg, spec), spec)
+        model = load_teacher_file(teacher_path(cfg, spec), spec, n_classes)
         record = {"training_seconds": 0.0, "epochs_run": 0, "best_epoch": 0}
     else:
-        model, record = train_teacher(spec, {"train": x["train"], "val": x["val"]}, y, seed=cfg.run.seed)
+        model, record = train_teacher(
+            spec, {"train": x["train"], "val": x["val"]}, y, seed=cfg.run.seed, n_classes=n_classes
+        )
         write_h5_atomic(files.model, lambda h: model.save(h, save_format="h5", include_optimizer=False))
         write_json_atomic(files.history, finite_or_none(record.get("history", {})))
 

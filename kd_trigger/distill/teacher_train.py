@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.config import TeacherSpec
-from kd_trigger.evaluate import roc_auc, scores_from_logits
+from kd_trigger.evaluate import one_vs_rest, roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _make_callback(spec: TeacherSpec, x_val: np.ndarray, y_val: np.ndarray) -> A
             logs = logs if logs is not None else {}
             train_seconds = time.perf_counter() - self._started
             logits = np.asarray(self.model.predict(x_val, batch_size=PREDICT_BATCH, verbose=0))
-            auc = roc_auc(y_val, scores_from_logits(logits))
+            auc = roc_auc(*one_vs_rest(y_val, logits))
             val_loss = _cross_entropy(y_val, logits)
             val_acc = float(np.mean(np.argmax(logits, axis=1) == y_val))
             # The rate of the last step (keras.backend.get_value also reads a MirroredStrategy variable).
@@ -139,7 +139,7 @@ def _make_callback(spec: TeacherSpec, x_val: np.ndarray, y_val: np.ndarray) -> A
 
 
 def train_teacher(
-    spec: TeacherSpec, x: dict[str, np.ndarray], y: dict[str, np.ndarray], seed: int
+    spec: TeacherSpec, x: dict[str, np.ndarray], y: dict[str, np.ndarray], seed: int, n_classes: int = 2
 ) -> tuple[Any, dict[str, Any]]:
     """Train a fresh teacher of ``spec`` on ``x["train"]``, pick the epoch on ``x["val"]``.
 
@@ -166,7 +166,7 @@ def train_teacher(
     strategy = device_strategy()
     steps_per_epoch = int(np.ceil(len(y_train) / spec.batch_size))
     with strategy.scope():
-        model = build_teacher(spec)
+        model = build_teacher(spec, n_classes=n_classes)
         optimizer = keras.optimizers.AdamW(
             learning_rate=learning_rate_schedule(spec, steps_per_epoch),
             weight_decay=spec.weight_decay,

@@ -16,7 +16,7 @@ import numpy as np
 from kd_trigger.config import Config, TeacherSpec
 from kd_trigger.contracts import TeacherSummary
 from kd_trigger.errors import ModelError
-from kd_trigger.evaluate import accuracy, rejection_at, roc_auc, scores_from_logits
+from kd_trigger.evaluate import accuracy, one_vs_rest, rejection_at, roc_auc
 from kd_trigger.layout import RunLayout
 from kd_trigger.runs import file_problem
 
@@ -44,12 +44,12 @@ def _fmt(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
 
 
-def check_teacher(model: Any, path: Path, spec: TeacherSpec) -> None:
-    """Raise :class:`ModelError` unless ``model`` maps the teacher's input array to (N, 2) logits."""
+def check_teacher(model: Any, path: Path, spec: TeacherSpec, n_classes: int = 2) -> None:
+    """Raise :class:`ModelError` unless ``model`` maps the teacher's input array to (N, n_classes) logits."""
     from kd_trigger.models.teacher import teacher_input_shape  # TensorFlow
 
     expected_in = (None, *teacher_input_shape(spec))
-    expected_out = (None, 2)
+    expected_out = (None, n_classes)
     inputs, outputs = list(model.inputs or []), list(model.outputs or [])
     if len(inputs) != 1 or len(outputs) != 1:
         raise ModelError(
@@ -65,11 +65,11 @@ def check_teacher(model: Any, path: Path, spec: TeacherSpec) -> None:
     if found_out[1:] != expected_out[1:]:
         raise ModelError(
             f"teacher {path}: output shape {_fmt(found_out)} does not match the expected {_fmt(expected_out)} "
-            "(two logits, class 1 = top)"
+            f"({n_classes} logits: one per class of data.classes)"
         )
 
 
-def load_teacher_file(path: Path, spec: TeacherSpec) -> Any:
+def load_teacher_file(path: Path, spec: TeacherSpec, n_classes: int = 2) -> Any:
     """A teacher model from ``path``; ModelError (one line naming the file) when it is missing,
     unreadable as a Keras model, or of the wrong input/output shape."""
     problem = file_problem(path, want="any")
@@ -90,14 +90,14 @@ def load_teacher_file(path: Path, spec: TeacherSpec) -> Any:
     except Exception as err:  # Keras raises OSError, ValueError, TypeError... for unreadable files
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"teacher file {path} is not a readable Keras model: {reason[:200]}") from None
-    check_teacher(model, path, spec)
+    check_teacher(model, path, spec, n_classes)
     return model
 
 
 def load_teacher(cfg: Config, name: str) -> Any:
     """The committed teacher ``name`` of this run as a Keras model."""
     spec = cfg.teacher_spec(name)
-    return load_teacher_file(teacher_path(cfg, spec), spec)
+    return load_teacher_file(teacher_path(cfg, spec), spec, len(cfg.data.classes))
 
 
 def predict(model: Any, x: np.ndarray) -> np.ndarray:
@@ -106,13 +106,14 @@ def predict(model: Any, x: np.ndarray) -> np.ndarray:
 
 
 def teacher_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
-    """accuracy, AUC and background rejection at 30% and 50% signal efficiency on one split."""
-    scores = scores_from_logits(logits)
+    """accuracy, AUC and background rejection at 30% and 50% signal efficiency on one split (with more
+    than two classes: accuracy over all classes, the rest for the last class against the others)."""
+    binary, scores = one_vs_rest(labels, logits)
     return {
         "accuracy": accuracy(labels, logits),
-        "auc": roc_auc(labels, scores),
-        "rejection_at_30": rejection_at(labels, scores, 0.3).rejection,
-        "rejection_at_50": rejection_at(labels, scores, 0.5).rejection,
+        "auc": roc_auc(binary, scores),
+        "rejection_at_30": rejection_at(binary, scores, 0.3).rejection,
+        "rejection_at_50": rejection_at(binary, scores, 0.5).rejection,
     }
 
 

@@ -203,4 +203,4 @@ def load_student(cfg: Config, name: str, variant: str = "kd") -> Any:
     if variant not in VARIANTS:
         raise ModelError(f"student variant must be one of {list(VARIANTS)}, got {variant!r}")
     spec = cfg.student(name)
-    return load_student_file(RunLayout.of(cfg).student_model(name, variant), spec)
+    return load_student_file(RunLayout.of(cfg).student_model(name, variant), spec, len(cfg.data.classes))

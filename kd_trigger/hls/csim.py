@@ -65,10 +65,10 @@ def hls_predict(hls_model: Any, x: np.ndarray, desc: str = "C simulation") -> np
 
 
 def softmax_top(logits: np.ndarray) -> np.ndarray:
-    """Probability of class 1 (top) from two logits."""
+    """Probability of the last class (top of two) from the logits."""
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e[:, 1] / e.sum(axis=1)
+    return e[:, -1] / e.sum(axis=1)
 
 
 def first_divergent_layer(twin: Any, hls_model: Any, x: np.ndarray) -> tuple[str | None, dict[str, Any]]:

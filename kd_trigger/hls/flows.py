@@ -56,8 +56,8 @@ class SimulatedJets:
 def simulated_jets(cfg: Config) -> SimulatedJets:
     """The data stage's test split, cut to the number of jets the firmware is simulated on."""
     test = load_jets(cfg.data_path, cfg).select("test")
-    n = cfg.hls.csim_count(len(test.is_signal))
-    return SimulatedJets(test.constituents[:n], np.asarray(test.is_signal[:n], dtype=np.int8))
+    n = cfg.hls.csim_count(len(test.labels))
+    return SimulatedJets(test.constituents[:n], np.asarray(test.labels[:n], dtype=np.int8))
 
 
 def budget_file(cfg: Config) -> list[Path]:

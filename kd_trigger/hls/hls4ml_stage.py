@@ -37,7 +37,7 @@ def hls4ml_stage(ctx: StageContext) -> StageResult:
     jets = simulated_jets(cfg)
     max_ii = load_budget(cfg.budget).max_ii_cycles  # the default folding of Deep Sets students follows it
     for spec in cfg.students:
-        model = load_student_file(RunLayout.of(cfg).student_model(spec.name), spec)
+        model = load_student_file(RunLayout.of(cfg).student_model(spec.name), spec, len(cfg.data.classes))
         x_raw = student_inputs(spec, jets.constituents)
         k_hls = cfg.ii_cycles_of(spec, HLS4ML, max_ii)
         hls = cfg.hls.model_copy(update={"ii_cycles": k_hls})

@@ -29,6 +29,7 @@ from kd_trigger.runs import file_problem, write_h5_atomic
 log = logging.getLogger(__name__)
 
 N_CLASSES = 2
+"""The default number of logits (top vs QCD); an N-class run passes ``len(cfg.data.classes)``."""
 
 
 def student_input_shape(spec: StudentConfig) -> tuple[int, int]:
@@ -41,27 +42,27 @@ def student_inputs(spec: StudentConfig, constituents: np.ndarray) -> np.ndarray:
     return particle_features(constituents, spec.n_particles, spec.features)
 
 
-def _layer_sizes(spec: StudentConfig) -> list[tuple[int, int]]:
+def _layer_sizes(spec: StudentConfig, n_classes: int = N_CLASSES) -> list[tuple[int, int]]:
     """(fan_in, fan_out) of every weight layer, in order (the order of ``spec.layer_pairs()``)."""
     n_feat = len(spec.features)
     if spec.kind == "mlp":
-        widths = [spec.n_particles * n_feat, *spec.hidden, N_CLASSES]
+        widths = [spec.n_particles * n_feat, *spec.hidden, n_classes]
     else:
-        widths = [n_feat, *spec.hidden, *spec.head, N_CLASSES]
+        widths = [n_feat, *spec.hidden, *spec.head, n_classes]
     return list(zip(widths[:-1], widths[1:], strict=True))
 
 
-def weight_layers(spec: StudentConfig) -> list[tuple[str, int, int]]:
-    """(name, fan_in, fan_out) of every weight layer, in order."""
+def weight_layers(spec: StudentConfig, n_classes: int = N_CLASSES) -> list[tuple[str, int, int]]:
+    """(name, fan_in, fan_out) of every weight layer, in order (``n_classes`` logits out)."""
     names = [w for w, _ in spec.layer_pairs()]
-    return [(n, fi, fo) for n, (fi, fo) in zip(names, _layer_sizes(spec), strict=True)]
+    return [(n, fi, fo) for n, (fi, fo) in zip(names, _layer_sizes(spec, n_classes), strict=True)]
 
 
-def weight_bits_needed(spec: StudentConfig) -> tuple[int, int]:
+def weight_bits_needed(spec: StudentConfig, n_classes: int = N_CLASSES) -> tuple[int, int]:
     """(number of parameters, bits to store them): kernels at their weight_bits, biases at their bias_bits."""
     n_params = 0
     bits = 0
-    for name, fan_in, fan_out in weight_layers(spec):
+    for name, fan_in, fan_out in weight_layers(spec, n_classes):
         q = spec.layer_quant(name)
         n_params += fan_in * fan_out + fan_out
         bits += fan_in * fan_out * q.weight_bits + fan_out * q.bias_bits
@@ -161,8 +162,9 @@ def student_layer_names(spec: StudentConfig) -> list[str]:
     return ["particles", "input_quant", *first, "pool", *rest, "output"]
 
 
-def build_student(spec: StudentConfig) -> Any:
-    """Build the QKeras student ``spec`` describes (weights freshly initialised from the Keras global seed).
+def build_student(spec: StudentConfig, n_classes: int = N_CLASSES) -> Any:
+    """Build the QKeras student ``spec`` describes, ``n_classes`` logits out (weights freshly initialised
+    from the Keras global seed).
 
     Every layer's quantizers take that layer's widths (``spec.layer_quant``: ``quant`` with its
     ``quant.layers`` override, if any).
@@ -194,7 +196,7 @@ def build_student(spec: StudentConfig) -> Any:
         for i, width in enumerate(spec.head):
             x = _qdense(width, spec, f"rho_{i}")(x)
             x = _relu(spec, f"rho_relu_{i}")(x)
-    outputs = _qdense(N_CLASSES, spec, "output")(x)
+    outputs = _qdense(n_classes, spec, "output")(x)
     return tf.keras.Model(inputs, outputs, name=f"student_{spec.name}")
 
 
@@ -246,8 +248,9 @@ class _DropQKerasChatter(logging.Filter):
         return not record.pathname.endswith("safe_eval.py")
 
 
-def load_student_file(path: Path, spec: StudentConfig | None = None) -> Any:
-    """Load a saved student with ``qkeras.utils.load_qmodel``; check its input shape against ``spec``."""
+def load_student_file(path: Path, spec: StudentConfig | None = None, n_classes: int = N_CLASSES) -> Any:
+    """Load a saved student with ``qkeras.utils.load_qmodel``; check its input shape against ``spec`` and
+    its output against ``n_classes`` logits."""
     path = Path(path)
     problem = file_problem(path)
     if problem is not None:
@@ -266,9 +269,9 @@ def load_student_file(path: Path, spec: StudentConfig | None = None) -> Any:
     if spec is not None:
         want = student_input_shape(spec)
         got = tuple(model.input_shape[1:])
-        if got != want or tuple(model.output_shape[1:]) != (N_CLASSES,):
+        if got != want or tuple(model.output_shape[1:]) != (n_classes,):
             raise ModelError(
                 f"{path}: input {got} / output {tuple(model.output_shape[1:])} do not match student "
-                f"'{spec.name}' ({want} -> ({N_CLASSES},)); rerun `make distill ... FORCE=1`"
+                f"'{spec.name}' ({want} -> ({n_classes},): one logit per class); rerun `make distill ... FORCE=1`"
             )
     return model

@@ -394,7 +394,7 @@ def teacher_input_array(spec: TeacherSpec, constituents: np.ndarray) -> np.ndarr
     return teacher_inputs(constituents, spec.n_particles)
 
 
-def _build_lorentznet(spec: TeacherSpec, dtype: str) -> keras.Model:
+def _build_lorentznet(spec: TeacherSpec, dtype: str, n_classes: int) -> keras.Model:
     p4 = keras.Input(shape=(spec.n_particles, P4_COMPONENTS), name="p4", dtype=dtype)
     h, mask = InvariantEmbedding(spec.hidden, name="invariants", dtype=dtype)(p4)
     extra = []
@@ -415,12 +415,12 @@ def _build_lorentznet(spec: TeacherSpec, dtype: str) -> keras.Model:
     z = keras.layers.Dense(spec.hidden, activation="relu", name="head", dtype=dtype)(pooled)
     if spec.dropout > 0:
         z = keras.layers.Dropout(spec.dropout, name="head_dropout", dtype=dtype)(z)
-    logits = keras.layers.Dense(N_CLASSES, name="logits", dtype=dtype)(z)
+    logits = keras.layers.Dense(n_classes, name="logits", dtype=dtype)(z)
     name = "lorentznet_teacher" if spec.neighbours is None else "sparse_lorentznet_teacher"
     return keras.Model(p4, logits, name=name)
 
 
-def _build_particle_flow(spec: TeacherSpec, dtype: str) -> keras.Model:
+def _build_particle_flow(spec: TeacherSpec, dtype: str, n_classes: int) -> keras.Model:
     features = keras.Input(shape=teacher_input_shape(spec), name="features", dtype=dtype)
     mask = FeatureMask(name="mask", dtype=dtype)(features)
     z = features
@@ -438,19 +438,20 @@ def _build_particle_flow(spec: TeacherSpec, dtype: str) -> keras.Model:
         z = keras.layers.Dense(width, activation="relu", name=f"head_{i}", dtype=dtype)(z)
         if spec.dropout > 0:
             z = keras.layers.Dropout(spec.dropout, name=f"head_dropout_{i}", dtype=dtype)(z)
-    logits = keras.layers.Dense(N_CLASSES, name="logits", dtype=dtype)(z)
+    logits = keras.layers.Dense(n_classes, name="logits", dtype=dtype)(z)
     return keras.Model(features, logits, name="particle_flow_teacher")
 
 
-def build_teacher(spec: TeacherSpec, dtype: str = "float32") -> keras.Model:
-    """The teacher of ``spec``: input as :func:`teacher_input_array` gives it, output 2 logits (1 = top).
+def build_teacher(spec: TeacherSpec, dtype: str = "float32", n_classes: int = N_CLASSES) -> keras.Model:
+    """The teacher of ``spec``: input as :func:`teacher_input_array` gives it, output ``n_classes`` logits
+    (label order; two classes: 1 = top).
 
     ``lorentznet``: dense or sparse LorentzNet; ``particle_flow``: Particle-Flow network; ``path``: the
     saved model, loaded (its own dtype). ``dtype="float64"`` builds the same network in double
     precision (the symmetry tests; weights copy between the two with ``set_weights``).
     """
     if spec.kind == "lorentznet":
-        return _build_lorentznet(spec, dtype)
+        return _build_lorentznet(spec, dtype, n_classes)
     if spec.kind == "particle_flow":
-        return _build_particle_flow(spec, dtype)
+        return _build_particle_flow(spec, dtype, n_classes)
     return keras.models.load_model(spec.path, custom_objects=CUSTOM_OBJECTS, compile=False)

@@ -27,6 +27,7 @@ from kd_trigger.fpga.figures import DesignFigures, design_figures
 from kd_trigger.layout import ScanFiles
 from kd_trigger.report import fpga_plots
 from kd_trigger.report.calibration import calibration_blocks as calibration_blocks  # re-exported
+from kd_trigger.report.classes import class_blocks
 from kd_trigger.report.format import (
     NA,
     fmt_fixed,
@@ -89,7 +90,8 @@ def physics_blocks(name: str, metrics: Metrics) -> list[Block]:
         "at ε_S = 50% (68% interval of a paired bootstrap over the test jets; one seed: see the study for "
         "several)."
     )
-    return [Heading(3, "Physics: teacher vs baseline vs distilled"), Table(header, rows), Paragraph(text)]
+    heading = Heading(3, "Physics: teacher vs baseline vs distilled")
+    return [heading, Table(header, rows), Paragraph(text), *class_blocks(name, metrics)]
 
 
 # -- exactness ------------------------------------------------------------------------------------
@@ -459,6 +461,9 @@ def roc_blocks(student: StudentInputs, plot_dir: Path, plot_rel: str) -> list[Bl
     try:
         with np.load(student.csim_npz) as data:
             y_true, p_hls, p_q = (np.asarray(data[k]) for k in ("y_true", "p_hls", "p_qkeras"))
+            # N classes: the curve of the last class (p_* are its probabilities) against the rest
+            n_classes = np.asarray(data["logits_hls"]).shape[1] if "logits_hls" in data.files else 2
+            y_true = y_true == n_classes - 1
     except (OSError, KeyError, ValueError) as err:
         log.warning("cannot read %s: %s", student.csim_npz, err)
         return [

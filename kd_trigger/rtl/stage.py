@@ -29,7 +29,7 @@ def rtl_stage(ctx: StageContext) -> StageResult:
     jets = simulated_jets(cfg)
     max_ii = load_budget(cfg.budget).max_ii_cycles  # the default folding of Deep Sets students follows it
     for spec in cfg.students:
-        model = load_student_file(RunLayout.of(cfg).student_model(spec.name), spec)
+        model = load_student_file(RunLayout.of(cfg).student_model(spec.name), spec, len(cfg.data.classes))
         x_raw = student_inputs(spec, jets.constituents)
         k_rtl = cfg.ii_cycles_of(spec, RTL, max_ii)
         log.info("student %s: the open-source RTL flow (da4ml, Verilator, Yosys) at II %d", spec.name, k_rtl)
