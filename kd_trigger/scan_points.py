@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from kd_trigger.config import Config, ScanAxes, StudentConfig, fold_ii_cycles, parse_config
 from kd_trigger.contracts import finite_or_none
@@ -38,7 +39,10 @@ POINT_CODE = (__name__,)
 """The modules whose code (with their imports: training, firmware build, metrics) a point's key covers."""
 
 QUANT_AXES = ("weight_bits", "activation_bits", "input_bits")
-STUDENT_AXES = ("hidden", "head", "n_particles")
+STUDENT_AXES = ("hidden", "head", "n_particles", "sparsity", "ii_cycles")
+LEVER_KINDS = {"ii_cycles": ("deepsets",), "head": ("deepsets",)}
+"""Axes only some student kinds have: folding (one phi network shared by the particles) and the pooled
+head (rho) are Deep Sets parts; an MLP has neither."""
 
 
 # -- planning (pure) ------------------------------------------------------------------------------
@@ -63,7 +67,13 @@ def apply_axes(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
             spec["quant"][name] = values[name]
     for name in STUDENT_AXES:
         if name in values:
-            spec[name] = list(values[name])
+            value = values[name]
+            spec[name] = list(value) if isinstance(value, tuple | list) else value
+    if "late_weight_bits" in values:
+        # every weight layer after the first: the first one keeps the student's weight_bits
+        layers = spec["quant"].setdefault("layers", {})
+        for weight_layer, _ in base.model_copy(update=_shape(spec)).layer_pairs()[1:]:
+            layers[weight_layer] = {**layers.get(weight_layer, {}), "weight_bits": values["late_weight_bits"]}
     parts = [f"{_SHORT[k]}{axis_text(v)}" for k, v in values.items() if k in _SHORT]
     name = "-".join([base.name, *parts])
     # Student names are at most 48 characters: a long list of axes falls back to a digest.
@@ -71,19 +81,30 @@ def apply_axes(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def _shape(spec: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``spec`` that decide a student's layer names."""
+    return {k: tuple(spec[k]) for k in ("hidden", "head")}
+
+
 _SHORT = {
     "weight_bits": "w",
+    "late_weight_bits": "l",
     "activation_bits": "a",
     "input_bits": "i",
     "hidden": "h",
     "head": "r",
     "n_particles": "n",
+    "sparsity": "s",
+    "ii_cycles": "k",
 }
 
 
 def axis_text(value: Any) -> str:
-    """An axis value as text: a tuple of widths as ``32x16``."""
-    return "x".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+    """An axis value as text: a tuple of widths as ``32x16``, a fraction 0.75 as ``0p75`` (a student name
+    takes no dots)."""
+    if isinstance(value, tuple | list):
+        return "x".join(map(str, value))
+    return f"{value:g}".replace(".", "p") if isinstance(value, float) else str(value)
 
 
 def _levels(axes: ScanAxes) -> dict[str, list[Any]]:
@@ -118,21 +139,53 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
         if base is None:
             raise ConfigError(f"scan.axes.{kind}: no configured student of kind {kind!r}")
         levels = _levels(axes)
+        _check_levers(kind, levels)
         grid = [dict(zip(levels, combo, strict=True)) for combo in itertools.product(*levels.values())]
+        if scfg.mode != "grid" and scfg.points is not None and scfg.points > len(grid):
+            raise ConfigError(
+                f"scan.points: {scfg.mode} sampling asks {scfg.points} points, but the grid of scan.axes.{kind} "
+                f"holds {len(grid)}; ask at most {len(grid)} or use mode grid"
+            )
         if scfg.mode == "grid":
             chosen = grid if scfg.points is None else grid[: scfg.points]
         elif scfg.mode == "random":
-            n = min(scfg.points or len(grid), len(grid))
+            n = scfg.points or len(grid)
             chosen = [grid[i] for i in sorted(rng.choice(len(grid), size=n, replace=False))]
         else:
             chosen = _lhs(levels, scfg.points or len(grid), rng)
         for values in chosen:
             spec = apply_axes(base, values)
+            _check_spec(kind, values, spec)
             reuse = int(values.get("reuse_factor", cfg.hls.reuse_factor))
             flow = str(values.get("flow", cfg.hls.flows[0]))
             key = _point_key(cfg, base, spec, reuse, flow, upstream or {}, code)
             points.setdefault(key, PointSpec(key, base.name, kind, dict(values), spec, reuse, flow))
     return list(points.values())
+
+
+def _check_levers(kind: str, levels: dict[str, list[Any]]) -> None:
+    """Refuse an axis the student kind does not have (folding on an MLP), naming its key."""
+    for name in levels:
+        kinds = LEVER_KINDS.get(name)
+        if kinds is not None and kind not in kinds:
+            raise ConfigError(
+                f"scan.axes.{kind}.{name}: a {kind} student has no {name} lever (only {', '.join(kinds)}); "
+                "drop the axis"
+            )
+
+
+def _check_spec(kind: str, values: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Every planned student must be valid (e.g. ii_cycles <= n_particles) before any point trains."""
+    try:
+        StudentConfig.model_validate(spec)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "student"
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        axes = ", ".join(f"{k}={axis_text(v)}" for k, v in values.items())
+        raise ConfigError(
+            f"scan.axes.{kind}: the point {axes} makes an invalid student ({where}: {msg})"
+        ) from None
 
 
 def _point_key(

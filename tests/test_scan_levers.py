@@ -1,0 +1,150 @@
+"""The scan over the cost levers (issue 21): the lever axes applied to the planned students, the bad
+axes refused at planning (exit 2, one line naming the key), and the KD saving read off two fronts."""
+
+from __future__ import annotations
+
+import pytest
+
+from kd_trigger.cli import main
+from kd_trigger.config import parse_config
+from kd_trigger.errors import ConfigError
+from kd_trigger.scan_fronts import best_objective_at, front, gains_over_seeds, kd_gains, least_lut_for
+from kd_trigger.scan_points import plan_points
+
+
+def test_lever_axes_set_the_planned_students() -> None:
+    axes = {"deepsets": {"late_weight_bits": [4], "sparsity": [0.0, 0.75], "ii_cycles": [2, 4]}}
+    points = plan_points(parse_config({"scan": {"axes": axes}}))
+    assert [p.spec["name"] for p in points] == [
+        "deepsets-l4-s0-k2",
+        "deepsets-l4-s0-k4",
+        "deepsets-l4-s0p75-k2",
+        "deepsets-l4-s0p75-k4",
+    ]
+    assert [(p.spec["sparsity"], p.spec["ii_cycles"]) for p in points] == [
+        (0.0, 2),
+        (0.0, 4),
+        (0.75, 2),
+        (0.75, 4),
+    ]
+    # late_weight_bits: every weight layer after the first, the first keeps the student's weight_bits
+    spec = points[0].spec
+    assert spec["quant"]["weight_bits"] == 8
+    assert spec["quant"]["layers"] == {
+        "phi_1": {"weight_bits": 4},
+        "rho_0": {"weight_bits": 4},
+        "output": {"weight_bits": 4},
+    }
+    assert len({p.key for p in points}) == 4
+    # widths and the flow on an MLP: late layers follow the scanned hidden widths
+    mlp = {"mlp": {"hidden": [[16], [16, 8]], "late_weight_bits": [3], "flow": ["rtl"]}}
+    planned = plan_points(parse_config({"scan": {"axes": mlp}}))
+    assert [sorted(p.spec["quant"]["layers"]) for p in planned] == [["output"], ["dense_1", "output"]]
+    assert [p.flow for p in planned] == ["rtl", "rtl"]
+
+
+def test_lhs_over_lever_axes_uses_every_level() -> None:
+    axes = {
+        "deepsets": {"sparsity": [0.0, 0.5, 0.75], "ii_cycles": [1, 2, 4], "flow": ["hls4ml", "rtl", "rtl"]}
+    }
+    raw = {"scan": {"axes": axes, "mode": "lhs", "points": 3, "seed": 2}}
+    points = plan_points(parse_config(raw))
+    assert sorted(p.spec["sparsity"] for p in points) == [0.0, 0.5, 0.75]
+    assert sorted(p.spec["ii_cycles"] for p in points) == [1, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("scan", "message"),
+    [
+        (
+            {"axes": {"mlp": {"ii_cycles": [2]}}},
+            "scan.axes.mlp.ii_cycles: a mlp student has no ii_cycles lever (only deepsets); drop the axis",
+        ),
+        (
+            {"axes": {"mlp": {"head": [[8]]}}},
+            "scan.axes.mlp.head: a mlp student has no head lever (only deepsets); drop the axis",
+        ),
+        (
+            {"axes": {"mlp": {"weight_bits": [4, 8]}}, "mode": "random", "points": 3},
+            "scan.points: random sampling asks 3 points, but the grid of scan.axes.mlp holds 2; ask at most 2 "
+            "or use mode grid",
+        ),
+        (
+            {"axes": {"mlp": {"weight_bits": [4, 8]}}, "mode": "lhs", "points": 5},
+            "scan.points: lhs sampling asks 5 points, but the grid of scan.axes.mlp holds 2; ask at most 2 "
+            "or use mode grid",
+        ),
+        (
+            {"axes": {"deepsets": {"ii_cycles": [64]}}},
+            "scan.axes.deepsets: the point ii_cycles=64 makes an invalid student (ii_cycles: ii_cycles 64 is "
+            "above n_particles (16): at most one particle per cycle)",
+        ),
+    ],
+)
+def test_bad_scan_axes_are_refused_at_planning(scan, message) -> None:
+    with pytest.raises(ConfigError) as err:
+        plan_points(parse_config({"scan": scan}))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("axes", "fragment"),
+    [
+        ({"mlp": {"ii_cycles": [2]}}, "scan.axes.mlp.ii_cycles: a mlp student has no ii_cycles lever"),
+        ({"mlp": {"sparsity": []}}, "'scan.axes.mlp.sparsity'"),
+        ({"deepsets": {"late_weight_bits": []}}, "'scan.axes.deepsets.late_weight_bits'"),
+    ],
+)
+def test_bad_scan_axes_exit_2_with_one_line(tmp_path, capsys, axes, fragment) -> None:
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"run": {"name": "bad"}, "scan": {"axes": axes}}))
+    assert main(["scan", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0] and err[0].startswith("kd-trigger scan: error:")
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_front_and_its_stepwise_readings() -> None:
+    points = [(100, 10.0), (200, 30.0), (150, 5.0), (300, 25.0), (400, 40.0), (float("nan"), 99.0)]
+    steps = front(points)
+    assert steps == [(100.0, 10.0), (200.0, 30.0), (400.0, 40.0)]
+    assert best_objective_at(steps, 99) is None
+    assert best_objective_at(steps, 250) == 30.0
+    assert least_lut_for(steps, 30.0) == 200.0
+    assert least_lut_for(steps, 31.0) == 400.0
+    assert least_lut_for(steps, 41.0) is None
+
+
+def test_kd_gains_at_equal_objective_and_equal_lut() -> None:
+    baseline = [(100, 10.0), (200, 20.0), (400, 30.0)]
+    kd = [(50, 10.0), (100, 20.0), (300, 35.0)]
+    gains = kd_gains(kd, baseline)
+    assert gains["interpolation"] == "stepwise"
+    # at R 10 / 20 / 30: KD needs 50 / 100 / 300 LUT against 100 / 200 / 400
+    assert [r["kd_lut"] for r in gains["levels"]] == [50.0, 100.0, 300.0]
+    assert [r["lut_ratio"] for r in gains["levels"]] == [0.5, 0.5, 0.75]
+    assert gains["lut_ratio"] == 0.5 and gains["lut_saving"] == 0.5
+    # within 100 / 200 / 400 LUT: KD reaches 20 / 20 / 35 against 10 / 20 / 30
+    assert [r["objective_ratio"] for r in gains["levels"]] == [2.0, 1.0, 35.0 / 30.0]
+    assert gains["objective_ratio"] == 35.0 / 30.0
+    # a level KD does not reach gives no reading
+    short = kd_gains([(300, 15.0)], baseline)
+    assert [r["lut_ratio"] for r in short["levels"]] == [3.0, None, None]
+    assert [r["objective_ratio"] for r in short["levels"]] == [None, None, 0.5]
+    assert (short["n_lut_readings"], short["n_objective_readings"]) == (1, 1)
+    assert kd_gains([], baseline)["lut_saving"] is None
+
+
+def test_gains_over_seeds_give_median_and_spread() -> None:
+    baseline = [(100, 10.0), (200, 20.0)]
+    per_seed = [
+        ([(50, 10.0), (100, 20.0)], baseline),  # lut ratios 0.5, 0.5 -> saving 0.5; objective 2.0, 1.0 -> 1.5
+        ([(100, 10.0), (200, 20.0)], baseline),  # equal fronts: saving 0, ratio 1
+        ([(75, 10.0), (150, 20.0)], baseline),  # 0.75, 0.75 -> saving 0.25; objective 1.0, 1.0 -> 1
+    ]
+    out = gains_over_seeds(per_seed)
+    assert out["seeds"] == 3
+    assert out["lut_saving"] == {"median": 0.25, "lo": 0.0, "hi": 0.5, "n": 3}
+    assert out["objective_ratio"] == {"median": 1.0, "lo": 1.0, "hi": 1.5, "n": 3}
