@@ -547,28 +547,36 @@ class Study(Contract):
 
 
 # -- scan/scan.json -------------------------------------------------------------------------------
-class ScanPoint(Contract):
-    """One design of the scan: its axes, physics, figures (each with its source), exactness, budget."""
+class ScanCopy(Contract):
+    """One trained copy of a scan design, built, gated, measured: the KD copy is the :class:`ScanPoint`
+    itself, the label-only copy (same design, initial weights and batches) its ``baseline``."""
+
+    physics: dict[str, float | None] = Field(default_factory=dict)
+    figures: dict[str, float | int | None] = Field(default_factory=dict)
+    sources: dict[str, str | None] = Field(default_factory=dict)
+    exact: bool = False
+    exactness: dict[str, Any] = Field(default_factory=dict)
+    budget_pass: bool = False
+    budget: BudgetBlock | None = None
+    pareto_lut: bool = False
+    """On a front of objective up, LUT down: the KD copies' over all points, a baseline's over its kind's."""
+    error: str | None = None
+    """Why the copy has no figures (a refused model): it is kept, never dropped."""
+
+
+class ScanPoint(ScanCopy):
+    """One design of the scan: its axes and its KD copy's physics, figures (each with its source), budget."""
 
     key: str
     student: str
     kind: str
     axes: dict[str, Any]
-    physics: dict[str, float | None]
-    figures: dict[str, float | int | None]
-    sources: dict[str, str | None]
-    exact: bool
-    exactness: dict[str, Any]
-    budget_pass: bool
-    budget: BudgetBlock | None = None
     pareto: bool = False
     """On the front of (physics up, LUT down, latency down) jointly."""
-    pareto_lut: bool = False
     pareto_latency: bool = False
-    error: str | None = None
-    """Why the point has no figures (a refused model): it is kept, never dropped."""
     seconds: float = 0.0
     project: str | None = None
+    baseline: ScanCopy | None = None  # None in a scan.json written before issue 21
 
 
 class Scan(Contract):
@@ -584,3 +592,5 @@ class Scan(Contract):
     workers: int
     scheduler: str | None
     seconds: float
+    fronts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per student kind: ``kd`` and ``baseline`` fronts ([{key, lut, objective}] by LUT), ``gains``."""

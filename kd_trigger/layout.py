@@ -58,6 +58,7 @@ SCAN_MD = "scan.md"
 SCAN_CACHE_DIR = "scan-cache"
 POINT_FILE = "point.json"
 POINT_PROJECT_DIR = "project"
+POINT_BASELINE_DIR = "baseline"
 PARETO_LUT_PLOT = "pareto_lut.png"
 PARETO_LATENCY_PLOT = "pareto_latency.png"
 
@@ -387,6 +388,11 @@ class RunLayout:
 def point_file(point_dir: Path) -> Path:
     """A scan point's result (``scan-cache/<key>/point.json``)."""
     return Path(point_dir) / POINT_FILE
+
+
+def point_baseline(point_dir: Path) -> Path:
+    """A scan point's baseline copy (``scan-cache/<key>/baseline``, its firmware in ``baseline/project``)."""
+    return Path(point_dir) / POINT_BASELINE_DIR
 
 
 def point_project(point_dir: Path) -> Path:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kd_trigger.config import Config
-from kd_trigger.contracts import HlsReport, Scan, ScanPoint
+from kd_trigger.contracts import BudgetBlock, HlsReport, Scan, ScanCopy, ScanPoint, finite_or_none
 from kd_trigger.errors import EXIT_BUDGET, EXIT_OK
 from kd_trigger.fpga.budget import check_budget, load_budget
 from kd_trigger.fpga.figures import DesignFigures
@@ -34,6 +34,7 @@ from kd_trigger.layout import ProjectLayout, RunLayout, ScanFiles
 from kd_trigger.report.markdown import scan_markdown
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.scan_cluster import run_points
+from kd_trigger.scan_fronts import front_rows, kd_gains
 from kd_trigger.scan_points import plan_points
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 from kd_trigger.stats import choose_best, mark_fronts
@@ -56,13 +57,20 @@ def scan_stage(ctx: StageContext) -> StageResult:
     objective = cfg.scan.objective
     scan_points: list[ScanPoint] = []
     for result in results:
-        budget = None
-        if result.get("figures"):
-            design = DesignFigures(result.get("flow", "hls4ml"))
-            for name, value in result["figures"].items():
-                if value is not None:
-                    design.add(result["sources"][name], **{name: value})
-            budget = check_budget(design, profile).to_block()
+        flow = result.get("flow", "hls4ml")
+        budget = _budget(result, flow, profile)
+        baseline = None
+        if result.get("baseline") is not None:
+            copy = result["baseline"]
+            block = _budget(copy, flow, profile)
+            baseline = ScanCopy.model_validate(
+                {
+                    **copy,
+                    "exact": bool(copy.get("exact")),
+                    "budget_pass": bool(block and block.passed),
+                    "budget": block,
+                }
+            )
         scan_points.append(
             ScanPoint.model_validate(
                 {
@@ -85,10 +93,12 @@ def scan_stage(ctx: StageContext) -> StageResult:
                     "exactness": result.get("exactness") or {},
                     "budget_pass": bool(budget and budget.passed),
                     "budget": budget,
+                    "baseline": baseline,
                 }
             )
         )
     mark_fronts(scan_points, objective)
+    fronts = kd_fronts(scan_points, objective)
     best, nearest = choose_best(scan_points, objective)
     scan = Scan(
         run=cfg.run.name,
@@ -100,6 +110,7 @@ def scan_stage(ctx: StageContext) -> StageResult:
         workers=cfg.scan.workers,
         scheduler=cfg.scan.scheduler,
         seconds=round(time.perf_counter() - t0, 1),
+        fronts=fronts,
     )
     out = ScanFiles(ctx.out(layout.scan_dir))
     out.root.mkdir(parents=True, exist_ok=True)
@@ -127,6 +138,54 @@ def scan_stage(ctx: StageContext) -> StageResult:
     return StageResult(
         exit_status=EXIT_BUDGET, extra={"best": None, "points": len(scan_points), "nearest_miss": nearest}
     )
+
+
+def _budget(result: dict[str, Any], flow: str, profile: Any) -> BudgetBlock | None:
+    """The budget verdict of one built copy's figures (None when it has none)."""
+    if not result.get("figures"):
+        return None
+    design = DesignFigures(flow)
+    for name, value in result["figures"].items():
+        if value is not None:
+            design.add(result["sources"][name], **{name: value})
+    return check_budget(design, profile).to_block()
+
+
+def kd_fronts(points: list[ScanPoint], objective: str) -> dict[str, dict[str, Any]]:
+    """Per student kind, the KD front (the points' own figures) and the baseline front (their baseline
+    copies), ``objective`` up and LUT down over exact, error-free copies, and what KD buys on them
+    (:func:`kd_trigger.scan_fronts.kd_gains`). Sets ``baseline.pareto_lut`` on the baseline copies."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in sorted({p.kind for p in points}):
+        mine = [p for p in points if p.kind == kind]
+        kd_rows = _rows([(p.key, p) for p in mine if p.error is None and p.exact], objective)
+        base_rows = _rows(
+            [
+                (p.key, p.baseline)
+                for p in mine
+                if p.baseline is not None and p.baseline.error is None and p.baseline.exact
+            ],
+            objective,
+        )
+        kd_front, base_front = front_rows(kd_rows), front_rows(base_rows)
+        on_front = {row["key"] for row in base_front}
+        for p in mine:
+            if p.baseline is not None:
+                p.baseline.pareto_lut = p.key in on_front
+        gains = kd_gains(
+            [(r["lut"], r["objective"]) for r in kd_rows], [(r["lut"], r["objective"]) for r in base_rows]
+        )
+        out[kind] = {"kd": kd_front, "baseline": base_front, "gains": finite_or_none(gains)}
+    return out
+
+
+def _rows(copies: list[tuple[str, Any]], objective: str) -> list[dict[str, Any]]:
+    rows = []
+    for key, copy in copies:
+        lut, value = copy.figures.get("lut"), copy.physics.get(objective)
+        if lut is not None and value is not None:
+            rows.append({"key": key, "lut": float(lut), "objective": float(value)})
+    return rows
 
 
 # -- the stage declaration ------------------------------------------------------------------------

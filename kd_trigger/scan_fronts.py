@@ -36,6 +36,16 @@ def front(points: Sequence[Point]) -> list[Point]:
     return steps
 
 
+def front_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows ({key, lut, objective}) on the :func:`front` of their (lut, objective), sorted by LUT;
+    of equal designs the first row is kept."""
+    steps = front([(r["lut"], r["objective"]) for r in rows])
+    chosen = []
+    for lut, obj in steps:
+        chosen.append(next(r for r in rows if (float(r["lut"]), float(r["objective"])) == (lut, obj)))
+    return chosen
+
+
 def best_objective_at(steps: Sequence[Point], lut: float) -> float | None:
     """The best objective of a front point with at most ``lut`` LUT (stepwise); None when none is that cheap."""
     fitting = [obj for point_lut, obj in steps if point_lut <= lut]

@@ -23,14 +23,14 @@ from kd_trigger.contracts import finite_or_none
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
-from kd_trigger.distill.training import predict, student_seed, train_student
+from kd_trigger.distill.training import VARIANTS, predict, student_seed, train_student
 from kd_trigger.errors import ConfigError, KdTriggerError
 from kd_trigger.evaluate import score_metrics
 from kd_trigger.fingerprint import code_digest
 from kd_trigger.fpga.budget import load_budget
 from kd_trigger.fpga.figures import DesignFigures, hls4ml_figures, rtl_block_figures
 from kd_trigger.hls.build import convert_and_simulate
-from kd_trigger.layout import ProjectLayout, point_file, point_project
+from kd_trigger.layout import ProjectLayout, point_baseline, point_file, point_project
 from kd_trigger.models.students import build_student, check_student, student_inputs
 from kd_trigger.rtl.student import rtl_design, rtl_inputs
 from kd_trigger.runs import remove_path, tmp_name, write_json_atomic
@@ -270,27 +270,55 @@ def evaluate_point(task: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(result_path.read_text()))
 
 
+PHYSICS_KEYS = (
+    "accuracy",
+    "auc",
+    "auc_err",
+    "rejection_at_30",
+    "rejection_at_30_err",
+    "rejection_at_50",
+    "rejection_at_50_err",
+)
+FIGURE_KEYS = ("lut", "ff", "dsp", "bram_18k", "uram", "latency_ns", "latency_cycles", "ii_cycles")
+
+
 def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
+    """The distilled copy's figures (the point's own keys) and the baseline copy's (``baseline``), each
+    built, gated and measured in the point's flow; a baseline that cannot be built keeps its error."""
     spec = StudentConfig.model_validate(point.spec)
     check_student(spec)
-    model, physics, x_test, labels = _train_point(cfg, point, spec)
+    copies, x_test, labels = _train_point(cfg, point, spec)
+    model, physics = copies["kd"]
+    result = _measure(cfg, point, spec, model, physics, x_test, labels, out)
+    base_model, base_physics = copies["baseline"]
+    base_dir = point_baseline(out)
+    base_dir.mkdir(exist_ok=True)
+    try:
+        baseline = _measure(cfg, point, spec, base_model, base_physics, x_test, labels, base_dir)
+    except KdTriggerError as err:
+        baseline = {"physics": {k: base_physics.get(k) for k in PHYSICS_KEYS}, "error": str(err)}
+    baseline.pop("flow", None)
+    result["baseline"] = baseline
+    return result
+
+
+def _measure(
+    cfg: Config,
+    point: PointSpec,
+    spec: StudentConfig,
+    model: Any,
+    physics: dict[str, Any],
+    x_test: np.ndarray,
+    labels: np.ndarray,
+    out: Path,
+) -> dict[str, Any]:
+    """One trained copy's firmware built into ``out``, gated and measured, with its physics."""
     design, exact, exactness = _firmware_point(cfg, point, spec, model, x_test, labels, out)
     figures, sources = {}, {}
-    for name in ("lut", "ff", "dsp", "bram_18k", "uram", "latency_ns", "latency_cycles", "ii_cycles"):
+    for name in FIGURE_KEYS:
         figures[name], sources[name] = design.best(name)
     return {
-        "physics": {
-            k: physics.get(k)
-            for k in (
-                "accuracy",
-                "auc",
-                "auc_err",
-                "rejection_at_30",
-                "rejection_at_30_err",
-                "rejection_at_50",
-                "rejection_at_50_err",
-            )
-        },
+        "physics": {k: physics.get(k) for k in PHYSICS_KEYS},
         "figures": figures,
         "sources": sources,
         "exact": exact,
@@ -301,8 +329,9 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
 
 def _train_point(
     cfg: Config, point: PointSpec, spec: StudentConfig
-) -> tuple[Any, dict[str, Any], np.ndarray, np.ndarray]:
-    """(the KD-trained model, its physics on the test split, its test inputs, the test labels)."""
+) -> tuple[dict[str, tuple[Any, dict[str, Any]]], np.ndarray, np.ndarray]:
+    """({variant: (trained model, its physics on the test split)} for the label-only baseline and the
+    distilled copy, both from the same initial weights and batches; the test inputs; the test labels)."""
     import tensorflow as tf
 
     base = cfg.student(point.student)
@@ -319,29 +348,36 @@ def _train_point(
     )
     seed = student_seed(cfg, base)
     tf.keras.utils.set_random_seed(seed)
-    model = build_student(spec)
-    train_student(
-        model,
-        dcfg,
-        "kd",
-        (
-            student_inputs(spec, train.constituents),
-            train.is_signal.astype(np.int32),
-            cached_logits(cfg, teacher.name, "train"),
-        ),
-        (
-            student_inputs(spec, val.constituents),
-            val.is_signal.astype(np.int32),
-            cached_logits(cfg, teacher.name, "val"),
-        ),
-        seed=seed,
-        label=f"scan {spec.name} reuse {point.reuse_factor}",
-        pruning=pruning_plan(spec, dcfg.epochs),
+    initial = build_student(spec).get_weights()
+    fit = (
+        student_inputs(spec, train.constituents),
+        train.is_signal.astype(np.int32),
+        cached_logits(cfg, teacher.name, "train"),
+    )
+    check = (
+        student_inputs(spec, val.constituents),
+        val.is_signal.astype(np.int32),
+        cached_logits(cfg, teacher.name, "val"),
     )
     x_test = student_inputs(spec, test.constituents)
     labels = test.is_signal.astype(np.int64)
-    physics = score_metrics(labels, predict(model, x_test), cfg.distill.rejection_bootstrap, cfg.run.seed)
-    return model, physics, x_test, labels
+    copies = {}
+    for variant in VARIANTS:
+        model = build_student(spec)
+        model.set_weights(initial)  # the fair comparison: both copies start from the same weights
+        train_student(
+            model,
+            dcfg,
+            variant,
+            fit,
+            check,
+            seed=seed,
+            label=f"scan {spec.name} reuse {point.reuse_factor} {variant}",
+            pruning=pruning_plan(spec, dcfg.epochs),
+        )
+        physics = score_metrics(labels, predict(model, x_test), cfg.distill.rejection_bootstrap, cfg.run.seed)
+        copies[variant] = (model, physics)
+    return copies, x_test, labels
 
 
 def _firmware_point(

@@ -325,7 +325,7 @@ def test_an_rtl_point_builds_only_the_rtl_flow(tmp_path, monkeypatch) -> None:
     import kd_trigger.scan_points as sp
     from kd_trigger.contracts import Da4mlEstimateBlock, RtlBlock, RtlSimBlock, YosysBlock
     from kd_trigger.errors import ModelError
-    from kd_trigger.layout import ProjectLayout, point_project
+    from kd_trigger.layout import ProjectLayout, point_baseline, point_project
 
     raw = {"scan": {"axes": {"mlp": {"weight_bits": [4], "flow": ["hls4ml", "rtl"]}}}}
     cfg = parse_config({**raw, "budget": {"profiles": str(REPO / "configs" / "budget.yaml")}})
@@ -350,16 +350,26 @@ def test_an_rtl_point_builds_only_the_rtl_flow(tmp_path, monkeypatch) -> None:
         raise ModelError("converted")
 
     x = np.zeros((3, 4))
-    monkeypatch.setattr(sp, "_train_point", lambda cfg, point, spec: (None, {"auc": 0.9}, x, np.zeros(3)))
+    copies = {"baseline": (None, {"auc": 0.8}), "kd": (None, {"auc": 0.9})}
+    monkeypatch.setattr(sp, "_train_point", lambda cfg, point, spec: (copies, x, np.zeros(3)))
     monkeypatch.setattr(sp, "rtl_inputs", lambda model, x_test, seed: x_test)
     monkeypatch.setattr(sp, "rtl_design", rtl)
     monkeypatch.setattr(sp, "convert_and_simulate", convert)
     result = sp._build_point(cfg, points["rtl"], tmp_path)
-    assert calls == [ProjectLayout(point_project(tmp_path)).rtl]
+    # the KD copy into the point's project, the baseline copy into its own, both in the RTL flow only
+    assert calls == [
+        ProjectLayout(point_project(tmp_path)).rtl,
+        ProjectLayout(point_project(point_baseline(tmp_path))).rtl,
+    ]
     assert result["flow"] == "rtl" and result["exact"] is True and result["physics"]["auc"] == 0.9
+    baseline = result["baseline"]
+    assert (
+        baseline["physics"]["auc"] == 0.8 and baseline["exact"] is True and baseline["figures"]["lut"] == 10
+    )
+    assert "flow" not in baseline
     assert result["figures"]["lut"] == 10 and result["sources"]["lut"] == "yosys synth (open-source)"
     assert result["figures"]["latency_ns"] == 15.0
     assert result["exactness"] == {"rtl_exact_fraction": 1.0, "rtl_samples": 3, "max_abs_diff": 0.0}
     with pytest.raises(ModelError, match="converted"):
         sp._build_point(cfg, points["hls4ml"], tmp_path)
-    assert calls[1:] == ["hls4ml"]
+    assert calls[2:] == ["hls4ml"]

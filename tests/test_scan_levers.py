@@ -148,3 +148,52 @@ def test_gains_over_seeds_give_median_and_spread() -> None:
     assert out["seeds"] == 3
     assert out["lut_saving"] == {"median": 0.25, "lo": 0.0, "hi": 0.5, "n": 3}
     assert out["objective_ratio"] == {"median": 1.0, "lo": 1.0, "hi": 1.5, "n": 3}
+
+
+def _copy(auc: float, r30: float, lut: int, exact: bool = True) -> dict:
+    return {"physics": {"auc": auc, "rejection_at_30": r30}, "figures": {"lut": lut}, "sources": {"lut": "estimate"},
+            "exact": exact, "exactness": {}, "budget_pass": True}  # fmt: skip
+
+
+def test_scan_json_keeps_both_copies_and_both_fronts() -> None:
+    from kd_trigger.contracts import Scan, ScanPoint
+    from kd_trigger.report.markdown import scan_markdown
+    from kd_trigger.scan import kd_fronts
+
+    def point(key: str, kd: dict, base: dict) -> ScanPoint:
+        return ScanPoint.model_validate(
+            {"key": key, "student": "mlp", "kind": "mlp", "axes": {}, **kd, "baseline": base}
+        )
+
+    points = [
+        point("a", _copy(0.9, 50.0, 1000), _copy(0.85, 20.0, 1000)),
+        point("b", _copy(0.92, 80.0, 4000), _copy(0.9, 40.0, 4000)),
+        point(
+            "c", _copy(0.93, 99.0, 8000), _copy(0.91, 60.0, 8000, exact=False)
+        ),  # inexact baseline: off its front
+    ]
+    fronts = kd_fronts(points, "rejection_at_30")
+    assert list(fronts) == ["mlp"]
+    mlp = fronts["mlp"]
+    assert [r["key"] for r in mlp["kd"]] == ["a", "b", "c"] and [r["key"] for r in mlp["baseline"]] == [
+        "a",
+        "b",
+    ]
+    assert [p.baseline.pareto_lut for p in points] == [True, True, False]
+    # at the baseline's R30 20 / 40: KD needs 1000 / 1000 LUT (ratios 1, 0.25 -> median 0.625);
+    # within 1000 / 4000 LUT KD reaches 50 / 80 (ratios 2.5, 2.0 -> median 2.25)
+    assert mlp["gains"]["lut_ratio"] == 0.625 and mlp["gains"]["lut_saving"] == 0.375
+    assert mlp["gains"]["objective_ratio"] == 2.25
+    scan = Scan(run="r", objective="rejection_at_30", mode="grid", points=points, best="a", workers=1,
+                scheduler=None, seconds=0.0, fronts=fronts)  # fmt: skip
+    again = Scan.model_validate_json(scan.model_dump_json())
+    assert again.points[0].baseline.physics["rejection_at_30"] == 20.0 and again.fronts == scan.fronts
+    md = scan_markdown(scan)
+    assert (
+        "KD saves 38% of the LUT at equal rejection_at_30 (2 levels) and reaches 2.25x the baseline's "
+        "rejection_at_30 at equal LUT (2 levels); stepwise readings at each baseline front point, median."
+        in md
+    )
+    assert "| baseline | b | 40 | 4,000 |" in md and "| kd | c | 99 | 8,000 |" in md
+    [row] = [line for line in md.splitlines() if line.startswith("| c ")]
+    assert row.endswith("| 0.91 | 60 | 8,000 | NO |")

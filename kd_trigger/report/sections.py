@@ -42,6 +42,7 @@ from kd_trigger.report.format import (
 )
 from kd_trigger.report.html import Block, Bullets, Heading, Image, Paragraph, Table, Tone
 from kd_trigger.report.inputs import StudentInputs
+from kd_trigger.report.markdown import kd_gain_text
 
 log = logging.getLogger(__name__)
 
@@ -556,6 +557,12 @@ def scan_blocks(scan_path: Path, plot_dir: Path, plot_rel: str, limit: int = 12)
             "pass" if best else "fail",
         ),
         Table(header, rows, caption=f"The {len(rows)} best designs by {scan.objective}", row_tones=tones),
+        *(
+            Paragraph(
+                f"{kind}, KD against the label-only baseline: " + kd_gain_text(scan.objective, f["gains"])
+            )
+            for kind, f in scan.fronts.items()
+        ),
     ]
     files = ScanFiles(scan_path.parent)
     for src, caption in ((files.pareto_lut, "physics vs LUT"), (files.pareto_latency, "physics vs latency")):
