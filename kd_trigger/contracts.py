@@ -562,6 +562,7 @@ class ScanCopy(Contract):
     """On a front of objective up, LUT down: the KD copies' over all points, a baseline's over its kind's."""
     error: str | None = None
     """Why the copy has no figures (a refused model): it is kept, never dropped."""
+    yosys: dict[str, Any] | None = None  # RTL copies measured after the ranking: counts, fast_lut, lut_ratio
 
 
 class ScanPoint(ScanCopy):
@@ -594,3 +595,4 @@ class Scan(Contract):
     seconds: float
     fronts: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per student kind: ``kd`` and ``baseline`` fronts ([{key, lut, objective}] by LUT), ``gains``."""
+    fast_vs_yosys: dict[str, Any] | None = None  # da4ml estimate / Yosys LUT on the measured RTL copies

@@ -21,21 +21,25 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kd_trigger.config import Config
 from kd_trigger.contracts import BudgetBlock, HlsReport, Scan, ScanCopy, ScanPoint, finite_or_none
-from kd_trigger.errors import EXIT_BUDGET, EXIT_OK
+from kd_trigger.errors import EXIT_BUDGET, EXIT_OK, KdTriggerError
+from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_DA4ML, SOURCE_YOSYS
 from kd_trigger.fpga.budget import check_budget, load_budget
 from kd_trigger.fpga.figures import DesignFigures
 from kd_trigger.hls.flows import budget_file, check_hls
-from kd_trigger.layout import ProjectLayout, RunLayout, ScanFiles
+from kd_trigger.layout import ProjectLayout, RunLayout, ScanFiles, point_baseline
 from kd_trigger.report.markdown import scan_markdown
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.scan_cluster import run_points
 from kd_trigger.scan_fronts import front_rows, kd_gains
-from kd_trigger.scan_points import plan_points
+from kd_trigger.scan_points import measure_yosys, plan_points
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 from kd_trigger.stats import choose_best, mark_fronts
 
@@ -97,9 +101,7 @@ def scan_stage(ctx: StageContext) -> StageResult:
                 }
             )
         )
-    mark_fronts(scan_points, objective)
-    fronts = kd_fronts(scan_points, objective)
-    best, nearest = choose_best(scan_points, objective)
+    best, nearest, fronts = rank_and_measure(cfg, scan_points, profile, cache)
     scan = Scan(
         run=cfg.run.name,
         objective=objective,
@@ -111,6 +113,7 @@ def scan_stage(ctx: StageContext) -> StageResult:
         scheduler=cfg.scan.scheduler,
         seconds=round(time.perf_counter() - t0, 1),
         fronts=fronts,
+        fast_vs_yosys=fast_vs_yosys(scan_points),
     )
     out = ScanFiles(ctx.out(layout.scan_dir))
     out.root.mkdir(parents=True, exist_ok=True)
@@ -149,6 +152,106 @@ def _budget(result: dict[str, Any], flow: str, profile: Any) -> BudgetBlock | No
         if value is not None:
             design.add(result["sources"][name], **{name: value})
     return check_budget(design, profile).to_block()
+
+
+def rank_and_measure(
+    cfg: Config, points: list[ScanPoint], profile: Any, cache: Path
+) -> tuple[ScanPoint | None, dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    """Rank by the fast figures, then run Yosys on every RTL copy that counts (on a KD or baseline front,
+    or promoted) and rank again with its counts, until every copy that counts is measured.
+
+    Returns (the promoted point, the nearest miss, the fronts). Each round measures at least one new copy,
+    so this ends; a Yosys failure is recorded on the copy (``yosys.error``) and leaves its fast figures.
+    """
+    objective = cfg.scan.objective
+    while True:
+        mark_fronts(points, objective)
+        fronts = kd_fronts(points, objective)
+        best, nearest = choose_best(points, objective)
+        todo = _to_measure(points, fronts, best, cache)
+        if not todo:
+            return best, nearest, fronts
+        log.info("scan: Yosys on %d front or promoted RTL designs", len(todo))
+        with ThreadPoolExecutor(max_workers=cfg.scan.workers) as pool:
+            counts = list(pool.map(lambda item: _yosys_or_error(cfg, item[1]), todo))
+        for (copy, _), measured in zip(todo, counts, strict=True):
+            apply_yosys(copy, measured, profile)
+
+
+def _to_measure(
+    points: list[ScanPoint], fronts: dict[str, dict[str, Any]], best: ScanPoint | None, cache: Path
+) -> list[tuple[ScanCopy, Path]]:
+    """The unmeasured RTL copies (ranked by da4ml's estimate) that are on a front or promoted."""
+    wanted = {(row["key"], "kd") for f in fronts.values() for row in f["kd"]}
+    wanted |= {(row["key"], "baseline") for f in fronts.values() for row in f["baseline"]}
+    if best is not None:
+        wanted.add((best.key, "kd"))
+    todo: list[tuple[ScanCopy, Path]] = []
+    for p in points:
+        for name, copy, where in (
+            ("kd", p, cache / p.key),
+            ("baseline", p.baseline, point_baseline(cache / p.key)),
+        ):
+            if copy is None or (p.key, name) not in wanted or copy.yosys is not None:
+                continue
+            if copy.sources.get("lut") == SOURCE_DA4ML:
+                todo.append((copy, where))
+    return todo
+
+
+def _yosys_or_error(cfg: Config, copy_dir: Path) -> dict[str, Any]:
+    try:
+        return measure_yosys(cfg, copy_dir)
+    except KdTriggerError as err:
+        return {"error": str(err)}
+
+
+def apply_yosys(copy: ScanCopy, measured: dict[str, Any], profile: Any) -> None:
+    """Put Yosys's counts in place of the fast figures of ``copy`` (kept in ``copy.yosys`` with the ratio
+    fast / Yosys LUT) and redo its budget verdict; a failed run keeps the fast figures and its error."""
+    fast_lut = copy.figures.get("lut")
+    if "error" in measured:
+        copy.yosys = {**measured, "fast_lut": fast_lut}
+        return
+    copy.yosys = {
+        **measured,
+        "fast_lut": fast_lut,
+        "fast_ff": copy.figures.get("ff"),
+        "lut_ratio": None if not fast_lut or not measured["lut"] else fast_lut / measured["lut"],
+    }
+    for name in RESOURCE_KEYS:
+        copy.figures[name] = measured[name]
+        copy.sources[name] = SOURCE_YOSYS
+    block = _budget(copy.model_dump(), "rtl", profile)
+    copy.budget, copy.budget_pass = block, bool(block and block.passed)
+
+
+def fast_vs_yosys(points: list[ScanPoint]) -> dict[str, Any] | None:
+    """How far the fast figure (da4ml's LUT estimate) was from Yosys on the measured copies: per copy the
+    ratio estimate / Yosys, their median, min and max (None when no copy was measured)."""
+    rows = [
+        {
+            "key": p.key,
+            "copy": name,
+            "fast_lut": c.yosys["fast_lut"],
+            "yosys_lut": c.yosys["lut"],
+            "ratio": c.yosys["lut_ratio"],
+        }
+        for p in points
+        for name, c in (("kd", p), ("baseline", p.baseline))
+        if c is not None and c.yosys is not None and c.yosys.get("lut_ratio") is not None
+    ]
+    if not rows:
+        return None
+    ratios = [r["ratio"] for r in rows]
+    return {
+        "source": SOURCE_DA4ML,
+        "points": rows,
+        "median_ratio": float(np.median(ratios)),
+        "min_ratio": min(ratios),
+        "max_ratio": max(ratios),
+        "max_abs_deviation": max(abs(r - 1.0) for r in ratios),
+    }
 
 
 def kd_fronts(points: list[ScanPoint], objective: str) -> dict[str, dict[str, Any]]:

@@ -197,3 +197,66 @@ def test_scan_json_keeps_both_copies_and_both_fronts() -> None:
     assert "| baseline | b | 40 | 4,000 |" in md and "| kd | c | 99 | 8,000 |" in md
     [row] = [line for line in md.splitlines() if line.startswith("| c ")]
     assert row.endswith("| 0.91 | 60 | 8,000 | NO |")
+
+
+def test_yosys_runs_on_front_and_promoted_rtl_copies_only(tmp_path) -> None:
+    """Ranked by da4ml's estimate; the copies on a front (and the promoted one) get Yosys's counts (here
+    from the per-copy cache a previous Yosys run leaves), the rest keep the estimate; the ratio is stated."""
+    import json
+
+    from conftest import REPO
+
+    from kd_trigger.contracts import ScanPoint
+    from kd_trigger.fpga import SOURCE_DA4ML, SOURCE_YOSYS
+    from kd_trigger.fpga.budget import load_budget
+    from kd_trigger.layout import point_baseline, point_yosys
+    from kd_trigger.scan import fast_vs_yosys, rank_and_measure
+
+    cfg = parse_config(
+        {
+            "budget": {"profiles": str(REPO / "configs" / "budget.yaml")},
+            "scan": {"objective": "rejection_at_30"},
+        }
+    )
+    profile = load_budget(cfg.budget)
+
+    def copy(r30: float, lut: int) -> dict:
+        return {"physics": {"rejection_at_30": r30}, "figures": {"lut": lut, "ff": 10, "latency_ns": 20.0, "ii_cycles": 1},
+                "sources": {"lut": SOURCE_DA4ML, "ff": SOURCE_DA4ML, "latency_ns": SOURCE_DA4ML, "ii_cycles": SOURCE_DA4ML},
+                "exact": True, "exactness": {}, "budget_pass": False}  # fmt: skip
+
+    points = [
+        ScanPoint.model_validate({"key": "a", "student": "mlp", "kind": "mlp", "axes": {}, **copy(50.0, 1000), "baseline": copy(20.0, 1000)}),
+        ScanPoint.model_validate({"key": "b", "student": "mlp", "kind": "mlp", "axes": {}, **copy(40.0, 3000), "baseline": copy(30.0, 3000)}),
+    ]  # fmt: skip
+    counts = {"ff": 12, "dsp": 0, "bram_18k": 0.0, "uram": 0, "seconds": 1.0, "family": "xcup"}
+    for where, lut in (
+        (tmp_path / "a", 800),
+        (point_baseline(tmp_path / "a"), 1250),
+        (point_baseline(tmp_path / "b"), 2000),
+    ):
+        where.mkdir(parents=True, exist_ok=True)
+        point_yosys(where).write_text(json.dumps({"lut": lut, **counts}))
+    # b's KD copy is dominated by a (worse R30, more LUT): no Yosys for it (its cache holds none: it would fail)
+    best, nearest, fronts = rank_and_measure(cfg, points, profile, tmp_path)
+    a, b = points
+    assert a.figures["lut"] == 800 and a.sources["lut"] == SOURCE_YOSYS and a.yosys["fast_lut"] == 1000
+    assert a.baseline.figures["lut"] == 1250 and b.baseline.figures["lut"] == 2000
+    assert b.yosys is None and b.figures["lut"] == 3000 and b.sources["lut"] == SOURCE_DA4ML
+    assert best is not None and best.key == "a" and best.budget_pass and nearest is None
+    assert [r["lut"] for r in fronts["mlp"]["baseline"]] == [1250.0, 2000.0]
+    summary = fast_vs_yosys(points)
+    assert [r["ratio"] for r in summary["points"]] == [1.25, 0.8, 1.5]
+    assert summary["median_ratio"] == 1.25 and summary["min_ratio"] == 0.8 and summary["max_ratio"] == 1.5
+    assert summary["max_abs_deviation"] == 0.5
+    from kd_trigger.contracts import Scan
+    from kd_trigger.report.markdown import scan_markdown
+
+    scan = Scan(run="r", objective="rejection_at_30", mode="grid", points=points, best="a", workers=1, scheduler=None,
+                seconds=0.0, fronts=fronts, fast_vs_yosys=summary)  # fmt: skip
+    md = scan_markdown(scan)
+    assert (
+        "Yosys measured 3 RTL copies (every front point and the promoted design): da4ml estimate / Yosys LUT "
+        "median 1.250, min 0.800, max 1.500." in md
+    )
+    assert "| a | baseline | 1,000 | 1,250 | 0.800 |" in md

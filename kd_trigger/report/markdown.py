@@ -182,6 +182,15 @@ def _baseline_cells(copy: ScanCopy | None) -> str:
     )
 
 
+def fast_vs_yosys_text(f: dict[str, Any]) -> str:
+    """One sentence: the fast figure against Yosys on the measured copies."""
+    return (
+        f"Ranked by the fast figures ({f['source']} for RTL designs); Yosys measured {len(f['points'])} RTL "
+        f"copies (every front point and the promoted design): {f['source']} / Yosys LUT median "
+        f"{f['median_ratio']:.3f}, min {f['min_ratio']:.3f}, max {f['max_ratio']:.3f}."
+    )
+
+
 def kd_gain_text(objective: str, gains: dict[str, Any]) -> str:
     """The two numbers read off a kind's fronts, as one sentence (stepwise readings, median over levels)."""
     saving, ratio = gains.get("lut_saving"), gains.get("objective_ratio")
@@ -195,8 +204,22 @@ def kd_gain_text(objective: str, gains: dict[str, Any]) -> str:
 
 
 def fronts_markdown(scan: Scan) -> list[str]:
-    """Per student kind, the KD and baseline fronts (objective against LUT) and the KD saving."""
+    """Per student kind, the KD and baseline fronts (objective against LUT) and the KD saving; how far
+    the fast LUT figure was from Yosys on the measured RTL copies."""
     lines: list[str] = []
+    if scan.fast_vs_yosys:
+        f = scan.fast_vs_yosys
+        lines += [
+            "",
+            fast_vs_yosys_text(f),
+            "",
+            "| design | copy | fast LUT | Yosys LUT | fast / Yosys |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['key']} | {r['copy']} | {r['fast_lut']:,} | {r['yosys_lut']:,} | {r['ratio']:.3f} |"
+            for r in f["points"]
+        ]
     for kind, fronts in scan.fronts.items():
         lines += ["", f"## {kind}: KD and baseline fronts ({scan.objective} against LUT)", ""]
         lines += [kd_gain_text(scan.objective, fronts["gains"]), ""]

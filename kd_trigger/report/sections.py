@@ -42,7 +42,7 @@ from kd_trigger.report.format import (
 )
 from kd_trigger.report.html import Block, Bullets, Heading, Image, Paragraph, Table, Tone
 from kd_trigger.report.inputs import StudentInputs
-from kd_trigger.report.markdown import kd_gain_text
+from kd_trigger.report.markdown import fast_vs_yosys_text, kd_gain_text
 
 log = logging.getLogger(__name__)
 
@@ -563,6 +563,7 @@ def scan_blocks(scan_path: Path, plot_dir: Path, plot_rel: str, limit: int = 12)
             )
             for kind, f in scan.fronts.items()
         ),
+        *([Paragraph(fast_vs_yosys_text(scan.fast_vs_yosys))] if scan.fast_vs_yosys else []),
     ]
     files = ScanFiles(scan_path.parent)
     for src, caption in ((files.pareto_lut, "physics vs LUT"), (files.pareto_latency, "physics vs latency")):
