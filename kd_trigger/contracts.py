@@ -596,3 +596,4 @@ class Scan(Contract):
     fronts: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per student kind: ``kd`` and ``baseline`` fronts ([{key, lut, objective}] by LUT), ``gains``."""
     fast_vs_yosys: dict[str, Any] | None = None  # da4ml estimate / Yosys LUT on the measured RTL copies
+    front_seeds: dict[str, Any] | None = None  # per kind: the KD saving over seeds on retrained front designs

@@ -38,8 +38,8 @@ from kd_trigger.layout import ProjectLayout, RunLayout, ScanFiles, point_baselin
 from kd_trigger.report.markdown import scan_markdown
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.scan_cluster import run_points
-from kd_trigger.scan_fronts import front_rows, kd_gains
-from kd_trigger.scan_points import measure_yosys, plan_points
+from kd_trigger.scan_fronts import front_rows, gains_over_seeds, kd_gains
+from kd_trigger.scan_points import PointSpec, measure_yosys, plan_front_seeds, plan_points
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 from kd_trigger.stats import choose_best, mark_fronts
 
@@ -53,7 +53,8 @@ def scan_stage(ctx: StageContext) -> StageResult:
     cfg = ctx.cfg
     layout = RunLayout.of(cfg)
     t0 = time.perf_counter()
-    points = plan_points(cfg, {name: record.digest for name, record in ctx.upstream.items()})
+    upstream = {name: record.digest for name, record in ctx.upstream.items()}
+    points = plan_points(cfg, upstream)
     cache = layout.scan_cache
     cache.mkdir(parents=True, exist_ok=True)
     results = run_points(cfg, points, cache)
@@ -102,6 +103,11 @@ def scan_stage(ctx: StageContext) -> StageResult:
             )
         )
     best, nearest, fronts = rank_and_measure(cfg, scan_points, profile, cache)
+    seed_plan = plan_front_seeds(
+        cfg, points, {k: [r["key"] for r in f["kd"]] for k, f in fronts.items()}, upstream
+    )
+    reruns = [p for runs in seed_plan.values() for p in runs]
+    rerun_results = {r["key"]: r for r in run_points(cfg, reruns, cache)} if reruns else {}
     scan = Scan(
         run=cfg.run.name,
         objective=objective,
@@ -114,6 +120,7 @@ def scan_stage(ctx: StageContext) -> StageResult:
         seconds=round(time.perf_counter() - t0, 1),
         fronts=fronts,
         fast_vs_yosys=fast_vs_yosys(scan_points),
+        front_seeds=seed_gains(cfg, scan_points, seed_plan, rerun_results) or None,
     )
     out = ScanFiles(ctx.out(layout.scan_dir))
     out.root.mkdir(parents=True, exist_ok=True)
@@ -251,6 +258,60 @@ def fast_vs_yosys(points: list[ScanPoint]) -> dict[str, Any] | None:
         "min_ratio": min(ratios),
         "max_ratio": max(ratios),
         "max_abs_deviation": max(abs(r - 1.0) for r in ratios),
+    }
+
+
+def seed_gains(
+    cfg: Config, points: list[ScanPoint], plan: dict[str, list[PointSpec]], reruns: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per kind, the KD saving over seeds (:func:`kd_trigger.scan_fronts.gains_over_seeds`) on its retrained
+    front designs: for each seed, the KD and baseline copies of those designs with their fast LUT figure
+    (the one every seed has: Yosys measured only the run's own seed) and the scan objective."""
+    objective = cfg.scan.objective
+    out: dict[str, dict[str, Any]] = {}
+    for kind in sorted({p.kind for p in points if p.key in plan}):
+        designs = [p for p in points if p.kind == kind and p.key in plan]
+        n_seeds = 1 + min(len(plan[p.key]) for p in designs)
+        rows = []
+        for p in designs:
+            copies = [{"kd": p.model_dump(), "baseline": p.baseline.model_dump() if p.baseline else None}]
+            copies += [{"kd": reruns[r.key], "baseline": reruns[r.key].get("baseline")} for r in plan[p.key]]
+            for offset, pair in enumerate(copies[:n_seeds]):
+                rows.append({"key": p.key, "seed": cfg.run.seed + offset,
+                             **{f"{name}_{k}": v for name in ("kd", "baseline") for k, v in _fast(pair[name], objective).items()}})  # fmt: skip
+        per_seed = [
+            (_pairs(rows, cfg.run.seed + offset, "kd"), _pairs(rows, cfg.run.seed + offset, "baseline"))
+            for offset in range(n_seeds)
+        ]
+        out[kind] = finite_or_none(
+            {
+                "designs": [p.key for p in designs],
+                "lut_source": "fast",
+                "rows": rows,
+                **gains_over_seeds(per_seed),
+            }
+        )
+    return out
+
+
+def _pairs(rows: list[dict[str, Any]], seed: int, name: str) -> list[tuple[float, float]]:
+    """(LUT, objective) of copy ``name`` of every design retrained with ``seed`` that has both figures."""
+    return [
+        (float(r[f"{name}_lut"]), float(r[f"{name}_objective"]))
+        for r in rows
+        if r["seed"] == seed and r[f"{name}_lut"] is not None and r[f"{name}_objective"] is not None
+    ]
+
+
+def _fast(copy: dict[str, Any] | None, objective: str) -> dict[str, float | None]:
+    """(fast LUT, objective) of one copy as a result dict; None for a copy without exact figures."""
+    if not copy or copy.get("error") or not copy.get("exact"):
+        return {"lut": None, "objective": None}
+    yosys = copy.get("yosys") or {}
+    lut = yosys.get("fast_lut", (copy.get("figures") or {}).get("lut"))
+    return {
+        "lut": None if lut is None else float(lut),
+        "objective": (copy.get("physics") or {}).get(objective),
     }
 
 

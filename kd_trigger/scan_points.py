@@ -6,6 +6,7 @@ the Markdown or the Dask plumbing of :mod:`kd_trigger.scan`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -23,7 +24,7 @@ from kd_trigger.contracts import finite_or_none
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
-from kd_trigger.distill.training import VARIANTS, predict, student_seed, train_student
+from kd_trigger.distill.training import VARIANTS, predict, student_seed_for, train_student
 from kd_trigger.errors import ConfigError, KdTriggerError
 from kd_trigger.evaluate import score_metrics
 from kd_trigger.fingerprint import code_digest
@@ -60,6 +61,8 @@ class PointSpec:
     spec: dict[str, Any]
     reuse_factor: int
     flow: str
+    seed_offset: int = 0
+    """0: the run's seed; k > 0: a retraining of a front design with seed run.seed + k (as the study)."""
 
 
 def apply_axes(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +169,34 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
     return list(points.values())
 
 
+def plan_front_seeds(
+    cfg: Config, points: list[PointSpec], fronts: dict[str, list[str]], upstream: dict[str, str] | None = None
+) -> dict[str, list[PointSpec]]:
+    """The retrainings of the front designs (pure): per kind, ``scan.front_points`` keys of its KD front
+    (``fronts``: kind -> keys by LUT) spread evenly along it, each with seeds run.seed + 1 ..
+    run.seed + front_seeds - 1 (seed 0 is the point itself). Returns design key -> its retrainings."""
+    n_seeds, n_points = cfg.scan.front_seeds, cfg.scan.front_points
+    by_key = {p.key: p for p in points}
+    code = code_digest(*POINT_CODE)
+    out: dict[str, list[PointSpec]] = {}
+    if n_seeds < 2:
+        return out
+    for keys in fronts.values():
+        picked = [
+            keys[int(i)] for i in np.unique(np.linspace(0, len(keys) - 1, min(n_points, len(keys))).round())
+        ]
+        for key in picked:
+            point = by_key[key]
+            base = cfg.student(point.student)
+            out[key] = []
+            for offset in range(1, n_seeds):
+                seeded = _point_key(
+                    cfg, base, point.spec, point.reuse_factor, point.flow, upstream or {}, code, offset
+                )
+                out[key].append(dataclasses.replace(point, key=seeded, seed_offset=offset))
+    return out
+
+
 def _check_levers(kind: str, levels: dict[str, list[Any]]) -> None:
     """Refuse an axis the student kind does not have (folding on an MLP), naming its key."""
     for name in levels:
@@ -199,6 +230,7 @@ def _point_key(
     flow: str,
     upstream: dict[str, str],
     code: str,
+    seed_offset: int = 0,
 ) -> str:
     """Digest of everything a point's result depends on, ``code`` (the scan's code digest) included."""
     teacher = f"teacher:{cfg.teacher_of(base).name}"
@@ -214,6 +246,7 @@ def _point_key(
         "epochs": cfg.scan.epochs,
         "hls": cfg.hls.model_dump(mode="json", exclude={"reuse_factor", "flows", "synth"}),
         "seed": cfg.run.seed,
+        **({"seed_offset": seed_offset} if seed_offset else {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -349,7 +382,7 @@ def _train_point(
             "epochs": cfg.scan.epochs or cfg.distill.epochs,
         }
     )
-    seed = student_seed(cfg, base)
+    seed = student_seed_for(cfg.run.seed + point.seed_offset, base)
     tf.keras.utils.set_random_seed(seed)
     initial = build_student(spec).get_weights()
     fit = (

@@ -260,3 +260,63 @@ def test_yosys_runs_on_front_and_promoted_rtl_copies_only(tmp_path) -> None:
         "median 1.250, min 0.800, max 1.500." in md
     )
     assert "| a | baseline | 1,000 | 1,250 | 0.800 |" in md
+
+
+def test_front_designs_are_retrained_with_more_seeds() -> None:
+    from kd_trigger.scan_points import plan_front_seeds
+
+    axes = {"mlp": {"weight_bits": [3, 4, 5, 6, 8]}}
+    cfg = parse_config({"scan": {"axes": axes, "front_seeds": 3, "front_points": 3}})
+    points = plan_points(cfg)
+    keys = [p.key for p in points]
+    plan = plan_front_seeds(cfg, points, {"mlp": keys})
+    # three designs spread along a five-point front: its ends and its middle
+    assert list(plan) == [keys[0], keys[2], keys[4]]
+    runs = plan[keys[2]]
+    assert [r.seed_offset for r in runs] == [1, 2] and [r.spec for r in runs] == [points[2].spec] * 2
+    assert (
+        len({r.key for rs in plan.values() for r in rs} | set(keys)) == 5 + 6
+    )  # every retraining its own key
+    assert plan_front_seeds(cfg, points, {"mlp": keys}) == plan  # pure, stable keys
+    one = parse_config({"scan": {"axes": axes, "front_seeds": 1}})
+    assert plan_front_seeds(one, plan_points(one), {"mlp": keys}) == {}
+    short = plan_front_seeds(cfg, points, {"mlp": keys[:2]})
+    assert list(short) == keys[:2]
+
+
+def test_seed_gains_over_the_retrained_front_designs() -> None:
+    from kd_trigger.contracts import ScanPoint
+    from kd_trigger.scan import seed_gains
+    from kd_trigger.scan_points import plan_front_seeds
+
+    cfg = parse_config({"run": {"seed": 7}, "scan": {"axes": {"mlp": {"weight_bits": [4, 8]}}, "front_seeds": 2,
+                        "front_points": 2, "objective": "rejection_at_30"}})  # fmt: skip
+    planned = plan_points(cfg)
+    plan = plan_front_seeds(cfg, planned, {"mlp": [p.key for p in planned]})
+
+    def copy(r30: float, lut: int) -> dict:
+        return _copy(0.9, r30, lut)
+
+    # seed 7 (the points): baseline (100, 10), (200, 20); KD (50, 10), (100, 20) -> LUT saving 0.5, ratio 1.5
+    points = [
+        ScanPoint.model_validate({"key": planned[0].key, "student": "mlp", "kind": "mlp", "axes": {}, **copy(10.0, 50), "baseline": copy(10.0, 100)}),
+        ScanPoint.model_validate({"key": planned[1].key, "student": "mlp", "kind": "mlp", "axes": {}, **copy(20.0, 100), "baseline": copy(20.0, 200)}),
+    ]  # fmt: skip
+    # seed 8 (the retrainings): KD equal to the baseline -> saving 0, ratio 1
+    reruns = {
+        plan[planned[0].key][0].key: {**copy(10.0, 100), "baseline": copy(10.0, 100)},
+        plan[planned[1].key][0].key: {**copy(20.0, 200), "baseline": copy(20.0, 200)},
+    }
+    out = seed_gains(cfg, points, plan, reruns)["mlp"]
+    assert out["designs"] == [p.key for p in planned] and out["seeds"] == 2
+    assert [(r["seed"], r["kd_lut"], r["baseline_lut"]) for r in out["rows"]] == [
+        (7, 50.0, 100.0), (8, 100.0, 100.0), (7, 100.0, 200.0), (8, 200.0, 200.0)
+    ]  # fmt: skip
+    assert out["lut_saving"] == {"median": 0.25, "lo": 0.0, "hi": 0.5, "n": 2}
+    assert out["objective_ratio"] == {"median": 1.25, "lo": 1.0, "hi": 1.5, "n": 2}
+    from kd_trigger.report.markdown import seed_gain_text
+
+    assert seed_gain_text("rejection_at_30", out) == (
+        "Over 2 seeds (2 front designs retrained, fast LUT figures): LUT saving at equal rejection_at_30 "
+        "25.00% [0.00, 50.00], rejection_at_30 ratio at equal LUT 1.25x [1.00, 1.50] (median [min, max])."
+    )

@@ -114,6 +114,11 @@ class ScanConfig(Section):
     """The physics figure the Pareto fronts and the promotion of the best design use (on the test split)."""
     epochs: Annotated[int, Field(ge=1)] | None = None
     """Training epochs per point (None: distill.epochs)."""
+    front_seeds: Annotated[int, Field(ge=0, le=32)] = 3
+    """Seeds per front design (run.seed + 0 .. front_seeds - 1; 0 or 1: no retraining): one training per
+    point is noise for Deep Sets, so the KD saving is given over seeds, median and [min, max]."""
+    front_points: Annotated[int, Field(ge=1, le=64)] = 3
+    """How many designs of each kind's KD front are retrained with ``front_seeds`` seeds (spread along it)."""
     workers: Annotated[int, Field(ge=1, le=256)] = 2
     """Process workers of the local Dask cluster (ignored with ``scheduler``)."""
     scheduler: str | None = None

@@ -191,6 +191,34 @@ def fast_vs_yosys_text(f: dict[str, Any]) -> str:
     )
 
 
+def front_texts(scan: Scan) -> list[tuple[str, str]]:
+    """(kind, what KD buys on its fronts: one run's readings, then over seeds where retrained)."""
+    seeds = scan.front_seeds or {}
+    return [
+        (
+            kind,
+            kd_gain_text(scan.objective, f["gains"])
+            + (f" {seed_gain_text(scan.objective, seeds[kind])}" if kind in seeds else ""),
+        )
+        for kind, f in scan.fronts.items()
+    ]
+
+
+def seed_gain_text(objective: str, seeds: dict[str, Any]) -> str:
+    """The KD saving over seeds on the retrained front designs: median [min, max]."""
+
+    def spread(block: dict[str, Any] | None, scale: float, unit: str) -> str:
+        if block is None:
+            return "n/a"
+        return f"{scale * block['median']:.2f}{unit} [{scale * block['lo']:.2f}, {scale * block['hi']:.2f}]"
+
+    return (
+        f"Over {seeds['seeds']} seeds ({len(seeds['designs'])} front designs retrained, fast LUT figures): "
+        f"LUT saving at equal {objective} {spread(seeds.get('lut_saving'), 100, '%')}, "
+        f"{objective} ratio at equal LUT {spread(seeds.get('objective_ratio'), 1, 'x')} (median [min, max])."
+    )
+
+
 def kd_gain_text(objective: str, gains: dict[str, Any]) -> str:
     """The two numbers read off a kind's fronts, as one sentence (stepwise readings, median over levels)."""
     saving, ratio = gains.get("lut_saving"), gains.get("objective_ratio")
@@ -223,6 +251,8 @@ def fronts_markdown(scan: Scan) -> list[str]:
     for kind, fronts in scan.fronts.items():
         lines += ["", f"## {kind}: KD and baseline fronts ({scan.objective} against LUT)", ""]
         lines += [kd_gain_text(scan.objective, fronts["gains"]), ""]
+        if scan.front_seeds and kind in scan.front_seeds:
+            lines += [seed_gain_text(scan.objective, scan.front_seeds[kind]), ""]
         lines += [f"| copy | design | {scan.objective} | LUT |", "|---|---|---|---|"]
         for copy in ("kd", "baseline"):
             for row in fronts[copy]:

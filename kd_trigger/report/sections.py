@@ -42,7 +42,7 @@ from kd_trigger.report.format import (
 )
 from kd_trigger.report.html import Block, Bullets, Heading, Image, Paragraph, Table, Tone
 from kd_trigger.report.inputs import StudentInputs
-from kd_trigger.report.markdown import fast_vs_yosys_text, kd_gain_text
+from kd_trigger.report.markdown import fast_vs_yosys_text, front_texts
 
 log = logging.getLogger(__name__)
 
@@ -558,10 +558,8 @@ def scan_blocks(scan_path: Path, plot_dir: Path, plot_rel: str, limit: int = 12)
         ),
         Table(header, rows, caption=f"The {len(rows)} best designs by {scan.objective}", row_tones=tones),
         *(
-            Paragraph(
-                f"{kind}, KD against the label-only baseline: " + kd_gain_text(scan.objective, f["gains"])
-            )
-            for kind, f in scan.fronts.items()
+            Paragraph(f"{kind}, KD against the label-only baseline: {text}")
+            for kind, text in front_texts(scan)
         ),
         *([Paragraph(fast_vs_yosys_text(scan.fast_vs_yosys))] if scan.fast_vs_yosys else []),
     ]
