@@ -218,6 +218,14 @@ def test_scan_on_the_ci_config(ci_run) -> None:
         assert p.figures["ii_cycles"] == p.axes["reuse_factor"]
         assert {"auc", "auc_err", "rejection_at_30", "rejection_at_50_err"} <= set(p.physics)
     assert any(p.pareto for p in scan.points)
+    # issue 21: every point has its label-only copy from the same start, built and gated the same way
+    for p in scan.points:
+        assert p.baseline is not None and p.baseline.error is None and p.baseline.exact
+        assert p.baseline.figures["lut"] > 0 and p.baseline.physics["auc"] != p.physics["auc"]
+    mlp = scan.fronts["mlp"]
+    assert mlp["kd"] and mlp["baseline"] and mlp["gains"]["interpolation"] == "stepwise"
+    assert scan.front_seeds["mlp"]["seeds"] == 2 and len(scan.front_seeds["mlp"]["designs"]) == 1
+    assert scan.fast_vs_yosys is None  # hls4ml points only: nothing for Yosys
     best = next(p for p in scan.points if p.key == scan.best)
     assert best.budget_pass and best.pareto_lut
     in_budget = [p for p in scan.points if p.exact and p.error is None and p.budget_pass]
@@ -230,6 +238,8 @@ def test_scan_on_the_ci_config(ci_run) -> None:
     # The review report shows the scan once it is remade.
     assert main(["report", "--config", str(ci_run.path)]) == 0
     assert "## Design scan" in (cfg.firmware / "report.md").read_text()
+    md = (cfg.artifacts / "scan" / "scan.md").read_text()
+    assert "## mlp: KD and baseline fronts" in md and "Over 2 seeds (1 front designs retrained" in md
 
 
 def _scan_process(path, *extra):
