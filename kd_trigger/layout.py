@@ -58,6 +58,8 @@ SCAN_MD = "scan.md"
 SCAN_CACHE_DIR = "scan-cache"
 POINT_FILE = "point.json"
 POINT_PROJECT_DIR = "project"
+POINT_BASELINE_DIR = "baseline"
+POINT_YOSYS_FILE = "yosys.json"
 PARETO_LUT_PLOT = "pareto_lut.png"
 PARETO_LATENCY_PLOT = "pareto_latency.png"
 
@@ -387,6 +389,16 @@ class RunLayout:
 def point_file(point_dir: Path) -> Path:
     """A scan point's result (``scan-cache/<key>/point.json``)."""
     return Path(point_dir) / POINT_FILE
+
+
+def point_baseline(point_dir: Path) -> Path:
+    """A scan point's baseline copy (``scan-cache/<key>/baseline``, its firmware in ``baseline/project``)."""
+    return Path(point_dir) / POINT_BASELINE_DIR
+
+
+def point_yosys(copy_dir: Path) -> Path:
+    """The Yosys counts of a scan copy's RTL design, measured after the ranking (``<copy>/yosys.json``)."""
+    return Path(copy_dir) / POINT_YOSYS_FILE
 
 
 def point_project(point_dir: Path) -> Path:

@@ -6,6 +6,7 @@ the Markdown or the Dask plumbing of :mod:`kd_trigger.scan`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -16,29 +17,36 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from kd_trigger.config import Config, ScanAxes, StudentConfig, fold_ii_cycles, parse_config
 from kd_trigger.contracts import finite_or_none
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
-from kd_trigger.distill.training import predict, student_seed, train_student
+from kd_trigger.distill.training import VARIANTS, predict, student_seed_for, train_student
 from kd_trigger.errors import ConfigError, KdTriggerError
 from kd_trigger.evaluate import score_metrics, with_class_objectives
 from kd_trigger.fingerprint import code_digest
 from kd_trigger.fpga.budget import load_budget
 from kd_trigger.fpga.figures import DesignFigures, hls4ml_figures, rtl_block_figures
+from kd_trigger.fpga.parts import yosys_family
 from kd_trigger.hls.build import convert_and_simulate
-from kd_trigger.layout import ProjectLayout, point_file, point_project
+from kd_trigger.layout import ProjectLayout, point_baseline, point_file, point_project, point_yosys
 from kd_trigger.models.students import build_student, check_student, student_inputs
+from kd_trigger.rtl.design import Design
 from kd_trigger.rtl.student import rtl_design, rtl_inputs
+from kd_trigger.rtl.synth import synthesize
 from kd_trigger.runs import remove_path, tmp_name, write_json_atomic
 
 POINT_CODE = (__name__,)
 """The modules whose code (with their imports: training, firmware build, metrics) a point's key covers."""
 
 QUANT_AXES = ("weight_bits", "activation_bits", "input_bits")
-STUDENT_AXES = ("hidden", "head", "n_particles")
+STUDENT_AXES = ("hidden", "head", "n_particles", "sparsity", "ii_cycles")
+LEVER_KINDS = {"ii_cycles": ("deepsets",), "head": ("deepsets",)}
+"""Axes only some student kinds have: folding (one phi network shared by the particles) and the pooled
+head (rho) are Deep Sets parts; an MLP has neither."""
 
 
 # -- planning (pure) ------------------------------------------------------------------------------
@@ -53,6 +61,8 @@ class PointSpec:
     spec: dict[str, Any]
     reuse_factor: int
     flow: str
+    seed_offset: int = 0
+    """0: the run's seed; k > 0: a retraining of a front design with seed run.seed + k (as the study)."""
 
 
 def apply_axes(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +73,13 @@ def apply_axes(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
             spec["quant"][name] = values[name]
     for name in STUDENT_AXES:
         if name in values:
-            spec[name] = list(values[name])
+            value = values[name]
+            spec[name] = list(value) if isinstance(value, tuple | list) else value
+    if "late_weight_bits" in values:
+        # every weight layer after the first: the first one keeps the student's weight_bits
+        layers = spec["quant"].setdefault("layers", {})
+        for weight_layer, _ in base.model_copy(update=_shape(spec)).layer_pairs()[1:]:
+            layers[weight_layer] = {**layers.get(weight_layer, {}), "weight_bits": values["late_weight_bits"]}
     parts = [f"{_SHORT[k]}{axis_text(v)}" for k, v in values.items() if k in _SHORT]
     name = "-".join([base.name, *parts])
     # Student names are at most 48 characters: a long list of axes falls back to a digest.
@@ -71,19 +87,30 @@ def apply_axes(base: StudentConfig, values: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def _shape(spec: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``spec`` that decide a student's layer names."""
+    return {k: tuple(spec[k]) for k in ("hidden", "head")}
+
+
 _SHORT = {
     "weight_bits": "w",
+    "late_weight_bits": "l",
     "activation_bits": "a",
     "input_bits": "i",
     "hidden": "h",
     "head": "r",
     "n_particles": "n",
+    "sparsity": "s",
+    "ii_cycles": "k",
 }
 
 
 def axis_text(value: Any) -> str:
-    """An axis value as text: a tuple of widths as ``32x16``."""
-    return "x".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+    """An axis value as text: a tuple of widths as ``32x16``, a fraction 0.75 as ``0p75`` (a student name
+    takes no dots)."""
+    if isinstance(value, tuple | list):
+        return "x".join(map(str, value))
+    return f"{value:g}".replace(".", "p") if isinstance(value, float) else str(value)
 
 
 def _levels(axes: ScanAxes) -> dict[str, list[Any]]:
@@ -118,21 +145,81 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
         if base is None:
             raise ConfigError(f"scan.axes.{kind}: no configured student of kind {kind!r}")
         levels = _levels(axes)
+        _check_levers(kind, levels)
         grid = [dict(zip(levels, combo, strict=True)) for combo in itertools.product(*levels.values())]
+        if scfg.mode != "grid" and scfg.points is not None and scfg.points > len(grid):
+            raise ConfigError(
+                f"scan.points: {scfg.mode} sampling asks {scfg.points} points, but the grid of scan.axes.{kind} "
+                f"holds {len(grid)}; ask at most {len(grid)} or use mode grid"
+            )
         if scfg.mode == "grid":
             chosen = grid if scfg.points is None else grid[: scfg.points]
         elif scfg.mode == "random":
-            n = min(scfg.points or len(grid), len(grid))
+            n = scfg.points or len(grid)
             chosen = [grid[i] for i in sorted(rng.choice(len(grid), size=n, replace=False))]
         else:
             chosen = _lhs(levels, scfg.points or len(grid), rng)
         for values in chosen:
             spec = apply_axes(base, values)
+            _check_spec(kind, values, spec)
             reuse = int(values.get("reuse_factor", cfg.hls.reuse_factor))
             flow = str(values.get("flow", cfg.hls.flows[0]))
             key = _point_key(cfg, base, spec, reuse, flow, upstream or {}, code)
             points.setdefault(key, PointSpec(key, base.name, kind, dict(values), spec, reuse, flow))
     return list(points.values())
+
+
+def plan_front_seeds(
+    cfg: Config, points: list[PointSpec], fronts: dict[str, list[str]], upstream: dict[str, str] | None = None
+) -> dict[str, list[PointSpec]]:
+    """The retrainings of the front designs (pure): per kind, ``scan.front_points`` keys of its KD front
+    (``fronts``: kind -> keys by LUT) spread evenly along it, each with seeds run.seed + 1 ..
+    run.seed + front_seeds - 1 (seed 0 is the point itself). Returns design key -> its retrainings."""
+    n_seeds, n_points = cfg.scan.front_seeds, cfg.scan.front_points
+    by_key = {p.key: p for p in points}
+    code = code_digest(*POINT_CODE)
+    out: dict[str, list[PointSpec]] = {}
+    if n_seeds < 2:
+        return out
+    for keys in fronts.values():
+        picked = [
+            keys[int(i)] for i in np.unique(np.linspace(0, len(keys) - 1, min(n_points, len(keys))).round())
+        ]
+        for key in picked:
+            point = by_key[key]
+            base = cfg.student(point.student)
+            out[key] = []
+            for offset in range(1, n_seeds):
+                seeded = _point_key(
+                    cfg, base, point.spec, point.reuse_factor, point.flow, upstream or {}, code, offset
+                )
+                out[key].append(dataclasses.replace(point, key=seeded, seed_offset=offset))
+    return out
+
+
+def _check_levers(kind: str, levels: dict[str, list[Any]]) -> None:
+    """Refuse an axis the student kind does not have (folding on an MLP), naming its key."""
+    for name in levels:
+        kinds = LEVER_KINDS.get(name)
+        if kinds is not None and kind not in kinds:
+            raise ConfigError(
+                f"scan.axes.{kind}.{name}: a {kind} student has no {name} lever (only {', '.join(kinds)}); "
+                "drop the axis"
+            )
+
+
+def _check_spec(kind: str, values: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Every planned student must be valid (e.g. ii_cycles <= n_particles) before any point trains."""
+    try:
+        StudentConfig.model_validate(spec)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "student"
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        axes = ", ".join(f"{k}={axis_text(v)}" for k, v in values.items())
+        raise ConfigError(
+            f"scan.axes.{kind}: the point {axes} makes an invalid student ({where}: {msg})"
+        ) from None
 
 
 def _point_key(
@@ -143,6 +230,7 @@ def _point_key(
     flow: str,
     upstream: dict[str, str],
     code: str,
+    seed_offset: int = 0,
 ) -> str:
     """Digest of everything a point's result depends on, ``code`` (the scan's code digest) included."""
     teacher = f"teacher:{cfg.teacher_of(base).name}"
@@ -158,6 +246,7 @@ def _point_key(
         "epochs": cfg.scan.epochs,
         "hls": cfg.hls.model_dump(mode="json", exclude={"reuse_factor", "flows", "synth"}),
         "seed": cfg.run.seed,
+        **({"seed_offset": seed_offset} if seed_offset else {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -217,27 +306,55 @@ def evaluate_point(task: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(result_path.read_text()))
 
 
+PHYSICS_KEYS = (
+    "accuracy",
+    "auc",
+    "auc_err",
+    "rejection_at_30",
+    "rejection_at_30_err",
+    "rejection_at_50",
+    "rejection_at_50_err",
+)
+FIGURE_KEYS = ("lut", "ff", "dsp", "bram_18k", "uram", "latency_ns", "latency_cycles", "ii_cycles")
+
+
 def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
+    """The distilled copy's figures (the point's own keys) and the baseline copy's (``baseline``), each
+    built, gated and measured in the point's flow; a baseline that cannot be built keeps its error."""
     spec = StudentConfig.model_validate(point.spec)
     check_student(spec)
-    model, physics, x_test, labels = _train_point(cfg, point, spec)
+    copies, x_test, labels = _train_point(cfg, point, spec)
+    model, physics = copies["kd"]
+    result = _measure(cfg, point, spec, model, physics, x_test, labels, out)
+    base_model, base_physics = copies["baseline"]
+    base_dir = point_baseline(out)
+    base_dir.mkdir(exist_ok=True)
+    try:
+        baseline = _measure(cfg, point, spec, base_model, base_physics, x_test, labels, base_dir)
+    except KdTriggerError as err:
+        baseline = {"physics": {k: base_physics.get(k) for k in PHYSICS_KEYS}, "error": str(err)}
+    baseline.pop("flow", None)
+    result["baseline"] = baseline
+    return result
+
+
+def _measure(
+    cfg: Config,
+    point: PointSpec,
+    spec: StudentConfig,
+    model: Any,
+    physics: dict[str, Any],
+    x_test: np.ndarray,
+    labels: np.ndarray,
+    out: Path,
+) -> dict[str, Any]:
+    """One trained copy's firmware built into ``out``, gated and measured, with its physics."""
     design, exact, exactness = _firmware_point(cfg, point, spec, model, x_test, labels, out)
     figures, sources = {}, {}
-    for name in ("lut", "ff", "dsp", "bram_18k", "uram", "latency_ns", "latency_cycles", "ii_cycles"):
+    for name in FIGURE_KEYS:
         figures[name], sources[name] = design.best(name)
     return {
-        "physics": {
-            k: physics.get(k)
-            for k in (
-                "accuracy",
-                "auc",
-                "auc_err",
-                "rejection_at_30",
-                "rejection_at_30_err",
-                "rejection_at_50",
-                "rejection_at_50_err",
-            )
-        },
+        "physics": {k: physics.get(k) for k in PHYSICS_KEYS},
         "figures": figures,
         "sources": sources,
         "exact": exact,
@@ -248,8 +365,9 @@ def _build_point(cfg: Config, point: PointSpec, out: Path) -> dict[str, Any]:
 
 def _train_point(
     cfg: Config, point: PointSpec, spec: StudentConfig
-) -> tuple[Any, dict[str, Any], np.ndarray, np.ndarray]:
-    """(the KD-trained model, its physics on the test split, its test inputs, the test labels)."""
+) -> tuple[dict[str, tuple[Any, dict[str, Any]]], np.ndarray, np.ndarray]:
+    """({variant: (trained model, its physics on the test split)} for the label-only baseline and the
+    distilled copy, both from the same initial weights and batches; the test inputs; the test labels)."""
     import tensorflow as tf
 
     base = cfg.student(point.student)
@@ -264,36 +382,47 @@ def _train_point(
             "epochs": cfg.scan.epochs or cfg.distill.epochs,
         }
     )
-    seed = student_seed(cfg, base)
+    seed = student_seed_for(cfg.run.seed + point.seed_offset, base)
     tf.keras.utils.set_random_seed(seed)
-    model = build_student(spec, len(cfg.data.classes))
-    train_student(
-        model,
-        dcfg,
-        "kd",
-        (
-            student_inputs(spec, train.constituents),
-            train.labels.astype(np.int32),
-            cached_logits(cfg, teacher.name, "train"),
-        ),
-        (
-            student_inputs(spec, val.constituents),
-            val.labels.astype(np.int32),
-            cached_logits(cfg, teacher.name, "val"),
-        ),
-        seed=seed,
-        label=f"scan {spec.name} reuse {point.reuse_factor}",
-        pruning=pruning_plan(spec, dcfg.epochs),
+    n_classes = len(cfg.data.classes)
+    initial = build_student(spec, n_classes).get_weights()
+    fit = (
+        student_inputs(spec, train.constituents),
+        train.labels.astype(np.int32),
+        cached_logits(cfg, teacher.name, "train"),
+    )
+    check = (
+        student_inputs(spec, val.constituents),
+        val.labels.astype(np.int32),
+        cached_logits(cfg, teacher.name, "val"),
     )
     x_test = student_inputs(spec, test.constituents)
     labels = test.labels.astype(np.int64)
-    logits = predict(model, x_test)
-    physics = with_class_objectives(
-        score_metrics(
-            labels, logits, cfg.distill.rejection_bootstrap, cfg.run.seed, class_names=cfg.data.classes
+    copies = {}
+    for variant in VARIANTS:
+        model = build_student(spec, n_classes)
+        model.set_weights(initial)  # the fair comparison: both copies start from the same weights
+        train_student(
+            model,
+            dcfg,
+            variant,
+            fit,
+            check,
+            seed=seed,
+            label=f"scan {spec.name} reuse {point.reuse_factor} {variant}",
+            pruning=pruning_plan(spec, dcfg.epochs),
         )
-    )
-    return model, physics, x_test, labels
+        physics = with_class_objectives(
+            score_metrics(
+                labels,
+                predict(model, x_test),
+                cfg.distill.rejection_bootstrap,
+                cfg.run.seed,
+                class_names=cfg.data.classes,
+            )
+        )
+        copies[variant] = (model, physics)
+    return copies, x_test, labels
 
 
 def _firmware_point(
@@ -316,7 +445,9 @@ def _firmware_point(
     if point.flow == "rtl":
         k_rtl = fold_ii_cycles(spec, hls, "rtl", max_ii)
         x_rtl = rtl_inputs(model, x_test[:n], seed=cfg.run.seed)
-        rtl, rtl_sim = rtl_design(model, project.rtl, hls, x_rtl, ii_cycles=k_rtl)
+        # Yosys waits for the ranking: only front designs and the promoted one are synthesized
+        # (:func:`measure_yosys`); a point ranks by da4ml's estimate.
+        rtl, rtl_sim = rtl_design(model, project.rtl, hls, x_rtl, ii_cycles=k_rtl, synth=False)
         design = rtl_block_figures(rtl)
         if design is None:  # the flow always reports its figures; an empty block would be a bug upstream
             raise KdTriggerError(f"scan point {point.key}: the RTL flow reported no figures")
@@ -337,3 +468,24 @@ def _firmware_point(
         "max_abs_diff": csim.max_abs_diff,
     }
     return hls4ml_figures(report), csim.exact_fraction >= cfg.hls.min_exact_fraction, exactness
+
+
+def measure_yosys(cfg: Config, copy_dir: Path) -> dict[str, Any]:
+    """Yosys counts ({lut, ff, dsp, bram_18k, uram, seconds, family}) of the RTL design a scan copy built
+    into ``copy_dir`` (the point's cache folder, or its ``baseline``); cached in ``point_yosys``."""
+    path = point_yosys(copy_dir)
+    if path.is_file():
+        return dict(json.loads(path.read_text()))
+    rtl_dir = ProjectLayout(point_project(copy_dir)).rtl
+    result = synthesize(Design.load(rtl_dir), rtl_dir, yosys_family(cfg.hls.part))
+    counts = {
+        "lut": result.lut,
+        "ff": result.ff,
+        "dsp": result.dsp,
+        "bram_18k": result.bram_18k,
+        "uram": result.uram,
+        "seconds": round(result.seconds, 1),
+        "family": result.family,
+    }
+    write_json_atomic(path, counts)
+    return counts

@@ -84,8 +84,8 @@ def test_random_plan_is_a_seeded_subset_of_the_grid() -> None:
         for seed in range(6)
     }  # fmt: skip
     assert len(draws) > 1  # the seed chooses
-    # more points than the grid has: the whole grid once
-    every = plan_points(parse_config({"scan": {**raw["scan"], "points": 99}}))
+    # as many points as the grid has: the whole grid once (more is refused: tests/test_scan_levers.py)
+    every = plan_points(parse_config({"scan": {**raw["scan"], "points": 15}}))
     assert {(p.axes["weight_bits"], p.reuse_factor) for p in every} == grid and len(every) == 15
 
 
@@ -218,6 +218,14 @@ def test_scan_on_the_ci_config(ci_run) -> None:
         assert p.figures["ii_cycles"] == p.axes["reuse_factor"]
         assert {"auc", "auc_err", "rejection_at_30", "rejection_at_50_err"} <= set(p.physics)
     assert any(p.pareto for p in scan.points)
+    # issue 21: every point has its label-only copy from the same start, built and gated the same way
+    for p in scan.points:
+        assert p.baseline is not None and p.baseline.error is None and p.baseline.exact
+        assert p.baseline.figures["lut"] > 0 and p.baseline.physics["auc"] != p.physics["auc"]
+    mlp = scan.fronts["mlp"]
+    assert mlp["kd"] and mlp["baseline"] and mlp["gains"]["interpolation"] == "stepwise"
+    assert scan.front_seeds["mlp"]["seeds"] == 2 and len(scan.front_seeds["mlp"]["designs"]) == 1
+    assert scan.fast_vs_yosys is None  # hls4ml points only: nothing for Yosys
     best = next(p for p in scan.points if p.key == scan.best)
     assert best.budget_pass and best.pareto_lut
     in_budget = [p for p in scan.points if p.exact and p.error is None and p.budget_pass]
@@ -230,6 +238,8 @@ def test_scan_on_the_ci_config(ci_run) -> None:
     # The review report shows the scan once it is remade.
     assert main(["report", "--config", str(ci_run.path)]) == 0
     assert "## Design scan" in (cfg.firmware / "report.md").read_text()
+    md = (cfg.artifacts / "scan" / "scan.md").read_text()
+    assert "## mlp: KD and baseline fronts" in md and "Over 2 seeds (1 front designs retrained" in md
 
 
 def _scan_process(path, *extra):
@@ -325,14 +335,15 @@ def test_an_rtl_point_builds_only_the_rtl_flow(tmp_path, monkeypatch) -> None:
     import kd_trigger.scan_points as sp
     from kd_trigger.contracts import Da4mlEstimateBlock, RtlBlock, RtlSimBlock, YosysBlock
     from kd_trigger.errors import ModelError
-    from kd_trigger.layout import ProjectLayout, point_project
+    from kd_trigger.layout import ProjectLayout, point_baseline, point_project
 
     raw = {"scan": {"axes": {"mlp": {"weight_bits": [4], "flow": ["hls4ml", "rtl"]}}}}
     cfg = parse_config({**raw, "budget": {"profiles": str(REPO / "configs" / "budget.yaml")}})
     points = {p.flow: p for p in plan_points(cfg)}
     calls: list[object] = []
 
-    def rtl(model, out_dir, hls, x, ii_cycles):
+    def rtl(model, out_dir, hls, x, ii_cycles, synth):
+        assert synth is False  # Yosys waits for the ranking (scan.rank_and_measure)
         calls.append(out_dir)
         block = RtlBlock.model_construct(
             latency_cycles=3,
@@ -350,16 +361,26 @@ def test_an_rtl_point_builds_only_the_rtl_flow(tmp_path, monkeypatch) -> None:
         raise ModelError("converted")
 
     x = np.zeros((3, 4))
-    monkeypatch.setattr(sp, "_train_point", lambda cfg, point, spec: (None, {"auc": 0.9}, x, np.zeros(3)))
+    copies = {"baseline": (None, {"auc": 0.8}), "kd": (None, {"auc": 0.9})}
+    monkeypatch.setattr(sp, "_train_point", lambda cfg, point, spec: (copies, x, np.zeros(3)))
     monkeypatch.setattr(sp, "rtl_inputs", lambda model, x_test, seed: x_test)
     monkeypatch.setattr(sp, "rtl_design", rtl)
     monkeypatch.setattr(sp, "convert_and_simulate", convert)
     result = sp._build_point(cfg, points["rtl"], tmp_path)
-    assert calls == [ProjectLayout(point_project(tmp_path)).rtl]
+    # the KD copy into the point's project, the baseline copy into its own, both in the RTL flow only
+    assert calls == [
+        ProjectLayout(point_project(tmp_path)).rtl,
+        ProjectLayout(point_project(point_baseline(tmp_path))).rtl,
+    ]
     assert result["flow"] == "rtl" and result["exact"] is True and result["physics"]["auc"] == 0.9
+    baseline = result["baseline"]
+    assert (
+        baseline["physics"]["auc"] == 0.8 and baseline["exact"] is True and baseline["figures"]["lut"] == 10
+    )
+    assert "flow" not in baseline
     assert result["figures"]["lut"] == 10 and result["sources"]["lut"] == "yosys synth (open-source)"
     assert result["figures"]["latency_ns"] == 15.0
     assert result["exactness"] == {"rtl_exact_fraction": 1.0, "rtl_samples": 3, "max_abs_diff": 0.0}
     with pytest.raises(ModelError, match="converted"):
         sp._build_point(cfg, points["hls4ml"], tmp_path)
-    assert calls[1:] == ["hls4ml"]
+    assert calls[2:] == ["hls4ml"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.contracts import HlsReport, Interval, Scan, StudentStudy, Study, StudySetting
+from kd_trigger.contracts import HlsReport, Interval, Scan, ScanCopy, StudentStudy, Study, StudySetting
 from kd_trigger.fpga.figures import design_figures
 from kd_trigger.layout import PARETO_LATENCY_PLOT, PARETO_LUT_PLOT, STUDY_PLOTS_DIR
 
@@ -141,8 +141,9 @@ def scan_markdown(scan: Scan) -> str:
         f"{sum(p.exact for p in scan.points)} bit-exact, {sum(p.budget_pass for p in scan.points)} within the budget. "
         "Pareto: not beaten by another exact design in physics, LUT and latency together.",
         "",
-        "| design | axes | AUC | 1/eps_B @ 30% | LUT | latency (ns) | II | source | exact | budget | Pareto |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| design | axes | AUC | 1/eps_B @ 30% | LUT | latency (ns) | II | source | exact | budget | Pareto "
+        "| baseline AUC | baseline 1/eps_B @ 30% | baseline LUT | baseline exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in sorted(scan.points, key=lambda p: -(p.physics.get(scan.objective) or -1e9)):
         axes = ", ".join(f"{k}={_axis_text(v)}" for k, v in p.axes.items())
@@ -154,8 +155,9 @@ def scan_markdown(scan: Scan) -> str:
             f"{_fmt(r30, 3)}{'' if r30_err is None else f' ± {r30_err:.2g}'} | {_fmt(p.figures.get('lut'))} | "
             f"{_fmt(p.figures.get('latency_ns'))} | {_fmt(p.figures.get('ii_cycles'))} | {p.sources.get('lut') or '-'} | "
             f"{'yes' if p.exact else ('ERROR' if p.error else 'NO')} | {'PASS' if p.budget_pass else 'FAIL'} | "
-            f"{'yes' if p.pareto else ''} |"
+            f"{'yes' if p.pareto else ''} | {_baseline_cells(p.baseline)} |"
         )
+    lines += fronts_markdown(scan)
     if scan.best is None and scan.nearest_miss:
         lines += [
             "",
@@ -168,6 +170,94 @@ def scan_markdown(scan: Scan) -> str:
         f"![physics vs latency]({PARETO_LATENCY_PLOT})",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_cells(copy: ScanCopy | None) -> str:
+    if copy is None:
+        return "- | - | - | -"
+    exact = "yes" if copy.exact else ("ERROR" if copy.error else "NO")
+    return (
+        f"{_fmt(copy.physics.get('auc'))} | {_fmt(copy.physics.get('rejection_at_30'), 3)} | "
+        f"{_fmt(copy.figures.get('lut'))} | {exact}"
+    )
+
+
+def fast_vs_yosys_text(f: dict[str, Any]) -> str:
+    """One sentence: the fast figure against Yosys on the measured copies."""
+    return (
+        f"Ranked by the fast figures ({f['source']} for RTL designs); Yosys measured {len(f['points'])} RTL "
+        f"copies (every front point and the promoted design): {f['source']} / Yosys LUT median "
+        f"{f['median_ratio']:.3f}, min {f['min_ratio']:.3f}, max {f['max_ratio']:.3f}."
+    )
+
+
+def front_texts(scan: Scan) -> list[tuple[str, str]]:
+    """(kind, what KD buys on its fronts: one run's readings, then over seeds where retrained)."""
+    seeds = scan.front_seeds or {}
+    return [
+        (
+            kind,
+            kd_gain_text(scan.objective, f["gains"])
+            + (f" {seed_gain_text(scan.objective, seeds[kind])}" if kind in seeds else ""),
+        )
+        for kind, f in scan.fronts.items()
+    ]
+
+
+def seed_gain_text(objective: str, seeds: dict[str, Any]) -> str:
+    """The KD saving over seeds on the retrained front designs: median [min, max]."""
+
+    def spread(block: dict[str, Any] | None, scale: float, unit: str) -> str:
+        if block is None:
+            return "n/a"
+        return f"{scale * block['median']:.2f}{unit} [{scale * block['lo']:.2f}, {scale * block['hi']:.2f}]"
+
+    return (
+        f"Over {seeds['seeds']} seeds ({len(seeds['designs'])} front designs retrained, fast LUT figures): "
+        f"LUT saving at equal {objective} {spread(seeds.get('lut_saving'), 100, '%')}, "
+        f"{objective} ratio at equal LUT {spread(seeds.get('objective_ratio'), 1, 'x')} (median [min, max])."
+    )
+
+
+def kd_gain_text(objective: str, gains: dict[str, Any]) -> str:
+    """The two numbers read off a kind's fronts, as one sentence (stepwise readings, median over levels)."""
+    saving, ratio = gains.get("lut_saving"), gains.get("objective_ratio")
+    return (
+        f"KD saves {'n/a' if saving is None else f'{100 * saving:.0f}%'} of the LUT at equal {objective} "
+        f"({gains.get('n_lut_readings', 0)} levels) and reaches "
+        f"{'n/a' if ratio is None else f'{ratio:.2f}x'} the baseline's {objective} at equal LUT "
+        f"({gains.get('n_objective_readings', 0)} levels); {gains.get('interpolation', 'stepwise')} readings at "
+        "each baseline front point, median."
+    )
+
+
+def fronts_markdown(scan: Scan) -> list[str]:
+    """Per student kind, the KD and baseline fronts (objective against LUT) and the KD saving; how far
+    the fast LUT figure was from Yosys on the measured RTL copies."""
+    lines: list[str] = []
+    if scan.fast_vs_yosys:
+        f = scan.fast_vs_yosys
+        lines += [
+            "",
+            fast_vs_yosys_text(f),
+            "",
+            "| design | copy | fast LUT | Yosys LUT | fast / Yosys |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['key']} | {r['copy']} | {r['fast_lut']:,} | {r['yosys_lut']:,} | {r['ratio']:.3f} |"
+            for r in f["points"]
+        ]
+    for kind, fronts in scan.fronts.items():
+        lines += ["", f"## {kind}: KD and baseline fronts ({scan.objective} against LUT)", ""]
+        lines += [kd_gain_text(scan.objective, fronts["gains"]), ""]
+        if scan.front_seeds and kind in scan.front_seeds:
+            lines += [seed_gain_text(scan.objective, scan.front_seeds[kind]), ""]
+        lines += [f"| copy | design | {scan.objective} | LUT |", "|---|---|---|---|"]
+        for copy in ("kd", "baseline"):
+            for row in fronts[copy]:
+                lines.append(f"| {copy} | {row['key']} | {_fmt(row['objective'], 4)} | {row['lut']:,.0f} |")
+    return lines
 
 
 # -- the hls stage's verdict ----------------------------------------------------------------------

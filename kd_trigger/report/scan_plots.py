@@ -33,7 +33,9 @@ def _xy(points: list[ScanPoint], figure: str, objective: str) -> tuple[np.ndarra
 
 
 def plot_front(scan: Scan, figure: str, limit: float, path: Path) -> Path:
-    """Every exact design (grey), the 2-D Pareto front (blue, joined), failed gates (red x), the limit."""
+    """Every exact design (grey), the 2-D Pareto front (blue, joined), failed gates (red x), the limit;
+    on the LUT plot also each kind's baseline front (orange, drawn as the stepwise staircase the KD saving
+    is read off)."""
     fig = Figure(figsize=(6.4, 4.6))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
@@ -46,6 +48,18 @@ def plot_front(scan: Scan, figure: str, limit: float, path: Path) -> Path:
     if len(front_x):
         order = np.argsort(front_x)
         ax.plot(front_x[order], front_y[order], "o-", color="C0", label="Pareto front")
+    if figure == "lut":
+        for kind, fronts in scan.fronts.items():
+            rows = fronts["baseline"]
+            if rows:
+                ax.step(
+                    [r["lut"] for r in rows],
+                    [r["objective"] for r in rows],
+                    "s--",
+                    where="post",
+                    color="C1",
+                    label=f"baseline front ({kind}, no teacher)",
+                )
     if bad:
         ax.scatter(*_xy(bad, figure, y), marker="x", color="C3", label="failed the exactness gate")
     best = [p for p in scan.points if p.key == scan.best]

@@ -43,6 +43,7 @@ from kd_trigger.report.format import (
 )
 from kd_trigger.report.html import Block, Bullets, Heading, Image, Paragraph, Table, Tone
 from kd_trigger.report.inputs import StudentInputs
+from kd_trigger.report.markdown import fast_vs_yosys_text, front_texts
 
 log = logging.getLogger(__name__)
 
@@ -561,6 +562,11 @@ def scan_blocks(scan_path: Path, plot_dir: Path, plot_rel: str, limit: int = 12)
             "pass" if best else "fail",
         ),
         Table(header, rows, caption=f"The {len(rows)} best designs by {scan.objective}", row_tones=tones),
+        *(
+            Paragraph(f"{kind}, KD against the label-only baseline: {text}")
+            for kind, text in front_texts(scan)
+        ),
+        *([Paragraph(fast_vs_yosys_text(scan.fast_vs_yosys))] if scan.fast_vs_yosys else []),
     ]
     files = ScanFiles(scan_path.parent)
     for src, caption in ((files.pareto_lut, "physics vs LUT"), (files.pareto_latency, "physics vs latency")):

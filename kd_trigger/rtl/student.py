@@ -30,9 +30,12 @@ def rtl_inputs(model: Any, x_test: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.concatenate([np.asarray(x_test, dtype=np.float64), edges])
 
 
-def rtl_firmware(model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, ii_cycles: int = 1) -> RtlResult:
+def rtl_firmware(
+    model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, ii_cycles: int = 1, synth: bool = True
+) -> RtlResult:
     """The open-source RTL flow of ``model`` into ``out_dir`` (with its ``rtl_report.json``).
-    ``ii_cycles`` > 1 folds a Deep Sets student (an event every k cycles).
+    ``ii_cycles`` > 1 folds a Deep Sets student (an event every k cycles). ``synth=False`` stops after the
+    Verilator gate (da4ml's estimate only; the scan runs Yosys later on the designs that count).
     Raises RtlMismatchError (exit 1, after writing rtl_report.json) when it is not exact."""
     return run_rtl_flow(
         model,
@@ -41,14 +44,15 @@ def rtl_firmware(model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, ii_cy
         clock_period_ns=hls.clock_period_ns,
         part_family=yosys_family(hls.part),
         ii_cycles=ii_cycles,
+        synth=synth,
     )
 
 
 def rtl_design(
-    model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, ii_cycles: int = 1
+    model: Any, out_dir: Path, hls: HlsConfig, x: np.ndarray, ii_cycles: int = 1, synth: bool = True
 ) -> tuple[RtlBlock, RtlSimBlock]:
     """:func:`rtl_firmware` as the report's blocks: (``rtl``, naming its folder; ``rtl_sim``)."""
-    result = rtl_firmware(model, out_dir, hls, x, ii_cycles)
+    result = rtl_firmware(model, out_dir, hls, x, ii_cycles, synth)
     return result.block(Path(out_dir).name), result.rtl_sim
 
 

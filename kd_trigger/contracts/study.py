@@ -1,0 +1,106 @@
+"""``artifacts/<run>/study.json``: the multi-seed study."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from kd_trigger.contracts.base import Contract
+
+
+class Interval(Contract):
+    """A KD/baseline ratio over seeds: the mean of the per-seed ratios and its 68% interval (a paired
+    bootstrap that resamples the test jets, the same for both models, and the seeds)."""
+
+    mean: float | None
+    lo68: float | None
+    hi68: float | None
+    per_seed: list[float | None]
+
+
+class KdOverBaseline(Contract):
+    rejection_at_30: Interval
+    rejection_at_50: Interval
+    auc: Interval
+    accuracy_at_beta: dict[str, Interval] = Field(default_factory=dict)
+    """Keyed by the boost velocity beta as text ("0.9")."""
+
+
+class SeedFigures(Contract):
+    """One trained model on the test split (and the validation figure the selection used)."""
+
+    seed: int
+    auc: float
+    rejection_at_30: float | None
+    rejection_at_50: float | None
+    accuracy: float
+    accuracy_at_beta: dict[str, float] = Field(default_factory=dict)
+    val_selection: float | None = None
+    best_epoch: int = 0
+    train_seconds: float = 0.0
+
+
+class StudySetting(Contract):
+    teacher: str
+    temperature: float
+    kd_weight: float
+    chosen: bool = False
+    """The setting the validation split picked for this student and teacher."""
+    val_selection_ratio: float | None = None
+    kd: list[SeedFigures]
+    kd_over_baseline: KdOverBaseline
+
+
+class LowDataPoint(Contract):
+    train_fraction: float
+    n_train: int
+    teacher: str
+    temperature: float
+    kd_weight: float
+    baseline: list[SeedFigures]
+    kd: list[SeedFigures]
+    kd_over_baseline: KdOverBaseline
+
+
+class StudentStudy(Contract):
+    baseline: list[SeedFigures]
+    settings: list[StudySetting]
+    best: dict[str, Any]
+    """The (teacher, temperature, kd_weight) the validation split picked for this student."""
+    low_data: list[LowDataPoint] = Field(default_factory=list)
+
+    def chosen_setting(self) -> StudySetting:
+        """The setting named by ``best`` (each teacher also marks its own best one ``chosen``)."""
+        for st in self.settings:
+            if (st.teacher, st.temperature, st.kd_weight) == (
+                self.best.get("teacher"),
+                self.best.get("temperature"),
+                self.best.get("kd_weight"),
+            ):
+                return st
+        return self.settings[0]
+
+
+class TeacherSummary(Contract):
+    kind: str
+    n_particles: int
+    auc: float
+    rejection_at_30: float | None
+    rejection_at_50: float | None
+    n_parameters: int
+    training_seconds: float
+
+
+class Study(Contract):
+    """``artifacts/<run>/study.json``."""
+
+    run: str
+    seeds: list[int]
+    select_on: str
+    n_test: int
+    n_test_background: int
+    teachers: dict[str, TeacherSummary]
+    students: dict[str, StudentStudy]
+    seconds: float
+    paper: dict[str, Any]
