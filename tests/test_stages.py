@@ -511,11 +511,13 @@ def test_an_rtl_edit_reruns_rtl_and_the_verdict_but_never_the_hls4ml_conversion(
 
 def test_an_hls4ml_edit_reruns_the_conversion_but_never_the_rtl_flow() -> None:
     graph = build_graph(parse_config({}))
-    # hls/convert.py also holds the precision derivation (model_precision, quantized_weights) that the RTL
-    # program takes its types and weights from: an edit there reruns both flows, as it must.
-    assert {"hls4ml", "hls", "report"} <= _reruns(graph, "kd_trigger/hls/convert.py")
-    # Code only the hls4ml flow runs: resource estimates of the HLS design, vendor synthesis.
+    # The precision derivation both flows take their types from lives in layers/: an edit there reruns both.
+    shared = _reruns(graph, "kd_trigger/layers/model.py")
+    assert {"hls4ml", "rtl", "hls", "report"} <= shared
+    # Code only the hls4ml flow runs: the conversion, the C simulation, estimates, vendor synthesis.
     for source in (
+        "kd_trigger/hls/convert.py",
+        "kd_trigger/hls/csim.py",
         "kd_trigger/fpga/estimate/model.py",
         "kd_trigger/fpga/synth.py",
         "kd_trigger/hls/build.py",

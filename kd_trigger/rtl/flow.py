@@ -29,8 +29,8 @@ import numpy as np
 
 from kd_trigger.contracts import Da4mlEstimateBlock, RtlResult, RtlSimBlock, YosysBlock
 from kd_trigger.errors import ConfigError, DataError
-from kd_trigger.hls.convert import model_precision
-from kd_trigger.hls.csim import (
+from kd_trigger.layers.model import model_precision
+from kd_trigger.layers.reference import (
     compare_outputs,
     float64_twin,
     keras_layer_outputs,
@@ -38,7 +38,7 @@ from kd_trigger.hls.csim import (
     quantize_inputs,
     run_twin,
 )
-from kd_trigger.hls.precision import LayerPrecision
+from kd_trigger.layers.spec import LayerPrecision
 from kd_trigger.layout import RTL_REPORT_FILE
 from kd_trigger.rtl.emit import DEFAULT_TOP, Design, emit_design
 from kd_trigger.rtl.errors import RtlMismatchError

@@ -14,8 +14,8 @@ import numpy as np
 from kd_trigger.config import HlsConfig
 from kd_trigger.contracts import HlsReport, RtlBlock, RtlResult, RtlSimBlock
 from kd_trigger.fpga.parts import yosys_family
-from kd_trigger.hls.convert import model_precision
 from kd_trigger.hls.precision import edge_case_inputs
+from kd_trigger.layers.model import model_precision
 from kd_trigger.rtl.flow import run_rtl_flow
 
 EDGE_SAMPLES = 10_000
