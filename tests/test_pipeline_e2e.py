@@ -19,6 +19,7 @@ import pytest
 
 from kd_trigger.cli import main
 from kd_trigger.config import load_config
+from kd_trigger.layout import RunLayout
 from kd_trigger.stages import read_record
 
 pytestmark = pytest.mark.slow
@@ -223,7 +224,8 @@ def test_rerun_is_up_to_date_and_touches_nothing(ci_run, capsys) -> None:
     assert (ci_run.cfg.artifacts / "metrics.json").stat().st_mtime_ns == stamp
     assert main(["status", "--config", str(ci_run.path)]) == 0
     out = capsys.readouterr().out
-    assert out.count("up to date") == 6 and "would run" not in out
+    # data, two teachers, distill, hls4ml, rtl, hls, report
+    assert out.count("up to date") == 8 and "would run" not in out
 
 
 def test_bad_inputs_on_a_real_run_are_one_line(ci_run, make_config, tmp_path, capsys) -> None:
@@ -332,12 +334,19 @@ def test_killed_forced_run_of_another_config_leaves_the_first_intact(ci_run, mak
         stderr=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )
+    # The firmware is built by the hls4ml and rtl flow stages (staged beside artifacts/<run>/stages/<flow>/
+    # <student>) and assembled by the hls stage (staged in firmware/<run>): kill B inside any of them.
+    flow_parents = [RunLayout.of(cfg).flow_dir(flow, "x").parent for flow in ("hls4ml", "rtl")]
+
+    def staging() -> list[Path]:
+        return [p for parent in (cfg.firmware, *flow_parents) for p in parent.glob(".*.kdt-staging*")]
+
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not list(cfg.firmware.glob(".*.kdt-staging*")):
+        while time.monotonic() < deadline and not staging():
             assert proc.poll() is None, "the forced run finished before it could be killed"
             time.sleep(0.05)
-        assert list(cfg.firmware.glob(".*.kdt-staging*")), "the hls stage never started"
+        assert staging(), "no firmware stage ever started"
     finally:
         proc.kill()
         proc.wait()

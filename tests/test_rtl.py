@@ -348,7 +348,7 @@ def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch
     directory is ever left beside it."""
     from dataclasses import replace
 
-    import kd_trigger.hls.convert as convert
+    import kd_trigger.hls.saved_model as saved_model
     from kd_trigger.cli import main
     from kd_trigger.hls.precision import LayerPrecision
     from kd_trigger.rtl import tools
@@ -377,7 +377,8 @@ def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch
     assert listing() == ["tiny.h5"]
 
     # a deliberately too narrow accumulator: exit 1, the design kept with its marker
-    real_precision = convert.model_precision
+    # Patched where `rtl --model` looks it up (hls/saved_model.py binds the name at import).
+    real_precision = saved_model.model_precision
 
     def narrow_precision(model, *args, **kwargs):
         precision = real_precision(model, *args, **kwargs)
@@ -388,7 +389,7 @@ def test_rtl_command_staging_force_and_the_mismatch_marker(tmp_path, monkeypatch
         return precision
 
     with monkeypatch.context() as m:
-        m.setattr(convert, "model_precision", narrow_precision)
+        m.setattr(saved_model, "model_precision", narrow_precision)
         capsys.readouterr()
         assert main(["rtl", "--model", str(model_path), "--out", str(out)]) == 1
         assert "dense_0" in one_line()
