@@ -11,12 +11,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import write_config
 
 from kd_trigger.cli import main
 from kd_trigger.config import load_config
 from kd_trigger.layout import RunLayout
 from kd_trigger.stages import read_record
-from tests.conftest import write_config
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)
