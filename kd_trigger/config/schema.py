@@ -12,7 +12,7 @@ from kd_trigger.config.base import Section
 from kd_trigger.config.budget import BudgetConfig
 from kd_trigger.config.data import DataConfig
 from kd_trigger.config.firmware import HlsConfig, fold_ii_cycles
-from kd_trigger.config.students import PAIRING_FIELDS, StudentConfig
+from kd_trigger.config.students import PAIRING_FIELDS, LayerQuantConfig, QuantConfig, StudentConfig
 from kd_trigger.config.teachers import TeacherSpec
 from kd_trigger.config.training import DistillConfig, ScanConfig, StudyConfig
 from kd_trigger.errors import ConfigError
@@ -50,7 +50,18 @@ def _default_teachers() -> tuple[TeacherSpec, ...]:
 
 
 def _default_students() -> tuple[StudentConfig, ...]:
-    """The two students, each paired with the teacher and setting the study chose for it (README)."""
+    """The two students, each paired with the teacher and setting the study chose for it, each at the
+    cheapest design of the cost-lever benchmark that kept its physics (README, "Cost levers"; measured with
+    benchmarks/cost_levers.py on the default jets, distilled, Yosys LUT of the RTL flow, bit-exact):
+
+    * MLP: 75% of the kernel weights pruned: 64,985 LUT against 147,059 unpruned, R30 85 (3 seeds: 94 / 83
+      / 78) against 82, AUC 0.9616 against 0.9609;
+    * Deep Sets: folded at II 4 (the budget rule's default for 16 particles, see ``fold_ii_cycles``) with
+      4-bit weights after the first per-particle layer: 64,223 LUT against 104,292 folded at 8 bits and
+      ~352,000 unfolded, R30 273 and AUC 0.9778 (one seed, the run's own; the 8-bit seeds gave 184 / 474 /
+      310: the Deep Sets spread between seeds is larger than the lever's effect).
+    """
+    four_bit = LayerQuantConfig(weight_bits=4)
     return (
         StudentConfig(
             name="mlp",
@@ -59,12 +70,14 @@ def _default_students() -> tuple[StudentConfig, ...]:
             teacher="lorentznet64",
             temperature=2.0,
             kd_weight=0.9,
+            sparsity=0.75,
         ),
         StudentConfig(
             name="deepsets",
             kind="deepsets",
             hidden=(32, 32),
             head=(32,),
+            quant=QuantConfig(layers={"phi_1": four_bit, "rho_0": four_bit, "output": four_bit}),
             teacher="lorentznet16",
             temperature=2.0,
             kd_weight=0.9,

@@ -116,8 +116,11 @@ class ScanConfig(Section):
     seed: Annotated[int, Field(ge=0)] = 0
     objective: Annotated[
         str, Field(pattern=r"^(auc|rejection_at_30|rejection_at_50|accuracy|r(30|50):[a-z]+)$")
-    ] = "auc"
-    """``accuracy`` or ``r30:<class>`` / ``r50:<class>`` for N-class data (the class's rejection of the others). The physics figure the Pareto fronts and the promotion of the best design use (on the test split)."""
+    ] = "rejection_at_30"
+    """The physics figure the Pareto fronts and the promotion of the best design use (on the test split):
+    R30 by default (a trigger cuts at a fixed signal efficiency, so rejection is what it buys; AUC hides the
+    tail that matters), ``auc``, or for N-class data ``accuracy`` / ``r30:<class>`` / ``r50:<class>`` (the
+    class's rejection of the others)."""
     epochs: Annotated[int, Field(ge=1)] | None = None
     """Training epochs per point (None: distill.epochs)."""
     front_seeds: Annotated[int, Field(ge=0, le=32)] = 3
