@@ -269,6 +269,12 @@ def run(args: argparse.Namespace) -> int:
         from kd_trigger.stages import stage_status  # the graph: every stage module (and matplotlib)
 
         cfg = _config(args)
+        if args.target == "scan":
+            from kd_trigger.scan_points import plan_points
+
+            # The scan's axes are checked when it plans its points, not by the config schema: plan them
+            # here, so 'valid' means the scan would start (a bad axis is the same exit-2 line as 'scan').
+            plan_points(cfg)
         rows = stage_status(cfg, [args.target])
         width = max(len(name) for name, _, _ in rows)
         print(f"config {cfg.source}: valid; run {cfg.run.name}")

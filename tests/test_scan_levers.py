@@ -30,7 +30,10 @@ def test_lever_axes_set_the_planned_students() -> None:
     # late_weight_bits: every weight layer after the first, the first keeps the student's weight_bits
     spec = points[0].spec
     assert spec["quant"]["weight_bits"] == 8
-    assert spec["quant"]["layers"] == {
+    set_fields = {
+        layer: {k: v for k, v in e.items() if v is not None} for layer, e in spec["quant"]["layers"].items()
+    }
+    assert set_fields == {
         "phi_1": {"weight_bits": 4},
         "rho_0": {"weight_bits": 4},
         "output": {"weight_bits": 4},
@@ -104,6 +107,17 @@ def test_bad_scan_axes_exit_2_with_one_line(tmp_path, capsys, axes, fragment) ->
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0] and err[0].startswith("kd-trigger scan: error:")
     assert not (tmp_path / "artifacts").exists()
+
+
+def test_status_of_the_scan_refuses_what_the_scan_refuses(tmp_path, capsys) -> None:
+    """'status --target scan' plans the points: it never calls a config valid that 'scan' refuses."""
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"run": {"name": "bad"}, "scan": {"axes": {"mlp": {"ii_cycles": [2]}}}}))
+    assert main(["status", "--config", str(path), "--target", "scan"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kd-trigger status: error: scan.axes.mlp.ii_cycles: a mlp")
 
 
 def test_front_and_its_stepwise_readings() -> None:
