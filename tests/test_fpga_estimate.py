@@ -266,6 +266,9 @@ def test_the_estimator_reads_the_registrys_layer_spec() -> None:
     from kd_trigger.layers.spec import LayerSpec as RegistrySpec
 
     assert LayerSpec is RegistrySpec
+    # a spec described from the Keras layer only has no estimator kind: reported, not silently free
+    keras_only = estimate_layers([LayerSpec("d", "QDense", fan_in=4)], 1, 5.0)
+    assert keras_only.notes == ["layer d: kind '' is not modelled (counted as 0)"]
     soft = LayerSpec.from_dict(
         {"name": "s", "kind": "activation", "n_in": 5, "n_out": 5, "activation": "softmax"}
     )

@@ -36,7 +36,8 @@ class LayerSpec:
     From the firmware graph (hls4ml IR, :func:`kd_trigger.fpga.estimate.layers_from_hls_model`) or a
     calibration design (:meth:`from_dict`); the resource estimator's figures (:mod:`kd_trigger.fpga.
     estimate.model` says how each is costed). ``kind`` is the estimator's kind (the handler's
-    ``estimate_kind``: ``dense``, ``conv1d``, ``activation``, ``pooling``, ``input``, ``other``, ...).
+    ``estimate_kind``: ``dense``, ``conv1d``, ``activation``, ``pooling``, ``input``, ``other``, ...;
+    ``""`` on a spec described from a Keras layer only, which the estimator reports as not modelled).
     For ``dense``: ``n_in`` inputs, ``n_out`` outputs, ``n_nonzero_mult`` non-zero weights.
     For ``conv1d`` (kernel over positions): ``n_in`` = fan-in per output (channels x kernel width),
     ``n_out`` = filters, ``n_nonzero_mult`` non-zero weights of the kernel, ``n_positions`` output
@@ -69,7 +70,7 @@ class LayerSpec:
     # shared
     activation_kind: str | None = None
     # the firmware layer: the resource estimator
-    kind: str = field(default="other", metadata=_FIRMWARE)
+    kind: str = field(default="", metadata=_FIRMWARE)
     n_in: int = field(default=0, metadata=_FIRMWARE)
     n_out: int = field(default=0, metadata=_FIRMWARE)
     n_nonzero_mult: int = field(default=0, metadata=_FIRMWARE)
