@@ -4,7 +4,9 @@
   function is still a cycle, and the stage digests follow those imports too);
 * no module imports another module's ``_``-prefixed name;
 * artifact file names are spelled only in ``kd_trigger/layout.py``;
-* no module is longer than ~600 lines.
+* no module is longer than ~600 lines;
+* one per-layer description: exactly one class named ``LayerSpec`` (the layer registry's, which the
+  resource estimator reads too), and the Yosys counts are the contract class itself.
 """
 
 from __future__ import annotations
@@ -189,3 +191,29 @@ def test_artifact_file_names_live_only_in_layout() -> None:
         if module != "kd_trigger.layout" and (found := _file_name_literals(path) & names)
     }
     assert not elsewhere, "artifact file names spelled outside layout.py:\n" + "\n".join(sorted(elsewhere))
+
+
+def class_definitions() -> dict[str, list[str]]:
+    """Class name -> the kd_trigger modules that define a class of that name (at any depth)."""
+    found: dict[str, list[str]] = {}
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                found.setdefault(node.name, []).append(module)
+    return found
+
+
+def test_class_finder_sees_a_second_layer_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The negative control: a second per-layer description anywhere in the package is seen.
+    fake = tmp_path / "fake.py"
+    fake.write_text("def f():\n    class LayerSpec:\n        pass\n")
+    monkeypatch.setitem(MODULES, "kd_trigger.fake", fake)
+    assert class_definitions()["LayerSpec"] == ["kd_trigger.layers.spec", "kd_trigger.fake"]
+
+
+def test_one_layer_spec_and_one_yosys_record() -> None:
+    """The registry's LayerSpec is the only per-layer description (the estimator fills and reads it),
+    and rtl/synth.py makes the rtl_report.json contract block itself (no second Yosys field list)."""
+    defs = class_definitions()
+    assert defs["LayerSpec"] == ["kd_trigger.layers.spec"], defs["LayerSpec"]
+    assert defs["YosysBlock"] == ["kd_trigger.contracts.hls_report"] and "YosysResult" not in defs

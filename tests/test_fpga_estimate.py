@@ -78,7 +78,7 @@ def _relu(**kw) -> LayerSpec:
     base = dict(
         name="r",
         kind="activation",
-        activation="relu",
+        activation_kind="relu",
         n_in=64,
         n_out=64,
         input_bits=16,
@@ -179,7 +179,7 @@ def test_activation_cost_grows_with_rounding_saturation_and_width() -> None:
     double = estimate_layers([_relu(n_in=128, n_out=128)], 1, 5.0).layers[0]
     assert math.isclose(double.lut_hls, 2 * plain.lut_hls, rel_tol=0.01, abs_tol=1)
     # A truncating, wrapping quantizer is wiring: no LUT.
-    quant = estimate_layers([_relu(activation="linear")], 1, 5.0).layers[0]
+    quant = estimate_layers([_relu(activation_kind="linear")], 1, 5.0).layers[0]
     assert (quant.lut, quant.lut_hls) == (0, 0)
 
 
@@ -193,7 +193,7 @@ def test_hls4ml_relu_costs_are_in_the_range_of_real_reports() -> None:
 
 
 def test_softmax_adds_dsps_bram_and_cycles() -> None:
-    soft = LayerSpec(name="s", kind="activation", activation="softmax", n_in=5, n_out=5)
+    soft = LayerSpec(name="s", kind="activation", activation_kind="softmax", n_in=5, n_out=5)
     est = estimate_layers([_dense(), soft], 1, 5.0)
     assert est.layers[1].dsp == 5 and est.layers[1].bram_18k == COEFFICIENTS.softmax_bram_18k
     assert est.layers[1].latency_cycles == COEFFICIENTS.softmax_cycles
@@ -257,6 +257,29 @@ def test_bad_arguments() -> None:
         estimate_layers([], 1, 0.0)
     with pytest.raises(ValueError, match="unknown LayerSpec fields"):
         LayerSpec.from_dict({"name": "a", "kind": "dense", "n_in": 1, "n_out": 1, "bogus": 1})
+
+
+def test_the_estimator_reads_the_registrys_layer_spec() -> None:
+    """One per-layer description: designs.json's ``activation`` (the function) is the registry's
+    ``activation_kind``; the Keras-side fields are not calibration data; a function given where the
+    quantizer's type belongs is refused, not read as a ReLU."""
+    from kd_trigger.layers.spec import LayerSpec as RegistrySpec
+
+    assert LayerSpec is RegistrySpec
+    # a spec described from the Keras layer only has no estimator kind: reported, not silently free
+    keras_only = estimate_layers([LayerSpec("d", "QDense", fan_in=4)], 1, 5.0)
+    assert keras_only.notes == ["layer d: kind '' is not modelled (counted as 0)"]
+    soft = LayerSpec.from_dict(
+        {"name": "s", "kind": "activation", "n_in": 5, "n_out": 5, "activation": "softmax"}
+    )
+    assert (soft.activation_kind, soft.activation, soft.class_name) == ("softmax", None, "")
+    assert estimate_layers([soft], 1, 5.0).layers[0].features["softmax"] == 5  # costed as a softmax
+    with pytest.raises(ValueError, match=r"layer 'a': unknown LayerSpec fields \['fan_in', 'kernel'\]"):
+        LayerSpec.from_dict({"name": "a", "kind": "dense", "kernel": "ap_fixed<8,2>", "fan_in": 3})
+    with pytest.raises(
+        TypeError, match=r"layer 'r': activation is the type .* the function \('relu'\) is activation_kind"
+    ):
+        LayerSpec(name="r", kind="activation", activation="relu")  # type: ignore[arg-type]
 
 
 def test_unknown_weights_use_random_code_statistics() -> None:
@@ -508,10 +531,10 @@ def test_adapter_on_converted_qkeras_model(tmp_path) -> None:  # noqa: ANN001 - 
     assert (fc.weight_bits, fc.input_bits, fc.reuse_factor) == (8, 12, 1)
     assert specs["fc2"].reuse_factor == 3
     relu = specs["relu"]
-    assert relu.kind == "activation" and relu.activation == "relu" and relu.output_bits == 8
+    assert relu.kind == "activation" and relu.activation_kind == "relu" and relu.output_bits == 8
     assert relu.output_rounding and relu.output_saturation  # QKeras quantized_relu: RND_CONV, SAT
     q_in = specs["q_in"]
-    assert q_in.activation == "linear" and q_in.output_bits == 12
+    assert q_in.activation_kind == "linear" and q_in.output_bits == 12
     est = estimate_model(hls_model, reuse_factor=2, clock_period_ns=5.0)
     layer = next(lay for lay in est.layers if lay.name == "fc")
     assert (layer.multiplications, layer.multipliers, layer.dsp) == (8, 0, 0)

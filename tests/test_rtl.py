@@ -111,6 +111,7 @@ def test_bit_packing_round_trips_signed_and_unsigned_fields():
 
 
 def test_yosys_cell_accounting():
+    from kd_trigger.contracts import YosysBlock
     from kd_trigger.rtl.synth import count_cells
 
     cells = {"LUT2": 10, "LUT6": 5, "SRLC32E": 2, "INV": 3, "FDRE": 7, "FDSE": 1, "CARRY4": 3, "DSP48E2": 1}
@@ -119,6 +120,12 @@ def test_yosys_cell_accounting():
     assert (r.lut, r.lut_logic, r.lut_srl, r.lut_inv) == (20, 15, 2, 3)
     assert (r.ff, r.carry, r.dsp, r.bram_18k, r.muxf) == (8, 3, 1, 5.0, 4)
     assert r.source == "yosys synth (open-source)"
+    # the counts are the contract of rtl_report.json's ``yosys`` block itself (one field list), same keys
+    assert isinstance(r, YosysBlock)
+    assert list(r.model_dump(mode="json")) == [
+        "lut", "ff", "carry", "dsp", "bram_18k", "family", "seconds", "log", "uram", "source", "tool",
+        "cpu_seconds", "lut_logic", "lut_srl", "lut_inv", "muxf", "cells",
+    ]  # fmt: skip
 
 
 def test_yosys_cell_accounting_on_real_stat_json():

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 from kd_trigger.contracts.base import Contract
 from kd_trigger.contracts.metrics import LayerSparsity
 from kd_trigger.errors import DataError
+from kd_trigger.fpga import SOURCE_YOSYS
 
 
 class ResourceTotals(Contract):
@@ -123,7 +124,13 @@ class Da4mlEstimateBlock(Contract):
 
 
 class YosysBlock(Contract):
-    """Cells after Yosys ``synth_xilinx`` (see :class:`kd_trigger.rtl.synth.YosysResult`)."""
+    """Cells after Yosys ``synth_xilinx``, counted by :func:`kd_trigger.rtl.synth.count_cells`.
+
+    ``lut`` counts every cell that occupies a LUT, like Vivado's "CLB LUTs": LUT1-6, LUTs used as shift
+    registers (``lut_srl``) and Yosys' ``INV`` cells (``lut_inv``; inverters left at the stage-module
+    boundaries that a flattening Vivado run would mostly absorb into neighbouring LUTs). ``log``: the
+    Yosys log, relative to the flow's folder.
+    """
 
     lut: int
     ff: int
@@ -134,7 +141,8 @@ class YosysBlock(Contract):
     seconds: float
     log: str
     uram: int = 0
-    source: str = "yosys synth (open-source)"
+    """URAM288 cells (the counted netlist has every cell; none means none)."""
+    source: str = SOURCE_YOSYS
     tool: str = ""
     cpu_seconds: float = 0.0
     lut_logic: int = 0

@@ -1,33 +1,65 @@
 """The one plain-data description of a layer, and what precision derivation makes of it.
 
-:class:`LayerSpec` is what every walk over a model reads about one Keras layer (no TensorFlow in it):
-the precision derivation works on a list of them, the RTL program and the reference twin are built by
-the same handlers (:mod:`kd_trigger.layers.registry`) that make them. :class:`LayerPrecision` is the
-result of the derivation for one layer; :class:`Intake` what a user states about a model saved without
-some of its quantizers.
+:class:`LayerSpec` is what every walk over a model reads about one layer (no TensorFlow in it): the
+precision derivation works on a list of them, the RTL program and the reference twin are built by the
+same handlers (:mod:`kd_trigger.layers.registry`) that make them, and the resource estimator
+(:mod:`kd_trigger.fpga.estimate`) costs a list of them read from the converted hls4ml graph.
+:class:`LayerPrecision` is the result of the derivation for one layer; :class:`Intake` what a user
+states about a model saved without some of its quantizers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kd_trigger.fixed import FixedType
 
+_FIRMWARE = {"firmware": True}
+"""Field metadata: the field describes the layer as the firmware builds it (the estimator's figures)."""
+
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """What precision derivation needs to know about one Keras layer (plain data).
+    """One layer as plain data: what the walks over a Keras model and the resource estimator read.
 
-    ``fan_in``: terms summed per output (Dense: input width; Conv1D: kernel_size x channels; average
-    pooling: number of steps). ``kernel``/``bias``/``activation`` hold the types of the layer's quantizers
-    (``activation_class`` the quantizer's QKeras class name). ``activation_kind`` is the function of a
-    plain Keras activation layer (relu, linear, softmax, sigmoid); ``inner_activation`` the one a Dense
-    or Conv1D applies itself.
+    Every walk fills the fields it knows and reads the ones it needs; the rest keep their defaults.
+    ``activation_kind`` is shared: the function of an activation layer (relu, linear, softmax, sigmoid,
+    ...), from the Keras layer or from the firmware graph.
+
+    From the Keras layer (:meth:`kd_trigger.layers.base.LayerHandler.describe`; precision derivation):
+    ``class_name`` the Keras/QKeras class; ``fan_in`` the terms summed per output (Dense: input width;
+    Conv1D: kernel_size x channels; average pooling: number of steps); ``kernel``/``bias``/``activation``
+    the types of the layer's quantizers (``activation_class`` the quantizer's QKeras class name);
+    ``use_bias`` the Keras setting; ``inner_activation`` the function a Dense or Conv1D applies itself.
+
+    From the firmware graph (hls4ml IR, :func:`kd_trigger.fpga.estimate.layers_from_hls_model`) or a
+    calibration design (:meth:`from_dict`); the resource estimator's figures (:mod:`kd_trigger.fpga.
+    estimate.model` says how each is costed). ``kind`` is the estimator's kind (the handler's
+    ``estimate_kind``: ``dense``, ``conv1d``, ``activation``, ``pooling``, ``input``, ``other``, ...;
+    ``""`` on a spec described from a Keras layer only, which the estimator reports as not modelled).
+    For ``dense``: ``n_in`` inputs, ``n_out`` outputs, ``n_nonzero_mult`` non-zero weights.
+    For ``conv1d`` (kernel over positions): ``n_in`` = fan-in per output (channels x kernel width),
+    ``n_out`` = filters, ``n_nonzero_mult`` non-zero weights of the kernel, ``n_positions`` output
+    positions, of which ``n_positions / n_partitions`` are computed in parallel.
+    For ``activation``: ``n_out`` elements (``activation_kind`` names the function; None counts as relu).
+    For ``pooling``: ``n_out`` channels reduced over ``n_positions`` (``pool_op`` average or max).
+    ``input``/``other`` layers cost nothing. ``*_bits``: widths of the firmware types; ``has_bias``: the
+    firmware adds a non-zero bias; ``input_int_bits``/``output_int_bits``/``output_rounding``/
+    ``output_saturation``: an activation's types (rounding and saturation cost LUTs).
+
+    Weight statistics (known when the weights are: :func:`kd_trigger.fpga.estimate.weight_statistics`
+    computes them): ``n_pow2_mult`` non-zero weights with one CSD digit, ``n_two_digit_mult`` with two,
+    ``csd_adders`` the total (digits - 1), ``hard_mult_widths`` ``((constant_bits, count), ...)`` of the
+    weights with three or more digits (after sharing identical weights on one input),
+    ``weight_range_bits`` the bits of the largest |weight| code plus a sign bit. ``None`` = unknown: the
+    statistics of uniformly random ``weight_bits``-bit codes are used.
+    ``reuse_factor``: this layer's reuse factor (None: the model-wide value).
     """
 
     name: str
-    class_name: str
+    class_name: str = ""
+    # the Keras layer: precision derivation, reference twin, RTL program
     fan_in: int = 0
     kernel: FixedType | None = None
     bias: FixedType | None = None
@@ -35,12 +67,64 @@ class LayerSpec:
     activation_class: str | None = None
     use_bias: bool = True
     inner_activation: str = "linear"
+    # shared
     activation_kind: str | None = None
+    # the firmware layer: the resource estimator
+    kind: str = field(default="", metadata=_FIRMWARE)
+    n_in: int = field(default=0, metadata=_FIRMWARE)
+    n_out: int = field(default=0, metadata=_FIRMWARE)
+    n_nonzero_mult: int = field(default=0, metadata=_FIRMWARE)
+    weight_bits: int = field(default=0, metadata=_FIRMWARE)
+    input_bits: int = field(default=16, metadata=_FIRMWARE)
+    accum_bits: int = field(default=16, metadata=_FIRMWARE)
+    output_bits: int = field(default=16, metadata=_FIRMWARE)
+    n_positions: int = field(default=1, metadata=_FIRMWARE)
+    n_partitions: int = field(default=1, metadata=_FIRMWARE)
+    n_pow2_mult: int = field(default=0, metadata=_FIRMWARE)
+    csd_adders: int | None = field(default=None, metadata=_FIRMWARE)
+    has_bias: bool = field(default=True, metadata=_FIRMWARE)
+    reuse_factor: int | None = field(default=None, metadata=_FIRMWARE)
+    input_int_bits: int | None = field(default=None, metadata=_FIRMWARE)
+    output_int_bits: int | None = field(default=None, metadata=_FIRMWARE)
+    output_rounding: bool = field(default=False, metadata=_FIRMWARE)
+    output_saturation: bool = field(default=False, metadata=_FIRMWARE)
+    n_two_digit_mult: int | None = field(default=None, metadata=_FIRMWARE)
+    hard_mult_widths: tuple[tuple[int, int], ...] | None = field(default=None, metadata=_FIRMWARE)
+    weight_range_bits: int | None = field(default=None, metadata=_FIRMWARE)
+    pool_op: str = field(default="average", metadata=_FIRMWARE)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.activation, str):  # the estimator's old spelling of the function
+            raise TypeError(
+                f"layer {self.name!r}: activation is the type of the activation quantizer (FixedType); "
+                f"the function ({self.activation!r}) is activation_kind"
+            )
 
     @property
     def where(self) -> str:
         """``'name' (Class)``: how error messages name the layer."""
         return f"'{self.name}' ({self.class_name})"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LayerSpec:
+        """A firmware layer from plain data (``tests/fixtures/calibration/designs.json``): ``name``, the
+        firmware fields, and ``activation`` (the function: ``activation_kind`` here); unknown fields are
+        an error."""
+        kwargs = dict(data)
+        if "activation" in kwargs:
+            kwargs["activation_kind"] = kwargs.pop("activation")
+        if kwargs.get("hard_mult_widths") is not None:
+            kwargs["hard_mult_widths"] = tuple((int(w), int(c)) for w, c in kwargs["hard_mult_widths"])
+        unknown = set(kwargs) - FIRMWARE_KEYS
+        if unknown:
+            raise ValueError(f"layer {kwargs.get('name')!r}: unknown LayerSpec fields {sorted(unknown)}")
+        return cls(**kwargs)
+
+
+FIRMWARE_KEYS = frozenset(
+    {"name", "activation_kind", *(f.name for f in fields(LayerSpec) if f.metadata.get("firmware"))}
+)
+"""The fields a firmware layer (designs.json) may set."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from kd_trigger.rtl.flow import (  # noqa: E402
     run_rtl_flow,
     verify_rtl,
 )
-from kd_trigger.rtl.synth import YosysResult, synthesize  # noqa: E402
+from kd_trigger.rtl.synth import synthesize  # noqa: E402
 from kd_trigger.rtl.trace import SolverOptions  # noqa: E402
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "RtlSimResult",
     "RtlToolError",
     "SolverOptions",
-    "YosysResult",
     "build_rtl",
     "run_rtl_flow",
     "synthesize",

@@ -44,7 +44,7 @@ from kd_trigger.rtl.emit import DEFAULT_TOP, Design, emit_design
 from kd_trigger.rtl.errors import RtlMismatchError
 from kd_trigger.rtl.program import Program, build_program, evaluate, folding, input_codes
 from kd_trigger.rtl.sim import simulate
-from kd_trigger.rtl.synth import FAMILIES, YosysResult, synthesize
+from kd_trigger.rtl.synth import FAMILIES, synthesize
 from kd_trigger.rtl.tools import da4ml_version, find_verilator, find_yosys
 from kd_trigger.rtl.trace import SolverOptions, TracedProgram, latency_cutoff_for, trace_program
 from kd_trigger.runs import raise_if_terminated
@@ -249,7 +249,7 @@ def mismatch_message(result: RtlSimResult) -> str:
     )
 
 
-def _files(design: Design, out_dir: Path, yosys: YosysResult | None) -> dict[str, list[str]]:
+def _files(design: Design, out_dir: Path, yosys: YosysBlock | None) -> dict[str, list[str]]:
     logs = [
         p for p in ("logs/verilator.log", "logs/simulation.log", "logs/yosys.log") if (out_dir / p).is_file()
     ]
@@ -337,7 +337,7 @@ def run_rtl_flow(
         clock_period_ns=float(clock_period_ns),
         latency_ns=built.design.latency * float(clock_period_ns),
         da4ml_estimate=estimate,
-        yosys=None if yosys is None else YosysBlock.model_validate(yosys.to_dict()),
+        yosys=yosys,
         files=_files(built.design, out_dir, yosys),
         seconds={
             "trace": traced.seconds,

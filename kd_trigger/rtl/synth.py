@@ -2,17 +2,18 @@
 
 These are post-synthesis cell counts from Yosys, not Vivado: the LUT mapping (ABC9) and carry-chain
 inference differ from Vivado's, and Yosys maps every carry chain to CARRY4 cells even for UltraScale+
-(Vivado packs them into CARRY8). Report them as "yosys synth (open-source)", next to da4ml's estimate.
+(Vivado packs them into CARRY8). Report them as "yosys synth (open-source)", next to da4ml's estimate. The counts are the contract
+:class:`kd_trigger.contracts.YosysBlock` (the ``yosys`` block of rtl_report.json), made here directly.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kd_trigger.contracts import YosysBlock
 from kd_trigger.rtl.design import Design
 from kd_trigger.rtl.errors import RtlToolError
 from kd_trigger.rtl.tools import find_yosys, run_measured
@@ -20,40 +21,7 @@ from kd_trigger.rtl.tools import find_yosys, run_measured
 log = logging.getLogger(__name__)
 
 FAMILIES = ("xcup", "xcu", "xc7")
-YOSYS_SOURCE = "yosys synth (open-source)"
 LOG_FILE = "logs/yosys.log"
-
-
-@dataclass
-class YosysResult:
-    """Cells after ``synth_xilinx``.
-
-    ``lut`` counts every cell that occupies a LUT, like Vivado's "CLB LUTs": LUT1-6, LUTs used as shift
-    registers (``lut_srl``) and Yosys' ``INV`` cells (``lut_inv``; inverters left at the stage-module
-    boundaries that a flattening Vivado run would mostly absorb into neighbouring LUTs).
-    """
-
-    lut: int
-    ff: int
-    carry: int
-    dsp: int
-    bram_18k: float
-    family: str
-    seconds: float
-    log: str
-    uram: int = 0
-    """URAM288 cells (the counted netlist has every cell; none means none)."""
-    source: str = YOSYS_SOURCE
-    tool: str = ""
-    cpu_seconds: float = 0.0
-    lut_logic: int = 0
-    lut_srl: int = 0
-    lut_inv: int = 0
-    muxf: int = 0
-    cells: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def cells_of_stat(stat: dict[str, Any]) -> dict[str, int]:
@@ -65,7 +33,7 @@ def cells_of_stat(stat: dict[str, Any]) -> dict[str, int]:
     return {str(name): int(n) for name, n in cells.items()}
 
 
-def count_cells(cells: dict[str, int], family: str, seconds: float, tool: str = "") -> YosysResult:
+def count_cells(cells: dict[str, int], family: str, seconds: float, tool: str = "") -> YosysBlock:
     """Resource figures from Yosys' ``num_cells_by_type`` (pure function, tested on fixtures)."""
 
     def total(prefixes: tuple[str, ...]) -> int:
@@ -80,7 +48,7 @@ def count_cells(cells: dict[str, int], family: str, seconds: float, tool: str = 
     bram = total(("RAMB18",)) + 2 * total(("RAMB36",))
     uram = total(("URAM288",))
     muxf = total(("MUXF7", "MUXF8", "MUXF9"))
-    return YosysResult(
+    return YosysBlock(
         lut=lut_logic + srl + inv,
         ff=ff,
         carry=carry,
@@ -99,7 +67,7 @@ def count_cells(cells: dict[str, int], family: str, seconds: float, tool: str = 
     )
 
 
-def synthesize(design: Design, out_dir: Path, family: str = "xcup") -> YosysResult:
+def synthesize(design: Design, out_dir: Path, family: str = "xcup") -> YosysBlock:
     """Run the design's Yosys script in ``out_dir`` and count the cells."""
     if family not in FAMILIES:
         raise ValueError(f"part family {family!r}: expected one of {', '.join(FAMILIES)}")

@@ -1,7 +1,7 @@
 """Resource and latency estimates of an hls4ml firmware without the vendor tools (labelled ``"estimate"``).
 
-Modules: :mod:`~kd_trigger.fpga.estimate.model` (the pure core: :class:`LayerSpec` list ->
-:class:`ResourceEstimate`; the method is described there), :mod:`~kd_trigger.fpga.estimate.weights`
+Modules: :mod:`~kd_trigger.fpga.estimate.model` (the pure core: a list of the layer registry's
+:class:`~kd_trigger.layers.spec.LayerSpec` -> :class:`ResourceEstimate`; the method is described there), :mod:`~kd_trigger.fpga.estimate.weights`
 (CSD statistics of the weights), :mod:`~kd_trigger.fpga.estimate.coefficients` (the fitted numbers, read
 from ``coefficients.json``), :mod:`~kd_trigger.fpga.estimate.adapter` (hls4ml ``ModelGraph`` -> layer
 specs -> estimate) and :mod:`~kd_trigger.fpga.estimate.fit` (the offline fit that writes
@@ -29,7 +29,6 @@ from kd_trigger.fpga.estimate.coefficients import (
 from kd_trigger.fpga.estimate.model import (
     DEFAULT_CLOCK_UNCERTAINTY,
     LayerEstimate,
-    LayerSpec,
     ResourceEstimate,
     design_features,
     dsp_eligible,
@@ -42,6 +41,7 @@ from kd_trigger.fpga.estimate.weights import (
     weight_profile,
     weight_statistics,
 )
+from kd_trigger.layers.spec import LayerSpec
 
 __all__ = [
     "CALIBRATION",

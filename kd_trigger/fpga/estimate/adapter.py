@@ -2,6 +2,9 @@
 
 Reads layer kinds, shapes, precisions, weights and reuse factors, and the clock settings, from the
 graph's attributes only (no compile, no hls4ml import: any object with hls4ml's layer interface works).
+The layer registry says which estimator kind an hls4ml class is (a handler's ``estimate_kind``); the
+firmware fields of the registry's one :class:`~kd_trigger.layers.spec.LayerSpec` are filled here, per
+kind.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import numpy as np
 from kd_trigger.fpga.estimate.model import (
     DEFAULT_CLOCK_UNCERTAINTY,
     MAC_KINDS,
-    LayerSpec,
     ResourceEstimate,
     estimate_layers,
 )
 from kd_trigger.fpga.estimate.weights import weight_profile
 from kd_trigger.layers.registry import estimate_kind
+from kd_trigger.layers.spec import LayerSpec
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,8 @@ def layers_from_hls_model(hls_model: Any, reuse_factor: int | None = None) -> li
     """
     specs: list[LayerSpec] = []
     for layer in hls_model.get_layers():
-        kind = estimate_kind(type(layer).__name__)  # the layer registry maps hls4ml classes to kinds
+        cls = type(layer).__name__
+        kind = estimate_kind(cls)  # the layer registry maps hls4ml classes to kinds
         out_var = layer.get_output_variable()
         out_prec = out_var.type.precision
         out_bits = _bits(out_prec)
@@ -84,7 +88,9 @@ def layers_from_hls_model(hls_model: Any, reuse_factor: int | None = None) -> li
             weights = [w for w in layer.get_weights() if w.name.startswith("w") or "weight" in w.name]
             biases = [w for w in layer.get_weights() if w.name.startswith("b") or "bias" in w.name]
             if not weights:
-                specs.append(LayerSpec(name=layer.name, kind="other", n_in=0, n_out=n_out_elems))
+                specs.append(
+                    LayerSpec(name=layer.name, class_name=cls, kind="other", n_in=0, n_out=n_out_elems)
+                )
                 continue
             w = weights[0]
             has_bias = bool(biases) and bool(np.any(np.asarray(biases[0].data) != 0))
@@ -101,6 +107,7 @@ def layers_from_hls_model(hls_model: Any, reuse_factor: int | None = None) -> li
             specs.append(
                 LayerSpec(
                     name=layer.name,
+                    class_name=cls,
                     kind=kind,
                     n_in=n_in,
                     n_out=n_out,
@@ -122,6 +129,7 @@ def layers_from_hls_model(hls_model: Any, reuse_factor: int | None = None) -> li
             specs.append(
                 LayerSpec(
                     name=layer.name,
+                    class_name=cls,
                     kind=kind,
                     n_in=n_chan * positions,
                     n_out=n_chan,
@@ -133,19 +141,20 @@ def layers_from_hls_model(hls_model: Any, reuse_factor: int | None = None) -> li
                 )
             )
         elif kind == "activation":
-            func = str(layer.get_attr("activation") or type(layer).__name__).lower()
-            if "softmax" in type(layer).__name__.lower():
+            func = str(layer.get_attr("activation") or cls).lower()
+            if "softmax" in cls.lower():
                 func = "softmax"
             specs.append(
                 LayerSpec(
                     name=layer.name,
+                    class_name=cls,
                     kind=kind,
                     n_in=n_out_elems,
                     n_out=n_out_elems,
                     input_bits=in_bits,
                     accum_bits=accum_bits,
                     output_bits=out_bits,
-                    activation=func,
+                    activation_kind=func,
                     input_int_bits=_int_bits(in_prec),
                     output_int_bits=_int_bits(out_prec),
                     output_rounding=_mode(out_prec, "rounding_mode") not in ("", "TRN", "NONE"),
@@ -156,6 +165,7 @@ def layers_from_hls_model(hls_model: Any, reuse_factor: int | None = None) -> li
             specs.append(
                 LayerSpec(
                     name=layer.name,
+                    class_name=cls,
                     kind=kind,
                     n_in=n_out_elems,
                     n_out=n_out_elems,

@@ -26,11 +26,11 @@ from kd_trigger.fpga.estimate.coefficients import (
 from kd_trigger.fpga.estimate.model import (
     DEFAULT_CLOCK_UNCERTAINTY,
     MAC_KINDS,
-    LayerSpec,
     ResourceEstimate,
     design_features,
     estimate_layers,
 )
+from kd_trigger.layers.spec import LayerSpec
 
 HLS_LUT_CATEGORIES = {
     "mac": ("adder", "mux"),

@@ -47,7 +47,7 @@ every fitted number, read from ``coefficients.json``):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from kd_trigger.fpga import RESOURCE_KEYS, SOURCE_ESTIMATE
@@ -62,6 +62,7 @@ from kd_trigger.fpga.estimate.coefficients import (
     Coefficients,
 )
 from kd_trigger.fpga.estimate.weights import random_code_profile
+from kd_trigger.layers.spec import LayerSpec
 
 DEFAULT_CLOCK_UNCERTAINTY = 0.125
 """Fraction of the clock period HLS reserves for uncertainty (Vivado HLS default 12.5%; Vitis HLS 27%)."""
@@ -73,63 +74,9 @@ QUANTIZER_LIKE = ("linear", "quantizer")
 TABLE_ACTIVATIONS = ("sigmoid", "tanh", "hard_sigmoid", "hard_tanh", "softsign", "softplus")
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """What the estimate needs to know about one layer (plain data, no TensorFlow/hls4ml).
-
-    For ``dense``: ``n_in`` inputs, ``n_out`` outputs, ``n_nonzero_mult`` non-zero weights.
-    For ``conv1d`` (kernel over positions): ``n_in`` = fan-in per output (channels x kernel width),
-    ``n_out`` = filters, ``n_nonzero_mult`` non-zero weights of the kernel, ``n_positions`` output positions,
-    of which ``n_positions / n_partitions`` are computed in parallel.
-    For ``activation``: ``n_out`` elements (``activation`` names the function: relu, linear, softmax,
-    sigmoid, ...). For ``pooling``: ``n_out`` channels reduced over ``n_positions`` (``pool_op`` average or
-    max). ``input``/``other`` layers cost nothing.
-
-    Weight statistics (known when the weights are: :func:`weight_statistics` computes them):
-    ``n_pow2_mult`` non-zero weights with one CSD digit, ``n_two_digit_mult`` with two, ``csd_adders`` the
-    total (digits - 1), ``hard_mult_widths`` ``((constant_bits, count), ...)`` of the weights with three or
-    more digits (after sharing identical weights on one input), ``weight_range_bits`` the bits of the
-    largest |weight| code plus a sign bit. ``None`` = unknown: the statistics of uniformly random
-    ``weight_bits``-bit codes are used.
-    ``reuse_factor``: this layer's reuse factor (None: the model-wide value).
-    """
-
-    name: str
-    kind: str
-    n_in: int
-    n_out: int
-    n_nonzero_mult: int = 0
-    weight_bits: int = 0
-    input_bits: int = 16
-    accum_bits: int = 16
-    output_bits: int = 16
-    n_positions: int = 1
-    n_partitions: int = 1
-    n_pow2_mult: int = 0
-    csd_adders: int | None = None
-    has_bias: bool = True
-    reuse_factor: int | None = None
-    activation: str = "relu"
-    input_int_bits: int | None = None
-    output_int_bits: int | None = None
-    output_rounding: bool = False
-    output_saturation: bool = False
-    n_two_digit_mult: int | None = None
-    hard_mult_widths: tuple[tuple[int, int], ...] | None = None
-    weight_range_bits: int | None = None
-    pool_op: str = "average"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LayerSpec:
-        """A spec from plain data (designs.json); unknown fields are an error."""
-        kwargs = dict(data)
-        if kwargs.get("hard_mult_widths") is not None:
-            kwargs["hard_mult_widths"] = tuple((int(w), int(c)) for w, c in kwargs["hard_mult_widths"])
-        names = {f.name for f in fields(cls)}
-        unknown = set(kwargs) - names
-        if unknown:
-            raise ValueError(f"layer {kwargs.get('name')!r}: unknown LayerSpec fields {sorted(unknown)}")
-        return cls(**kwargs)
+def _function(spec: LayerSpec) -> str:
+    """An activation layer's function, lowercase (a spec that names none counts as a ReLU)."""
+    return (spec.activation_kind or "relu").lower()
 
 
 @dataclass
@@ -336,7 +283,7 @@ def layer_model(spec: LayerSpec, reuse_factor: int, coeffs: Coefficients) -> Lay
             ff["reuse"] += spec.n_in * in_b * partitions
             m.fixed_cycles += (partitions - 1) * rf
     elif spec.kind == "activation":
-        act = spec.activation.lower()
+        act = _function(spec)
         n = spec.n_out
         if act == "softmax":
             lut["softmax"] = n
@@ -381,7 +328,7 @@ def _input_bits(layers: list[LayerSpec]) -> tuple[int, int]:
         return 0, 0
     first = real[0]
     total = first.n_in * first.input_bits * max(first.n_positions if first.kind in MAC_KINDS else 1, 1)
-    if first.kind == "activation" and first.activation.lower() in (*QUANTIZER_LIKE, *RELU_LIKE):
+    if first.kind == "activation" and _function(first) in (*QUANTIZER_LIKE, *RELU_LIKE):
         used_per = min(first.input_bits, first.output_bits + (1 if first.output_rounding else 0))
         used = first.n_in * used_per
         return used, max(total - used, 0)

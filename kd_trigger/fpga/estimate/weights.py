@@ -48,8 +48,9 @@ def weight_statistics(weights: np.ndarray, frac_bits: int) -> tuple[int, int, in
 
 
 def weight_profile(weights: np.ndarray, frac_bits: int, n_out: int) -> dict[str, Any]:
-    """All the weight statistics of :class:`LayerSpec` for a kernel laid out ``(..., n_out)`` (hls4ml's
-    order: one row of ``n_out`` weights per input, or per kernel tap and channel)."""
+    """All the weight statistics of :class:`~kd_trigger.layers.spec.LayerSpec` for a kernel laid out
+    ``(..., n_out)`` (hls4ml's order: one row of ``n_out`` weights per input, or per kernel tap and
+    channel)."""
     ints = np.rint(np.asarray(weights, dtype=np.float64) * (2.0**frac_bits)).astype(np.int64).ravel()
     rows = ints.reshape(-1, max(int(n_out), 1))
     nonzero = ints[ints != 0]
