@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,19 @@ def save_student(model: Any, path: Path) -> Path:
 class _DropQKerasChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.pathname.endswith("safe_eval.py")
+
+
+def check_output_classes(model: Any, classes: Sequence[str], model_path: Path, config_source: str) -> None:
+    """ModelError (one line) unless ``model`` puts out one value per class of ``classes``: a saved model
+    given to a run of N classes (``hls --model`` / ``rtl --model`` with an N-class config) must be an
+    N-logit tagger, as the run's own students are."""
+    got = tuple(model.output_shape[1:])
+    if got != (len(classes),):
+        raise ModelError(
+            f"{model_path} puts out {got} per jet but data.classes of {config_source} names {len(classes)} "
+            f"classes ({', '.join(classes)}): the model must put out one value per class; give a model with "
+            f"{len(classes)} outputs or a config with its classes"
+        )
 
 
 def load_student_file(path: Path, spec: StudentConfig | None = None, n_classes: int = N_CLASSES) -> Any:
