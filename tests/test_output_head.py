@@ -101,3 +101,39 @@ def test_hls4ml_firmware_of_a_head_on_three_classes(head: str, tmp_path) -> None
         assert np.array_equal(head_class_index(outputs), np.argmax(exact_logits, axis=1))
         assert final["index_agreement"] == 1.0
     assert ProjectLayout(work).report.is_file()
+
+
+@pytest.mark.slow
+def test_the_pipeline_builds_both_heads_on_three_classes(tmp_path) -> None:
+    """configs/ci_three_class.yaml with the MLP's head softmax and the Deep Sets' argmax, hls4ml flow only:
+    `kd-trigger hls` from generation to firmware; the metrics stay those of the logits."""
+    import json
+
+    from conftest import REPO, write_config
+
+    from kd_trigger.cli import main
+    from kd_trigger.config import load_config
+    from kd_trigger.layout import ProjectLayout
+
+    base = load_config(REPO / "configs" / "ci_three_class.yaml")
+    heads = {"mlp": "softmax", "deepsets": "argmax"}
+    students = [{**s.model_dump(mode="json"), "output_head": heads[s.kind]} for s in base.students]
+    path = write_config(
+        tmp_path, "heads.yaml", base="ci_three_class.yaml", students=students, hls={"flows": ["hls4ml"]}
+    )
+    assert main(["hls", "--config", str(path)]) == 0
+    cfg = load_config(path)
+    metrics = json.loads((cfg.artifacts / "metrics.json").read_text())
+    for spec in cfg.students:
+        project = ProjectLayout(cfg.firmware / spec.name)
+        report = json.loads(project.report.read_text())
+        csim = report["csim"]
+        assert csim["compared_layer"] == "output" and csim["exact_fraction"] == 1.0, spec.name
+        final = csim["final_activation"]
+        assert final["head"] == spec.output_head and final["layer"] == "output_head"
+        if spec.output_head == "argmax":
+            assert final["index_agreement"] == 1.0
+        # The metrics of the distilled student are computed from its logits, as without a head.
+        logits = np.load(project.csim_outputs)["logits_qkeras"]
+        assert logits.shape[1] == 3
+        assert set(metrics["models"][f"{spec.name}/kd"]["classes"]) == {"q", "w", "t"}
