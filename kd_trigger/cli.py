@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from kd_trigger.config import DEFAULT_CONFIG, Config, apply_overrides, load_config, parse_config
+from kd_trigger.config.data import DEFAULT_CLASSES
 from kd_trigger.data.generate import generate_to_file
 from kd_trigger.errors import EXIT_BAD_INPUT, EXIT_OK, KdTriggerError
 from kd_trigger.fpga.budget import check_hls_part
@@ -222,6 +223,7 @@ def _hls(args: argparse.Namespace) -> int:
         raise KdTriggerError("hls --model needs --out DIR: the HLS project directory to write")
     project, overrides = _project_overrides(args, base_layers)
     cfg = _model_config(args, overrides)
+    _check_model_classes(args.model, cfg)
     return convert_saved_model(
         args.model, args.out, data_path=args.data, hls=cfg.hls, force=args.force, project=project
     )
@@ -248,6 +250,17 @@ def _model_config(args: argparse.Namespace, overrides: dict[str, object]) -> Con
         cfg = _config(args, **overrides)
     check_hls_part(cfg.hls.part, cfg.budget)
     return cfg
+
+
+def _check_model_classes(model_path: Path, cfg: Config) -> None:
+    """A config that names classes other than the default two makes ``--model`` a tagger of those classes:
+    its outputs are checked against them (issue 24). The default config converts any model, as before."""
+    if cfg.data.classes == DEFAULT_CLASSES:
+        return
+    from kd_trigger.hls.saved_model import load_qkeras_model
+    from kd_trigger.models.students import check_output_classes  # TensorFlow: only with --model
+
+    check_output_classes(load_qkeras_model(model_path), cfg.data.classes, model_path, str(cfg.source))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -289,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
             base_layers = {k: v.model_dump() for k, v in _config(args).hls.layers.items()}
         project, overrides = _project_overrides(args, base_layers)
         cfg = _model_config(args, overrides)
+        _check_model_classes(args.model, cfg)
         return rtl_saved_model(args.model, args.out, args.data, cfg.hls, force=args.force, project=project)
     if args.command == "scan":
         cfg = _config(args, **{"scan.workers": args.workers, "scan.scheduler": args.scheduler})

@@ -99,6 +99,16 @@ def per_class_metrics(
     return out
 
 
+def macro_auc(labels: np.ndarray, logits: np.ndarray) -> float:
+    """The mean over classes of the one-vs-rest ROC AUC (each class's score :func:`class_scores`): the
+    N-class figure the teacher's epoch is chosen on. For two classes it is the one AUC of the last class
+    against the other (the two one-vs-rest AUCs are equal), computed as such so that it does not change."""
+    n_classes = np.asarray(logits).shape[1]
+    if n_classes == 2:
+        return roc_auc(*one_vs_rest(labels, logits))
+    return float(np.mean([roc_auc(*one_vs_rest(labels, logits, k)) for k in range(n_classes)]))
+
+
 def accuracy(labels: np.ndarray, logits: np.ndarray) -> float:
     """Fraction of jets whose argmax class equals the label (ties go to class 0, as argmax does)."""
     labels = np.asarray(labels).astype(np.int64).ravel()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from kd_trigger.class_stats import class_comparison
 from kd_trigger.config import Config, KdSetting
 from kd_trigger.contracts import (
     KdOverBaseline,
@@ -129,6 +130,7 @@ def _compare(
             )
             for beta in trainer.betas
         },
+        **class_comparison(labels, b, k, trainer.cfg.data.classes, n_boot, seed),
     )
 
 

@@ -60,6 +60,21 @@ def test_score_metrics_adds_classes_for_n_classes_only() -> None:
     assert ev.boost_entry(0.5, LABELS, LOGITS) == {"beta": 0.5, "accuracy": 4 / 6, "auc": 0.75}
 
 
+def test_macro_auc_is_the_mean_one_vs_rest_auc_and_the_auc_for_two_classes() -> None:
+    from kd_trigger.evaluate import macro_auc, one_vs_rest, roc_auc
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3)) + 0.8 * np.eye(3)[labels]
+    log_odds = [logits[:, k] - np.log(np.exp(np.delete(logits, k, 1)).sum(1)) for k in range(3)]
+    expected = np.mean([roc_auc_score(labels == k, log_odds[k]) for k in range(3)])
+    assert macro_auc(labels, logits) == pytest.approx(expected, abs=1e-12)
+    two = logits[:, :2]
+    binary = labels % 2
+    assert macro_auc(binary, two) == roc_auc(*one_vs_rest(binary, two))
+    assert macro_auc(binary, two) == pytest.approx(roc_auc_score(binary, two[:, 1] - two[:, 0]), abs=1e-12)
+
+
 def test_figures_of_merit() -> None:
     assert stats.figure_of_merit("accuracy", CLASSES)(LABELS, LOGITS) == pytest.approx(4 / 6)
     assert stats.figure_of_merit("r50:t", CLASSES)(LABELS, LOGITS) == 4.0

@@ -115,3 +115,36 @@ def test_a_teacher_file_with_two_outputs_on_three_classes_is_one_line(run3, tmp_
     assert len(err.splitlines()) == 1
     assert "output shape (N, 2) does not match the expected (N, 3)" in err and "3 logits" in err
     assert not (tmp_path / "artifacts" / "two" / "metrics.json").exists()
+
+
+def test_the_study_on_three_classes_reports_the_accuracy_difference_and_class_ratios(run3) -> None:
+    from kd_trigger.contracts import Study
+
+    cfg = run3.cfg
+    start = time.perf_counter()
+    assert main(["study", "--config", str(run3.path)]) == 0
+    log.warning("three-class CI study: %.0f s", time.perf_counter() - start)
+    study = Study.model_validate_json(RunLayout.of(cfg).study.read_text())
+    assert study.select_on == "r50:t"
+    for student in study.students.values():
+        for setting in student.settings:
+            kob = setting.kd_over_baseline
+            assert list(kob.rejection_at_50_by_class) == CLASSES
+            # Per seed: the points of accuracy and the last class's ratio from the per-seed figures.
+            acc = kob.accuracy_difference_points
+            assert acc is not None and acc.lo68 is not None and acc.hi68 is not None and acc.lo68 <= acc.hi68
+            expected = [
+                100 * (k.accuracy - b.accuracy) for k, b in zip(setting.kd, student.baseline, strict=True)
+            ]
+            assert acc.per_seed == pytest.approx(expected, abs=1e-9)
+            r50_t = [
+                k.rejection_at_50 / b.rejection_at_50
+                for k, b in zip(setting.kd, student.baseline, strict=True)
+            ]
+            assert kob.rejection_at_50_by_class["t"].per_seed == pytest.approx(r50_t, rel=1e-12)
+            assert kob.rejection_at_50_by_class["t"] == kob.rejection_at_50
+    text = RunLayout.of(cfg).study_md.read_text()
+    assert (
+        "| teacher | T | w | accuracy KD - baseline (points) | R50 ratio `q` | R50 ratio `w` | R50 ratio `t` |"
+        in text
+    )

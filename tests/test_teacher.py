@@ -22,10 +22,10 @@ import kd_trigger.models.teacher as tm
 from kd_trigger.config import PARTICLE_FEATURES, TeacherSpec, parse_config
 from kd_trigger.data.features import TEACHER_P4_SCALE_GEV, particle_features, teacher_inputs
 from kd_trigger.data.readers import load_jets
-from kd_trigger.distill.teacher_train import train_teacher
+from kd_trigger.distill.teacher_train import selection_name, train_teacher
 from kd_trigger.distill.teachers import load_teacher, load_teacher_file, teacher_dir
 from kd_trigger.errors import ModelError
-from kd_trigger.evaluate import roc_auc, scores_from_logits
+from kd_trigger.evaluate import macro_auc, per_class_metrics, roc_auc, scores_from_logits
 from kd_trigger.models.teacher import (
     CUSTOM_OBJECTS,
     LorentzBlock,
@@ -519,6 +519,53 @@ def test_train_teacher_keeps_the_best_validation_epoch(kind):
     # Warm-up then cosine: near the peak after the warm-up epoch, never above it, ~0 at the last step.
     assert 0.5 * spec.learning_rate < history["lr"][0] <= max(history["lr"]) <= spec.learning_rate
     assert history["lr"][-1] < 0.05 * spec.learning_rate
+
+
+def test_train_teacher_on_three_classes_keeps_the_best_macro_auc_epoch():
+    """Three classes (few / middling / many particles): the epoch is chosen on the macro one-vs-rest AUC
+    of the validation split, and the weights returned are that epoch's."""
+    rng = np.random.default_rng(3)
+
+    def split(n_jets: int) -> tuple[np.ndarray, np.ndarray]:
+        c = _jets(rng, n_jets, max_real=16, n_rows=16)
+        n_real = (c[:, :, 0] > 0).sum(axis=1)
+        return c, np.digitize(n_real, [6, 11]).astype(np.int64)  # 0: <= 5, 1: 6..10, 2: >= 11
+
+    (c_train, y_train), (c_val, y_val) = split(240), split(120)
+    assert sorted(np.unique(y_val).tolist()) == [0, 1, 2]
+    spec = TeacherSpec(
+        name="toy3", kind="particle_flow", n_particles=16, phi=(16,), head=(8,),
+        epochs=3, warmup_epochs=1, batch_size=32, patience=5,
+    )  # fmt: skip
+    x = {"train": teacher_input_array(spec, c_train), "val": teacher_input_array(spec, c_val)}
+    model, record = train_teacher(spec, x, {"train": y_train, "val": y_val}, seed=2, n_classes=3)
+    assert model.output_shape == (None, 3)
+    assert record["selection"] == selection_name(3) == "macro_ovr_auc" and selection_name(2) == "auc"
+    history = record["history"]
+    assert len(history["val_auc"]) == record["epochs_run"] == 3
+    assert record["best_val_auc"] == max(history["val_auc"])
+    assert record["best_epoch"] == 1 + int(np.argmax(history["val_auc"]))
+    logits = model.predict(x["val"], batch_size=2048, verbose=0)
+    assert macro_auc(y_val, logits) == pytest.approx(record["best_val_auc"], abs=1e-12)
+    # The macro AUC is the mean of the three one-vs-rest AUCs of the metrics.
+    aucs = [m["auc"] for m in per_class_metrics(y_val, logits, ["a", "b", "c"]).values()]
+    assert record["best_val_auc"] == pytest.approx(np.mean(aucs), abs=1e-12)
+
+
+def test_train_teacher_needs_every_class_in_the_validation_split():
+    rng = np.random.default_rng(4)
+    c = _jets(rng, 12, max_real=16, n_rows=16)
+    spec = TeacherSpec(
+        name="toy3", kind="particle_flow", n_particles=16, phi=(4,), head=(4,), epochs=2, warmup_epochs=0
+    )
+    x = teacher_input_array(spec, c)
+    y = {"train": np.arange(12) % 3, "val": np.arange(12) % 2}
+    with pytest.raises(ValueError) as err:
+        train_teacher(spec, {"train": x, "val": x}, y, seed=0, n_classes=3)
+    assert str(err.value) == (
+        "teacher toy3: the validation split holds classes [0, 1] of 0..2; every class needs validation jets "
+        "to choose the epoch"
+    )
 
 
 def test_train_teacher_refuses_a_file_teacher():

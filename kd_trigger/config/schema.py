@@ -179,6 +179,17 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _output_heads_have_a_flow(self) -> Config:
+        for i, s in enumerate(self.students):
+            if s.output_head != "logits" and "rtl" in self.hls.flows:
+                raise ValueError(
+                    f"students[{i}].output_head {s.output_head!r}: the RTL flow builds no softmax/argmax head "
+                    "(its layers stop at the logits); set hls.flows: [hls4ml] for this head, or output_head: "
+                    "logits"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _figure_of_merit_names_a_class(self) -> Config:
         for key, value in (
             ("study.select_on", self.study.select_on),

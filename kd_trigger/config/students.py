@@ -99,6 +99,14 @@ class StudentConfig(Section):
     """Pruning reaches ``sparsity`` at the end of this fraction of ``distill.epochs``; the mask is fixed
     from then on, and early stopping only keeps an epoch from then on (never a less sparse one)."""
 
+    output_head: Literal["logits", "softmax", "argmax"] = "logits"
+    """What the firmware puts out (issue 24): ``logits`` (one per class, the default), ``softmax`` (the
+    class probabilities from hls4ml's lookup-table softmax; its deviation from QKeras is measured, the
+    bit-exactness gate stays on the logits before it) or ``argmax`` (hls4ml's argmax softmax: a one-hot
+    of the class index; the gate checks the index against the argmax of the exact logits, ties to the
+    lowest index as numpy). Training and every physics metric use the logits whatever the head. Built by
+    the hls4ml flow only: the RTL flow has no softmax/argmax layer (``hls.flows: [hls4ml]``)."""
+
     @model_validator(mode="after")
     def _schedule_and_layers(self) -> StudentConfig:
         if self.sparsity_begin >= self.sparsity_end:

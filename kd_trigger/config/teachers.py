@@ -56,7 +56,8 @@ class TeacherSpec(Section):
     clip_norm: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = 1.0
     """Global gradient-norm clip; None: no clipping."""
     patience: Annotated[int, Field(ge=1)] = 8
-    """Stop after this many epochs without a better validation AUC."""
+    """Stop after this many epochs without a better validation AUC (more than two classes: the macro
+    one-vs-rest AUC, see kd_trigger.distill.teacher_train)."""
     jit_compile: bool = False
     """XLA-compile the training step."""
 

@@ -25,6 +25,12 @@ class KdOverBaseline(Contract):
     auc: Interval
     accuracy_at_beta: dict[str, Interval] = Field(default_factory=dict)
     """Keyed by the boost velocity beta as text ("0.9")."""
+    accuracy_difference_points: Interval | None = None
+    """Accuracy of KD minus the baseline's, in percentage points (a difference, not a ratio; same
+    replicas as the ratios: :mod:`kd_trigger.class_stats`). None in a study written before issue 24."""
+    rejection_at_50_by_class: dict[str, Interval] = Field(default_factory=dict)
+    """More than two classes: per class name, the KD/baseline ratio of that class's rejection of all the
+    others at 50% of its efficiency (one vs rest). Two classes: empty (``rejection_at_50`` is the signal's)."""
 
 
 class SeedFigures(Contract):

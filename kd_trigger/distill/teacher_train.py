@@ -8,6 +8,11 @@ validation loss of a batch-norm network jumps from epoch to epoch (the moving st
 weights). Measured on the default 60k jets, the recipe took the 16-particle LorentzNet from test AUC
 0.977 to 0.981, almost all of it from batch norm (config.TeacherSpec says more).
 
+With more than two classes the AUC is the macro one-vs-rest AUC (the mean over classes of each class's
+AUC against all others, :func:`kd_trigger.evaluate.macro_auc`): it weighs every class alike and, unlike
+accuracy, moves smoothly from epoch to epoch on a small validation split; the record's ``selection``
+names the figure used.
+
 One TensorFlow device strategy is picked from what TensorFlow sees: several GPUs -> MirroredStrategy
 (data parallel, the batch split across them); one GPU or none -> the default strategy.
 """
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.config import TeacherSpec
-from kd_trigger.evaluate import one_vs_rest, roc_auc
+from kd_trigger.evaluate import macro_auc
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,11 @@ PREDICT_BATCH = 2048
 """Inference batch for the per-epoch validation pass (memory, not results, depends on it)."""
 
 SPLITS = ("train", "val")
+
+
+def selection_name(n_classes: int) -> str:
+    """The validation figure the best epoch is chosen on: ``auc`` (two classes), ``macro_ovr_auc`` (more)."""
+    return "auc" if n_classes == 2 else "macro_ovr_auc"
 
 
 @functools.cache
@@ -62,7 +72,7 @@ def learning_rate_schedule(spec: TeacherSpec, steps_per_epoch: int) -> Any:
 
 
 def _cross_entropy(labels: np.ndarray, logits: np.ndarray) -> float:
-    """Mean softmax cross-entropy of (N, 2) logits, stable in float64."""
+    """Mean softmax cross-entropy of (N, C) logits, stable in float64."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -94,7 +104,8 @@ def _make_callback(spec: TeacherSpec, x_val: np.ndarray, y_val: np.ndarray) -> A
             logs = logs if logs is not None else {}
             train_seconds = time.perf_counter() - self._started
             logits = np.asarray(self.model.predict(x_val, batch_size=PREDICT_BATCH, verbose=0))
-            auc = roc_auc(*one_vs_rest(y_val, logits))
+            # Two classes: the AUC; more: the macro one-vs-rest AUC (see the module docstring).
+            auc = macro_auc(y_val, logits)
             val_loss = _cross_entropy(y_val, logits)
             val_acc = float(np.mean(np.argmax(logits, axis=1) == y_val))
             # The rate of the last step (keras.backend.get_value also reads a MirroredStrategy variable).
@@ -144,10 +155,12 @@ def train_teacher(
     """Train a fresh teacher of ``spec`` on ``x["train"]``, pick the epoch on ``x["val"]``.
 
     ``x`` holds :func:`kd_trigger.models.teacher.teacher_input_array` arrays and ``y`` integer labels
-    (1 = top), keyed "train" and "val". Returns the model with the weights of the epoch with the best
+    (0 .. n_classes - 1; two classes: 1 = top), keyed "train" and "val". Returns the model with the weights of the epoch with the best
     validation AUC and a record: ``training_seconds``, ``seconds_per_epoch``, ``epochs_run``,
     ``best_epoch`` (1-based), ``best_val_auc``, ``last_val_auc``, ``n_parameters``,
-    ``median_fit_seconds_per_epoch`` and the per-epoch ``history``.
+    ``median_fit_seconds_per_epoch``, ``selection`` (:func:`selection_name`: with more than two classes
+    ``best_val_auc``, ``last_val_auc`` and the history's ``val_auc`` are the macro one-vs-rest AUC) and the
+    per-epoch ``history``.
     """
     if spec.kind == "path":
         raise ValueError(f"teacher {spec.name}: kind 'path' names a trained model; there is nothing to train")
@@ -161,6 +174,12 @@ def train_teacher(
 
     y_train = np.asarray(y["train"]).astype(np.int32).ravel()
     y_val = np.asarray(y["val"]).astype(np.int64).ravel()
+    present = np.unique(y_val)
+    if len(present) != n_classes:
+        raise ValueError(
+            f"teacher {spec.name}: the validation split holds classes {present.tolist()} of 0..{n_classes - 1}; "
+            "every class needs validation jets to choose the epoch"
+        )
     # Seeds Python, NumPy and TF (initial weights, shuffling, dropout); same seed, same CPU: same weights.
     keras.utils.set_random_seed(seed)
     strategy = device_strategy()
@@ -216,6 +235,7 @@ def train_teacher(
         "best_val_auc": float(callback.best_auc),
         "last_val_auc": callback.history["val_auc"][-1],
         "n_parameters": int(model.count_params()),
+        "selection": selection_name(n_classes),
         "history": callback.history,
     }
     log.info(

@@ -10,11 +10,15 @@ nothing of this stage is then committed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from kd_trigger.config import Config
+from kd_trigger.config import Config, StudentConfig
+from kd_trigger.errors import CsimMismatchError
 from kd_trigger.fpga.budget import load_budget
 from kd_trigger.hls.build import convert_and_simulate
+from kd_trigger.hls.convert import FINAL_INPUT_SUFFIX
 from kd_trigger.hls.flows import (
     HLS4ML,
     builds,
@@ -24,8 +28,13 @@ from kd_trigger.hls.flows import (
     flow_outputs,
     simulated_jets,
 )
-from kd_trigger.layout import RunLayout
-from kd_trigger.models.students import load_student_file, student_inputs
+from kd_trigger.layout import ProjectLayout, RunLayout
+from kd_trigger.models.students import (
+    HEAD_LAYER,
+    load_student_file,
+    student_inputs,
+    with_output_head,
+)
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
 log = logging.getLogger(__name__)
@@ -48,10 +57,60 @@ def hls4ml_stage(ctx: StageContext) -> StageResult:
             len(jets.labels),
         )
         work = ctx.out(flow_dir(cfg, HLS4ML, spec.name))
-        convert_and_simulate(
-            model, work, hls, x_raw, jets.labels, spec.name, RunLayout.of(cfg).firmware_dir(spec.name)
+        final_dir = RunLayout.of(cfg).firmware_dir(spec.name)
+        report, _ = convert_and_simulate(
+            with_output_head(model, spec),
+            work,
+            hls,
+            x_raw,
+            jets.labels,
+            spec.name,
+            final_dir,
+            on_converted=argmax_head(spec),
         )
+        if spec.output_head != "logits":
+            check_head(spec, report, ProjectLayout(work).report, ProjectLayout(final_dir).report)
     return StageResult(extra={"students": [s.name for s in cfg.students]})
+
+
+def argmax_head(spec: StudentConfig) -> Callable[[Any], None] | None:
+    """For an ``argmax`` head, the edit of the converted hls4ml model: its final softmax built as hls4ml's
+    argmax implementation (a one-hot of the first maximum, no tables), fed the EXACT logits (the cast in
+    front of a final softmax narrows them onto the lookup tables' ap_fixed<16,6>, which could merge two
+    close logits and change the index). None for the other heads."""
+    if spec.output_head != "argmax":
+        return None
+
+    def edit(hls_model: Any) -> None:
+        layers = {layer.name: layer for layer in hls_model.get_layers()}
+        layers[HEAD_LAYER].set_attr("implementation", "argmax")
+        cast = layers[f"{HEAD_LAYER}{FINAL_INPUT_SUFFIX}"]
+        # The cast's input is the exact logits: give its output the same type (a copy, not a rounding).
+        cast.get_output_variable().type.precision = cast.get_input_variable().type.precision
+        # hls4ml rendered the layers' C++ configs at conversion: render them again with the new choice.
+        hls_model.apply_flow(f"{hls_model.config.backend.name.lower()}:apply_templates")
+
+    return edit
+
+
+def check_head(spec: StudentConfig, report: Any, report_path: Path, final_report: Path) -> None:
+    """Record the head in the report's ``csim.final_activation`` (``head``; for argmax ``index_agreement``:
+    the fraction of jets whose firmware class index equals the argmax of the exact logits) and, for
+    argmax, require every index to agree (CsimMismatchError, exit 1, after writing the report)."""
+    final = report.csim.final_activation
+    if final is None:  # the converter always measures a final softmax; a missing block is a defect
+        raise AssertionError(f"student {spec.name}: output_head {spec.output_head} but no final activation")
+    final["head"] = spec.output_head
+    if spec.output_head == "argmax":
+        # The QKeras side is the float64 softmax of the exact logits: its argmax is theirs (exp is strictly
+        # increasing, equal logits tie to the lowest index in both); the firmware's is its one-hot's.
+        final["index_agreement"] = final["argmax_agreement"]
+    report.write(report_path)
+    if spec.output_head == "argmax" and final["index_agreement"] < 1.0:
+        raise CsimMismatchError(
+            f"{spec.name}: the argmax head's class index agrees with the argmax of the exact logits on "
+            f"{final['index_agreement']:.6f} of the jets (required 1); see {final_report}"
+        )
 
 
 # -- the stage declaration ------------------------------------------------------------------------

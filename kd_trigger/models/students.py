@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,28 @@ def build_student(spec: StudentConfig, n_classes: int = N_CLASSES) -> Any:
     return tf.keras.Model(inputs, outputs, name=f"student_{spec.name}")
 
 
+HEAD_LAYER = "output_head"
+"""The name of the softmax layer a ``softmax`` or ``argmax`` head appends after the logits."""
+
+
+def with_output_head(model: Any, spec: StudentConfig) -> Any:
+    """The firmware model of a trained student: ``model`` itself for the ``logits`` head, else ``model``
+    followed by a softmax layer :data:`HEAD_LAYER` (the same layer for ``argmax``: the hls4ml stage builds it
+    as hls4ml's argmax softmax, see :func:`kd_trigger.hls.hls4ml_stage.argmax_head`). The weights are shared, the logits unchanged."""
+    if spec.output_head == "logits":
+        return model
+    import tensorflow as tf
+
+    probabilities = tf.keras.layers.Activation("softmax", name=HEAD_LAYER)(model.output)
+    return tf.keras.Model(model.input, probabilities, name=f"{model.name}_{spec.output_head}")
+
+
+def head_class_index(outputs: np.ndarray) -> np.ndarray:
+    """The class index a head's (N, C) outputs name: the argmax (ties to the lowest index, as numpy and as
+    hls4ml's argmax softmax, which keeps the first maximum)."""
+    return np.argmax(np.asarray(outputs).reshape(len(outputs), -1), axis=1)
+
+
 def output_type(spec: StudentConfig) -> FixedType:
     """The exact fixed-point type of the student's logits (the last QDense's accumulator).
 
@@ -246,6 +269,19 @@ def save_student(model: Any, path: Path) -> Path:
 class _DropQKerasChatter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.pathname.endswith("safe_eval.py")
+
+
+def check_output_classes(model: Any, classes: Sequence[str], model_path: Path, config_source: str) -> None:
+    """ModelError (one line) unless ``model`` puts out one value per class of ``classes``: a saved model
+    given to a run of N classes (``hls --model`` / ``rtl --model`` with an N-class config) must be an
+    N-logit tagger, as the run's own students are."""
+    got = tuple(model.output_shape[1:])
+    if got != (len(classes),):
+        raise ModelError(
+            f"{model_path} puts out {got} per jet but data.classes of {config_source} names {len(classes)} "
+            f"classes ({', '.join(classes)}): the model must put out one value per class; give a model with "
+            f"{len(classes)} outputs or a config with its classes"
+        )
 
 
 def load_student_file(path: Path, spec: StudentConfig | None = None, n_classes: int = N_CLASSES) -> Any:

@@ -86,6 +86,7 @@ def study_markdown(study: Study, images: list[str]) -> str:
                 f"{fmt_interval(st.kd_over_baseline.rejection_at_50)} | {fmt_interval(st.kd_over_baseline.auc, 4)} | "
                 f"{acc_b} -> {acc_k} |"
             )
+        lines += study_class_lines(s)
         if s.low_data:
             lines += [
                 "",
@@ -115,6 +116,37 @@ def study_markdown(study: Study, images: list[str]) -> str:
         )
     lines += ["", "## Plots", ""] + [f"![{image}]({STUDY_PLOTS_DIR}/{image})" for image in images]
     return "\n".join(lines) + "\n"
+
+
+def study_class_lines(s: StudentStudy) -> list[str]:
+    """The accuracy difference and, with more than two classes, each class's R50 ratio of every setting
+    of one student (issue 24), as Markdown lines after its settings table; none for a study without them."""
+    settings = [st for st in s.settings if st.kd_over_baseline.accuracy_difference_points is not None]
+    if not settings:
+        return []
+    classes = list(settings[0].kd_over_baseline.rejection_at_50_by_class)
+    header = ["teacher", "T", "w", "accuracy KD - baseline (points)", *(f"R50 ratio `{c}`" for c in classes)]
+    lines = [
+        "",
+        "Accuracy difference (KD - baseline, percentage points)"
+        + (" and per-class R50 ratios (one vs rest)" if classes else "")
+        + ", mean [68% interval]:",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for st in settings:
+        kob = st.kd_over_baseline
+        assert kob.accuracy_difference_points is not None  # filtered above
+        cells = [
+            st.teacher,
+            f"{st.temperature:g}",
+            f"{st.kd_weight:g}",
+            fmt_interval(kob.accuracy_difference_points),
+            *(fmt_interval(kob.rejection_at_50_by_class[c]) for c in classes),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 # -- scan.md --------------------------------------------------------------------------------------
