@@ -142,8 +142,9 @@ def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Pa
         model_precision(model, Intake.from_hls(hls))
     assert str(err.value) == (
         f"--hls-config: layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact {weight.hls()}; the "
-        "reference emulates narrower types only for the accum (wrapping) and result of a Dense, so this "
-        f"design cannot be judged: write auto there, or a type that holds {weight.hls()}"
+        "reference emulates narrower types only for the accum (wrapping) and result of a Dense and the "
+        "result of a relu, so this design cannot be judged: write auto there, or a type that holds "
+        f"{weight.hls()}"
     )
 
 

@@ -95,6 +95,9 @@ class ProjectConfig:
     layer_reuse: dict[str, int] = field(default_factory=dict)
     layer_names: list[str] = field(default_factory=list)
     """Every name under LayerName (an ``auto``-only entry names a layer too)."""
+    model_default: str | None = None
+    """Model Precision (hls4ml's default type): what hls4ml gives the constants of float layers and an
+    input without a quantizer where the config says ``auto``; here too (``hls --model`` options win)."""
 
     def check_layers(self, names: list[str]) -> None:
         """ConfigError naming the configured layer names that ``names`` (the model's layers) lacks."""
@@ -196,9 +199,12 @@ def read_project_config(path: Path) -> ProjectConfig:
     if "Precision" in model:
         # Checked, not applied: a layer the config is silent about gets the derived exact types.
         default = _precision_map(model["Precision"], f"{where} Model")
+        # hls4ml spells it {default: fixed<16,6>} (config_from_keras_model) or a bare string.
+        cfg.model_default = default.get("default") or default.get("*")
         if default:
             log.info(
-                "%s: Model Precision %s applies to no layer: silent layers get the exact types",
+                "%s: Model Precision %s: the type of float constants and of an unquantized input; other "
+                "silent layers get the exact types",
                 where,
                 default,
             )
@@ -225,6 +231,33 @@ def read_project_config(path: Path) -> ProjectConfig:
     return cfg
 
 
+def _first_body_kind(model: Any) -> str | None:
+    for layer in model.layers:
+        handler = find_handler(type(layer).__name__)
+        kind = handler.kind if handler is not None else None
+        if kind != "input":
+            return kind
+    return None
+
+
+def input_quantized(model: Any) -> bool:
+    """Whether the model's first layer after its input is a quantizer (it defines the input grid)."""
+    return _first_body_kind(model) == "quantizer"
+
+
+def float_layers(model: Any) -> list[str]:
+    """Layers whose constants have no quantizer: Dense/Conv1D without a kernel quantizer, batch norms."""
+    out = []
+    for layer in model.layers:
+        handler = find_handler(type(layer).__name__)
+        if handler is None:
+            continue
+        unquantized = handler.weighted and getattr(layer, "kernel_quantizer_internal", None) is None
+        if unquantized or handler.kind == "batchnorm":
+            out.append(layer.name)
+    return out
+
+
 def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsConfig:
     """``hls`` with the configured types of ``project`` for ``model``'s layers (``hls`` itself if None).
 
@@ -246,7 +279,28 @@ def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsC
             names.append(split)
             layers.append((split, ("Activation",)))
     project.check_layers(names)
-    return hls.model_copy(update={"configured_types": project.configured_types(layers)})
+    configured = project.configured_types(layers)
+    update: dict[str, Any] = {"configured_types": configured}
+    default = project.model_default
+    given = hls.input_precision or hls.default_precision or any(s.precision for s in hls.layers.values())
+    if default is not None and not given:
+        for name in float_layers(model):
+            # auto constants of a float layer: hls4ml's default type, cast as hls4ml casts them
+            types = configured.setdefault(name, {})
+            for key in ("weight", "bias", "scale"):
+                types.setdefault(key, default)
+        update["default_precision"] = default
+        if not input_quantized(model):
+            update["input_precision"] = configured.get(model.layers[0].name, {}).get("result", default)
+    return hls.model_copy(update=update)
 
 
-__all__ = ["BACKENDS", "ProjectConfig", "configure", "parse_precision", "read_project_config"]
+__all__ = [
+    "BACKENDS",
+    "ProjectConfig",
+    "configure",
+    "float_layers",
+    "input_quantized",
+    "parse_precision",
+    "read_project_config",
+]

@@ -19,6 +19,7 @@ from kd_trigger.errors import EXIT_OK, CsimMismatchError, DataError, ModelError,
 from kd_trigger.fpga.parts import yosys_family
 from kd_trigger.hls.build import RANDOM_SAMPLES, convert_and_simulate
 from kd_trigger.hls.convert import WEIGHT_LAYER_CLASSES, check_supported, model_precision
+from kd_trigger.hls.default_design import DESIGN, default_design, measure_precision_loss, needs_default_design
 from kd_trigger.hls.precision import Intake, edge_case_inputs
 from kd_trigger.hls.project_config import ProjectConfig, configure
 from kd_trigger.layout import ProjectLayout
@@ -215,15 +216,25 @@ def convert_saved_model(
     hls = configure(hls, model, project)
     input_shape = check_saved_model(model, hls)
     check_supported(model, hls)
+    design = f"--hls-config {project.source}" if project is not None else "derived exact types"
+    if project is None and needs_default_design(model, hls):
+        hls, design = default_design(model, hls), DESIGN
     # Fails early, in one line, when a type cannot be derived (no input quantizer and no --input-precision).
-    precision = model_precision(model, Intake.from_hls(hls))
+    try:
+        precision = model_precision(model, Intake.from_hls(hls))
+    except ModelError as err:
+        if design != DESIGN:
+            raise
+        raise ModelError(str(err).replace("--hls-config:", "hls4ml's default design:", 1)) from None
     input_type = next(iter(precision.values())).types["result"]
     if data_path is not None:
         x_raw = load_inputs(data_path, input_shape)
     else:
         x_raw = edge_case_inputs(input_type, input_shape, RANDOM_SAMPLES, seed=0)
     with created_dir(out_dir.parent, "--out parent directory"):
-        return _convert_into(model, model_path, out_dir, data_path, hls, x_raw, input_type, on_converted)
+        return _convert_into(
+            model, model_path, out_dir, data_path, hls, x_raw, input_type, on_converted, design
+        )
 
 
 def _convert_into(
@@ -235,6 +246,7 @@ def _convert_into(
     x_raw: np.ndarray,
     input_type: Any,
     on_converted: Callable[[Any], None] | None,
+    design: str,
 ) -> int:
     # A killed earlier run leaves its staging directory beside --out (never --out itself): remove it.
     clean_dead_temporaries(out_dir.parent, depth=1)
@@ -242,7 +254,7 @@ def _convert_into(
     remove_path(staging)
     try:
         try:
-            report, _ = convert_and_simulate(
+            report, converted = convert_and_simulate(
                 model, staging, hls, x_raw, None, Path(model_path).stem, out_dir, on_converted=on_converted
             )
         except CsimMismatchError as err:
@@ -255,6 +267,8 @@ def _convert_into(
             if data_path is not None
             else f"{RANDOM_SAMPLES} random inputs on {input_type.hls()}"
         )
+        loss = measure_precision_loss(model, converted, x_raw, report.require_csim().compared_layer, design)
+        report.precision_loss = loss
         report.write(ProjectLayout(staging).report)
         _replace(staging, out_dir)
     finally:
@@ -265,6 +279,16 @@ def _convert_into(
         out_dir,
         report.require_csim().exact_fraction,
         report.require_csim().n_samples,
+    )
+    log.info(
+        "precision loss of the design (%s) against the float model, at %s: max |diff| %.4g, mean |diff| %.4g, "
+        "decisions changed on %.4f of %d samples",
+        design,
+        loss["compared_layer"] or "the output",
+        loss["max_abs_diff"],
+        loss["mean_abs_diff"],
+        loss["decision_changed_fraction"],
+        loss["n_samples"],
     )
     return EXIT_OK
 

@@ -116,7 +116,9 @@ class ActivationHandler(LayerHandler):
             return
         if kind == "relu":
             walk.current = relu_result(walk.type_in)
-            walk.out[spec.name] = LayerPrecision({"result": walk.current}, "relu of an exact value, exact")
+            walk.out[spec.name] = LayerPrecision(
+                {"result": walk.current}, "relu of an exact value, exact", kind="relu"
+            )
         elif kind in FINAL_ONLY and walk.last:
             walk.out[spec.name] = LayerPrecision(
                 {}, f"final {kind}: hls4ml lookup tables", final_activation=kind

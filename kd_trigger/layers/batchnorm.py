@@ -48,7 +48,9 @@ class BatchNormHandler(LayerHandler):
         b = tf.constant(arrays["bias"], dtype=tf.float64)
         return tf.keras.layers.Lambda(lambda v: v * s + b, name=layer.name, dtype="float64")(x)
 
-    def firmware_weights(self, layer: Any, types: dict[str, FixedType]) -> dict[str, np.ndarray] | None:
+    def firmware_weights(
+        self, layer: Any, types: dict[str, FixedType], as_hls4ml: bool = False
+    ) -> dict[str, np.ndarray] | None:
         """Scale gamma / sqrt(var + eps) and bias beta - mean x scale, rounded onto the assumed types."""
         if "scale" not in types:
             return None
@@ -59,6 +61,6 @@ class BatchNormHandler(LayerHandler):
         scale = gamma / np.sqrt(var + float(layer.epsilon))
         scale = np.broadcast_to(scale, var.shape)
         return {
-            "scale": rounded(scale, types["scale"]),
-            "bias": rounded(np.broadcast_to(beta - mean * scale, var.shape), types["bias"]),
+            "scale": rounded(scale, types["scale"], as_hls4ml),
+            "bias": rounded(np.broadcast_to(beta - mean * scale, var.shape), types["bias"], as_hls4ml),
         }
