@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from cli_helpers import Case, assert_refused_cleanly
-from layer_base import qdense_mlp, save_and_load
+from layer_base import qbits, qdense_mlp, save_and_load
 
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.fixed import FixedType
@@ -366,3 +366,98 @@ def test_a_narrower_conv1d_accum_is_refused(tmp_path: Path) -> None:
         ModelError, match=f"layer 'phi' accum ap_fixed<10,4> is narrower than the exact {exact.hls()}"
     ):
         model_precision(model, Intake.from_hls(hls))
+
+
+# -- the settings beyond Precision: ReuseFactor, Strategy, TableSize, ParallelizationFactor -------------------
+def _hls_for(model: Any, path: Path, cli: dict[str, object] | None = None) -> Any:
+    """The hls section ``hls --model --hls-config path`` builds with (the command line's overrides last)."""
+    from kd_trigger.config import apply_overrides, parse_config
+
+    project = read_project_config(path)
+    overrides = {**project.hls_overrides({}), **(cli or {})}
+    cfg = apply_overrides(parse_config({}, "defaults"), overrides, "defaults")
+    return configure(cfg.hls, model, project)
+
+
+def _written(model: Any, hls: Any) -> dict[str, Any]:
+    """The hls4ml config the project is built from (:func:`kd_trigger.hls.convert.build_hls_config`)."""
+    from kd_trigger.hls.convert import build_hls_config, for_hls4ml, model_precision
+    from kd_trigger.hls.precision import Intake
+
+    return build_hls_config(for_hls4ml(model), hls, model_precision(model, Intake.from_hls(hls)))
+
+
+def test_reuse_factor_layer_name_over_layer_type_over_model(tmp_path: Path) -> None:
+    model = qdense_mlp()
+    hls_config = {
+        "Model": {"ReuseFactor": 8},
+        "LayerType": {"Dense": {"ReuseFactor": 2}},
+        "LayerName": {"output": {"ReuseFactor": 1}},
+    }
+    path = project_yaml(tmp_path, hls_config)
+    project = read_project_config(path)
+    assert project.type_settings == {"Dense": {"reuse_factor": 2}}
+    written = _written(model, _hls_for(model, path))
+    assert written["Model"]["ReuseFactor"] == 8
+    assert written["LayerName"]["dense_0"]["ReuseFactor"] == 2  # LayerType Dense: every Dense layer
+    assert written["LayerName"]["output"]["ReuseFactor"] == 1  # LayerName wins
+    # the command line overrides single fields: --reuse 4 the Model's, --reuse dense_0=4 one layer's
+    cli = {
+        "hls.reuse_factor": 4,
+        "hls.layers": {"dense_0": {"reuse_factor": 4}, "output": {"reuse_factor": 1}},
+    }
+    written = _written(model, _hls_for(model, path, cli))
+    assert written["Model"]["ReuseFactor"] == 4 and written["LayerName"]["dense_0"]["ReuseFactor"] == 4
+
+
+def test_table_size_of_a_final_softmax_is_written(tmp_path: Path) -> None:
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+
+    inp = tf.keras.Input((8,), name="x")
+    x = QActivation(qbits(10, 3), name="input_quant")(inp)
+    x = QDense(4, kernel_quantizer=qbits(8, 1), bias_quantizer=qbits(8, 3), name="logits")(x)
+    model = tf.keras.Model(inp, tf.keras.layers.Activation("softmax", name="softmax")(x))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerType": {"Softmax": {"TableSize": 2048}}})
+    assert _written(model, _hls_for(model, path))["LayerName"]["softmax"]["TableSize"] == 2048
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"softmax": {"TableSize": 4096}}})
+    assert _written(model, _hls_for(model, path))["LayerName"]["softmax"]["TableSize"] == 4096
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"softmax": {"TableSize": 1000}}})
+    with pytest.raises(ConfigError, match=r"^layer softmax: TableSize 1000 is not a power of two"):
+        _written(model, _hls_for(model, path))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"logits": {"TableSize": 1024}}})
+    with pytest.raises(
+        ConfigError, match=r"^layer logits: TableSize is built for the model's final softmax/sigmoid only"
+    ):
+        _written(model, _hls_for(model, path))
+
+
+def test_parallelization_factor_per_conv1d_layer(tmp_path: Path) -> None:
+    from layer_base import pooled_model
+
+    model = pooled_model(8, quantizer_after_pool=True)
+    path = project_yaml(tmp_path, {"Model": {}, "LayerType": {"Conv1D": {"ParallelizationFactor": 2}}})
+    assert _written(model, _hls_for(model, path))["LayerName"]["phi"]["ParallelizationFactor"] == 2
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"phi": {"ParallelizationFactor": 4}}})
+    assert _written(model, _hls_for(model, path))["LayerName"]["phi"]["ParallelizationFactor"] == 4
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"phi": {"ParallelizationFactor": 3}}})
+    with pytest.raises(
+        ConfigError, match=r"^layer phi: ParallelizationFactor 3 does not divide its 8 particles"
+    ):
+        _written(model, _hls_for(model, path))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"output": {"ParallelizationFactor": 2}}})
+    with pytest.raises(ConfigError, match=r"^layer output: ParallelizationFactor applies to per-particle"):
+        _written(model, _hls_for(model, path))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"phi": {"ParallelizationFactor": 0}}})
+    with pytest.raises(
+        ConfigError, match=r"LayerName phi: ParallelizationFactor 0 is not a positive integer$"
+    ):
+        read_project_config(path)
+
+
+def test_a_resource_strategy_in_layer_type_is_refused(tmp_path: Path) -> None:
+    path = project_yaml(tmp_path, {"Model": {}, "LayerType": {"Dense": {"Strategy": "Resource"}}})
+    with pytest.raises(
+        ConfigError, match=r"LayerType Dense: Strategy 'Resource' is not built here \(only Latency\)$"
+    ):
+        read_project_config(path)

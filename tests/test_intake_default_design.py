@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from cli_helpers import Case, assert_refused_cleanly
-from layer_base import qdense_mlp
+from layer_base import keras_3layer, qdense_mlp
 
 from kd_trigger.config import HlsConfig
 from kd_trigger.hls.default_design import (
@@ -26,24 +25,6 @@ from kd_trigger.hls.default_design import (
 )
 
 tf = pytest.importorskip("tensorflow")
-
-
-def keras_3layer(batch_norm: bool = False, seed: int = 0) -> Any:
-    """hls4ml's jet tagger KERAS_3layer (16-64-32-32-5, relu, softmax) in float, optionally with a
-    BatchNormalization after the first Dense (KERAS_3layer_batch_norm)."""
-    from tensorflow.keras import layers
-
-    tf.keras.utils.set_random_seed(seed)
-    inp = tf.keras.Input((16,), name="input_1")
-    x = layers.Dense(64, name="fc1", activation=None if batch_norm else "relu")(inp)
-    if batch_norm:
-        x = layers.BatchNormalization(name="bn1")(x)
-        x = layers.Activation("relu", name="relu1")(x)
-    x = layers.Dense(32, activation="relu", name="fc2")(x)
-    x = layers.Dense(32, activation="relu", name="fc3")(x)
-    x = layers.Dense(5, name="output")(x)
-    out = layers.Activation("softmax", name="softmax")(x)
-    return tf.keras.Model(inp, out, name="keras_3layer")
 
 
 def test_which_models_get_the_default_design() -> None:
@@ -116,8 +97,8 @@ def test_a_folded_batch_norm_is_refused_in_one_line(
         return ["hls", "--model", str(d / "bn.h5"), "--out", str(d / "fw")]
 
     message = (
-        "hls4ml's default design folds layer 'bn1' (BatchNormalization) into another layer's ap_fixed "
-        "constants, which the reference does not emulate"
+        "hls4ml folds layer 'bn1' (BatchNormalization) into the constants of the layer before it, which the "
+        "reference does not emulate; give its types with --default-precision 'ap_fixed<W,I>'"
     )
     assert_refused_cleanly(Case("folded batch norm", setup, message), tmp_path, capsys)
 

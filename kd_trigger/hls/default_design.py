@@ -34,17 +34,23 @@ _KEYS = ("weight", "bias", "accum", "result", "scale")
 
 
 def needs_default_design(model: Any, hls: HlsConfig) -> bool:
-    """Whether ``model`` gets hls4ml's default design: it has float layers or no input quantizer, and
-    no type was given for them (no input or default precision, no per-layer precision)."""
+    """Whether ``model`` gets the design hls4ml resolves (from its default config, or from the one given):
+    it has float layers or no input quantizer, and no type was given for them on the command line or in
+    the pipeline config (no input or default precision, no per-layer precision)."""
     given = hls.input_precision or hls.default_precision or any(s.precision for s in hls.layers.values())
-    if given or hls.configured_types:
+    if given:
         return False
     return bool(float_layers(model)) or not input_quantized(model)
 
 
-def hls4ml_default_types(model: Any, hls: HlsConfig) -> tuple[str, dict[str, dict[str, str]]]:
-    """hls4ml's model default precision and, per layer, the types its graph resolves from
-    ``config_from_keras_model(model, granularity="name")`` (nothing is written)."""
+def hls4ml_default_types(
+    model: Any, hls: HlsConfig, config: dict[str, Any] | None = None
+) -> tuple[str, dict[str, dict[str, str]]]:
+    """hls4ml's model default precision and, per layer, the types its graph resolves from ``config``
+    (an engineer's HLSConfig), by default ``config_from_keras_model(model, granularity="name")``
+    (nothing is written)."""
+    import copy
+
     import hls4ml
 
     from kd_trigger.hls.convert import check_supported
@@ -52,7 +58,9 @@ def hls4ml_default_types(model: Any, hls: HlsConfig) -> tuple[str, dict[str, dic
     check_supported(model, hls)
     # As hls4ml's tutorials call it: without a backend, the config has no accum entries, and hls4ml's
     # accumulators take the model default (with backend="Vitis" they would be 'auto', inferred exact).
-    config = hls4ml.utils.config_from_keras_model(model, granularity="name")
+    if config is None:
+        config = hls4ml.utils.config_from_keras_model(model, granularity="name")
+    config = copy.deepcopy(config)
     with tempfile.TemporaryDirectory(prefix="kd_trigger_default_") as tmp, quiet_hls4ml():
         try:
             graph = hls4ml.converters.convert_from_keras_model(
@@ -72,9 +80,9 @@ def hls4ml_default_types(model: Any, hls: HlsConfig) -> tuple[str, dict[str, dic
     for layer in model.layers:
         if layer.name in floats and layer.name not in resolved:
             raise ModelError(
-                f"hls4ml's default design folds layer '{layer.name}' ({type(layer).__name__}) into another "
-                "layer's ap_fixed constants, which the reference does not emulate; give the types with "
-                "--default-precision 'ap_fixed<W,I>' (exact accumulators) or --hls-config"
+                f"hls4ml folds layer '{layer.name}' ({type(layer).__name__}) into the constants of the layer "
+                "before it, which the reference does not emulate; give its types with --default-precision "
+                "'ap_fixed<W,I>' (exact accumulators)"
             )
     types: dict[str, dict[str, str]] = {}
     for name, by_key in resolved.items():
@@ -91,15 +99,19 @@ def hls4ml_default_types(model: Any, hls: HlsConfig) -> tuple[str, dict[str, dic
                 ) from None
             if t is not None:
                 types.setdefault(name, {})[key] = t.hls()
-    default = parse_precision(config["Model"]["Precision"]["default"], "hls4ml's model default precision")
-    assert default is not None  # hls4ml's default is a fixed-point type, never auto
+    precision = config["Model"].get("Precision", "fixed<16,6>")
+    text = precision.get("default", "fixed<16,6>") if isinstance(precision, dict) else precision
+    default = parse_precision(text, "Model Precision")
+    if default is None:
+        raise ModelError("Model Precision auto: hls4ml needs a fixed-point default type for float layers")
     return default.hls(), types
 
 
-def default_design(model: Any, hls: HlsConfig) -> HlsConfig:
-    """``hls`` set up to build hls4ml's default design of ``model``: its types configured per layer,
-    its model default as the input type (without an input quantizer) and as the float weights' type."""
-    default, types = hls4ml_default_types(model, hls)
+def default_design(model: Any, hls: HlsConfig, config: dict[str, Any] | None = None) -> HlsConfig:
+    """``hls`` set up to build hls4ml's design of ``model`` from ``config`` (an engineer's HLSConfig;
+    None: hls4ml's default config): the types hls4ml resolves configured per layer, its model default
+    as the input type (without an input quantizer) and as the float weights' type."""
+    default, types = hls4ml_default_types(model, hls, config)
     update: dict[str, Any] = {"configured_types": types, "default_precision": default}
     if not input_quantized(model):
         input_name = model.layers[0].name

@@ -70,7 +70,9 @@ def as_functional(model: Any) -> Any:
         raise ModelError(
             f"Sequential model {model.name} has no input shape; give it an Input layer and save it again"
         )
-    inputs = tf.keras.Input(batch_shape=model.input_shape, name=f"{model.name}_input")
+    # Keras' own name of a Sequential's input (``<first layer>_input``): hls4ml's configs use it.
+    name = model.inputs[0].name.split(":")[0] if model.inputs else f"{model.name}_input"
+    inputs = tf.keras.Input(batch_shape=model.input_shape, name=name)
     x = inputs
     copies = []
     for layer in model.layers:
@@ -186,7 +188,14 @@ def check_saved_model(model: Any, hls: HlsConfig) -> tuple[int, ...]:
                     f"layer '{layer.name}' ({type(layer).__name__}): {bad} NaN/inf value(s) in "
                     f"{weight.name}; the model cannot be converted (was its training diverging?)"
                 )
-    hls.check_layer_names([layer.name for layer in model.layers], "the model")
+    names = [layer.name for layer in model.layers]
+    for layer in model.layers:
+        # hls4ml's name of the activation it splits off a Dense/Conv1D (a config may set its TableSize)
+        inner = getattr(layer, "activation", None)
+        kind = getattr(inner, "__name__", None)
+        if kind not in (None, "linear") and type(layer).__name__ not in ("Activation", "QActivation"):
+            names.append(f"{layer.name}_{kind}")
+    hls.check_layer_names(names, "the model")
     return tuple(int(d) for d in model.input_shape[1:])
 
 
@@ -217,8 +226,10 @@ def convert_saved_model(
     input_shape = check_saved_model(model, hls)
     check_supported(model, hls)
     design = f"--hls-config {project.source}" if project is not None else "derived exact types"
-    if project is None and needs_default_design(model, hls):
-        hls, design = default_design(model, hls), DESIGN
+    if needs_default_design(model, hls):
+        # float layers: the types hls4ml resolves from the given config (auto: its default), or from its own
+        hls = default_design(model, hls, project.hls_config if project is not None else None)
+        design = f"{design}, as hls4ml 1.3 resolves it" if project is not None else DESIGN
     # Fails early, in one line, when a type cannot be derived (no input quantizer and no --input-precision).
     try:
         precision = model_precision(model, Intake.from_hls(hls))

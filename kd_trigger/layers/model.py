@@ -133,6 +133,11 @@ def apply_configured_types(
             keys = list(chosen.types) if key == "*" else [key] if key in chosen.types else []
             for k in keys:
                 derived = chosen.types[k]
+                if k in ("weight", "bias", "scale") and chosen.assumed:
+                    # float constants: the configured type is the one they are cast onto, whatever its width
+                    chosen.weights_cast = True
+                    chosen.types[k] = t
+                    continue
                 if not t.holds(derived) and emulable(chosen, k, t):
                     chosen.emulated = True
                     chosen.note += f"; configured {k} {t.hls()} narrower than exact, emulated"
@@ -142,8 +147,6 @@ def apply_configured_types(
                         f"the reference emulates narrower types only for {EMULATED}, so this design cannot be "
                         f"judged: write auto there, or a type that holds {derived.hls()}"
                     )
-                if k in ("weight", "bias", "scale") and chosen.assumed:
-                    chosen.weights_cast = True
                 chosen.types[k] = t
     for name, chosen in precision.items():
         # The relu hls4ml splits off a Dense/Conv1D is built by the layer's twin: it emulates the cast.
