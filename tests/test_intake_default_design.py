@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import Case, assert_refused_cleanly
 from layer_base import keras_3layer, qdense_mlp
 
 from kd_trigger.config import HlsConfig
@@ -36,7 +35,8 @@ def test_which_models_get_the_default_design() -> None:
 
 
 def test_the_types_are_hls4mls_own_defaults() -> None:
-    default, types = hls4ml_default_types(keras_3layer(), HlsConfig())
+    default, types, fused = hls4ml_default_types(keras_3layer(), HlsConfig())
+    assert fused == {}
     assert default == "ap_fixed<16,6>"
     fixed = "ap_fixed<16,6>"
     assert types["input_1"] == {"result": fixed}
@@ -54,7 +54,8 @@ def test_the_reference_emulates_the_default_design_by_hand() -> None:
     from kd_trigger.layers.spec import Intake
 
     model = keras_3layer()
-    hls = default_design(model, HlsConfig())
+    hls, design_model = default_design(model, HlsConfig())
+    assert design_model is model  # nothing fused
     assert hls.input_precision == "ap_fixed<16,6>" and hls.default_precision == "ap_fixed<16,6>"
     precision = model_precision(model, Intake.from_hls(hls))
     assert precision["fc1"].emulated and precision["fc1_relu"].emulated
@@ -89,18 +90,36 @@ def test_precision_loss_figures() -> None:
     assert one["decision_changed_fraction"] == 0.5  # one output: its sign decides
 
 
-def test_a_folded_batch_norm_is_refused_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def setup(d: Path) -> list[str]:
-        keras_3layer(batch_norm=True).save(d / "bn.h5", save_format="h5")
-        return ["hls", "--model", str(d / "bn.h5"), "--out", str(d / "fw")]
+def test_a_batch_norm_is_fused_into_the_dense_as_hls4ml_fuses_it() -> None:
+    """KERAS_3layer_batch_norm: hls4ml folds bn1 into fc1 (its result type is auto); the design built
+    is that fused Dense, with the fused float constants hls4ml computed, cast as it casts them."""
+    from kd_trigger.layers.model import model_precision, quantized_weights
+    from kd_trigger.layers.spec import Intake
 
-    message = (
-        "hls4ml folds layer 'bn1' (BatchNormalization) into the constants of the layer before it, which the "
-        "reference does not emulate; give its types with --default-precision 'ap_fixed<W,I>'"
-    )
-    assert_refused_cleanly(Case("folded batch norm", setup, message), tmp_path, capsys)
+    model = keras_3layer(batch_norm=True)
+    hls, design_model = default_design(model, HlsConfig())
+    assert [layer.name for layer in design_model.layers] == [
+        "input_1",
+        "fc1",
+        "relu1",
+        "fc2",
+        "fc3",
+        "output",
+        "softmax",
+    ]
+    bn = model.get_layer("bn1")
+    gamma, beta, mean, var = (np.asarray(w, dtype=np.float64) for w in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in model.get_layer("fc1").get_weights())
+    fused_kernel, fused_bias = design_model.get_layer("fc1").get_weights()
+    np.testing.assert_allclose(fused_kernel, kernel * scale, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused_bias, bias * scale + beta - mean * scale, rtol=1e-5, atol=1e-5)
+    precision = model_precision(design_model, Intake.from_hls(hls))
+    assert precision["fc1"].types["weight"].hls() == "ap_fixed<16,6>" and precision["fc1"].weights_cast
+    assert precision["relu1"].types["result"].hls() == "ap_fixed<16,6>" and precision["relu1"].emulated
+    fw = quantized_weights(design_model, precision)["fc1"]["weight"]
+    want = np.floor(np.array([float(f"{v:.10f}") for v in fused_kernel.ravel()]) * 1024) / 1024
+    np.testing.assert_array_equal(fw.ravel(), want)
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_helpers import Case, assert_refused_cleanly
 from layer_base import keras_3layer, qkeras_3layer
 
 from kd_trigger.cli import main
@@ -45,7 +44,7 @@ def _precision(model: Any, config: Path) -> Any:
     project = read_project_config(config)
     hls = configure(HlsConfig(), model, project)
     assert needs_default_design(model, hls)
-    hls = default_design(model, hls, project.hls_config)
+    hls, model = default_design(model, hls, project.hls_config)
     return model_precision(model, Intake.from_hls(hls))
 
 
@@ -86,17 +85,11 @@ def test_qkeras_3layer_sequential_keeps_its_quantizers(tmp_path: Path) -> None:
     assert precision["fc1_input"].to_dict()["result"] == F16  # no input quantizer: the default
 
 
-def test_keras_3layer_batch_norm_with_its_config_is_refused_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def setup(d: Path) -> list[str]:
-        model = keras_3layer(batch_norm=True)
-        model.save(d / "bn.h5", save_format="h5")
-        config = _config_yaml(model, d / "c.yml")
-        return ["hls", "--model", str(d / "bn.h5"), "--hls-config", str(config), "--out", str(d / "fw")]
-
-    message = "hls4ml folds layer 'bn1' (BatchNormalization) into the constants of the layer before it"
-    assert_refused_cleanly(Case("batch norm", setup, message), tmp_path, capsys)
+def test_keras_3layer_batch_norm_with_its_config_fuses_the_batch_norm(tmp_path: Path) -> None:
+    model = keras_3layer(batch_norm=True)
+    precision = _precision(model, _config_yaml(model, tmp_path / "c.yml"))
+    assert "bn1" not in precision  # fused into fc1, as hls4ml fuses it (fc1's result type is auto)
+    assert precision["fc1"].to_dict()["weight"] == F16 and precision["fc1"].weights_cast
 
 
 @pytest.mark.slow
@@ -126,7 +119,7 @@ def test_keras_3layer_with_its_config_reuse_and_table_size_converts_exactly(tmp_
     ]
     assert main(args) == 0
     parameters = (out / "firmware" / "parameters.h").read_text()
-    assert "static const unsigned table_size = 2048;" in parameters
+    assert "static const unsigned exp_table_size = 2048;" in parameters  # the softmax's tables
     assert parameters.count("static const unsigned reuse_factor = 2;") == 3  # fc1, fc2, fc3
     assert "typedef ap_fixed<16,6> fc2_accum_t;" in (out / "firmware" / "defines.h").read_text()
     report = json.loads((out / "hls_report.json").read_text())
@@ -134,6 +127,19 @@ def test_keras_3layer_with_its_config_reuse_and_table_size_converts_exactly(tmp_
     assert report["reuse_by_layer"] == {"fc1": 2, "fc2": 2, "fc3": 2, "output": 1}
     assert report["precision"]["fc2"]["accum"] == F16
     assert report["precision_loss"]["design"] == f"--hls-config {config}, as hls4ml 1.3 resolves it"
+
+
+@pytest.mark.slow
+def test_keras_3layer_batch_norm_converts_exactly_with_its_batch_norm_fused(tmp_path: Path) -> None:
+    path = tmp_path / "KERAS_3layer_batch_norm.h5"
+    keras_3layer(batch_norm=True).save(path, save_format="h5")
+    out = tmp_path / "fw"
+    assert main(["hls", "--model", str(path), "--out", str(out)]) == 0
+    report = json.loads((out / "hls_report.json").read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and "bn1" not in report["precision"]
+    # against the saved model, batch norm included, in float
+    assert report["precision_loss"]["compared_layer"] == "output"
+    assert report["precision_loss"]["max_abs_diff"] > 0.0
 
 
 @pytest.mark.slow

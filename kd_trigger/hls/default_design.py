@@ -23,6 +23,7 @@ from kd_trigger.config import HlsConfig
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.hls.convert import hls_layer_precision, quiet_hls4ml
 from kd_trigger.hls.project_config import float_layers, input_quantized, parse_precision
+from kd_trigger.layers.registry import find_handler
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,10 @@ def needs_default_design(model: Any, hls: HlsConfig) -> bool:
 
 def hls4ml_default_types(
     model: Any, hls: HlsConfig, config: dict[str, Any] | None = None
-) -> tuple[str, dict[str, dict[str, str]]]:
+) -> tuple[str, dict[str, dict[str, str]], dict[str, tuple[str, Any]]]:
     """hls4ml's model default precision and, per layer, the types its graph resolves from ``config``
     (an engineer's HLSConfig), by default ``config_from_keras_model(model, granularity="name")``
-    (nothing is written)."""
+    (nothing is written); and the batch norms it fused (:func:`_fused_batch_norms`)."""
     import copy
 
     import hls4ml
@@ -76,14 +77,8 @@ def hls4ml_default_types(
             text = " ".join(str(err).split())[:300]
             raise ModelError(f"hls4ml cannot convert this model: {text}") from None
         resolved = hls_layer_precision(graph)
+        fused = _fused_batch_norms(model, graph, resolved)
     floats = float_layers(model)
-    for layer in model.layers:
-        if layer.name in floats and layer.name not in resolved:
-            raise ModelError(
-                f"hls4ml folds layer '{layer.name}' ({type(layer).__name__}) into the constants of the layer "
-                "before it, which the reference does not emulate; give its types with --default-precision "
-                "'ap_fixed<W,I>' (exact accumulators)"
-            )
     types: dict[str, dict[str, str]] = {}
     for name, by_key in resolved.items():
         for key, text in by_key.items():
@@ -104,14 +99,67 @@ def hls4ml_default_types(
     default = parse_precision(text, "Model Precision")
     if default is None:
         raise ModelError("Model Precision auto: hls4ml needs a fixed-point default type for float layers")
-    return default.hls(), types
+    return default.hls(), types, fused
 
 
-def default_design(model: Any, hls: HlsConfig, config: dict[str, Any] | None = None) -> HlsConfig:
+def _fused_batch_norms(model: Any, graph: Any, resolved: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """The float batch norms hls4ml fused into the Dense before it (its FuseBatchNormalization pass,
+    taken when that layer's result type is auto): {batch norm: (dense, {weight, bias} as hls4ml computed
+    them, in float)}. Any other float layer missing from hls4ml's graph: ModelError naming it."""
+    floats = float_layers(model)
+    by_name = {layer.name: layer for layer in graph.get_layers()}
+    fused: dict[str, tuple[str, Any]] = {}
+    for i, layer in enumerate(model.layers):
+        if layer.name not in floats or layer.name in resolved:
+            continue
+        before = model.layers[i - 1] if i > 0 else None
+        kind = find_handler(type(layer).__name__)
+        if kind is None or kind.kind != "batchnorm" or before is None or before.name not in by_name:
+            raise ModelError(
+                f"hls4ml removes layer '{layer.name}' ({type(layer).__name__}) from its design in a way the "
+                "reference does not emulate; give its types with --default-precision 'ap_fixed<W,I>'"
+            )
+        dense = by_name[before.name]
+        arrays = {k: np.asarray(dense.weights[k].data, dtype=np.float64) for k in ("weight", "bias")}
+        fused[layer.name] = (before.name, arrays)
+    return fused
+
+
+def fused_model(model: Any, fused: dict[str, tuple[str, Any]]) -> Any:
+    """``model`` with every batch norm of ``fused`` folded into the Dense before it, with the fused float
+    constants hls4ml computed: the design hls4ml builds, layer for layer (a single-chain model)."""
+    if not fused:
+        return model
+    import tensorflow as tf
+
+    from kd_trigger.layers.keras import qkeras_objects
+
+    into = {dense: arrays for dense, arrays in fused.values()}
+    x = inputs = tf.keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
+    for layer in model.layers[1:]:
+        if layer.name in fused:
+            continue
+        with tf.keras.utils.custom_object_scope(qkeras_objects()):
+            copy = type(layer).from_config(layer.get_config())
+        x = copy(x)
+        weights = layer.get_weights()
+        if layer.name in into:
+            kernel = into[layer.name]["weight"].reshape(np.shape(weights[0]))
+            weights = [kernel, into[layer.name]["bias"].reshape(np.shape(weights[1]))]
+        copy.set_weights(weights)
+    return tf.keras.Model(inputs, x, name=model.name)
+
+
+def default_design(model: Any, hls: HlsConfig, config: dict[str, Any] | None = None) -> tuple[HlsConfig, Any]:
     """``hls`` set up to build hls4ml's design of ``model`` from ``config`` (an engineer's HLSConfig;
     None: hls4ml's default config): the types hls4ml resolves configured per layer, its model default
-    as the input type (without an input quantizer) and as the float weights' type."""
-    default, types = hls4ml_default_types(model, hls, config)
+    as the input type (without an input quantizer) and as the float weights' type; and the model that
+    design computes (``model``, or with the batch norms hls4ml fuses folded, :func:`fused_model`)."""
+    default, types, fused = hls4ml_default_types(model, hls, config)
+    for bn, (dense, _) in fused.items():
+        log.info(
+            "%s: hls4ml fuses batch norm %s into %s; so does the design built here", model.name, bn, dense
+        )
     update: dict[str, Any] = {"configured_types": types, "default_precision": default}
     if not input_quantized(model):
         input_name = model.layers[0].name
@@ -122,7 +170,7 @@ def default_design(model: Any, hls: HlsConfig, config: dict[str, Any] | None = N
         model.name,
         default,
     )
-    return hls.model_copy(update=update)
+    return hls.model_copy(update=update), fused_model(model, fused)
 
 
 def precision_loss(
@@ -153,16 +201,22 @@ def precision_loss(
 
 
 def measure_precision_loss(
-    model: Any, converted: Any, x_raw: np.ndarray, compared_layer: str | None, design: str
+    model: Any,
+    converted: Any,
+    x_raw: np.ndarray,
+    compared_layer: str | None,
+    design: str,
+    float_model: Any = None,
 ) -> dict[str, Any]:
-    """:func:`precision_loss` of the converted design (``Converted``) against ``model`` on ``x_raw``."""
+    """:func:`precision_loss` of the converted design (``Converted``) of ``model`` against
+    ``float_model`` (default ``model``; the saved model where the design fused its batch norms)."""
     from kd_trigger.layers.model import quantized_weights
     from kd_trigger.layers.reference import float64_twin, keras_layer_outputs, quantize_inputs, run_twin
 
     x_raw = np.asarray(x_raw, dtype=np.float64)
     twin = float64_twin(model, quantized_weights(model, converted.precision), converted.precision)
     x = quantize_inputs(twin, x_raw, converted.input_type)
-    reference = float64_twin(model)
+    reference = float64_twin(float_model if float_model is not None else model)
     if compared_layer is None:
         y_design, y_float = run_twin(twin, x), run_twin(reference, x_raw)
     else:

@@ -226,9 +226,10 @@ def convert_saved_model(
     input_shape = check_saved_model(model, hls)
     check_supported(model, hls)
     design = f"--hls-config {project.source}" if project is not None else "derived exact types"
+    saved = model
     if needs_default_design(model, hls):
         # float layers: the types hls4ml resolves from the given config (auto: its default), or from its own
-        hls = default_design(model, hls, project.hls_config if project is not None else None)
+        hls, model = default_design(model, hls, project.hls_config if project is not None else None)
         design = f"{design}, as hls4ml 1.3 resolves it" if project is not None else DESIGN
     # Fails early, in one line, when a type cannot be derived (no input quantizer and no --input-precision).
     try:
@@ -244,7 +245,7 @@ def convert_saved_model(
         x_raw = edge_case_inputs(input_type, input_shape, RANDOM_SAMPLES, seed=0)
     with created_dir(out_dir.parent, "--out parent directory"):
         return _convert_into(
-            model, model_path, out_dir, data_path, hls, x_raw, input_type, on_converted, design
+            model, model_path, out_dir, data_path, hls, x_raw, input_type, on_converted, (design, saved)
         )
 
 
@@ -257,8 +258,9 @@ def _convert_into(
     x_raw: np.ndarray,
     input_type: Any,
     on_converted: Callable[[Any], None] | None,
-    design: str,
+    design_of: tuple[str, Any],
 ) -> int:
+    design, saved = design_of
     # A killed earlier run leaves its staging directory beside --out (never --out itself): remove it.
     clean_dead_temporaries(out_dir.parent, depth=1)
     staging = tmp_name(out_dir, "staging")
@@ -278,7 +280,8 @@ def _convert_into(
             if data_path is not None
             else f"{RANDOM_SAMPLES} random inputs on {input_type.hls()}"
         )
-        loss = measure_precision_loss(model, converted, x_raw, report.require_csim().compared_layer, design)
+        compared = report.require_csim().compared_layer
+        loss = measure_precision_loss(model, converted, x_raw, compared, design, saved)
         report.precision_loss = loss
         report.write(ProjectLayout(staging).report)
         _replace(staging, out_dir)

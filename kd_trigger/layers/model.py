@@ -22,7 +22,9 @@ def derive_precision(layers: list[LayerSpec], intake: Intake | None = None) -> d
     """Types of every layer of a single-chain model, derived from its quantizers (and ``intake``).
 
     ``layers`` in model order, the ``InputLayer`` first. Raises :class:`ModelError` naming the first
-    layer whose types cannot be derived and what would make it derivable.
+    layer whose types cannot be derived and what would make it derivable. The types an hls4ml
+    configuration gave (``intake.configured``) are put in as each layer is walked
+    (:func:`apply_configured_types`), so the exact types of the layers after it start from them.
     """
     walk = PrecisionWalk(list(layers), intake or Intake(), find_handler)
     configured = walk.intake.configured
