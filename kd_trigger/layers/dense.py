@@ -283,14 +283,17 @@ def ap_cast(v: Any, t: FixedType, rounding: bool = True) -> Any:
     return codes / scale
 
 
-def emulated_relu(name: str, x: Any, result: FixedType) -> Any:
+def emulated_relu(name: str, x: Any, result: FixedType, relu: bool = True) -> Any:
     """A relu whose configured result type is narrower than exact, as hls4ml's relu computes it
-    (nnet_activation.h: ``res = data > 0 ? data : 0``, the assignment cast by ``res_T``'s modes)."""
+    (nnet_activation.h: ``res = data > 0 ? data : 0``, the assignment cast by ``res_T``'s modes);
+    ``relu=False``: hls4ml's linear activation (``res = data``, cast the same way)."""
     import tensorflow as tf
 
-    return tf.keras.layers.Lambda(
-        lambda v: ap_cast(tf.nn.relu(tf.cast(v, tf.float64)), result), name=name, dtype="float64"
-    )(x)
+    def cast(v: Any) -> Any:
+        v = tf.cast(v, tf.float64)
+        return ap_cast(tf.nn.relu(v) if relu else v, result)
+
+    return tf.keras.layers.Lambda(cast, name=name, dtype="float64")(x)
 
 
 def emulated_dense(

@@ -100,15 +100,19 @@ def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
     """Whether the reference emulates a configured ``key`` type narrower than exact: the accum (wrapping,
     any rounding) or result of a Dense (:func:`kd_trigger.layers.dense.emulated_dense`, checked against
     hls4ml's latency dense; its pointwise Conv1D is another kernel, not emulated yet), and the result of
-    a relu (:func:`kd_trigger.layers.dense.emulated_relu`, any rounding and overflow mode)."""
-    if chosen.kind == "relu":
+    a relu (:func:`kd_trigger.layers.dense.emulated_relu`, any rounding and overflow mode), of a quantizer
+    after the first (hls4ml builds it as a relu or linear activation of that result type) and of a batch
+    norm (:meth:`kd_trigger.layers.batchnorm.BatchNormHandler.emulated_twin`)."""
+    if chosen.kind in ("relu", "linear", "batchnorm"):
         return key == "result"
     if chosen.kind != "dense" or key not in ("accum", "result"):
         return False
     return key == "result" or t.saturation == "WRAP"
 
 
-EMULATED = "the accum (wrapping) and result of a Dense and the result of a relu"
+EMULATED = (
+    "the accum (wrapping) and result of a Dense and the result of a relu, a later quantizer or a batch norm"
+)
 """What :func:`emulable` accepts, as the refusal of anything else says it."""
 
 
@@ -140,7 +144,16 @@ def apply_configured_types(
                     chosen.weights_cast = True
                     chosen.types[k] = t
                     continue
-                if not t.holds(derived) and emulable(chosen, k, t):
+                # A later quantizer is built as a relu/linear activation of the configured type: any other
+                # type than its grid is other arithmetic, wider or not.
+                requantized = chosen.note == "quantizer" and bool(chosen.kind) and t != derived
+                if (requantized or not t.holds(derived)) and emulable(chosen, k, t):
+                    if derived.width > EXACT_REFERENCE_BITS:
+                        raise ModelError(
+                            f"layer '{name}': its configured {k} {t.hls()} rounds a {derived.hls()} value, wider "
+                            f"than the {EXACT_REFERENCE_BITS} bits the reference computes exactly; this design "
+                            "cannot be judged"
+                        )
                     chosen.emulated = True
                     chosen.note += f"; configured {k} {t.hls()} narrower than exact, emulated"
                 elif not t.holds(derived):
