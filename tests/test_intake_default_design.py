@@ -140,3 +140,29 @@ def test_keras_3layer_converts_as_hls4ml_builds_it_exact_with_its_precision_loss
     assert loss["design"] == DESIGN and loss["compared_layer"] == "output" and loss["n_samples"] == 10_000
     # the random edge inputs span ap_fixed<16,6>'s whole range: the default accumulators overflow
     assert loss["max_abs_diff"] > 1.0 and 0.0 < loss["decision_changed_fraction"] < 1.0
+
+
+def test_precision_loss_is_zero_for_exact_types_and_runs_on_power_of_two_scaled_kernels() -> None:
+    """Derived exact types compute the model's own arithmetic: no loss. A model with alpha=None kernels
+    (QKeras' power-of-two scales cannot run in float64; its reference holds the quantized constants) and
+    a float head with assumed ap_fixed<16,6> weights: a loss, measured (it crashed the conversion)."""
+    from types import SimpleNamespace
+
+    from layer_base import l1_deep_sets
+
+    from kd_trigger.fixed import FixedType
+    from kd_trigger.hls.default_design import measure_precision_loss
+    from kd_trigger.layers.model import model_precision
+    from kd_trigger.layers.spec import Intake
+
+    rng = np.random.default_rng(0)
+    model = qdense_mlp()
+    exact = SimpleNamespace(precision=model_precision(model), input_type=None)
+    loss = measure_precision_loss(model, exact, rng.normal(0.0, 3.0, (500, 16)), None, "exact")
+    assert (loss["max_abs_diff"], loss["decision_changed_fraction"]) == (0.0, 0.0)
+    model = l1_deep_sets()
+    intake = Intake(input_type=FixedType(12, 4), default_type=FixedType(16, 6))
+    design = SimpleNamespace(precision=model_precision(model, intake), input_type=FixedType(12, 4))
+    x = rng.normal(0.0, 2.0, (500, *model.input_shape[1:]))
+    loss = measure_precision_loss(model, design, x, "head", "assumed")
+    assert loss["compared_layer"] == "head" and 0.0 < loss["max_abs_diff"] < 0.1

@@ -216,7 +216,10 @@ def measure_precision_loss(
     x_raw = np.asarray(x_raw, dtype=np.float64)
     twin = float64_twin(model, quantized_weights(model, converted.precision), converted.precision)
     x = quantize_inputs(twin, x_raw, converted.input_type)
-    reference = float64_twin(float_model if float_model is not None else model)
+    saved = float_model if float_model is not None else model
+    # Quantized layers hold QKeras' own quantized constants (its power-of-two scales cannot run in
+    # float64), float layers their float weights: the model's own arithmetic.
+    reference = float64_twin(saved, quantized_weights(saved))
     if compared_layer is None:
         y_design, y_float = run_twin(twin, x), run_twin(reference, x_raw)
     else:
