@@ -153,6 +153,56 @@ def edge_inputs(
     return np.concatenate([edge, physics]).astype(np.float32)
 
 
+def keras_3layer(batch_norm: bool = False, seed: int = 0) -> Any:
+    """hls4ml's example jet tagger KERAS_3layer (16-64-32-32-5, relu, softmax; fastmachinelearning/
+    example-models keras/) in float, its layer names; ``batch_norm``: KERAS_3layer_batch_norm's
+    BatchNormalization after the first Dense. Built here (no download), random weights."""
+    import tensorflow as tf
+    from tensorflow.keras import layers
+
+    tf.keras.utils.set_random_seed(seed)
+    inp = tf.keras.Input((16,), name="input_1")
+    x = layers.Dense(64, name="fc1", activation=None if batch_norm else "relu")(inp)
+    if batch_norm:
+        x = layers.BatchNormalization(name="bn1")(x)
+        x = layers.Activation("relu", name="relu1")(x)
+    x = layers.Dense(32, activation="relu", name="fc2")(x)
+    x = layers.Dense(32, activation="relu", name="fc3")(x)
+    x = layers.Dense(5, name="output")(x)
+    out = layers.Activation("softmax", name="softmax")(x)
+    model = tf.keras.Model(inp, out, name="keras_3layer")
+    if batch_norm:  # trained statistics, not the identity of a fresh layer
+        rng = np.random.default_rng(seed)
+        bn = model.get_layer("bn1")
+        bn.set_weights(
+            [
+                rng.uniform(0.5, 2.0, 64),
+                rng.normal(0.0, 0.5, 64),
+                rng.normal(0.0, 1.0, 64),
+                rng.uniform(0.5, 4.0, 64),
+            ]
+        )
+    return model
+
+
+def qkeras_3layer(seed: int = 0) -> Any:
+    """hls4ml's example qkeras_3layer: a ``Sequential`` QKeras jet tagger (16-64-32-32-5, 6-bit
+    quantized_bits kernels and biases, quantized_relu(6), softmax), no input quantizer."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+
+    tf.keras.utils.set_random_seed(seed)
+    q = quantized_bits(6, 0, alpha=1)
+    model = tf.keras.Sequential(name="qkeras_3layer")
+    for i, units in enumerate((64, 32, 32), start=1):
+        kwargs = {"input_shape": (16,)} if i == 1 else {}
+        model.add(QDense(units, kernel_quantizer=q, bias_quantizer=q, name=f"fc{i}", **kwargs))
+        model.add(QActivation(quantized_relu(6), name=f"relu{i}"))
+    model.add(QDense(5, kernel_quantizer=q, bias_quantizer=q, name="output"))
+    model.add(tf.keras.layers.Activation("softmax", name="softmax"))
+    return model
+
+
 def save_and_load(model: Any, path: Path) -> Any:
     """``model`` saved as HDF5 and loaded back with the QKeras custom objects."""
     import tensorflow as tf

@@ -93,7 +93,9 @@ def test_cli_model_without_input_quantizer(tmp_path, capsys):
         2, kernel_quantizer=quantized_bits(8, 1, alpha=1), bias_quantizer=quantized_bits(8, 3, alpha=1)
     )(inp)
     path = _save(tf.keras.Model(inp, y), tmp_path / "noq.h5")
-    assert main(["hls", "--model", str(path), "--out", str(tmp_path / "fw")]) == 2
+    # with a type given for the model's float layers, hls4ml's default design (issue 22) is not taken
+    args = ["--default-precision", "ap_fixed<16,6>"]
+    assert main(["hls", "--model", str(path), "--out", str(tmp_path / "fw"), *args]) == 2
     err = capsys.readouterr().err
     assert "no input quantizer" in err and "QActivation(quantized_bits" in err
     assert len(err.strip().splitlines()) == 1

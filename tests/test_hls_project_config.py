@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from cli_helpers import Case, assert_refused_cleanly
-from layer_base import qdense_mlp, save_and_load
+from layer_base import qbits, qdense_mlp, save_and_load
 
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.fixed import FixedType
@@ -142,8 +142,9 @@ def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Pa
         model_precision(model, Intake.from_hls(hls))
     assert str(err.value) == (
         f"--hls-config: layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact {weight.hls()}; the "
-        "reference emulates narrower types only for the accum (wrapping) and result of a Dense, so this "
-        f"design cannot be judged: write auto there, or a type that holds {weight.hls()}"
+        "reference emulates narrower types only for the accum (wrapping) and result of a Dense and the "
+        "result of a relu, a later quantizer or a batch norm, so this design cannot be judged: write auto "
+        f"there, or a type that holds {weight.hls()}"
     )
 
 
@@ -206,9 +207,9 @@ BAD = [
     (
         "narrower",
         lambda d: project_yaml(
-            d, {"Model": {}, "LayerName": {"relu_0": {"Precision": {"result": "ufixed<6,3>"}}}}
+            d, {"Model": {}, "LayerName": {"input_quant": {"Precision": {"result": "fixed<8,3>"}}}}
         ),
-        "layer 'relu_0' result ap_ufixed<6,3> is narrower than the exact ap_ufixed<8,3,AP_RND_CONV,AP_SAT>",
+        "layer 'input_quant' result ap_fixed<8,3> is narrower than the exact ap_fixed<12,5,AP_RND_CONV,AP_SAT>",
     ),
 ]
 
@@ -365,3 +366,193 @@ def test_a_narrower_conv1d_accum_is_refused(tmp_path: Path) -> None:
         ModelError, match=f"layer 'phi' accum ap_fixed<10,4> is narrower than the exact {exact.hls()}"
     ):
         model_precision(model, Intake.from_hls(hls))
+
+
+# -- the settings beyond Precision: ReuseFactor, Strategy, TableSize, ParallelizationFactor -------------------
+def _hls_for(model: Any, path: Path, cli: dict[str, object] | None = None) -> Any:
+    """The hls section ``hls --model --hls-config path`` builds with (the command line's overrides last)."""
+    from kd_trigger.config import apply_overrides, parse_config
+
+    project = read_project_config(path)
+    overrides = {**project.hls_overrides({}), **(cli or {})}
+    cfg = apply_overrides(parse_config({}, "defaults"), overrides, "defaults")
+    return configure(cfg.hls, model, project)
+
+
+def _written(model: Any, hls: Any) -> dict[str, Any]:
+    """The hls4ml config the project is built from (:func:`kd_trigger.hls.convert.build_hls_config`)."""
+    from kd_trigger.hls.convert import build_hls_config, for_hls4ml, model_precision
+    from kd_trigger.hls.precision import Intake
+
+    return build_hls_config(for_hls4ml(model), hls, model_precision(model, Intake.from_hls(hls)))
+
+
+def test_reuse_factor_layer_name_over_layer_type_over_model(tmp_path: Path) -> None:
+    model = qdense_mlp()
+    hls_config = {
+        "Model": {"ReuseFactor": 8},
+        "LayerType": {"Dense": {"ReuseFactor": 2}},
+        "LayerName": {"output": {"ReuseFactor": 1}},
+    }
+    path = project_yaml(tmp_path, hls_config)
+    project = read_project_config(path)
+    assert project.type_settings == {"Dense": {"reuse_factor": 2}}
+    written = _written(model, _hls_for(model, path))
+    assert written["Model"]["ReuseFactor"] == 8
+    assert written["LayerName"]["dense_0"]["ReuseFactor"] == 2  # LayerType Dense: every Dense layer
+    assert written["LayerName"]["output"]["ReuseFactor"] == 1  # LayerName wins
+    # the command line overrides single fields: --reuse 4 the Model's, --reuse dense_0=4 one layer's
+    cli = {
+        "hls.reuse_factor": 4,
+        "hls.layers": {"dense_0": {"reuse_factor": 4}, "output": {"reuse_factor": 1}},
+    }
+    written = _written(model, _hls_for(model, path, cli))
+    assert written["Model"]["ReuseFactor"] == 4 and written["LayerName"]["dense_0"]["ReuseFactor"] == 4
+
+
+def test_table_size_of_a_final_softmax_is_written(tmp_path: Path) -> None:
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+
+    inp = tf.keras.Input((8,), name="x")
+    x = QActivation(qbits(10, 3), name="input_quant")(inp)
+    x = QDense(4, kernel_quantizer=qbits(8, 1), bias_quantizer=qbits(8, 3), name="logits")(x)
+    model = tf.keras.Model(inp, tf.keras.layers.Activation("softmax", name="softmax")(x))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerType": {"Softmax": {"TableSize": 2048}}})
+    assert _written(model, _hls_for(model, path))["LayerName"]["softmax"]["TableSize"] == 2048
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"softmax": {"TableSize": 4096}}})
+    assert _written(model, _hls_for(model, path))["LayerName"]["softmax"]["TableSize"] == 4096
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"softmax": {"TableSize": 1000}}})
+    with pytest.raises(ConfigError, match=r"^layer softmax: TableSize 1000 is not a power of two"):
+        _written(model, _hls_for(model, path))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"logits": {"TableSize": 1024}}})
+    with pytest.raises(
+        ConfigError, match=r"^layer logits: TableSize is built for the model's final softmax/sigmoid only"
+    ):
+        _written(model, _hls_for(model, path))
+
+
+def test_parallelization_factor_per_conv1d_layer(tmp_path: Path) -> None:
+    from layer_base import pooled_model
+
+    model = pooled_model(8, quantizer_after_pool=True)
+    path = project_yaml(tmp_path, {"Model": {}, "LayerType": {"Conv1D": {"ParallelizationFactor": 2}}})
+    assert _written(model, _hls_for(model, path))["LayerName"]["phi"]["ParallelizationFactor"] == 2
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"phi": {"ParallelizationFactor": 4}}})
+    assert _written(model, _hls_for(model, path))["LayerName"]["phi"]["ParallelizationFactor"] == 4
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"phi": {"ParallelizationFactor": 3}}})
+    with pytest.raises(
+        ConfigError, match=r"^layer phi: ParallelizationFactor 3 does not divide its 8 particles"
+    ):
+        _written(model, _hls_for(model, path))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"output": {"ParallelizationFactor": 2}}})
+    with pytest.raises(ConfigError, match=r"^layer output: ParallelizationFactor applies to per-particle"):
+        _written(model, _hls_for(model, path))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"phi": {"ParallelizationFactor": 0}}})
+    with pytest.raises(
+        ConfigError, match=r"LayerName phi: ParallelizationFactor 0 is not a positive integer$"
+    ):
+        read_project_config(path)
+
+
+def test_a_resource_strategy_in_layer_type_is_refused(tmp_path: Path) -> None:
+    path = project_yaml(tmp_path, {"Model": {}, "LayerType": {"Dense": {"Strategy": "Resource"}}})
+    with pytest.raises(
+        ConfigError, match=r"LayerType Dense: Strategy 'Resource' is not built here \(only Latency\)$"
+    ):
+        read_project_config(path)
+
+
+# -- issue 22 item 3: other configured types narrower than exact, emulated as hls4ml's C++ computes them ----------
+@pytest.mark.parametrize(
+    ("rounding", "saturation", "want"),
+    [
+        ("TRN", "WRAP", [1.25, -1.75, -1.75, 1.5, 0.25, -0.5]),
+        ("RND", "SAT", [1.5, -1.5, 1.75, -2.0, 0.5, -0.25]),
+        ("RND_CONV", "SAT", [1.5, -1.5, 1.75, -2.0, 0.5, -0.5]),
+        ("RND_ZERO", "SAT_SYM", [1.25, -1.5, 1.75, -1.75, 0.25, -0.25]),
+        ("TRN_ZERO", "SAT_ZERO", [1.25, -1.5, 0.0, 0.0, 0.25, -0.25]),
+    ],
+)
+def test_numpy_ap_cast_modes(rounding: str, saturation: str, want: list[float]) -> None:
+    """The numpy cast (float constants, as hls4ml's C++ casts them) gives the same as the TF one."""
+    from kd_trigger.layers.dense import ap_cast_np
+
+    x = np.array([1.375, -1.625, 2.25, -2.5, 0.375, -0.375])
+    np.testing.assert_array_equal(ap_cast_np(x, FixedType(4, 2, True, rounding, saturation)), want)
+
+
+RELU6 = "ap_ufixed<6,2,AP_RND,AP_SAT>"
+
+
+def test_a_later_quantizers_configured_result_is_emulated(tmp_path: Path) -> None:
+    """relu_0 (quantized_relu(8, 3)) configured ap_ufixed<6,2,AP_RND,AP_SAT>: hls4ml builds a relu of that
+    result type, so the value is relu(dense_0) rounded and saturated onto it (not the quantizer's grid)."""
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.hls.convert import model_precision, quantized_weights
+    from kd_trigger.hls.csim import float64_twin, keras_layer_outputs, quantize_inputs
+    from kd_trigger.hls.precision import Intake
+    from kd_trigger.layers.dense import ap_cast_np
+
+    model = qdense_mlp()
+    config = {"Model": {}, "LayerName": {"relu_0": {"Precision": {"result": RELU6}}}}
+    hls = configure(HlsConfig(), model, read_project_config(project_yaml(tmp_path, config)))
+    precision = model_precision(model, Intake.from_hls(hls))
+    assert precision["relu_0"].emulated and precision["relu_0"].types["result"].hls() == RELU6
+    twin = float64_twin(model, quantized_weights(model, precision), precision)
+    x = quantize_inputs(twin, np.random.default_rng(1).normal(0.0, 3.0, (3000, 16)))
+    got = keras_layer_outputs(twin, x, ["dense_0", "relu_0"])
+    want = ap_cast_np(np.maximum(got["dense_0"], 0.0), FixedType.parse(RELU6))
+    np.testing.assert_array_equal(got["relu_0"], want)
+    assert np.any(want == 3.9375) and np.all(want * 16 == np.round(want * 16))  # saturates; on its grid
+    quantizer = np.clip(np.round(np.maximum(got["dense_0"], 0.0) * 32), 0, 255) / 32  # quantized_relu(8, 3)
+    assert np.any(want != quantizer)  # the configured type is other arithmetic than the quantizer's
+    # the next layer's exact accumulator starts from the configured 6-bit result
+    assert precision["output"].types["accum"].hls() == "ap_fixed<18,8>"
+    assert model_precision(model)["output"].types["accum"].hls() == "ap_fixed<20,9>"  # from 8-bit relu_0
+
+
+def test_a_batch_norms_configured_result_is_emulated() -> None:
+    import tensorflow as tf
+    from qkeras import QActivation, QDense
+
+    from kd_trigger.hls.convert import model_precision, quantized_weights
+    from kd_trigger.hls.csim import float64_twin, keras_layer_outputs, quantize_inputs
+    from kd_trigger.hls.precision import Intake
+    from kd_trigger.layers.dense import ap_cast_np
+
+    inp = tf.keras.Input((8,), name="x")
+    x = QActivation(qbits(10, 3), name="input_quant")(inp)
+    x = QDense(6, kernel_quantizer=qbits(8, 1), bias_quantizer=qbits(8, 3), name="dense_0")(x)
+    out = tf.keras.layers.BatchNormalization(name="bn")(x)
+    model = tf.keras.Model(inp, out)
+    rng = np.random.default_rng(3)
+    model.get_layer("bn").set_weights(
+        [rng.uniform(0.5, 2, 6), rng.normal(0, 1, 6), rng.normal(0, 1, 6), rng.uniform(0.5, 3, 6)]
+    )
+    result = FixedType.parse("ap_fixed<10,4,AP_RND_CONV,AP_SAT>")
+    intake = Intake(default_type=FixedType(12, 4), configured={"bn": {"result": result}})
+    precision = model_precision(model, intake)
+    assert precision["bn"].emulated
+    weights = quantized_weights(model, precision)
+    twin = float64_twin(model, weights, precision)
+    xq = quantize_inputs(twin, rng.normal(0.0, 3.0, (3000, 8)))
+    got = keras_layer_outputs(twin, xq, ["dense_0", "bn"])
+    exact = got["dense_0"] * weights["bn"]["scale"] + weights["bn"]["bias"]
+    np.testing.assert_array_equal(got["bn"], ap_cast_np(exact, result))
+    assert np.any(got["bn"] != exact)
+
+
+@pytest.mark.slow
+def test_a_configured_quantizer_result_is_bit_exact_in_the_c_simulation(
+    model_h5: Path, tmp_path: Path
+) -> None:
+    from kd_trigger.cli import main
+
+    config = {"Model": {}, "LayerName": {"relu_0": {"Precision": {"result": RELU6}}}}
+    out = tmp_path / "fw"
+    path = project_yaml(tmp_path, config)
+    assert main(["hls", "--model", str(model_h5), "--hls-config", str(path), "--out", str(out)]) == 0
+    assert "typedef ap_ufixed<6,2,AP_RND,AP_SAT,0> layer" in next(out.rglob("defines.h")).read_text()
+    report = json.loads(next(out.rglob("hls_report.json")).read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and report["precision"]["relu_0"]["result"] == RELU6

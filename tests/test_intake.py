@@ -113,9 +113,22 @@ def test_per_layer_reuse_and_per_particle_ii(l1_like) -> None:
     assert "static const unsigned n_partitions = 1;" in params
 
 
-def test_without_the_input_precision_it_names_the_option(l1_like, capsys) -> None:
+def test_without_any_type_it_tries_hls4mls_default_design(l1_like, capsys) -> None:
+    """No option: hls4ml's default design (issue 22), whose ap_fixed<16,6> pooling sum the reference
+    does not emulate: refused in one line naming the layer and the type."""
     _, _, model, d = l1_like
     assert main(["hls", "--model", model, "--out", str(d / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "hls4ml's default design: layer 'pool' accum ap_fixed<16,6> is narrower than the exact" in err
+    assert not (d / "x").exists()
+
+
+def test_without_the_input_precision_it_names_the_option(l1_like, capsys) -> None:
+    _, _, model, d = l1_like
+    assert (
+        main(["hls", "--model", model, "--out", str(d / "x"), "--default-precision", "ap_fixed<16,6>"]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--input-precision 'ap_fixed<W,I>'" in err
     assert not (d / "x").exists()

@@ -27,6 +27,13 @@ class LayerHlsConfig(Section):
     """For a layer WITHOUT quantizers only: the type of its weights and biases (ap_fixed<W,I>), instead of
     ``hls.default_precision``. A quantized layer's types always come from its quantizers."""
 
+    parallelization_factor: Annotated[int, Field(ge=1)] | None = None
+    """A per-particle Conv1D (or Dense on particles): hls4ml's ParallelizationFactor, the particles
+    computed at once (a divisor of the particle count); wins over ``hls.conv_parallelization`` and
+    ``hls.ii_cycles``."""
+    table_size: Annotated[int, Field(ge=1)] | None = None
+    """A final softmax/sigmoid: hls4ml's TableSize, the entries of its lookup tables (a power of two)."""
+
     _type = field_validator("precision")(classmethod(lambda cls, v: _check_type(v)))
 
 

@@ -265,6 +265,10 @@ class HlsReport(Contract):
     """The folding k of the hls4ml firmware (``hls.ii_cycles``; 1: unfolded): its II is k x reuse factor."""
     parallelization_by_layer: dict[str, int] = Field(default_factory=dict)
     """Per-particle Conv1D layers: hls4ml's ParallelizationFactor (particles computed at once)."""
+    precision_loss: dict[str, Any] | None = None
+    """``hls --model``: the design's outputs against the float model's on the simulated inputs (design,
+    compared_layer, n_samples, max_abs_diff, mean_abs_diff, decision_changed_fraction); see
+    :func:`kd_trigger.hls.default_design.precision_loss`."""
 
     def require_csim(self) -> CsimBlock:
         """The C simulation of a report whose hls4ml flow ran; DataError for an RTL-only report."""

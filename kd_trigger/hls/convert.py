@@ -240,6 +240,17 @@ def _per_particle(layer: Any) -> bool:
     return kind == "conv1d" or (kind == "dense" and len(layer.input_shape) == 3)
 
 
+def _table_size(model: Any, name: str, size: int) -> None:
+    """ConfigError unless ``name`` is the model's final softmax/sigmoid and ``size`` a power of two."""
+    last = model.layers[-1]
+    if last.name != name or _final_kind(last, True) is None:
+        raise ConfigError(
+            f"layer {name}: TableSize is built for the model's final softmax/sigmoid only ({last.name})"
+        )
+    if size & (size - 1):
+        raise ConfigError(f"layer {name}: TableSize {size} is not a power of two (hls4ml indexes by bits)")
+
+
 def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPrecision]) -> dict[str, Any]:
     """hls4ml's per-layer config with every type of ours written in (layers hls4ml adds keep its own)."""
     config = default_hls_config(model, hls)
@@ -264,10 +275,27 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
             pf = hls4ml_parallelization(width, fold)
             if hls.conv_parallelization is not None:
                 pf = min(hls.conv_parallelization, width)
+            own = hls.layers.get(layer.name)
+            if own is not None and own.parallelization_factor is not None:
+                if width % own.parallelization_factor:
+                    raise ConfigError(
+                        f"layer {layer.name}: ParallelizationFactor {own.parallelization_factor} does not "
+                        f"divide its {width} particles (hls4ml would silently build another one)"
+                    )
+                pf = own.parallelization_factor
             names[layer.name]["ParallelizationFactor"] = pf
     for name, layer_hls in hls.layers.items():
         if layer_hls.reuse_factor is not None and name in names:
             names[name]["ReuseFactor"] = layer_hls.reuse_factor
+        if layer_hls.parallelization_factor is not None and not any(
+            _per_particle(layer) for layer in model.layers if layer.name == name
+        ):
+            raise ConfigError(
+                f"layer {name}: ParallelizationFactor applies to per-particle Conv1D/Dense layers only"
+            )
+        if layer_hls.table_size is not None:
+            _table_size(model, name, layer_hls.table_size)
+            names.setdefault(name, {})["TableSize"] = layer_hls.table_size
     for name, chosen in precision.items():
         layer_cfg = names.setdefault(name, {})
         layer_cfg.setdefault("Precision", {})

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from kd_trigger.config import HlsConfig
+from kd_trigger.config.firmware import LayerHlsConfig
 from kd_trigger.errors import ConfigError
 from kd_trigger.fixed import FixedType
 from kd_trigger.layers.keras import activation_name
@@ -95,6 +96,16 @@ class ProjectConfig:
     layer_reuse: dict[str, int] = field(default_factory=dict)
     layer_names: list[str] = field(default_factory=list)
     """Every name under LayerName (an ``auto``-only entry names a layer too)."""
+    layer_settings: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per layer name, the other integer settings (:data:`SETTINGS`: ParallelizationFactor, TableSize)."""
+    type_settings: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per layer class (LayerType), reuse_factor and the :data:`SETTINGS`: they apply to every layer of
+    the class that its LayerName entry (or a ``--reuse LAYER=R``) leaves silent."""
+    model_default: str | None = None
+    """Model Precision (hls4ml's default type)."""
+    hls_config: dict[str, Any] = field(default_factory=dict)
+    """The HLSConfig section as written: the design hls4ml resolves from it is built for a model with
+    float layers (:func:`kd_trigger.hls.default_design.default_design`)."""
 
     def check_layers(self, names: list[str]) -> None:
         """ConfigError naming the configured layer names that ``names`` (the model's layers) lacks."""
@@ -122,11 +133,20 @@ class ProjectConfig:
     def hls_overrides(self, layers_base: dict[str, dict[str, object]]) -> dict[str, object]:
         """The dotted-key overrides, with the per-layer reuse factors merged into ``layers_base``."""
         out = dict(self.overrides)
-        if self.layer_reuse:
+        if self.layer_reuse or self.layer_settings:
             layers = {k: dict(v) for k, v in layers_base.items()}
             for name, reuse in self.layer_reuse.items():
                 layers.setdefault(name, {})["reuse_factor"] = reuse
+            for name, settings in self.layer_settings.items():
+                layers.setdefault(name, {}).update(settings)
             out["hls.layers"] = layers
+        return out
+
+    def layer_type_settings(self, classes: tuple[str, ...]) -> dict[str, int]:
+        """The LayerType settings of a layer answering to ``classes`` (later classes win)."""
+        out: dict[str, int] = {}
+        for cls in classes:
+            out.update(self.type_settings.get(cls, {}))
         return out
 
 
@@ -146,10 +166,14 @@ def _strategy(value: Any, where: str) -> None:
         raise ConfigError(f"{where}: Strategy {value!r} is not built here (only Latency)")
 
 
-def _reuse(value: Any, where: str) -> int:
+def _reuse(value: Any, where: str, key: str = "ReuseFactor") -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{where}: ReuseFactor {value!r} is not a positive integer")
+        raise ConfigError(f"{where}: {key} {value!r} is not a positive integer")
     return value
+
+
+SETTINGS = {"ParallelizationFactor": "parallelization_factor", "TableSize": "table_size"}
+"""hls4ml's per-layer integer settings besides ReuseFactor, by the ``hls.layers`` field they set."""
 
 
 def read_project_config(path: Path) -> ProjectConfig:
@@ -172,7 +196,7 @@ def read_project_config(path: Path) -> ProjectConfig:
             f"--hls-config {where}: not an hls4ml configuration (no HLSConfig: Model section, as hls4ml writes "
             "it, or Model section, as config_from_keras_model returns it)"
         )
-    cfg = ProjectConfig(where)
+    cfg = ProjectConfig(where, hls_config=hls)
     backend = raw.get("Backend")
     if backend is not None:
         if str(backend) not in BACKENDS:
@@ -196,9 +220,12 @@ def read_project_config(path: Path) -> ProjectConfig:
     if "Precision" in model:
         # Checked, not applied: a layer the config is silent about gets the derived exact types.
         default = _precision_map(model["Precision"], f"{where} Model")
+        # hls4ml spells it {default: fixed<16,6>} (config_from_keras_model) or a bare string.
+        cfg.model_default = default.get("default") or default.get("*")
         if default:
             log.info(
-                "%s: Model Precision %s applies to no layer: silent layers get the exact types",
+                "%s: Model Precision %s: hls4ml's default, taken where a model with float layers says auto "
+                "or is silent; other models' silent layers get the exact types",
                 where,
                 default,
             )
@@ -222,7 +249,41 @@ def read_project_config(path: Path) -> ProjectConfig:
                 reuse = _reuse(settings["ReuseFactor"], at)
                 if section == "LayerName":
                     cfg.layer_reuse[str(name)] = reuse
+                else:
+                    cfg.type_settings.setdefault(str(name), {})["reuse_factor"] = reuse
+            for key, attr in SETTINGS.items():
+                if key in settings:
+                    value = _reuse(settings[key], at, key)
+                    by = cfg.layer_settings if section == "LayerName" else cfg.type_settings
+                    by.setdefault(str(name), {})[attr] = value
     return cfg
+
+
+def _first_body_kind(model: Any) -> str | None:
+    for layer in model.layers:
+        handler = find_handler(type(layer).__name__)
+        kind = handler.kind if handler is not None else None
+        if kind != "input":
+            return kind
+    return None
+
+
+def input_quantized(model: Any) -> bool:
+    """Whether the model's first layer after its input is a quantizer (it defines the input grid)."""
+    return _first_body_kind(model) == "quantizer"
+
+
+def float_layers(model: Any) -> list[str]:
+    """Layers whose constants have no quantizer: Dense/Conv1D without a kernel quantizer, batch norms."""
+    out = []
+    for layer in model.layers:
+        handler = find_handler(type(layer).__name__)
+        if handler is None:
+            continue
+        unquantized = handler.weighted and getattr(layer, "kernel_quantizer_internal", None) is None
+        if unquantized or handler.kind == "batchnorm":
+            out.append(layer.name)
+    return out
 
 
 def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsConfig:
@@ -246,7 +307,37 @@ def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsC
             names.append(split)
             layers.append((split, ("Activation",)))
     project.check_layers(names)
-    return hls.model_copy(update={"configured_types": project.configured_types(layers)})
+    configured = project.configured_types(layers)
+    update: dict[str, Any] = {"configured_types": configured}
+    # LayerType settings: every layer of the class, where its LayerName entry (or --reuse LAYER=R) is silent.
+    per_layer = {k: v.model_dump() for k, v in hls.layers.items()}
+    for layer in model.layers:
+        cls = type(layer).__name__
+        handler = find_handler(cls)
+        classes = (*(handler.hls4ml_classes if handler is not None else ()), cls)
+        for attr, value in project.layer_type_settings(classes).items():
+            if attr == "table_size" and layer is not model.layers[-1]:
+                continue  # only a final softmax/sigmoid is built from tables here
+            per_particle = handler is not None and (
+                handler.kind == "conv1d" or (handler.kind == "dense" and len(layer.input_shape) == 3)
+            )
+            if attr == "parallelization_factor" and not per_particle:
+                continue
+            entry = per_layer.setdefault(layer.name, {})
+            if entry.get(attr) is None:
+                entry[attr] = value
+    if per_layer != {k: v.model_dump() for k, v in hls.layers.items()}:
+        update["layers"] = {k: LayerHlsConfig.model_validate(v) for k, v in per_layer.items()}
+    return hls.model_copy(update=update)
 
 
-__all__ = ["BACKENDS", "ProjectConfig", "configure", "parse_precision", "read_project_config"]
+__all__ = [
+    "BACKENDS",
+    "ProjectConfig",
+    "SETTINGS",
+    "configure",
+    "float_layers",
+    "input_quantized",
+    "parse_precision",
+    "read_project_config",
+]

@@ -19,6 +19,7 @@ from kd_trigger.errors import EXIT_OK, CsimMismatchError, DataError, ModelError,
 from kd_trigger.fpga.parts import yosys_family
 from kd_trigger.hls.build import RANDOM_SAMPLES, convert_and_simulate
 from kd_trigger.hls.convert import WEIGHT_LAYER_CLASSES, check_supported, model_precision
+from kd_trigger.hls.default_design import DESIGN, default_design, measure_precision_loss, needs_default_design
 from kd_trigger.hls.precision import Intake, edge_case_inputs
 from kd_trigger.hls.project_config import ProjectConfig, configure
 from kd_trigger.layout import ProjectLayout
@@ -69,7 +70,9 @@ def as_functional(model: Any) -> Any:
         raise ModelError(
             f"Sequential model {model.name} has no input shape; give it an Input layer and save it again"
         )
-    inputs = tf.keras.Input(batch_shape=model.input_shape, name=f"{model.name}_input")
+    # Keras' own name of a Sequential's input (``<first layer>_input``): hls4ml's configs use it.
+    name = model.inputs[0].name.split(":")[0] if model.inputs else f"{model.name}_input"
+    inputs = tf.keras.Input(batch_shape=model.input_shape, name=name)
     x = inputs
     copies = []
     for layer in model.layers:
@@ -185,7 +188,14 @@ def check_saved_model(model: Any, hls: HlsConfig) -> tuple[int, ...]:
                     f"layer '{layer.name}' ({type(layer).__name__}): {bad} NaN/inf value(s) in "
                     f"{weight.name}; the model cannot be converted (was its training diverging?)"
                 )
-    hls.check_layer_names([layer.name for layer in model.layers], "the model")
+    names = [layer.name for layer in model.layers]
+    for layer in model.layers:
+        # hls4ml's name of the activation it splits off a Dense/Conv1D (a config may set its TableSize)
+        inner = getattr(layer, "activation", None)
+        kind = getattr(inner, "__name__", None)
+        if kind not in (None, "linear") and type(layer).__name__ not in ("Activation", "QActivation"):
+            names.append(f"{layer.name}_{kind}")
+    hls.check_layer_names(names, "the model")
     return tuple(int(d) for d in model.input_shape[1:])
 
 
@@ -215,15 +225,28 @@ def convert_saved_model(
     hls = configure(hls, model, project)
     input_shape = check_saved_model(model, hls)
     check_supported(model, hls)
+    design = f"--hls-config {project.source}" if project is not None else "derived exact types"
+    saved = model
+    if needs_default_design(model, hls):
+        # float layers: the types hls4ml resolves from the given config (auto: its default), or from its own
+        hls, model = default_design(model, hls, project.hls_config if project is not None else None)
+        design = f"{design}, as hls4ml 1.3 resolves it" if project is not None else DESIGN
     # Fails early, in one line, when a type cannot be derived (no input quantizer and no --input-precision).
-    precision = model_precision(model, Intake.from_hls(hls))
+    try:
+        precision = model_precision(model, Intake.from_hls(hls))
+    except ModelError as err:
+        if design != DESIGN:
+            raise
+        raise ModelError(str(err).replace("--hls-config:", "hls4ml's default design:", 1)) from None
     input_type = next(iter(precision.values())).types["result"]
     if data_path is not None:
         x_raw = load_inputs(data_path, input_shape)
     else:
         x_raw = edge_case_inputs(input_type, input_shape, RANDOM_SAMPLES, seed=0)
     with created_dir(out_dir.parent, "--out parent directory"):
-        return _convert_into(model, model_path, out_dir, data_path, hls, x_raw, input_type, on_converted)
+        return _convert_into(
+            model, model_path, out_dir, data_path, hls, x_raw, input_type, on_converted, (design, saved)
+        )
 
 
 def _convert_into(
@@ -235,14 +258,16 @@ def _convert_into(
     x_raw: np.ndarray,
     input_type: Any,
     on_converted: Callable[[Any], None] | None,
+    design_of: tuple[str, Any],
 ) -> int:
+    design, saved = design_of
     # A killed earlier run leaves its staging directory beside --out (never --out itself): remove it.
     clean_dead_temporaries(out_dir.parent, depth=1)
     staging = tmp_name(out_dir, "staging")
     remove_path(staging)
     try:
         try:
-            report, _ = convert_and_simulate(
+            report, converted = convert_and_simulate(
                 model, staging, hls, x_raw, None, Path(model_path).stem, out_dir, on_converted=on_converted
             )
         except CsimMismatchError as err:
@@ -255,6 +280,9 @@ def _convert_into(
             if data_path is not None
             else f"{RANDOM_SAMPLES} random inputs on {input_type.hls()}"
         )
+        compared = report.require_csim().compared_layer
+        loss = measure_precision_loss(model, converted, x_raw, compared, design, saved)
+        report.precision_loss = loss
         report.write(ProjectLayout(staging).report)
         _replace(staging, out_dir)
     finally:
@@ -265,6 +293,16 @@ def _convert_into(
         out_dir,
         report.require_csim().exact_fraction,
         report.require_csim().n_samples,
+    )
+    log.info(
+        "precision loss of the design (%s) against the float model, at %s: max |diff| %.4g, mean |diff| %.4g, "
+        "decisions changed on %.4f of %d samples",
+        design,
+        loss["compared_layer"] or "the output",
+        loss["max_abs_diff"],
+        loss["mean_abs_diff"],
+        loss["decision_changed_fraction"],
+        loss["n_samples"],
     )
     return EXIT_OK
 

@@ -52,7 +52,17 @@ class QuantizerHandler(LayerHandler):
         if spec.activation is None:
             raise ModelError(f"layer {spec.where}: no quantizer")
         walk.current = spec.activation
-        walk.out[spec.name] = LayerPrecision({"result": walk.current}, "quantizer")
+        # hls4ml builds a later quantizer as a plain relu/linear activation whose result type is the
+        # quantizer's grid, or the configured type: such a one can be emulated (the first quantizer
+        # defines the firmware's input grid and cannot).
+        first = all(
+            (h := walk.lookup(layer.class_name)) is not None and h.kind == "input"
+            for layer in walk.layers[: walk.index]
+        )
+        kind = {"quantized_relu": "relu", "quantized_bits": "linear"}.get(spec.activation_class or "", "")
+        walk.out[spec.name] = LayerPrecision(
+            {"result": walk.current}, "quantizer", kind="" if first else kind
+        )
 
     def twin(self, layer: Any, x: Any, exact_weights: dict[str, dict[str, np.ndarray]]) -> Any:
         """A ``quantized_relu`` rounds in float64, once, onto its grid; other quantizers as QKeras has them.
@@ -116,7 +126,9 @@ class ActivationHandler(LayerHandler):
             return
         if kind == "relu":
             walk.current = relu_result(walk.type_in)
-            walk.out[spec.name] = LayerPrecision({"result": walk.current}, "relu of an exact value, exact")
+            walk.out[spec.name] = LayerPrecision(
+                {"result": walk.current}, "relu of an exact value, exact", kind="relu"
+            )
         elif kind in FINAL_ONLY and walk.last:
             walk.out[spec.name] = LayerPrecision(
                 {}, f"final {kind}: hls4ml lookup tables", final_activation=kind

@@ -118,8 +118,11 @@ class LayerHandler:
             twin.set_weights(weights)
         return x
 
-    def firmware_weights(self, layer: Any, types: dict[str, FixedType]) -> dict[str, np.ndarray] | None:
-        """The constants the firmware holds for this layer (None: it holds none)."""
+    def firmware_weights(
+        self, layer: Any, types: dict[str, FixedType], as_hls4ml: bool = False
+    ) -> dict[str, np.ndarray] | None:
+        """The constants the firmware holds for this layer (None: it holds none). ``as_hls4ml``: float
+        values whose type a configuration gave are cast as hls4ml's C++ casts them."""
         return None
 
     def rtl_step(self, layer: Any, walk: ProgramWalk) -> Step | None:

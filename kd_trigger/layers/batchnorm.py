@@ -34,6 +34,7 @@ class BatchNormHandler(LayerHandler):
             {"scale": t, "bias": t, "result": accum},
             "scale and bias assumed; x * scale + bias, exact",
             assumed=True,
+            kind="batchnorm",
         )
         walk.current = accum
 
@@ -48,7 +49,26 @@ class BatchNormHandler(LayerHandler):
         b = tf.constant(arrays["bias"], dtype=tf.float64)
         return tf.keras.layers.Lambda(lambda v: v * s + b, name=layer.name, dtype="float64")(x)
 
-    def firmware_weights(self, layer: Any, types: dict[str, FixedType]) -> dict[str, np.ndarray] | None:
+    def emulated_twin(
+        self, layer: Any, x: Any, exact_weights: dict[str, dict[str, np.ndarray]], result: FixedType
+    ) -> Any:
+        """A configured result type narrower than exact, as hls4ml's normalize computes it
+        (nnet_batchnorm.h: ``res = data * scale + bias``, the full-precision value assigned to ``res_T``):
+        the exact value (at most 53 bits, checked when the types were applied) cast by its modes."""
+        import tensorflow as tf
+
+        from kd_trigger.layers.dense import ap_cast
+
+        arrays = exact_weights[layer.name]
+        s = tf.constant(arrays["scale"], dtype=tf.float64)
+        b = tf.constant(arrays["bias"], dtype=tf.float64)
+        return tf.keras.layers.Lambda(lambda v: ap_cast(v * s + b, result), name=layer.name, dtype="float64")(
+            x
+        )
+
+    def firmware_weights(
+        self, layer: Any, types: dict[str, FixedType], as_hls4ml: bool = False
+    ) -> dict[str, np.ndarray] | None:
         """Scale gamma / sqrt(var + eps) and bias beta - mean x scale, rounded onto the assumed types."""
         if "scale" not in types:
             return None
@@ -59,6 +79,6 @@ class BatchNormHandler(LayerHandler):
         scale = gamma / np.sqrt(var + float(layer.epsilon))
         scale = np.broadcast_to(scale, var.shape)
         return {
-            "scale": rounded(scale, types["scale"]),
-            "bias": rounded(np.broadcast_to(beta - mean * scale, var.shape), types["bias"]),
+            "scale": rounded(scale, types["scale"], as_hls4ml),
+            "bias": rounded(np.broadcast_to(beta - mean * scale, var.shape), types["bias"], as_hls4ml),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,9 +16,46 @@ from kd_trigger.layers.spec import LayerPrecision, LayerSpec
 from kd_trigger.layers.step import Step, derived_type, grid_codes
 
 
-def rounded(values: Any, t: FixedType) -> np.ndarray:
-    """Float weights rounded onto an assumed type, half to even and saturated (the firmware holds these)."""
-    return t.quantize(np.asarray(values, dtype=np.float64))
+def rounded(values: Any, t: FixedType, as_hls4ml: bool = False) -> np.ndarray:
+    """Float weights rounded onto an assumed type, half to even and saturated (the firmware holds these).
+
+    ``as_hls4ml``: as hls4ml's writer and the C++ make them of a type a configuration gave: hls4ml prints
+    each float with as many decimals as the type has fractional bits (Python's correctly rounded
+    ``format``), and the compiler casts that literal to the type with the type's own rounding and
+    overflow modes (``ap_fixed<16,6>``: truncation towards minus infinity, wrap-around).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not as_hls4ml:
+        return t.quantize(values)
+    digits = max(0, t.fractional)
+    printed = np.array([float(f"{float(v):.{digits}f}") for v in values.ravel()], dtype=np.float64)
+    return ap_cast_np(printed, t).reshape(values.shape)
+
+
+_ROUNDING_NP: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "TRN": np.floor,
+    "TRN_ZERO": np.trunc,
+    "RND": lambda v: np.floor(v + 0.5),
+    "RND_ZERO": lambda v: np.sign(v) * np.ceil(np.abs(v) - 0.5),
+    "RND_MIN_INF": lambda v: np.ceil(v - 0.5),
+    "RND_INF": lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5),
+    "RND_CONV": np.rint,
+}
+"""ap_fixed's quantization modes on values in units of the target LSB (numpy twin of :data:`_ROUNDING`)."""
+
+
+def ap_cast_np(values: Any, t: FixedType) -> np.ndarray:
+    """``(T) v`` in numpy float64: T's rounding mode, then its overflow mode (as :func:`ap_cast`)."""
+    codes = _ROUNDING_NP[t.rounding](np.asarray(values, dtype=np.float64) * 2.0**t.fractional)
+    lo, hi = float(t.min_code), float(t.max_code)
+    if t.saturation == "WRAP":
+        base = -(2.0 ** (t.width - 1)) if t.signed else 0.0
+        codes = np.mod(codes - base, 2.0**t.width) + base
+    elif t.saturation == "SAT_ZERO":
+        codes = np.where((codes < lo) | (codes > hi), 0.0, codes)
+    else:
+        codes = np.clip(codes, lo, hi)
+    return codes / 2.0**t.fractional
 
 
 class DenseHandler(LayerHandler):
@@ -82,7 +120,9 @@ class DenseHandler(LayerHandler):
             return
         name = f"{spec.name}_{inner}"
         if inner == "relu":
-            out[name] = LayerPrecision({"result": relu_result(accum)}, "relu of an exact value, exact")
+            out[name] = LayerPrecision(
+                {"result": relu_result(accum)}, "relu of an exact value, exact", kind="relu"
+            )
             walk.current = relu_result(accum)
             return
         if inner in FINAL_ONLY and walk.last:
@@ -121,13 +161,16 @@ class DenseHandler(LayerHandler):
             x = tf.keras.layers.Activation(inner, name=f"{layer.name}_{inner}", dtype="float64")(x)
         return x
 
-    def firmware_weights(self, layer: Any, types: dict[str, FixedType]) -> dict[str, np.ndarray] | None:
-        """QKeras' quantized kernel and bias; without quantizers the float ones rounded onto the assumed types."""
+    def firmware_weights(
+        self, layer: Any, types: dict[str, FixedType], as_hls4ml: bool = False
+    ) -> dict[str, np.ndarray] | None:
+        """QKeras' quantized kernel and bias; without quantizers the float ones rounded onto the assumed
+        types (``as_hls4ml``: cast as hls4ml's C++ casts them, see :func:`rounded`)."""
         kq = getattr(layer, "kernel_quantizer_internal", None)
         if kq is not None:
             arrays = {"weight": np.asarray(kq(layer.kernel).numpy(), dtype=np.float64)}
         elif "weight" in types:
-            arrays = {"weight": rounded(layer.kernel.numpy(), types["weight"])}
+            arrays = {"weight": rounded(layer.kernel.numpy(), types["weight"], as_hls4ml)}
         else:
             return None
         bq = getattr(layer, "bias_quantizer_internal", None)
@@ -135,7 +178,7 @@ class DenseHandler(LayerHandler):
             if bq is not None:
                 arrays["bias"] = np.asarray(bq(layer.bias).numpy(), dtype=np.float64)
             elif "bias" in types:
-                arrays["bias"] = rounded(layer.bias.numpy(), types["bias"])
+                arrays["bias"] = rounded(layer.bias.numpy(), types["bias"], as_hls4ml)
             else:
                 arrays["bias"] = np.asarray(layer.bias.numpy(), dtype=np.float64)
         return arrays
@@ -240,12 +283,32 @@ def ap_cast(v: Any, t: FixedType, rounding: bool = True) -> Any:
     return codes / scale
 
 
-def emulated_dense(layer: Any, x: Any, arrays: dict[str, np.ndarray], types: dict[str, FixedType]) -> Any:
+def emulated_relu(name: str, x: Any, result: FixedType, relu: bool = True) -> Any:
+    """A relu whose configured result type is narrower than exact, as hls4ml's relu computes it
+    (nnet_activation.h: ``res = data > 0 ? data : 0``, the assignment cast by ``res_T``'s modes);
+    ``relu=False``: hls4ml's linear activation (``res = data``, cast the same way)."""
+    import tensorflow as tf
+
+    def cast(v: Any) -> Any:
+        v = tf.cast(v, tf.float64)
+        return ap_cast(tf.nn.relu(v) if relu else v, result)
+
+    return tf.keras.layers.Lambda(cast, name=name, dtype="float64")(x)
+
+
+def emulated_dense(
+    layer: Any,
+    x: Any,
+    arrays: dict[str, np.ndarray],
+    types: dict[str, FixedType],
+    activation_result: FixedType | None = None,
+) -> Any:
     """The reference of a Dense built with configured accum/result types narrower than exact, as
     hls4ml's latency dense computes it (nnet_dense_latency.h): every product is assigned to ``accum_t``
     (rounded and wrapped there), the bias cast to ``accum_t``, the sum kept in ``accum_t`` (wrapping: the
     order of the additions does not matter), then cast to the result type. Float64 holds every step
-    exactly while the products need at most 53 bits (the derived exact types guarantee it)."""
+    exactly while the products need at most 53 bits (the derived exact types guarantee it).
+    ``activation_result``: the configured result type of the relu hls4ml splits off the layer."""
     import tensorflow as tf
 
     kernel = np.asarray(arrays["weight"], dtype=np.float64)
@@ -263,6 +326,8 @@ def emulated_dense(layer: Any, x: Any, arrays: dict[str, np.ndarray], types: dic
 
     out = tf.keras.layers.Lambda(compute, name=layer.name, dtype="float64")(x)
     inner = activation_name(layer.activation)
+    if inner == "relu" and activation_result is not None:
+        return emulated_relu(f"{layer.name}_{inner}", out, activation_result)
     if inner != "linear":
         out = tf.keras.layers.Activation(inner, name=f"{layer.name}_{inner}", dtype="float64")(out)
     return out

@@ -22,12 +22,24 @@ def derive_precision(layers: list[LayerSpec], intake: Intake | None = None) -> d
     """Types of every layer of a single-chain model, derived from its quantizers (and ``intake``).
 
     ``layers`` in model order, the ``InputLayer`` first. Raises :class:`ModelError` naming the first
-    layer whose types cannot be derived and what would make it derivable.
+    layer whose types cannot be derived and what would make it derivable. The types an hls4ml
+    configuration gave (``intake.configured``) are put in as each layer is walked
+    (:func:`apply_configured_types`), so the exact types of the layers after it start from them.
     """
     walk = PrecisionWalk(list(layers), intake or Intake(), find_handler)
+    configured = walk.intake.configured
     for index, layer in enumerate(walk.layers):
         walk.index = index
+        before = set(walk.out)
         handler_for(layer.class_name, layer.where).precision(layer, walk)
+        added = {name: chosen for name, chosen in walk.out.items() if name not in before}
+        if configured and any(name in configured for name in added):
+            # The configured types are the design: what flows on is the configured result, so the next
+            # layer's exact types (and the check that its configured ones hold them) start from it.
+            apply_configured_types(added, configured)
+            last = list(added.values())[-1]
+            if "result" in last.types:
+                walk.current = last.types["result"]
     check_exact_reference(walk.out)
     return walk.out
 
@@ -81,19 +93,27 @@ def _inbound_names(node: Any) -> list[str]:
 def model_precision(model: Any, intake: Intake | None = None) -> dict[str, LayerPrecision]:
     """Derived precision of every layer of ``model`` (see :mod:`kd_trigger.hls.precision`), with the types
     an hls4ml configuration gave where they hold the derived ones (:func:`apply_configured_types`)."""
-    precision = derive_precision(describe_layers(model), intake)
-    if intake is not None and intake.configured:
-        apply_configured_types(precision, intake.configured)
-    return precision
+    return derive_precision(describe_layers(model), intake)
 
 
 def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
     """Whether the reference emulates a configured ``key`` type narrower than exact: the accum (wrapping,
     any rounding) or result of a Dense (:func:`kd_trigger.layers.dense.emulated_dense`, checked against
-    hls4ml's latency dense; its pointwise Conv1D is another kernel, not emulated yet)."""
+    hls4ml's latency dense; its pointwise Conv1D is another kernel, not emulated yet), and the result of
+    a relu (:func:`kd_trigger.layers.dense.emulated_relu`, any rounding and overflow mode), of a quantizer
+    after the first (hls4ml builds it as a relu or linear activation of that result type) and of a batch
+    norm (:meth:`kd_trigger.layers.batchnorm.BatchNormHandler.emulated_twin`)."""
+    if chosen.kind in ("relu", "linear", "batchnorm"):
+        return key == "result"
     if chosen.kind != "dense" or key not in ("accum", "result"):
         return False
     return key == "result" or t.saturation == "WRAP"
+
+
+EMULATED = (
+    "the accum (wrapping) and result of a Dense and the result of a relu, a later quantizer or a batch norm"
+)
+"""What :func:`emulable` accepts, as the refusal of anything else says it."""
 
 
 def apply_configured_types(
@@ -105,9 +125,11 @@ def apply_configured_types(
     float64 reference stays exact for it, and it replaces the derived type: the design built is the
     configured one. A narrower one would round or overflow, and the reference does not emulate the
     configured types' rounding and overflow in general: then ModelError (exit 2), naming the layer, the
-    key and both types, rather than a gate verdict on a design other than the one built. The exception,
-    emulated by the reference: a narrower accum (wrapping) or result of a weight layer (:func:`emulable`). Keys the layer does not
-    have (``table``, or ``accum`` of a quantizer) are left to hls4ml's defaults for them.
+    key and both types, rather than a gate verdict on a design other than the one built. The exceptions,
+    emulated by the reference, are :data:`EMULATED` (:func:`emulable`); a weight layer whose split-off
+    relu is emulated is computed by the emulating reference too. Keys the layer does not have
+    (``table``, or ``accum`` of a quantizer) are left to hls4ml's defaults for them. Float weights whose
+    type the configuration gives are held as hls4ml's C++ casts them (``weights_cast``).
     """
     for name, types in configured.items():
         chosen = precision.get(name)
@@ -117,16 +139,35 @@ def apply_configured_types(
             keys = list(chosen.types) if key == "*" else [key] if key in chosen.types else []
             for k in keys:
                 derived = chosen.types[k]
-                if not t.holds(derived) and emulable(chosen, k, t):
+                if k in ("weight", "bias", "scale") and chosen.assumed:
+                    # float constants: the configured type is the one they are cast onto, whatever its width
+                    chosen.weights_cast = True
+                    chosen.types[k] = t
+                    continue
+                # A later quantizer is built as a relu/linear activation of the configured type: any other
+                # type than its grid is other arithmetic, wider or not.
+                requantized = chosen.note == "quantizer" and bool(chosen.kind) and t != derived
+                if (requantized or not t.holds(derived)) and emulable(chosen, k, t):
+                    if derived.width > EXACT_REFERENCE_BITS:
+                        raise ModelError(
+                            f"layer '{name}': its configured {k} {t.hls()} rounds a {derived.hls()} value, wider "
+                            f"than the {EXACT_REFERENCE_BITS} bits the reference computes exactly; this design "
+                            "cannot be judged"
+                        )
                     chosen.emulated = True
+                    chosen.note += f"; configured {k} {t.hls()} narrower than exact, emulated"
                 elif not t.holds(derived):
                     raise ModelError(
                         f"--hls-config: layer '{name}' {k} {t.hls()} is narrower than the exact {derived.hls()}; "
-                        "the reference emulates narrower types only for the accum (wrapping) and result of a "
-                        "Dense, so this design cannot be judged: write auto there, or a type that holds "
-                        f"{derived.hls()}"
+                        f"the reference emulates narrower types only for {EMULATED}, so this design cannot be "
+                        f"judged: write auto there, or a type that holds {derived.hls()}"
                     )
                 chosen.types[k] = t
+    for name, chosen in precision.items():
+        # The relu hls4ml splits off a Dense/Conv1D is built by the layer's twin: it emulates the cast.
+        split = precision.get(f"{name}_relu")
+        if chosen.kind in ("dense", "conv1d") and split is not None and split.emulated:
+            chosen.emulated = True
 
 
 def quantized_weights(
@@ -140,7 +181,8 @@ def quantized_weights(
     for layer in model.layers:
         handler = find_handler(type(layer).__name__)
         types = precision[layer.name].types if layer.name in precision else {}
-        arrays = handler.firmware_weights(layer, types) if handler is not None else None
+        cast = layer.name in precision and precision[layer.name].weights_cast
+        arrays = handler.firmware_weights(layer, types, cast) if handler is not None else None
         if arrays is not None:
             out[layer.name] = arrays
     return out

@@ -13,7 +13,8 @@ import numpy as np
 
 from kd_trigger.evaluate import roc_auc, scores_from_logits
 from kd_trigger.fixed import FixedType
-from kd_trigger.layers.dense import emulated_dense
+from kd_trigger.layers.batchnorm import BatchNormHandler
+from kd_trigger.layers.dense import emulated_dense, emulated_relu
 from kd_trigger.layers.registry import DEFAULT, find_handler
 from kd_trigger.layers.spec import LayerPrecision
 
@@ -53,8 +54,16 @@ def float64_twin(
         x = inputs
         for layer in model.layers:
             chosen = (precision or {}).get(layer.name)
+            if chosen is not None and chosen.emulated and chosen.kind in ("relu", "linear"):
+                x = emulated_relu(layer.name, x, chosen.types["result"], relu=chosen.kind == "relu")
+                continue
+            if chosen is not None and chosen.emulated and chosen.kind == "batchnorm":
+                x = BatchNormHandler().emulated_twin(layer, x, exact_weights, chosen.types["result"])
+                continue
             if chosen is not None and chosen.emulated:
-                x = emulated_dense(layer, x, exact_weights[layer.name], chosen.types)
+                split = (precision or {}).get(f"{layer.name}_relu")
+                result = split.types["result"] if split is not None and split.emulated else None
+                x = emulated_dense(layer, x, exact_weights[layer.name], chosen.types, result)
                 continue
             x = (find_handler(type(layer).__name__) or DEFAULT).twin(layer, x, exact_weights)
         return tf.keras.Model(inputs, x, name=f"{model.name}_float64")

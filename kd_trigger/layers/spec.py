@@ -181,6 +181,10 @@ class LayerPrecision:
     emulated: bool = False
     """A weight layer whose configured accum/result types are narrower than exact (``--hls-config``):
     the reference computes them as hls4ml does (:func:`kd_trigger.layers.dense.emulated_dense`)."""
+    weights_cast: bool = False
+    """Float weights whose type an hls4ml configuration gave: the firmware holds them as hls4ml writes
+    them (a decimal literal cast by the C++ type's own rounding, truncation by default), not rounded
+    half to even onto an assumed type (:func:`kd_trigger.layers.dense.rounded`)."""
 
     def to_dict(self) -> dict[str, str]:
         """The types as hls4ml spells them, and the note."""

@@ -1,0 +1,168 @@
+"""Issue 22: a model with float layers and no types given gets the design hls4ml builds by default
+(``config_from_keras_model(model, granularity="name")``: ap_fixed<16,6> for the input, the weights, the
+accumulators and the activations), judged exactly against the reference that emulates it, with its
+precision loss against the float model reported; what the reference cannot emulate is refused in one
+line. The models are built in the shape of hls4ml's example models (KERAS_3layer: 16-64-32-32-5, softmax).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from layer_base import keras_3layer, qdense_mlp
+
+from kd_trigger.config import HlsConfig
+from kd_trigger.hls.default_design import (
+    DESIGN,
+    default_design,
+    hls4ml_default_types,
+    needs_default_design,
+    precision_loss,
+)
+
+tf = pytest.importorskip("tensorflow")
+
+
+def test_which_models_get_the_default_design() -> None:
+    model = keras_3layer()
+    assert needs_default_design(model, HlsConfig())
+    assert not needs_default_design(model, HlsConfig(default_precision="ap_fixed<16,6>"))
+    assert not needs_default_design(model, HlsConfig(input_precision="ap_fixed<12,4>"))
+    assert not needs_default_design(qdense_mlp(), HlsConfig())  # fully quantized: the derived exact types
+
+
+def test_the_types_are_hls4mls_own_defaults() -> None:
+    default, types, fused = hls4ml_default_types(keras_3layer(), HlsConfig())
+    assert fused == {}
+    assert default == "ap_fixed<16,6>"
+    fixed = "ap_fixed<16,6>"
+    assert types["input_1"] == {"result": fixed}
+    # accum: hls4ml's default (config_from_keras_model without a backend lists no accum); result inferred
+    assert types["fc1"] == {"weight": fixed, "bias": fixed, "accum": fixed, "result": "ap_fixed<37,17>"}
+    assert types["fc2"] == {"weight": fixed, "bias": fixed, "accum": fixed, "result": "ap_fixed<39,19>"}
+    assert types["fc1_relu"] == {"result": fixed} and types["fc3_relu"] == {"result": fixed}
+
+
+def test_the_reference_emulates_the_default_design_by_hand() -> None:
+    """fc1 of the default design, by hand: weights truncated onto 2**-10 (hls4ml prints 10 decimals, the
+    C++ cast truncates), every product truncated onto 2**-10, the sum wrapped into [-32, 32), relu."""
+    from kd_trigger.layers.model import model_precision, quantized_weights
+    from kd_trigger.layers.reference import float64_twin, keras_layer_outputs, quantize_inputs
+    from kd_trigger.layers.spec import Intake
+
+    model = keras_3layer()
+    hls, design_model = default_design(model, HlsConfig())
+    assert design_model is model  # nothing fused
+    assert hls.input_precision == "ap_fixed<16,6>" and hls.default_precision == "ap_fixed<16,6>"
+    precision = model_precision(model, Intake.from_hls(hls))
+    assert precision["fc1"].emulated and precision["fc1_relu"].emulated
+    assert precision["fc1"].weights_cast and precision["fc1"].types["accum"].hls() == "ap_fixed<16,6>"
+    weights = quantized_weights(model, precision)
+    kernel = model.get_layer("fc1").kernel.numpy().astype(np.float64)
+    want_w = (
+        np.floor(np.array([float(f"{v:.10f}") for v in kernel.ravel()]) * 1024).reshape(kernel.shape) / 1024
+    )
+    np.testing.assert_array_equal(weights["fc1"]["weight"], want_w)
+    twin = float64_twin(model, weights, precision)
+    rng = np.random.default_rng(0)
+    x = quantize_inputs(twin, rng.normal(0.0, 24.0, (2000, 16)), precision["input_1"].types["result"])
+    got = keras_layer_outputs(twin, x, ["fc1", "fc1_relu"])
+    products = np.floor(x[:, :, None] * want_w[None] * 1024) / 1024
+    acc = products.sum(axis=1) + weights["fc1"]["bias"]
+    wrapped = (acc + 32.0) % 64.0 - 32.0
+    np.testing.assert_array_equal(got["fc1"], wrapped)
+    np.testing.assert_array_equal(got["fc1_relu"], np.maximum(wrapped, 0.0))
+    assert np.any(wrapped != acc)  # these inputs do overflow the default accumulator
+
+
+def test_precision_loss_figures() -> None:
+    y_float = np.array([[1.0, 2.0, 0.5], [3.0, 0.0, 0.0], [0.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    y_design = np.array([[1.0, 1.5, 0.5], [3.0, 0.0, 4.0], [0.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    loss = precision_loss(y_float, y_design, "output", DESIGN)
+    assert loss["max_abs_diff"] == 4.0
+    assert loss["mean_abs_diff"] == pytest.approx(4.5 / 12)
+    assert loss["decision_changed_fraction"] == 0.25  # sample 1: argmax 0 -> 2
+    assert loss["n_samples"] == 4 and loss["compared_layer"] == "output" and loss["design"] == DESIGN
+    one = precision_loss(np.array([[0.5], [-0.25]]), np.array([[-0.5], [-0.25]]), None, DESIGN)
+    assert one["decision_changed_fraction"] == 0.5  # one output: its sign decides
+
+
+def test_a_batch_norm_is_fused_into_the_dense_as_hls4ml_fuses_it() -> None:
+    """KERAS_3layer_batch_norm: hls4ml folds bn1 into fc1 (its result type is auto); the design built
+    is that fused Dense, with the fused float constants hls4ml computed, cast as it casts them."""
+    from kd_trigger.layers.model import model_precision, quantized_weights
+    from kd_trigger.layers.spec import Intake
+
+    model = keras_3layer(batch_norm=True)
+    hls, design_model = default_design(model, HlsConfig())
+    assert [layer.name for layer in design_model.layers] == [
+        "input_1",
+        "fc1",
+        "relu1",
+        "fc2",
+        "fc3",
+        "output",
+        "softmax",
+    ]
+    bn = model.get_layer("bn1")
+    gamma, beta, mean, var = (np.asarray(w, dtype=np.float64) for w in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in model.get_layer("fc1").get_weights())
+    fused_kernel, fused_bias = design_model.get_layer("fc1").get_weights()
+    np.testing.assert_allclose(fused_kernel, kernel * scale, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused_bias, bias * scale + beta - mean * scale, rtol=1e-5, atol=1e-5)
+    precision = model_precision(design_model, Intake.from_hls(hls))
+    assert precision["fc1"].types["weight"].hls() == "ap_fixed<16,6>" and precision["fc1"].weights_cast
+    assert precision["relu1"].types["result"].hls() == "ap_fixed<16,6>" and precision["relu1"].emulated
+    fw = quantized_weights(design_model, precision)["fc1"]["weight"]
+    want = np.floor(np.array([float(f"{v:.10f}") for v in fused_kernel.ravel()]) * 1024) / 1024
+    np.testing.assert_array_equal(fw.ravel(), want)
+
+
+@pytest.mark.slow
+def test_keras_3layer_converts_as_hls4ml_builds_it_exact_with_its_precision_loss(tmp_path: Path) -> None:
+    from kd_trigger.cli import main
+
+    path = tmp_path / "KERAS_3layer.h5"
+    keras_3layer().save(path, save_format="h5")
+    out = tmp_path / "fw"
+    assert main(["hls", "--model", str(path), "--out", str(out)]) == 0
+    defines = (out / "firmware" / "defines.h").read_text()
+    for line in ("ap_fixed<16,6> input_t;", "ap_fixed<16,6> fc1_accum_t;", "ap_fixed<16,6> fc2_weight_t;"):
+        assert f"typedef {line}" in defines
+    report = json.loads((out / "hls_report.json").read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["compared_layer"] == "output"
+    assert report["precision"]["fc1"]["accum"] == "ap_fixed<16,6>"
+    loss = report["precision_loss"]
+    assert loss["design"] == DESIGN and loss["compared_layer"] == "output" and loss["n_samples"] == 10_000
+    # the random edge inputs span ap_fixed<16,6>'s whole range: the default accumulators overflow
+    assert loss["max_abs_diff"] > 1.0 and 0.0 < loss["decision_changed_fraction"] < 1.0
+
+
+def test_precision_loss_is_zero_for_exact_types_and_runs_on_power_of_two_scaled_kernels() -> None:
+    """Derived exact types compute the model's own arithmetic: no loss. A model with alpha=None kernels
+    (QKeras' power-of-two scales cannot run in float64; its reference holds the quantized constants) and
+    a float head with assumed ap_fixed<16,6> weights: a loss, measured (it crashed the conversion)."""
+    from types import SimpleNamespace
+
+    from layer_base import l1_deep_sets
+
+    from kd_trigger.fixed import FixedType
+    from kd_trigger.hls.default_design import measure_precision_loss
+    from kd_trigger.layers.model import model_precision
+    from kd_trigger.layers.spec import Intake
+
+    rng = np.random.default_rng(0)
+    model = qdense_mlp()
+    exact = SimpleNamespace(precision=model_precision(model), input_type=None)
+    loss = measure_precision_loss(model, exact, rng.normal(0.0, 3.0, (500, 16)), None, "exact")
+    assert (loss["max_abs_diff"], loss["decision_changed_fraction"]) == (0.0, 0.0)
+    model = l1_deep_sets()
+    intake = Intake(input_type=FixedType(12, 4), default_type=FixedType(16, 6))
+    design = SimpleNamespace(precision=model_precision(model, intake), input_type=FixedType(12, 4))
+    x = rng.normal(0.0, 2.0, (500, *model.input_shape[1:]))
+    loss = measure_precision_loss(model, design, x, "head", "assumed")
+    assert loss["compared_layer"] == "head" and 0.0 < loss["max_abs_diff"] < 0.1
