@@ -6,9 +6,10 @@ seed) on the same batches. The setting per (student, teacher), and then the teac
 chosen on the validation split only (``study.select_on``); the test split only measures. The chosen
 pairing is then trained again on smaller training fractions for a low-data curve.
 
-Every figure is a KD/baseline ratio over seeds, with a 68% interval from a paired bootstrap: each
-replica draws the seeds with replacement and the test jets with replacement (the same jets for both
-models), and averages the per-seed ratios. Test-jet and seed-to-seed fluctuations both enter.
+Every figure is a KD/baseline ratio over seeds (the mean of the per-seed ratios, every per-seed value
+kept) with a 68% interval, the wider of two (:data:`INTERVAL_TEXT`): a hierarchical bootstrap (seeds
+with replacement, then the test jets within each drawn seed, the same jets for both models) and a
+Student-t interval of the per-seed log ratios. Test-jet and seed-to-seed fluctuations both enter.
 
 Outputs: ``artifacts/<run>/study.json`` (:class:`kd_trigger.contracts.Study`), ``study.md`` and the
 plots in ``study/``. The trainings (each cached under a digest of all it depends on) are
@@ -83,6 +84,15 @@ PAPER = {
     ],
 }
 """The paper's numbers, shown beside ours and labelled as another data set."""
+
+
+INTERVAL_TEXT = (
+    "68% intervals: the wider of a hierarchical bootstrap (seeds with replacement, then the test jets with "
+    "replacement within each drawn seed, the same jets for both models; mean of the per-seed ratios) and a "
+    "Student-t interval of the mean per-seed log ratio (exponentiated); each interval's `method` names the "
+    "one its lo68/hi68 are, both are kept under `hierarchical_bootstrap` and `t_log_ratio`"
+)
+"""study.json's ``interval_method``."""
 
 
 # -- the stage ------------------------------------------------------------------------------------
@@ -226,6 +236,7 @@ def study_stage(ctx: StageContext) -> StageResult:
         students=results,
         seconds=round(time.perf_counter() - t0, 1),
         paper=PAPER,
+        interval_method=INTERVAL_TEXT,
     )
     study.write(ctx.out(layout.study))
     plots = ctx.out(layout.study_plots)

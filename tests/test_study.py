@@ -10,7 +10,7 @@ import pytest
 
 from kd_trigger.cli import main
 from kd_trigger.contracts import Study
-from kd_trigger.stats import paired_ratio, resample_plan
+from kd_trigger.stats import hierarchical_bootstrap, hierarchical_plan, paired_ratio, t_log_ratio
 
 
 def _mean_metric(labels: np.ndarray, values: np.ndarray) -> float:
@@ -18,35 +18,74 @@ def _mean_metric(labels: np.ndarray, values: np.ndarray) -> float:
     return float(np.mean(values[:, 0]))
 
 
-def test_paired_bootstrap_matches_a_hand_computation() -> None:
+def test_hierarchical_bootstrap_matches_a_hand_computation() -> None:
     rng = np.random.default_rng(0)
     labels = np.array([0, 1] * 5)
     base = [rng.uniform(1, 2, (10, 2)) for _ in range(3)]
     kd = [rng.uniform(1, 2, (10, 2)) for _ in range(3)]
-    interval = paired_ratio(labels, base, kd, _mean_metric, n_boot=50, seed=11)
+    lo, hi = hierarchical_bootstrap(labels, base, kd, _mean_metric, n_boot=50, seed=11)
 
-    per_seed = [kd[s][:, 0].mean() / base[s][:, 0].mean() for s in range(3)]
-    seeds_b, jets_b = resample_plan(10, 3, 50, 11)
     replicas = []
-    for seeds, jets in zip(seeds_b, jets_b, strict=True):
-        if labels[jets].min() == labels[jets].max():
+    for seeds, jets in hierarchical_plan(10, 3, 50, 11):
+        assert seeds.shape == (3,) and jets.shape == (3, 10)
+        if any(labels[j].min() == labels[j].max() for j in jets):
             continue
-        replicas.append(np.mean([kd[s][jets, 0].mean() / base[s][jets, 0].mean() for s in seeds]))
-    lo, hi = np.percentile(replicas, [16, 84])
-    assert interval.per_seed == pytest.approx(per_seed, rel=1e-12)
-    assert interval.mean == pytest.approx(np.mean(per_seed), rel=1e-12)
-    assert (interval.lo68, interval.hi68) == pytest.approx((lo, hi), rel=1e-12)
-    # Both models see the same resampled jets: identical models give exactly 1 in every replica.
-    same = paired_ratio(labels, base, base, _mean_metric, n_boot=50, seed=11)
-    assert (same.mean, same.lo68, same.hi68) == (1.0, 1.0, 1.0)
+        # seed s drawn at position i gets ITS OWN resample jets[i] of the test jets, the same for both models
+        replicas.append(
+            np.mean([kd[s][j, 0].mean() / base[s][j, 0].mean() for s, j in zip(seeds, jets, strict=False)])
+        )
+    assert 40 <= len(replicas) <= 50
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(replicas, [16, 84])), rel=1e-12)
+    # Both models identical: exactly 1 in every replica.
+    assert hierarchical_bootstrap(labels, base, base, _mean_metric, 50, 11) == (1.0, 1.0)
 
 
-def test_resample_plan_resamples_seeds_and_jets_deterministically() -> None:
-    seeds, jets = resample_plan(100, 3, 20, seed=5)
-    assert seeds.shape == (20, 3) and jets.shape == (20, 100)
-    assert seeds.min() >= 0 and seeds.max() <= 2 and jets.max() <= 99
-    again = resample_plan(100, 3, 20, seed=5)
-    assert np.array_equal(seeds, again[0]) and np.array_equal(jets, again[1])
+def test_hierarchical_plan_is_deterministic_and_resamples_jets_per_seed() -> None:
+    first = list(hierarchical_plan(100, 3, 20, seed=5))
+    again = list(hierarchical_plan(100, 3, 20, seed=5))
+    assert len(first) == 20
+    assert all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again, strict=False)
+    )
+    seeds = np.concatenate([s for s, _ in first])
+    jets = np.stack([j for _, j in first])
+    assert seeds.min() == 0 and seeds.max() == 2 and jets.min() >= 0 and jets.max() == 99
+    assert not np.array_equal(jets[0, 0], jets[0, 1])  # each drawn seed has its own jets
+
+
+def test_t_interval_of_per_seed_log_ratios_known_numbers() -> None:
+    # logs 0, 0.2, 0.4: mean 0.2, sd 0.2, t(0.84; 2 dof) = 1.3115784746..., half width 0.2 * t / sqrt(3)
+    geometric, lo, hi = t_log_ratio([1.0, float(np.exp(0.2)), float(np.exp(0.4))])
+    assert geometric == pytest.approx(1.2214027581601699, rel=1e-12)
+    assert (lo, hi) == pytest.approx((1.0497499184702532, 1.4211238995047795), rel=1e-12)
+    one = t_log_ratio([1.5])
+    assert one[0] == pytest.approx(1.5) and np.isnan(one[1]) and np.isnan(one[2])
+    assert all(np.isnan(t_log_ratio([0.0, float("nan")])))
+
+
+def test_the_headline_interval_is_the_wider_of_the_two() -> None:
+    labels = np.array([0, 1] * 50)
+    rng = np.random.default_rng(3)
+    base = [rng.uniform(1, 2, (100, 2)) for _ in range(5)]
+    # Seeds far apart, jets nearly noise-free: kd = base * a per-seed factor -> every jet resample gives the
+    # same per-seed ratio, the bootstrap sees only the seed draw; the t interval (4 dof) is wider here.
+    factors = [0.8, 1.0, 1.2, 1.5, 2.0]
+    kd = [b * f for b, f in zip(base, factors, strict=False)]
+    interval = paired_ratio(labels, base, kd, _mean_metric, n_boot=200, seed=1)
+    assert interval.per_seed == pytest.approx(factors, rel=1e-12)
+    assert interval.mean == pytest.approx(np.mean(factors), rel=1e-12)
+    geometric, t_lo, t_hi = t_log_ratio(factors)
+    assert interval.geometric_mean == pytest.approx(geometric, rel=1e-12)
+    assert (interval.t_log_ratio.lo68, interval.t_log_ratio.hi68) == pytest.approx((t_lo, t_hi), rel=1e-12)
+    boot = hierarchical_bootstrap(labels, base, kd, _mean_metric, 200, 1)
+    assert (interval.hierarchical_bootstrap.lo68, interval.hierarchical_bootstrap.hi68) == pytest.approx(boot)
+    assert t_hi - t_lo > boot[1] - boot[0]
+    assert interval.method == "t_log_ratio"
+    assert (interval.lo68, interval.hi68) == pytest.approx((1.0319594770817468, 1.479429762266074), rel=1e-12)
+    # One seed: no t interval, the bootstrap is the headline.
+    single = paired_ratio(labels, base[:1], kd[:1], _mean_metric, n_boot=50, seed=1)
+    assert single.method == "hierarchical_bootstrap" and single.t_log_ratio.lo68 is None
+    assert (single.lo68, single.hi68) == pytest.approx((0.8, 0.8), rel=1e-12)
 
 
 @pytest.mark.slow

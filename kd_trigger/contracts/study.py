@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from kd_trigger.contracts.base import Contract
 
 
+class Bounds(Contract):
+    """A 68% interval."""
+
+    lo68: float | None
+    hi68: float | None
+
+
 class Interval(Contract):
-    """A KD/baseline ratio over seeds: the mean of the per-seed ratios and its 68% interval (a paired
-    bootstrap that resamples the test jets, the same for both models, and the seeds)."""
+    """A KD/baseline ratio over seeds: the mean of the per-seed ratios and its 68% interval, the wider of
+    a hierarchical bootstrap (seeds, then the test jets within each seed, the same jets for both models)
+    and a Student-t interval of the per-seed log ratios; ``method`` names the one ``lo68``/``hi68`` are."""
 
     mean: float | None
     lo68: float | None
     hi68: float | None
     per_seed: list[float | None]
+    method: Literal["hierarchical_bootstrap", "t_log_ratio"] | None = None
+    geometric_mean: float | None = None
+    """exp(mean of the per-seed log ratios): the centre of the t interval."""
+    hierarchical_bootstrap: Bounds | None = None
+    t_log_ratio: Bounds | None = None
 
 
 class KdOverBaseline(Contract):
@@ -104,3 +117,5 @@ class Study(Contract):
     students: dict[str, StudentStudy]
     seconds: float
     paper: dict[str, Any]
+    interval_method: str | None = None
+    """How every KD/baseline interval is made and which of its two intervals the headline uses."""

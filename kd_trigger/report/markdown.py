@@ -30,8 +30,29 @@ def fmt_interval(interval: Interval, digits: int = 2) -> str:
     return text
 
 
-def _seeds(interval: Interval) -> str:
-    return " / ".join("n/a" if v is None else f"{v:.2f}" for v in interval.per_seed)
+def _seeds(interval: Interval, digits: int = 2) -> str:
+    return " / ".join("n/a" if v is None else f"{v:.{digits}f}" for v in interval.per_seed)
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def per_seed_table(s: StudentStudy) -> list[str]:
+    """Every seed of the chosen setting: R30, R50 and AUC of the baseline and the distilled student."""
+    st = s.chosen_setting()
+    lines = [
+        f"Per seed (chosen setting, teacher `{st.teacher}`, T = {st.temperature:g}, w = {st.kd_weight:g}):",
+        "",
+        "| seed | baseline R30 | KD R30 | baseline R50 | KD R50 | baseline AUC | KD AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b, k in zip(s.baseline, st.kd, strict=True):
+        lines.append(
+            f"| {b.seed} | {_num(b.rejection_at_30, 1)} | {_num(k.rejection_at_30, 1)} | "
+            f"{_num(b.rejection_at_50, 1)} | {_num(k.rejection_at_50, 1)} | {b.auc:.4f} | {k.auc:.4f} |"
+        )
+    return lines
 
 
 def _mean(values: list[float | None]) -> str:
@@ -51,7 +72,8 @@ def study_markdown(study: Study, images: list[str]) -> str:
         f"{len(study.seeds)} seeds ({', '.join(map(str, study.seeds))}), initial weights shared per seed; "
         f"test split {study.n_test:,} jets ({study.n_test_background:,} background). Settings chosen on the "
         f"validation split by the KD/baseline ratio of `{study.select_on}`; the test split only measures. "
-        "Ratios: mean of the per-seed ratios [68% interval of a paired bootstrap over test jets and seeds].",
+        "Ratios: mean of the per-seed ratios [68% interval: the wider of a hierarchical bootstrap over seeds "
+        "and the test jets within each seed, and a t interval of the per-seed log ratios].",
         "",
         "## Teachers",
         "",
@@ -72,9 +94,9 @@ def study_markdown(study: Study, images: list[str]) -> str:
             f"{_mean([f.rejection_at_30 for f in s.baseline])} (mean over seeds). Chosen on validation: "
             f"teacher `{s.best['teacher']}`, T = {s.best['temperature']:g}, w = {s.best['kd_weight']:g}.",
             "",
-            "| teacher | T | w | picked on validation | val ratio | R30 ratio | per seed | R50 ratio | AUC ratio | "
-            f"accuracy at beta={beta_key}: baseline -> KD |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| teacher | T | w | picked on validation | val ratio | R30 ratio | per seed | R50 ratio | per seed | "
+            f"AUC ratio | per seed | accuracy at beta={beta_key}: baseline -> KD |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for st in s.settings:
             acc_b = _mean([f.accuracy_at_beta.get(beta_key or "", None) for f in s.baseline])
@@ -83,9 +105,11 @@ def study_markdown(study: Study, images: list[str]) -> str:
             lines.append(
                 f"| {st.teacher} | {st.temperature:g} | {st.kd_weight:g} | {_picked(s, st)} | {val} | "
                 f"{fmt_interval(st.kd_over_baseline.rejection_at_30)} | {_seeds(st.kd_over_baseline.rejection_at_30)} | "
-                f"{fmt_interval(st.kd_over_baseline.rejection_at_50)} | {fmt_interval(st.kd_over_baseline.auc, 4)} | "
+                f"{fmt_interval(st.kd_over_baseline.rejection_at_50)} | {_seeds(st.kd_over_baseline.rejection_at_50)} | "
+                f"{fmt_interval(st.kd_over_baseline.auc, 4)} | {_seeds(st.kd_over_baseline.auc, 4)} | "
                 f"{acc_b} -> {acc_k} |"
             )
+        lines += ["", *per_seed_table(s)]
         if s.low_data:
             lines += [
                 "",
