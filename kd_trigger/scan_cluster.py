@@ -1,11 +1,13 @@
-"""Running the scan's points on Dask: the configured scheduler, or a local cluster of process workers.
+"""Running independent tasks on Dask: the scan's points and the study's trainings, on the configured
+scheduler or a local cluster of process workers.
 
-Only plumbing: where a point runs never changes its result, so this module is not in a point's cache key.
+Only plumbing: where a task runs never changes its result, so this module is in no cache key.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,14 @@ from kd_trigger.scan_points import PointSpec, evaluate_point
 log = logging.getLogger(__name__)
 
 
-def _client(cfg: Config) -> Any:
-    """A Dask client: the configured scheduler, or a LocalCluster of process workers (one thread each)."""
+def _client(workers: int, scheduler: str | None) -> Any:
+    """A Dask client: ``scheduler``, or a LocalCluster of ``workers`` process workers (one thread each)."""
     from distributed import Client, LocalCluster
 
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown the scan's own
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown the stages' own
 
-    if cfg.scan.scheduler:
-        return Client(cfg.scan.scheduler)
+    if scheduler:
+        return Client(scheduler)
     # One TensorFlow thread per worker: the workers already use the cores.
     env = {
         "OMP_NUM_THREADS": "1",
@@ -34,7 +36,7 @@ def _client(cfg: Config) -> Any:
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     cluster = LocalCluster(
-        n_workers=cfg.scan.workers,
+        n_workers=workers,
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",
@@ -44,32 +46,50 @@ def _client(cfg: Config) -> Any:
     return Client(cluster)
 
 
-def run_points(cfg: Config, points: list[PointSpec], cache: Path) -> list[dict[str, Any]]:
-    """Every point's result (:func:`kd_trigger.scan_points.evaluate_point`), in the order of ``points``,
-    computed on Dask workers (each point once; a point already in ``cache`` is read back)."""
+def run_tasks(
+    fn: Callable[[dict[str, Any]], dict[str, Any]],
+    tasks: list[dict[str, Any]],
+    keys: list[str],
+    workers: int,
+    scheduler: str | None,
+    what: str,
+) -> list[dict[str, Any]]:
+    """``fn(task)`` of every task on Dask workers, in the order of ``tasks``; ``keys`` name the tasks (unique,
+    the Dask keys). ``fn`` must be importable (a module-level function) and return plain data."""
     from distributed import as_completed  # Dask
 
-    tasks = [{"config": cfg.to_dict(), "point": asdict(p), "cache": str(cache)} for p in points]
-    client = _client(cfg)
+    client = _client(workers, scheduler)
     try:
         log.info(
-            "scan: %d points on %s; dashboard %s",
-            len(points),
+            "%s: %d tasks on %s; dashboard %s",
+            what,
+            len(tasks),
             client.scheduler.address,
             client.dashboard_link,
         )
-        futures = client.map(
-            evaluate_point, tasks, key=[f"scan-point-{p.key}" for p in points], retries=2, pure=False
-        )
+        futures = client.map(fn, tasks, key=keys, retries=2, pure=False)
         by_key: dict[str, dict[str, Any]] = {}
-        with tqdm(total=len(points), desc="scan points", unit="point") as bar:
+        with tqdm(total=len(tasks), desc=what, unit="task") as bar:
             for future in as_completed(futures):
-                result = future.result()
-                by_key[result["key"]] = result
+                by_key[future.key] = future.result()
                 bar.update(1)
     finally:
         cluster = getattr(client, "cluster", None)
         client.close()
         if cluster is not None:
             cluster.close()
-    return [by_key[p.key] for p in points]
+    return [by_key[k] for k in keys]
+
+
+def run_points(cfg: Config, points: list[PointSpec], cache: Path) -> list[dict[str, Any]]:
+    """Every point's result (:func:`kd_trigger.scan_points.evaluate_point`), in the order of ``points``,
+    computed on Dask workers (each point once; a point already in ``cache`` is read back)."""
+    tasks = [{"config": cfg.to_dict(), "point": asdict(p), "cache": str(cache)} for p in points]
+    return run_tasks(
+        evaluate_point,
+        tasks,
+        [f"scan-point-{p.key}" for p in points],
+        cfg.scan.workers,
+        cfg.scan.scheduler,
+        "scan points",
+    )

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 
 from kd_trigger.cli import main
-from kd_trigger.contracts import Study
+from kd_trigger.config import KdSetting, parse_config
+from kd_trigger.contracts import AugmentationArms, Interval, KdOverBaseline, Study, StudySetting
+from kd_trigger.layout import RunLayout
+from kd_trigger.report.markdown import augmentation_table, robustness_sentence
 from kd_trigger.stats import hierarchical_bootstrap, hierarchical_plan, paired_ratio, t_log_ratio
+from kd_trigger.study import follow_up_jobs
+from kd_trigger.study_training import TrainJob
 
 
 def _mean_metric(labels: np.ndarray, values: np.ndarray) -> float:
@@ -88,9 +93,112 @@ def test_the_headline_interval_is_the_wider_of_the_two() -> None:
     assert (single.lo68, single.hi68) == pytest.approx((0.8, 0.8), rel=1e-12)
 
 
+def _iv(mean: float, lo: float, hi: float, per_seed: tuple[float, ...] = ()) -> Interval:
+    return Interval(mean=mean, lo68=lo, hi68=hi, per_seed=list(per_seed or (mean,)))
+
+
+def _arms(kd: Interval, beats: Interval, adds: Interval) -> AugmentationArms:
+    return AugmentationArms(
+        beta_max=0.9,
+        teacher="lorentznet16",
+        temperature=2.0,
+        kd_weight=0.9,
+        baseline_augmented=[],
+        kd_augmented=[],
+        accuracy={"0.5": {"baseline": 0.61, "kd": 0.64, "baseline_augmented": 0.7, "kd_augmented": 0.72}},
+        ratios={
+            "0.5": {
+                "kd_over_baseline": kd,
+                "augmented_over_baseline": _iv(1.15, 1.1, 1.2),
+                "kd_over_augmented": beats,
+                "kd_augmented_over_augmented": adds,
+            }
+        },
+    )
+
+
+def test_the_robustness_sentence_claims_a_kd_gain_only_where_kd_beats_or_adds_to_augmentation() -> None:
+    gain, none, below = _iv(1.05, 1.02, 1.08), _iv(1.0, 0.97, 1.03), _iv(0.9, 0.88, 0.93)
+    adds = robustness_sentence("deepsets", _arms(gain, below, _iv(1.03, 1.01, 1.05)), "0.5")
+    assert adds.startswith(
+        "`deepsets` at beta = 0.5: distillation makes the student more robust to boosts: KD adds to augmentation; "
+    )
+    assert "KD + augmentation / baseline + augmentation 1.030 [1.010, 1.050] (68%)." in adds
+    beats = robustness_sentence("mlp", _arms(gain, _iv(1.04, 1.01, 1.06), none), "0.5")
+    assert "more robust to boosts: KD beats augmentation;" in beats
+    both = robustness_sentence("mlp", _arms(gain, _iv(1.04, 1.01, 1.06), _iv(1.04, 1.01, 1.06)), "0.5")
+    assert "KD beats augmentation and adds to augmentation;" in both
+    # KD above the baseline, but augmentation does as well and KD adds nothing: no claim
+    only = robustness_sentence("mlp", _arms(gain, below, none), "0.5")
+    assert "no robustness gain is claimed for distillation" in only and "more robust" not in only
+    assert "KD / baseline 1.050 [1.020, 1.080]" in only
+    # no KD gain at all (lo68 at or below 1), even if the KD + augmentation arm looks good: no claim
+    for kd in (none, _iv(1.05, 1.0, 1.1)):
+        text = robustness_sentence("mlp", _arms(kd, _iv(1.04, 1.01, 1.06), _iv(1.04, 1.01, 1.06)), "0.5")
+        assert text.startswith("`mlp` at beta = 0.5: no robustness gain from distillation;")
+    # a missing bound claims nothing
+    missing = Interval(mean=1.1, lo68=None, hi68=None, per_seed=[1.1])
+    assert "no robustness gain from distillation" in robustness_sentence(
+        "mlp", _arms(missing, gain, gain), "0.5"
+    )
+
+
+def test_the_augmentation_table_shows_every_arm_and_ratio_with_per_seed_values() -> None:
+    lines = augmentation_table(
+        _arms(_iv(1.05, 1.02, 1.08, (1.01, 1.09)), _iv(0.9, 0.88, 0.93), _iv(1.0, 0.97, 1.03))
+    )
+    assert lines[2] == "| arm | accuracy at beta=0.5 |"
+    assert lines[4:8] == [
+        "| baseline | 0.610 |",
+        "| KD | 0.640 |",
+        "| baseline + augmentation | 0.700 |",
+        "| KD + augmentation | 0.720 |",
+    ]
+    assert "| KD / baseline | 1.050 [1.020, 1.080] | 1.010 / 1.090 |" in lines
+    assert "| KD + augmentation / baseline + augmentation | 1.000 [0.970, 1.030] | 1.000 |" in lines
+
+
+def test_the_arms_at_the_chosen_setting() -> None:
+    cfg = parse_config({"study": {"seeds": 2, "train_fractions": [0.5], "augment_beta_max": 0.8}})
+    best = StudySetting(
+        teacher="t1",
+        temperature=2.0,
+        kd_weight=0.9,
+        kd=[],
+        kd_over_baseline=KdOverBaseline(
+            rejection_at_30=_iv(1, 1, 1), rejection_at_50=_iv(1, 1, 1), auc=_iv(1, 1, 1)
+        ),
+    )
+    spec = cfg.students[0]
+    jobs = follow_up_jobs(cfg, spec, [7, 8], best)
+    n = spec.name
+    assert jobs == [
+        TrainJob(n, 7, None, None, None, 0.5),
+        TrainJob(n, 8, None, None, None, 0.5),
+        TrainJob(n, 7, "t1", 2.0, 0.9, 0.5),
+        TrainJob(n, 8, "t1", 2.0, 0.9, 0.5),
+        TrainJob(n, 7, augment=0.8),
+        TrainJob(n, 8, augment=0.8),
+        TrainJob(n, 7, "t1", 2.0, 0.9, augment=0.8),
+        TrainJob(n, 8, "t1", 2.0, 0.9, augment=0.8),
+    ]
+    assert jobs[6].setting == KdSetting(temperature=2.0, kd_weight=0.9) and jobs[4].setting is None
+    off = cfg.model_copy(update={"study": cfg.study.model_copy(update={"augment_beta_max": 0.0})})
+    assert follow_up_jobs(off, spec, [7, 8], best) == jobs[:4]
+
+
+def _without_seconds(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items() if k != "train_seconds"}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value
+
+
 @pytest.mark.slow
 def test_study_on_the_ci_config(ci_run, caplog) -> None:
     cfg = ci_run.cfg
+    caplog.set_level("INFO")
     assert main(["study", "--config", str(ci_run.path)]) == 0
     study = Study.model_validate_json((cfg.artifacts / "study.json").read_text())
     scfg = cfg.study
@@ -125,24 +233,76 @@ def test_study_on_the_ci_config(ci_run, caplog) -> None:
             ]
             assert r30.per_seed == pytest.approx(expected)
             assert r30.lo68 <= r30.hi68
-            assert set(setting.kd_over_baseline.accuracy_at_beta) == {"0.5"}
+            assert set(setting.kd_over_baseline.accuracy_at_beta) == {
+                "0.5",
+                "0.9",
+            }  # boost_betas + robustness_betas
         assert [p.train_fraction for p in student.low_data] == list(scfg.train_fractions)
+        for interval in (setting.kd_over_baseline.rejection_at_50, setting.kd_over_baseline.auc):
+            assert (
+                interval.method in ("hierarchical_bootstrap", "t_log_ratio") and len(interval.per_seed) == 2
+            )
+        # the augmentation control: two more arms at the chosen setting, the same seeds
+        aug = student.augmentation
+        assert aug is not None and aug.beta_max == scfg.augment_beta_max == 0.9
+        assert (aug.teacher, aug.temperature, aug.kd_weight) == tuple(
+            student.best[k] for k in ("teacher", "temperature", "kd_weight")
+        )
+        assert [f.seed for f in aug.baseline_augmented] == [f.seed for f in aug.kd_augmented] == study.seeds
+        assert set(aug.accuracy) == set(aug.ratios) == {"0.5", "0.9"}
+        assert set(aug.ratios["0.9"]) == {
+            "kd_over_baseline",
+            "augmented_over_baseline",
+            "kd_over_augmented",
+            "kd_augmented_over_augmented",
+        }
+        chosen_kd = student.chosen_setting().kd
+        assert aug.accuracy["0.9"]["kd"] == pytest.approx(
+            np.mean([f.accuracy_at_beta["0.9"] for f in chosen_kd])
+        )
+        assert aug.ratios["0.5"]["kd_over_augmented"].per_seed == pytest.approx(
+            [
+                k.accuracy_at_beta["0.5"] / b.accuracy_at_beta["0.5"]
+                for k, b in zip(chosen_kd, aug.baseline_augmented, strict=False)
+            ]
+        )
+        # the augmented students are other students than the plain ones
+        assert [f.auc for f in aug.baseline_augmented] != [f.auc for f in student.baseline]
+    assert study.interval_method.startswith("68% intervals: the wider of a hierarchical bootstrap")
     md = (cfg.artifacts / "study.md").read_text()
+    assert "Augmentation control (training jets boosted up to beta = 0.9" in md
+    assert "`mlp` at beta = 0.9:" in md and "| seed | baseline R30 | KD R30 |" in md
     assert "## The paper, on another data set" in md and "ANOTHER data set" in md
     for png in ("ratio_per_seed.png", "low_data.png", "boost_mlp.png", "boost_deepsets.png"):
         assert (cfg.artifacts / "study" / png).read_bytes()[:4] == b"\x89PNG"
 
-    # A study whose outputs are lost resumes from its cache: no student is trained again.
+    # The trainings ran on the Dask cluster (2 local workers) and each left its cache file: 2 students x
+    # 2 seeds x (baseline + 2 teachers x 2 settings; low data 2; augmented 2) = 36.
+    messages = [r.getMessage() for r in caplog.records]
+    assert "study: 20 trainings, 0 cached, 20 to run" in messages
+    assert "study: 16 trainings, 0 cached, 16 to run" in messages
+    assert any(m.startswith("study trainings: 20 tasks on tcp://") for m in messages)
+    cached = sorted(RunLayout.of(cfg).study_cache.glob("*.npz"))
+    assert len(cached) == 36
+
+    # A study killed before its end resumes from its cache: only the trainings without a cache file run
+    # again (3 cache files removed, as a kill leaves them missing), and the results are the same.
     before = json.loads((cfg.artifacts / "study.json").read_text())
     (cfg.artifacts / "study.json").unlink()
+    lost = {cached[0].name, cached[1].name, cached[2].name}
+    for path in cached[:3]:
+        path.unlink()
     caplog.clear()
     caplog.set_level("INFO")
     assert main(["study", "--config", str(ci_run.path)]) == 0
     messages = [r.getMessage() for r in caplog.records]
     assert any("stage study: running" in m for m in messages)
-    assert not any(" epoch " in m for m in messages)
+    runs = [m for m in messages if m.startswith("study: ") and "trainings," in m]
+    assert sum(int(m.split(", ")[2].split()[0]) for m in runs) == 3
+    assert {p.name for p in RunLayout.of(cfg).study_cache.glob("*.npz")} >= lost
     after = json.loads((cfg.artifacts / "study.json").read_text())
-    assert after["students"] == before["students"]
+    # the same students (only the retrained ones' wall-clock seconds differ)
+    assert _without_seconds(after["students"]) == _without_seconds(before["students"])
 
 
 def test_the_cache_keys_cover_the_result_code_and_no_report_module(monkeypatch) -> None:

@@ -76,12 +76,44 @@ class LowDataPoint(Contract):
     kd_over_baseline: KdOverBaseline
 
 
+ARMS = ("baseline", "kd", "baseline_augmented", "kd_augmented")
+"""The four arms of the augmentation control, in the order the tables show them."""
+
+COMPARISONS = {
+    "kd_over_baseline": ("kd", "baseline"),
+    "augmented_over_baseline": ("baseline_augmented", "baseline"),
+    "kd_over_augmented": ("kd", "baseline_augmented"),
+    "kd_augmented_over_augmented": ("kd_augmented", "baseline_augmented"),
+}
+"""The accuracy ratios of the control (numerator arm, denominator arm): does KD beat augmentation
+(kd_over_augmented), does it add to it (kd_augmented_over_augmented)?"""
+
+
+class AugmentationArms(Contract):
+    """The augmentation control of one student: baseline and KD (the chosen teacher and setting) trained
+    again on boosted jets (random transverse boosts up to ``beta_max``), the same seeds."""
+
+    beta_max: float
+    teacher: str
+    temperature: float
+    kd_weight: float
+    baseline_augmented: list[SeedFigures]
+    kd_augmented: list[SeedFigures]
+    accuracy: dict[str, dict[str, float | None]]
+    """beta (text) -> arm (:data:`ARMS`) -> accuracy at that boost, mean over seeds (per seed: the arms'
+    SeedFigures)."""
+    ratios: dict[str, dict[str, Interval]]
+    """beta (text) -> comparison (:data:`COMPARISONS`) -> the accuracy ratio over seeds and jets."""
+
+
 class StudentStudy(Contract):
     baseline: list[SeedFigures]
     settings: list[StudySetting]
     best: dict[str, Any]
     """The (teacher, temperature, kd_weight) the validation split picked for this student."""
     low_data: list[LowDataPoint] = Field(default_factory=list)
+    augmentation: AugmentationArms | None = None
+    """The augmentation control (``study.augment_beta_max`` > 0)."""
 
     def chosen_setting(self) -> StudySetting:
         """The setting named by ``best`` (each teacher also marks its own best one ``chosen``)."""

@@ -7,7 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.contracts import HlsReport, Interval, Scan, ScanCopy, StudentStudy, Study, StudySetting
+from kd_trigger.contracts import (
+    ARMS,
+    COMPARISONS,
+    AugmentationArms,
+    HlsReport,
+    Interval,
+    Scan,
+    ScanCopy,
+    StudentStudy,
+    Study,
+    StudySetting,
+)
 from kd_trigger.fpga.figures import design_figures
 from kd_trigger.layout import PARETO_LATENCY_PLOT, PARETO_LUT_PLOT, STUDY_PLOTS_DIR
 
@@ -58,6 +69,71 @@ def per_seed_table(s: StudentStudy) -> list[str]:
 def _mean(values: list[float | None]) -> str:
     present = [v for v in values if v is not None]
     return f"{np.mean(present):.3f}" if present else "n/a"
+
+
+_ARM_NAMES = {
+    "baseline": "baseline",
+    "kd": "KD",
+    "baseline_augmented": "baseline + augmentation",
+    "kd_augmented": "KD + augmentation",
+}
+
+
+def augmentation_table(aug: AugmentationArms) -> list[str]:
+    """The four arms' accuracies at each robustness beta and the control's ratios with their intervals."""
+    betas = list(aug.accuracy)
+    lines = [
+        f"Augmentation control (training jets boosted up to beta = {aug.beta_max:g}, teacher `{aug.teacher}`, "
+        f"T = {aug.temperature:g}, w = {aug.kd_weight:g}; accuracy, mean over seeds):",
+        "",
+        "| arm | " + " | ".join(f"accuracy at beta={b}" for b in betas) + " |",
+        "|---|" + "---|" * len(betas),
+    ]
+    for arm in ARMS:
+        lines.append(
+            f"| {_ARM_NAMES[arm]} | " + " | ".join(_num(aug.accuracy[b][arm], 3) for b in betas) + " |"
+        )
+    lines += ["", "| accuracy ratio | " + " | ".join(f"beta={b} | per seed" for b in betas) + " |"]
+    lines.append("|---|" + "---|---|" * len(betas))
+    for name, (num, den) in COMPARISONS.items():
+        cells = " | ".join(
+            f"{fmt_interval(aug.ratios[b][name], 3)} | {_seeds(aug.ratios[b][name], 3)}" for b in betas
+        )
+        lines.append(f"| {_ARM_NAMES[num]} / {_ARM_NAMES[den]} | {cells} |")
+    return lines
+
+
+def _above_one(interval: Interval) -> bool:
+    return interval.lo68 is not None and interval.lo68 > 1.0
+
+
+def robustness_sentence(student: str, aug: AugmentationArms, beta: str) -> str:
+    """What the study may say about KD and robustness at boost ``beta``: a gain from KD is claimed only
+    where its interval is above 1 against the baseline AND KD either beats augmentation (KD / baseline +
+    augmentation above 1) or adds to it (KD + augmentation / baseline + augmentation above 1)."""
+    r = aug.ratios[beta]
+    kd, beats, adds = r["kd_over_baseline"], r["kd_over_augmented"], r["kd_augmented_over_augmented"]
+    head = f"`{student}` at beta = {beta}:"
+    numbers = (
+        f"accuracy ratio KD / baseline {fmt_interval(kd, 3)}, KD / baseline + augmentation "
+        f"{fmt_interval(beats, 3)}, KD + augmentation / baseline + augmentation {fmt_interval(adds, 3)} (68%)."
+    )
+    if _above_one(kd) and (_above_one(beats) or _above_one(adds)):
+        how = " and ".join(
+            text
+            for flag, text in (
+                (_above_one(beats), "beats augmentation"),
+                (_above_one(adds), "adds to augmentation"),
+            )
+            if flag
+        )
+        return f"{head} distillation makes the student more robust to boosts: KD {how}; {numbers}"
+    if _above_one(kd):
+        return (
+            f"{head} KD is more accurate than the baseline under boosts, but augmentation alone does as well "
+            f"and KD adds nothing to it: no robustness gain is claimed for distillation; {numbers}"
+        )
+    return f"{head} no robustness gain from distillation; {numbers}"
 
 
 def study_markdown(study: Study, images: list[str]) -> str:
@@ -123,6 +199,9 @@ def study_markdown(study: Study, images: list[str]) -> str:
                     f"| {p.train_fraction:g} | {p.n_train:,} | {_mean([f.rejection_at_30 for f in p.baseline])} | "
                     f"{_mean([f.rejection_at_30 for f in p.kd])} | {fmt_interval(p.kd_over_baseline.rejection_at_30)} |"
                 )
+        if s.augmentation is not None:
+            lines += ["", *augmentation_table(s.augmentation), ""]
+            lines += [robustness_sentence(name, s.augmentation, beta) for beta in s.augmentation.ratios]
     lines += [
         "",
         "## The paper, on another data set",
