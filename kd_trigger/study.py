@@ -267,6 +267,9 @@ def _augmentation(
         ],
         accuracy=mean_accuracy,
         ratios=ratios,
+        kd_over_baseline_augmented=_compare(
+            trainer, runs["baseline_augmented"], runs["kd_augmented"], cfg.study.bootstrap, cfg.run.seed
+        ),
     )
 
 

@@ -10,9 +10,17 @@ import pytest
 
 from kd_trigger.cli import main
 from kd_trigger.config import KdSetting, parse_config
-from kd_trigger.contracts import AugmentationArms, Interval, KdOverBaseline, Study, StudySetting
+from kd_trigger.contracts import (
+    AugmentationArms,
+    Interval,
+    KdOverBaseline,
+    SeedFigures,
+    StudentStudy,
+    Study,
+    StudySetting,
+)
 from kd_trigger.layout import RunLayout
-from kd_trigger.report.markdown import augmentation_table, robustness_sentence
+from kd_trigger.report.markdown import arm_figures_table, augmentation_table, robustness_sentence
 from kd_trigger.stats import hierarchical_bootstrap, hierarchical_plan, paired_ratio, t_log_ratio
 from kd_trigger.study import follow_up_jobs
 from kd_trigger.study_training import TrainJob
@@ -156,6 +164,49 @@ def test_the_augmentation_table_shows_every_arm_and_ratio_with_per_seed_values()
     ]
     assert "| KD / baseline | 1.050 [1.020, 1.080] | 1.010 / 1.090 |" in lines
     assert "| KD + augmentation / baseline + augmentation | 1.000 [0.970, 1.030] | 1.000 |" in lines
+
+
+def _fig(seed: int, r30: float, auc: float) -> SeedFigures:
+    return SeedFigures(seed=seed, auc=auc, rejection_at_30=r30, rejection_at_50=r30 / 2, accuracy=auc - 0.1)
+
+
+def test_the_four_arms_table_gives_r30_r50_auc_of_every_arm_and_both_kd_ratios() -> None:
+    ratios = KdOverBaseline(
+        rejection_at_30=_iv(1.3, 1.1, 1.5), rejection_at_50=_iv(1.2, 1.0, 1.4), auc=_iv(1, 1, 1)
+    )
+    setting = StudySetting(
+        teacher="t",
+        temperature=2.0,
+        kd_weight=0.9,
+        chosen=True,
+        kd=[_fig(1, 30, 0.9), _fig(2, 50, 0.92)],
+        kd_over_baseline=ratios,
+    )
+    aug = _arms(_iv(1, 1, 1), _iv(1, 1, 1), _iv(1, 1, 1)).model_copy(
+        update={
+            "baseline_augmented": [_fig(1, 10, 0.8), _fig(2, 12, 0.82)],
+            "kd_augmented": [_fig(1, 14, 0.84), _fig(2, 16, 0.86)],
+            "kd_over_baseline_augmented": ratios.model_copy(update={"rejection_at_30": _iv(1.25, 1.0, 1.5)}),
+        }
+    )
+    student = StudentStudy(
+        baseline=[_fig(1, 20, 0.88), _fig(2, 40, 0.9)],
+        settings=[setting],
+        best={"teacher": "t", "temperature": 2.0, "kd_weight": 0.9},
+        augmentation=aug,
+    )
+    lines = arm_figures_table(student)
+    assert lines[4:8] == [
+        "| baseline | 30.000 | 15.000 | 0.890 | 0.790 |",
+        "| KD | 40.000 | 20.000 | 0.910 | 0.810 |",
+        "| baseline + augmentation | 11.000 | 5.500 | 0.810 | 0.710 |",
+        "| KD + augmentation | 15.000 | 7.500 | 0.850 | 0.750 |",
+    ]
+    assert lines[-2:] == [
+        "| without augmentation | 1.30 [1.10, 1.50] | 1.20 [1.00, 1.40] | 1.0000 [1.0000, 1.0000] |",
+        "| with augmentation | 1.25 [1.00, 1.50] | 1.20 [1.00, 1.40] | 1.0000 [1.0000, 1.0000] |",
+    ]
+    assert arm_figures_table(student.model_copy(update={"augmentation": None})) == []
 
 
 def test_the_arms_at_the_chosen_setting() -> None:

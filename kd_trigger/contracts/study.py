@@ -104,6 +104,9 @@ class AugmentationArms(Contract):
     SeedFigures)."""
     ratios: dict[str, dict[str, Interval]]
     """beta (text) -> comparison (:data:`COMPARISONS`) -> the accuracy ratio over seeds and jets."""
+    kd_over_baseline_augmented: KdOverBaseline | None = None
+    """KD + augmentation over baseline + augmentation: R30, R50, AUC (unboosted test jets) and accuracy
+    at the boosts: does the distillation gain survive augmentation?"""
 
 
 class StudentStudy(Contract):

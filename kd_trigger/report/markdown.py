@@ -103,6 +103,45 @@ def augmentation_table(aug: AugmentationArms) -> list[str]:
     return lines
 
 
+def arm_figures_table(s: StudentStudy) -> list[str]:
+    """R30, R50, AUC and accuracy (unboosted test jets, mean over seeds) of the four arms, and the KD/baseline
+    ratios without and with augmentation."""
+    aug = s.augmentation
+    if aug is None:
+        return []
+    st = s.chosen_setting()
+    runs = {
+        "baseline": s.baseline,
+        "kd": st.kd,
+        "baseline_augmented": aug.baseline_augmented,
+        "kd_augmented": aug.kd_augmented,
+    }
+    lines = [
+        "Four arms on the unboosted test jets (mean over seeds):",
+        "",
+        "| arm | R30 | R50 | AUC | accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for arm in ARMS:
+        figs = runs[arm]
+        lines.append(
+            f"| {_ARM_NAMES[arm]} | {_mean([f.rejection_at_30 for f in figs])} | "
+            f"{_mean([f.rejection_at_50 for f in figs])} | {_mean([f.auc for f in figs])} | "
+            f"{_mean([f.accuracy for f in figs])} |"
+        )
+    lines += ["", "| KD / baseline | R30 | R50 | AUC |", "|---|---|---|---|"]
+    for label, ratios in (
+        ("without augmentation", st.kd_over_baseline),
+        ("with augmentation", aug.kd_over_baseline_augmented),
+    ):
+        if ratios is not None:
+            lines.append(
+                f"| {label} | {fmt_interval(ratios.rejection_at_30)} | {fmt_interval(ratios.rejection_at_50)} | "
+                f"{fmt_interval(ratios.auc, 4)} |"
+            )
+    return lines
+
+
 def _above_one(interval: Interval) -> bool:
     return interval.lo68 is not None and interval.lo68 > 1.0
 
@@ -200,7 +239,7 @@ def study_markdown(study: Study, images: list[str]) -> str:
                     f"{_mean([f.rejection_at_30 for f in p.kd])} | {fmt_interval(p.kd_over_baseline.rejection_at_30)} |"
                 )
         if s.augmentation is not None:
-            lines += ["", *augmentation_table(s.augmentation), ""]
+            lines += ["", *arm_figures_table(s), "", *augmentation_table(s.augmentation), ""]
             lines += [robustness_sentence(name, s.augmentation, beta) for beta in s.augmentation.ratios]
     lines += [
         "",
