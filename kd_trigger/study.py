@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from kd_trigger.cluster import run_tasks
 from kd_trigger.config import Config, KdSetting, StudentConfig
 from kd_trigger.contracts import (
     ARMS,
@@ -53,7 +54,7 @@ from kd_trigger.report.markdown import fmt_interval, study_markdown
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 from kd_trigger.stats import METRICS, accuracy_metric, auc, figure_of_merit, paired_ratio, r30, r50, ratio
-from kd_trigger.study_training import Trained, Trainer, TrainJob
+from kd_trigger.study_training import Trained, Trainer, TrainJob, train_task
 
 log = logging.getLogger(__name__)
 
@@ -273,10 +274,29 @@ def _augmentation(
     )
 
 
+def run_all(trainer: Trainer, jobs: list[TrainJob]) -> dict[TrainJob, Trained]:
+    """Every job's result: the cached ones read back, the others trained on the Dask cluster of
+    ``study.workers`` / ``study.scheduler`` (each written to the cache as it finishes, so a killed study
+    keeps what was done)."""
+    unique = list(dict.fromkeys(jobs))
+    todo = [j for j in unique if not trainer.cached(j)]
+    log.info("study: %d trainings, %d cached, %d to run", len(unique), len(unique) - len(todo), len(todo))
+    if todo:
+        run_tasks(
+            train_task,
+            [trainer.task(j) for j in todo],
+            [f"study-training-{trainer.key(j)}" for j in todo],
+            trainer.cfg.study.workers,
+            trainer.cfg.study.scheduler,
+            "study trainings",
+        )
+    return {j: trainer.run(j) for j in unique}
+
+
 def study_stage(ctx: StageContext) -> StageResult:
     """Run the study of ``cfg.study`` and write study.json, study.md and the plots.
 
-    The trainings run in two rounds on the Dask cluster (:meth:`Trainer.run_all`): every baseline and
+    The trainings run in two rounds on the Dask cluster (:func:`run_all`): every baseline and
     every KD setting of the grid; then, at the setting the validation split chose, the low-data curve and
     the augmentation control's arms.
     """
@@ -295,11 +315,11 @@ def study_stage(ctx: StageContext) -> StageResult:
         for job in [TrainJob.of(spec.name, s) for s in seeds]
         + [TrainJob.of(spec.name, s, t, setting) for t in teachers for setting in scfg.grid for s in seeds]
     ]
-    done = trainer.run_all(grid_jobs)
+    done = run_all(trainer, grid_jobs)
     chosen = {spec.name: _settings(trainer, spec, seeds, teachers, done) for spec in students}
     done.update(
-        trainer.run_all(
-            [j for spec in students for j in follow_up_jobs(cfg, spec, seeds, chosen[spec.name][1])]
+        run_all(
+            trainer, [j for spec in students for j in follow_up_jobs(cfg, spec, seeds, chosen[spec.name][1])]
         )
     )
     results: dict[str, StudentStudy] = {}

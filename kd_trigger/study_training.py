@@ -4,8 +4,8 @@ cached.
 Each training is cached in ``artifacts/<run>/study-cache/`` under a digest of all it depends on, so a
 killed study resumes where it stopped. The digest covers the code of :data:`TRAINING_CODE` and what it
 imports (this module, the training loop, the students), never the study's statistics, Markdown or plots.
-The trainings are independent: :meth:`Trainer.run_all` runs the missing ones on Dask workers
-(:func:`kd_trigger.scan_cluster.run_tasks`, :func:`train_task`); each worker writes the cache file, the
+The trainings are independent: the study runs the missing ones on Dask workers
+(:func:`kd_trigger.cluster.run_tasks` of :func:`train_task`); each worker writes the cache file, the
 study reads every result back from the cache.
 """
 
@@ -154,28 +154,9 @@ class Trainer:
         """Whether ``job``'s result is in the cache."""
         return study_cache_file(self.cache, self.key(job)).is_file()
 
-    def run_all(self, jobs: list[TrainJob]) -> dict[TrainJob, Trained]:
-        """Every job's result: the cached ones read back, the others trained on the Dask cluster of
-        ``study.workers`` / ``study.scheduler`` (each written to the cache as it finishes, so a killed
-        study keeps what was done)."""
-        unique = list(dict.fromkeys(jobs))
-        todo = [j for j in unique if not self.cached(j)]
-        log.info("study: %d trainings, %d cached, %d to run", len(unique), len(unique) - len(todo), len(todo))
-        if todo:
-            from kd_trigger.scan_cluster import run_tasks  # Dask
-
-            tasks = [
-                {"config": self.cfg.to_dict(), "upstream": self.upstream, "job": asdict(j)} for j in todo
-            ]
-            run_tasks(
-                train_task,
-                tasks,
-                [f"study-training-{self.key(j)}" for j in todo],
-                self.cfg.study.workers,
-                self.cfg.study.scheduler,
-                "study trainings",
-            )
-        return {j: self.run(j) for j in jobs}
+    def task(self, job: TrainJob) -> dict[str, Any]:
+        """``job`` as the plain data :func:`train_task` takes on a Dask worker."""
+        return {"config": self.cfg.to_dict(), "upstream": self.upstream, "job": asdict(job)}
 
     def run(self, job: TrainJob) -> Trained:
         """One training (baseline when ``job.teacher`` is None) from the seed's shared initial weights:
