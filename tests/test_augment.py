@@ -68,7 +68,15 @@ def test_the_augmenter_recomputes_the_features_from_the_boosted_jets() -> None:
     assert mass_of(aug.boosted(3)) == pytest.approx(mass_of(c), rel=1e-5)
     dcfg = DistillConfig(augment={"beta_max": 0.6})
     made = boost_augmenter(dcfg, SPEC, c, 9)
-    assert made is not None and np.array_equal(made.inputs(1), x1)
+    # the student's augmenter keeps the 4 leading particles and the rest summed: the same features
+    assert made is not None and made.constituents.shape == (50, 5, 4)
+    assert np.allclose(made.inputs(1), x1, rtol=1e-5, atol=1e-5)
+    compact = BoostAugmenter(
+        _jets(30, 40, 2), 0.9, 1, lambda x: student_inputs(SPEC, x), n_particles=SPEC.n_particles
+    )
+    full = BoostAugmenter(_jets(30, 40, 2), 0.9, 1, lambda x: student_inputs(SPEC, x))
+    assert compact.constituents.shape == (30, 5, 4) and full.constituents.shape == (30, 40, 4)
+    assert np.allclose(compact.inputs(4), full.inputs(4), rtol=1e-5, atol=1e-5)
     assert boost_augmenter(DistillConfig(), SPEC, c, 9) is None  # 0 = off
 
 

@@ -37,6 +37,11 @@ class BoostAugmenter:
 
     ``features`` turns (N, M, 4) constituents into the student's inputs (the same function that made the
     unboosted inputs, e.g. :func:`kd_trigger.models.students.student_inputs` bound to the student).
+
+    With ``n_particles`` (the student reads only the leading ones) the constituents beyond them are kept
+    as their summed four-vector in one extra row: a boost is linear, so the jet axis, pT and E the
+    features take from ALL constituents are the same (to float rounding), at a fraction of the work
+    (~100 constituents per jet boosted every epoch otherwise).
     """
 
     def __init__(
@@ -45,10 +50,15 @@ class BoostAugmenter:
         beta_max: float,
         seed: int,
         features: Callable[[np.ndarray], np.ndarray],
+        n_particles: int | None = None,
     ) -> None:
         if not 0.0 < beta_max < 1.0:
             raise ValueError(f"augmentation beta_max must be in (0, 1), got {beta_max!r}")
-        self.constituents = np.asarray(constituents)
+        c = np.asarray(constituents)
+        if n_particles is not None and c.ndim == 3 and c.shape[1] > n_particles + 1:
+            rest = np.sum(c[:, n_particles:], axis=1, dtype=np.float64, keepdims=True)
+            c = np.concatenate([c[:, :n_particles].astype(np.float64), rest], axis=1)
+        self.constituents = c
         self.beta_max = float(beta_max)
         self.seed = int(seed)
         self.features = features

@@ -91,7 +91,13 @@ def boost_augmenter(
     student inputs recomputed from the boosted four-vectors by :func:`student_inputs`, seeded by ``seed``."""
     if dcfg.augment.beta_max <= 0:
         return None
-    return BoostAugmenter(constituents, dcfg.augment.beta_max, seed, lambda c: student_inputs(spec, c))
+    return BoostAugmenter(
+        constituents,
+        dcfg.augment.beta_max,
+        seed,
+        lambda c: student_inputs(spec, c),
+        n_particles=spec.n_particles,
+    )
 
 
 def _inputs(x: np.ndarray, teacher_logits: np.ndarray | None) -> dict[str, np.ndarray]:
