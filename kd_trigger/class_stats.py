@@ -1,5 +1,5 @@
 """The study's N-class figures (issue 24), pure numpy: the accuracy difference KD - baseline in points and
-each class's R50 ratio, both with the paired-bootstrap intervals of :mod:`kd_trigger.stats`.
+each class's R50 ratio, both with the intervals of :mod:`kd_trigger.stats`.
 
 The accuracy of a multi-class tagger is a difference, not a ratio: "KD adds 1.2 points" is what a
 trigger engineer compares, and a ratio of two accuracies near 0.8 would hide it in the third decimal.
@@ -15,7 +15,14 @@ from typing import TypedDict
 import numpy as np
 
 from kd_trigger.contracts import Interval, finite_or_none
-from kd_trigger.stats import Metric, accuracy_metric, class_rejection, paired_ratio, resample_plan
+from kd_trigger.stats import (
+    INTERVAL_LEVEL,
+    Metric,
+    accuracy_metric,
+    class_rejection,
+    hierarchical_plan,
+    paired_ratio,
+)
 
 POINTS = 100.0
 """Accuracy differences are in percentage points."""
@@ -38,23 +45,24 @@ def paired_difference(
     scale: float = POINTS,
 ) -> Interval:
     """KD - baseline ``metric`` (times ``scale``) over seeds: per-seed differences, their mean and a 68%
-    paired-bootstrap interval (each replica resamples the seeds and the jets, the same jets for both
-    models, and averages the per-seed differences; replicas of one class only are skipped, as
-    :func:`kd_trigger.stats.paired_ratio` skips them)."""
+    interval from the hierarchical bootstrap of :func:`kd_trigger.stats.hierarchical_plan` (each replica
+    resamples the seeds, then the jets within each drawn seed, the same jets for both models, and averages
+    the per-seed differences; replicas of one class only are skipped, as the ratios skip them)."""
     labels = np.asarray(labels).astype(np.int64).ravel()
 
     def diff(lb: np.ndarray, k: np.ndarray, b: np.ndarray) -> float:
         return scale * (metric(lb, k) - metric(lb, b))
 
     per_seed = [diff(labels, k, b) for b, k in zip(base, kd, strict=True)]
-    seeds_b, jets_b = resample_plan(len(labels), len(base), n_boot, seed)
     replicas = []
-    for seeds, jets in zip(seeds_b, jets_b, strict=True):
-        lb = labels[jets]
-        if lb.min() == lb.max():
+    for seeds, jets in hierarchical_plan(len(labels), len(base), n_boot, seed):
+        if any(labels[j].min() == labels[j].max() for j in jets):
             continue
-        replicas.append(float(np.mean([diff(lb, kd[s][jets], base[s][jets]) for s in seeds])))
-    lo, hi = np.percentile(replicas, [16, 84]) if replicas else (np.nan, np.nan)
+        replicas.append(
+            float(np.mean([diff(labels[j], kd[s][j], base[s][j]) for s, j in zip(seeds, jets, strict=True)]))
+        )
+    tail = 50 * (1 - INTERVAL_LEVEL)
+    lo, hi = np.percentile(replicas, [tail, 100 - tail]) if replicas else (np.nan, np.nan)
     return Interval.model_validate(
         finite_or_none(
             {

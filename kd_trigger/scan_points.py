@@ -24,7 +24,7 @@ from kd_trigger.contracts import finite_or_none
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
-from kd_trigger.distill.training import VARIANTS, predict, student_seed_for, train_student
+from kd_trigger.distill.training import VARIANTS, boost_augmenter, predict, student_seed_for, train_student
 from kd_trigger.errors import ConfigError, KdTriggerError
 from kd_trigger.evaluate import score_metrics, with_class_objectives
 from kd_trigger.fingerprint import code_digest
@@ -411,6 +411,7 @@ def _train_point(
             seed=seed,
             label=f"scan {spec.name} reuse {point.reuse_factor} {variant}",
             pruning=pruning_plan(spec, dcfg.epochs),
+            augment=boost_augmenter(dcfg, spec, train.constituents, seed),
         )
         physics = with_class_objectives(
             score_metrics(

@@ -4,11 +4,17 @@ For every studied student and seed, one label-only baseline and, for every studi
 setting of ``study.grid``, one distilled copy are trained from the SAME initial weights (shared per
 seed) on the same batches. The setting per (student, teacher), and then the teacher per student, are
 chosen on the validation split only (``study.select_on``); the test split only measures. The chosen
-pairing is then trained again on smaller training fractions for a low-data curve.
+pairing is then trained again on smaller training fractions for a low-data curve and, with
+``study.augment_beta_max`` > 0, for the augmentation control: baseline and KD trained on randomly boosted
+jets (:mod:`kd_trigger.data.augment`), four arms compared at ``study.robustness_betas``; the report
+claims a robustness gain from KD only where KD beats augmentation or adds to it
+(:func:`kd_trigger.report.markdown.robustness_sentence`). The trainings run on a Dask cluster
+(``study.workers`` local process workers, or ``study.scheduler``), each cached, so a killed study resumes.
 
-Every figure is a KD/baseline ratio over seeds, with a 68% interval from a paired bootstrap: each
-replica draws the seeds with replacement and the test jets with replacement (the same jets for both
-models), and averages the per-seed ratios. Test-jet and seed-to-seed fluctuations both enter.
+Every figure is a KD/baseline ratio over seeds (the mean of the per-seed ratios, every per-seed value
+kept) with a 68% interval, the wider of two (:data:`INTERVAL_TEXT`): a hierarchical bootstrap (seeds
+with replacement, then the test jets within each drawn seed, the same jets for both models) and a
+Student-t interval of the per-seed log ratios. Test-jet and seed-to-seed fluctuations both enter.
 
 Outputs: ``artifacts/<run>/study.json`` (:class:`kd_trigger.contracts.Study`), ``study.md`` and the
 plots in ``study/``. The trainings (each cached under a digest of all it depends on) are
@@ -26,8 +32,13 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.class_stats import class_comparison
-from kd_trigger.config import Config, KdSetting
+from kd_trigger.cluster import run_tasks
+from kd_trigger.config import Config, KdSetting, StudentConfig
 from kd_trigger.contracts import (
+    ARMS,
+    COMPARISONS,
+    AugmentationArms,
+    Interval,
     KdOverBaseline,
     LowDataPoint,
     SeedFigures,
@@ -44,7 +55,7 @@ from kd_trigger.report.markdown import fmt_interval, study_markdown
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
 from kd_trigger.stats import METRICS, accuracy_metric, auc, figure_of_merit, paired_ratio, r30, r50, ratio
-from kd_trigger.study_training import Trained, Trainer
+from kd_trigger.study_training import Trained, Trainer, TrainJob, train_task
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +95,15 @@ PAPER = {
     ],
 }
 """The paper's numbers, shown beside ours and labelled as another data set."""
+
+
+INTERVAL_TEXT = (
+    "68% intervals: the wider of a hierarchical bootstrap (seeds with replacement, then the test jets with "
+    "replacement within each drawn seed, the same jets for both models; mean of the per-seed ratios) and a "
+    "Student-t interval of the mean per-seed log ratio (exponentiated); each interval's `method` names the "
+    "one its lo68/hi68 are, both are kept under `hierarchical_bootstrap` and `t_log_ratio`"
+)
+"""study.json's ``interval_method``."""
 
 
 # -- the stage ------------------------------------------------------------------------------------
@@ -142,8 +162,146 @@ def _val_ratio(trainer: Trainer, base: list[Trained], kd: list[Trained], select_
     )
 
 
+def _settings(
+    trainer: Trainer,
+    spec: StudentConfig,
+    seeds: list[int],
+    teachers: list[str],
+    done: dict[TrainJob, Trained],
+) -> tuple[list[StudySetting], StudySetting]:
+    """Every (teacher, setting) of the grid with its figures, each teacher's best marked ``chosen`` on the
+    validation split, and the student's best of those."""
+    scfg = trainer.cfg.study
+    base = [done[TrainJob.of(spec.name, s)] for s in seeds]
+    settings: list[StudySetting] = []
+    for teacher in teachers:
+        best_val, best_index = -np.inf, -1
+        for setting in scfg.grid:
+            kd = [done[TrainJob.of(spec.name, s, teacher, setting)] for s in seeds]
+            val = _val_ratio(trainer, base, kd, scfg.select_on)
+            settings.append(
+                StudySetting.model_validate(
+                    finite_or_none(
+                        {
+                            "teacher": teacher,
+                            "temperature": setting.temperature,
+                            "kd_weight": setting.kd_weight,
+                            "val_selection_ratio": val,
+                            "kd": [
+                                _figures(trainer, s, t, scfg.select_on).model_dump()
+                                for s, t in zip(seeds, kd, strict=True)
+                            ],
+                            "kd_over_baseline": _compare(
+                                trainer, base, kd, scfg.bootstrap, trainer.cfg.run.seed
+                            ),
+                        }
+                    )
+                )
+            )
+            if np.isfinite(val) and val > best_val:
+                best_val, best_index = val, len(settings) - 1
+        if best_index >= 0:
+            settings[best_index].chosen = True
+    chosen = [s for s in settings if s.chosen]
+    best = max(chosen, key=lambda s: s.val_selection_ratio or -np.inf) if chosen else settings[0]
+    return settings, best
+
+
+def follow_up_jobs(cfg: Config, spec: StudentConfig, seeds: list[int], best: StudySetting) -> list[TrainJob]:
+    """The trainings at the chosen setting: the low-data curve and the augmentation control's two arms."""
+    setting = KdSetting(temperature=best.temperature, kd_weight=best.kd_weight)
+    jobs = []
+    for fraction in cfg.study.train_fractions:
+        jobs += [TrainJob.of(spec.name, s, None, None, fraction) for s in seeds]
+        jobs += [TrainJob.of(spec.name, s, best.teacher, setting, fraction) for s in seeds]
+    beta_max = cfg.study.augment_beta_max
+    if beta_max > 0:
+        jobs += [TrainJob.of(spec.name, s, augment=beta_max) for s in seeds]
+        jobs += [TrainJob.of(spec.name, s, best.teacher, setting, augment=beta_max) for s in seeds]
+    return jobs
+
+
+def _augmentation(
+    trainer: Trainer, spec: StudentConfig, seeds: list[int], best: StudySetting, done: dict[TrainJob, Trained]
+) -> AugmentationArms:
+    """The four arms' accuracies at the robustness betas and the control's ratios (:data:`COMPARISONS`)."""
+    cfg = trainer.cfg
+    beta_max = cfg.study.augment_beta_max
+    setting = KdSetting(temperature=best.temperature, kd_weight=best.kd_weight)
+    runs = {
+        "baseline": [done[TrainJob.of(spec.name, s)] for s in seeds],
+        "kd": [done[TrainJob.of(spec.name, s, best.teacher, setting)] for s in seeds],
+        "baseline_augmented": [done[TrainJob.of(spec.name, s, augment=beta_max)] for s in seeds],
+        "kd_augmented": [
+            done[TrainJob.of(spec.name, s, best.teacher, setting, augment=beta_max)] for s in seeds
+        ],
+    }
+    labels = trainer.labels["test"]
+    mean_accuracy: dict[str, dict[str, float | None]] = {}
+    ratios: dict[str, dict[str, Interval]] = {}
+    for beta in cfg.study.robustness_betas:
+        key = f"{beta:g}"
+        mean_accuracy[key] = finite_or_none(
+            {arm: float(np.mean([accuracy(labels, t.boost_logits[beta]) for t in runs[arm]])) for arm in ARMS}
+        )
+        ratios[key] = {
+            name: paired_ratio(
+                labels,
+                [t.boost_logits[beta] for t in runs[den]],
+                [t.boost_logits[beta] for t in runs[num]],
+                accuracy_metric,
+                cfg.study.bootstrap,
+                cfg.run.seed,
+            )
+            for name, (num, den) in COMPARISONS.items()
+        }
+    return AugmentationArms(
+        beta_max=beta_max,
+        teacher=best.teacher,
+        temperature=best.temperature,
+        kd_weight=best.kd_weight,
+        baseline_augmented=[
+            _figures(trainer, s, t, cfg.study.select_on)
+            for s, t in zip(seeds, runs["baseline_augmented"], strict=True)
+        ],
+        kd_augmented=[
+            _figures(trainer, s, t, cfg.study.select_on)
+            for s, t in zip(seeds, runs["kd_augmented"], strict=True)
+        ],
+        accuracy=mean_accuracy,
+        ratios=ratios,
+        kd_over_baseline_augmented=_compare(
+            trainer, runs["baseline_augmented"], runs["kd_augmented"], cfg.study.bootstrap, cfg.run.seed
+        ),
+    )
+
+
+def run_all(trainer: Trainer, jobs: list[TrainJob]) -> dict[TrainJob, Trained]:
+    """Every job's result: the cached ones read back, the others trained on the Dask cluster of
+    ``study.workers`` / ``study.scheduler`` (each written to the cache as it finishes, so a killed study
+    keeps what was done)."""
+    unique = list(dict.fromkeys(jobs))
+    todo = [j for j in unique if not trainer.cached(j)]
+    log.info("study: %d trainings, %d cached, %d to run", len(unique), len(unique) - len(todo), len(todo))
+    if todo:
+        run_tasks(
+            train_task,
+            [trainer.task(j) for j in todo],
+            [f"study-training-{trainer.key(j)}" for j in todo],
+            trainer.cfg.study.workers,
+            trainer.cfg.study.scheduler,
+            "study trainings",
+        )
+    return {j: trainer.run(j) for j in unique}
+
+
 def study_stage(ctx: StageContext) -> StageResult:
-    """Run the study of ``cfg.study`` and write study.json, study.md and the plots."""
+    """Run the study of ``cfg.study`` and write study.json, study.md and the plots.
+
+    The trainings run in two rounds on the Dask cluster (:func:`run_all`): every baseline and
+    every KD setting of the grid; then, at the setting the validation split chose, the low-data curve and
+    the augmentation control's arms.
+    """
     cfg = ctx.cfg
     scfg = cfg.study
     layout = RunLayout.of(cfg)
@@ -153,45 +311,27 @@ def study_stage(ctx: StageContext) -> StageResult:
     seeds = [cfg.run.seed + k for k in range(scfg.seeds)]
     teachers = list(scfg.teachers or [t.name for t in cfg.teachers])
     students = [cfg.student(n) for n in (scfg.students or [s.name for s in cfg.students])]
+    grid_jobs = [
+        job
+        for spec in students
+        for job in [TrainJob.of(spec.name, s) for s in seeds]
+        + [TrainJob.of(spec.name, s, t, setting) for t in teachers for setting in scfg.grid for s in seeds]
+    ]
+    done = run_all(trainer, grid_jobs)
+    chosen = {spec.name: _settings(trainer, spec, seeds, teachers, done) for spec in students}
+    done.update(
+        run_all(
+            trainer, [j for spec in students for j in follow_up_jobs(cfg, spec, seeds, chosen[spec.name][1])]
+        )
+    )
     results: dict[str, StudentStudy] = {}
     for spec in students:
-        base = [trainer.run(spec, s, None, None) for s in seeds]
-        settings: list[StudySetting] = []
-        kd_runs: dict[tuple[str, int], list[Trained]] = {}
-        for teacher in teachers:
-            best_val, best_index = -np.inf, -1
-            for setting in scfg.grid:
-                kd = [trainer.run(spec, s, teacher, setting) for s in seeds]
-                val = _val_ratio(trainer, base, kd, scfg.select_on)
-                kd_runs[(teacher, len(settings))] = kd
-                settings.append(
-                    StudySetting.model_validate(
-                        finite_or_none(
-                            {
-                                "teacher": teacher,
-                                "temperature": setting.temperature,
-                                "kd_weight": setting.kd_weight,
-                                "val_selection_ratio": val,
-                                "kd": [
-                                    _figures(trainer, s, t, scfg.select_on).model_dump()
-                                    for s, t in zip(seeds, kd, strict=True)
-                                ],
-                                "kd_over_baseline": _compare(trainer, base, kd, scfg.bootstrap, cfg.run.seed),
-                            }
-                        )
-                    )
-                )
-                if np.isfinite(val) and val > best_val:
-                    best_val, best_index = val, len(settings) - 1
-            if best_index >= 0:
-                settings[best_index].chosen = True
-        chosen = [s for s in settings if s.chosen]
-        best = max(chosen, key=lambda s: s.val_selection_ratio or -np.inf) if chosen else settings[0]
+        settings, best = chosen[spec.name]
+        setting = KdSetting(temperature=best.temperature, kd_weight=best.kd_weight)
         low_data = []
         for fraction in scfg.train_fractions:
-            setting = KdSetting(temperature=best.temperature, kd_weight=best.kd_weight)
-            b = [trainer.run(spec, s, None, None, fraction) for s in seeds]
-            k = [trainer.run(spec, s, best.teacher, setting, fraction) for s in seeds]
+            b = [done[TrainJob.of(spec.name, s, None, None, fraction)] for s in seeds]
+            k = [done[TrainJob.of(spec.name, s, best.teacher, setting, fraction)] for s in seeds]
             low_data.append(
                 LowDataPoint(
                     train_fraction=fraction,
@@ -204,11 +344,15 @@ def study_stage(ctx: StageContext) -> StageResult:
                     kd_over_baseline=_compare(trainer, b, k, scfg.bootstrap, cfg.run.seed),
                 )
             )
+        base = [done[TrainJob.of(spec.name, s)] for s in seeds]
         results[spec.name] = StudentStudy(
             baseline=[_figures(trainer, s, t, scfg.select_on) for s, t in zip(seeds, base, strict=True)],
             settings=settings,
             best={"teacher": best.teacher, "temperature": best.temperature, "kd_weight": best.kd_weight},
             low_data=low_data,
+            augmentation=_augmentation(trainer, spec, seeds, best, done)
+            if scfg.augment_beta_max > 0
+            else None,
         )
         log.info(
             "study %s: best on validation: teacher %s, T=%g, w=%g; test R30 ratio %s",
@@ -228,6 +372,7 @@ def study_stage(ctx: StageContext) -> StageResult:
         students=results,
         seconds=round(time.perf_counter() - t0, 1),
         paper=PAPER,
+        interval_method=INTERVAL_TEXT,
     )
     study.write(ctx.out(layout.study))
     plots = ctx.out(layout.study_plots)

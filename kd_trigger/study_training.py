@@ -1,8 +1,12 @@
-"""The study's trainings: one student per (seed, teacher, setting, training fraction), each cached.
+"""The study's trainings: one student per (seed, teacher, setting, training fraction, augmentation), each
+cached.
 
 Each training is cached in ``artifacts/<run>/study-cache/`` under a digest of all it depends on, so a
 killed study resumes where it stopped. The digest covers the code of :data:`TRAINING_CODE` and what it
 imports (this module, the training loop, the students), never the study's statistics, Markdown or plots.
+The trainings are independent: the study runs the missing ones on Dask workers
+(:func:`kd_trigger.cluster.run_tasks` of :func:`train_task`); each worker writes the cache file, the
+study reads every result back from the cache.
 """
 
 from __future__ import annotations
@@ -10,16 +14,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
-from kd_trigger.config import PAIRING_FIELDS, Config, KdSetting, StudentConfig
+from kd_trigger.config import PAIRING_FIELDS, Config, KdSetting, StudentConfig, parse_config
 from kd_trigger.data.boost import boost
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
-from kd_trigger.distill.training import predict, student_seed_for, train_student, train_subset
+from kd_trigger.distill.training import (
+    boost_augmenter,
+    predict,
+    student_seed_for,
+    train_student,
+    train_subset,
+)
 from kd_trigger.fingerprint import code_digest
 from kd_trigger.layout import RunLayout, study_cache_file
 from kd_trigger.models.students import build_student, student_inputs
@@ -29,6 +41,47 @@ log = logging.getLogger(__name__)
 
 TRAINING_CODE = (__name__, "kd_trigger.distill.training", "kd_trigger.models.students")
 """The modules whose code (with their imports) a cached training is keyed on."""
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training of the study: baseline when ``teacher`` is None; ``augment``: the augmentation's
+    beta_max (0: the training jets as they are, whatever ``distill.augment`` says: the study's plain arms
+    stay plain)."""
+
+    student: str
+    seed: int
+    teacher: str | None = None
+    temperature: float | None = None
+    kd_weight: float | None = None
+    fraction: float = 1.0
+    augment: float = 0.0
+
+    @property
+    def setting(self) -> KdSetting | None:
+        if self.teacher is None or self.temperature is None or self.kd_weight is None:
+            return None
+        return KdSetting(temperature=self.temperature, kd_weight=self.kd_weight)
+
+    @classmethod
+    def of(
+        cls,
+        student: str,
+        seed: int,
+        teacher: str | None = None,
+        setting: KdSetting | None = None,
+        fraction: float = 1.0,
+        augment: float = 0.0,
+    ) -> TrainJob:
+        return cls(
+            student,
+            seed,
+            teacher,
+            setting.temperature if setting else None,
+            setting.kd_weight if setting else None,
+            fraction,
+            augment,
+        )
 
 
 @dataclass
@@ -57,8 +110,9 @@ class Trainer:
             "val": self.val.labels.astype(np.int64),
             "test": self.test.labels.astype(np.int64),
         }
-        self.betas = [b for b in self.cfg.distill.boost_betas if b > 0]
-        self.boosted = {beta: boost(self.test.constituents, beta) for beta in self.betas}
+        self.betas = sorted(
+            {b for b in self.cfg.distill.boost_betas if b > 0} | set(cfg.study.robustness_betas)
+        )
         # Every upstream digest enters the cache key: new jets or a retrained teacher invalidate it.
         self.upstream = dict(upstream)
         self.code = code_digest(*TRAINING_CODE)
@@ -69,20 +123,26 @@ class Trainer:
         key = (spec.name, str(split))
         if key not in self._inputs:
             source = {"train": self.train, "val": self.val, "test": self.test}
-            constituents = self.boosted[split] if isinstance(split, float) else source[split].constituents
+            constituents = (
+                boost(self.test.constituents, split)
+                if isinstance(split, float)
+                else source[split].constituents
+            )
             self._inputs[key] = student_inputs(spec, constituents)
         return self._inputs[key]
 
-    def _key(
-        self, spec: StudentConfig, seed: int, teacher: str | None, setting: KdSetting | None, fraction: float
-    ) -> str:
+    def key(self, job: TrainJob) -> str:
+        teacher = job.teacher
+        setting = job.setting
         payload = {
-            "student": spec.model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
-            "seed": seed,
+            "student": self.cfg.student(job.student).model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
+            "seed": job.seed,
             "teacher": teacher,
             "setting": setting.model_dump(mode="json") if setting else None,
-            "fraction": fraction,
-            "distill": self.cfg.distill.model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
+            "fraction": job.fraction,
+            "augment": job.augment,
+            "betas": self.betas,
+            "distill": self.cfg.distill.model_dump(mode="json", exclude={*PAIRING_FIELDS, "augment"}),
             "upstream": {k: v for k, v in self.upstream.items() if k == "data" or k == f"teacher:{teacher}"},
             # The training code (TRAINING_CODE and what it imports): a change there retrains; a change to
             # the study's statistics, tables and plots keeps 45 minutes of trainings.
@@ -90,17 +150,18 @@ class Trainer:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
-    def run(
-        self,
-        spec: StudentConfig,
-        seed: int,
-        teacher: str | None,
-        setting: KdSetting | None,
-        fraction: float = 1.0,
-    ) -> Trained:
-        """One training (baseline when ``teacher`` is None) from the seed's shared initial weights."""
-        key = self._key(spec, seed, teacher, setting, fraction)
-        path = study_cache_file(self.cache, key)
+    def cached(self, job: TrainJob) -> bool:
+        """Whether ``job``'s result is in the cache."""
+        return study_cache_file(self.cache, self.key(job)).is_file()
+
+    def task(self, job: TrainJob) -> dict[str, Any]:
+        """``job`` as the plain data :func:`train_task` takes on a Dask worker."""
+        return {"config": self.cfg.to_dict(), "upstream": self.upstream, "job": asdict(job)}
+
+    def run(self, job: TrainJob) -> Trained:
+        """One training (baseline when ``job.teacher`` is None) from the seed's shared initial weights:
+        read from the cache, else trained here and written to it."""
+        path = study_cache_file(self.cache, self.key(job))
         if path.is_file():
             with np.load(path) as cached:
                 return Trained(
@@ -110,7 +171,7 @@ class Trainer:
                     best_epoch=int(cached["best_epoch"]),
                     seconds=float(cached["seconds"]),
                 )
-        trained = self._train(spec, seed, teacher, setting, fraction)
+        trained = self._train(job)
         staging = tmp_name(path)
         try:
             with open(staging, "wb") as handle:
@@ -127,23 +188,29 @@ class Trainer:
             remove_path(staging)
         return trained
 
-    def _train(
-        self, spec: StudentConfig, seed: int, teacher: str | None, setting: KdSetting | None, fraction: float
-    ) -> Trained:
+    def _train(self, job: TrainJob) -> Trained:
         import tensorflow as tf
 
+        spec, seed, teacher, setting, fraction = (
+            self.cfg.student(job.student),
+            job.seed,
+            job.teacher,
+            job.setting,
+            job.fraction,
+        )
         subset = train_subset(len(self.labels["train"]), fraction, seed)
         x_tr = self.inputs(spec, "train")[subset]
         y_tr = self.labels["train"][subset]
         x_va = self.inputs(spec, "val")
         y_va = self.labels["val"].astype(np.int32)
         t_tr = t_va = None
-        dcfg = self.cfg.distill.model_copy(update={"kd_weight": 0.0})
+        augment = self.cfg.distill.augment.model_copy(update={"beta_max": job.augment})
+        dcfg = self.cfg.distill.model_copy(update={"kd_weight": 0.0, "augment": augment})
         variant = "baseline"
         if teacher is not None and setting is not None:
             t_tr = cached_logits(self.cfg, teacher, "train")[subset]
             t_va = cached_logits(self.cfg, teacher, "val")
-            dcfg = self.cfg.distill.model_copy(
+            dcfg = dcfg.model_copy(
                 update={"temperature": setting.temperature, "kd_weight": setting.kd_weight}
             )
             variant = "kd"
@@ -156,6 +223,7 @@ class Trainer:
             f"study {spec.name} seed {seed} "
             + (f"{teacher} T={setting.temperature:g} w={setting.kd_weight:g}" if setting else "baseline")
             + (f" on {fraction:g} of train" if fraction < 1 else "")
+            + (f" boosted up to beta {job.augment:g}" if job.augment > 0 else "")
         )
         record = train_student(
             student,
@@ -166,6 +234,7 @@ class Trainer:
             seed=init_seed,
             label=label,
             pruning=pruning_plan(spec, dcfg.epochs),
+            augment=boost_augmenter(dcfg, spec, self.train.constituents[subset], init_seed),
         )
         return Trained(
             val_logits=predict(student, x_va),
@@ -174,3 +243,21 @@ class Trainer:
             best_epoch=record.best_epoch,
             seconds=record.seconds,
         )
+
+
+_TRAINERS: dict[str, Trainer] = {}
+"""A worker's Trainer per (config, upstream): the jets are read once per worker process, not per training."""
+
+
+def train_task(task: dict[str, Any]) -> dict[str, Any]:
+    """One study training on a Dask worker: ``task`` holds the resolved config, the upstream digests and a
+    :class:`TrainJob` as plain data; the result goes to the cache (returns the job's cache key)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    memo = json.dumps({"config": task["config"], "upstream": task["upstream"]}, sort_keys=True)
+    if memo not in _TRAINERS:
+        _TRAINERS.clear()
+        _TRAINERS[memo] = Trainer(parse_config(task["config"], "study task"), task["upstream"])
+    trainer = _TRAINERS[memo]
+    job = TrainJob(**task["job"])
+    trainer.run(job)
+    return {"key": trainer.key(job)}

@@ -10,7 +10,7 @@ from kd_trigger.class_stats import class_comparison, paired_difference
 from kd_trigger.contracts import Interval, KdOverBaseline, SeedFigures, StudentStudy, StudySetting
 from kd_trigger.evaluate import accuracy, one_vs_rest, rejection_at
 from kd_trigger.report.markdown import study_class_lines
-from kd_trigger.stats import accuracy_metric, paired_ratio, resample_plan
+from kd_trigger.stats import accuracy_metric, hierarchical_plan, paired_ratio
 
 CLASSES = ["q", "w", "t"]
 
@@ -28,10 +28,15 @@ def test_paired_difference_matches_a_hand_computation() -> None:
     labels, base, kd = _three_class(0, n=60)
     interval = paired_difference(labels, base, kd, accuracy_metric, n_boot=40, seed=7)
     per_seed = [100 * (accuracy(labels, k) - accuracy(labels, b)) for b, k in zip(base, kd, strict=True)]
-    seeds_b, jets_b = resample_plan(60, 3, 40, 7)
+    # The hierarchical bootstrap: seeds drawn, then each drawn seed's own resample of the jets.
     replicas = [
-        np.mean([100 * (accuracy(labels[j], kd[s][j]) - accuracy(labels[j], base[s][j])) for s in seeds])
-        for seeds, j in zip(seeds_b, jets_b, strict=True)
+        np.mean(
+            [
+                100 * (accuracy(labels[j], kd[s][j]) - accuracy(labels[j], base[s][j]))
+                for s, j in zip(seeds, jets, strict=True)
+            ]
+        )
+        for seeds, jets in hierarchical_plan(60, 3, 40, 7)
     ]
     lo, hi = np.percentile(replicas, [16, 84])
     assert interval.per_seed == pytest.approx(per_seed, abs=1e-12)

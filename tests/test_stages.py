@@ -436,16 +436,18 @@ def test_scan_points_and_study_trainings_are_keyed_by_their_code(tmp_path, monke
     before = code_digest("kdt_training_code")
     (code_dir / "kdt_training_code.py").write_text("from kd_trigger import evaluate  # edited\n")
     assert code_digest("kdt_training_code") != before
-    from kd_trigger.config import StudentConfig
     from kd_trigger.study import Trainer
+    from kd_trigger.study_training import TrainJob
 
     trainer = object.__new__(Trainer)  # only the key's inputs; no jets are needed to form a key
-    trainer.cfg, trainer.upstream = cfg, {"data": "d"}
-    spec = StudentConfig(name="mlp", kind="mlp")
+    trainer.cfg, trainer.upstream, trainer.betas = cfg, {"data": "d"}, [0.5]
+    job = TrainJob("mlp", 0)
     trainer.code = code_digest("kd_trigger.distill.pipeline", "kd_trigger.models.students")
-    key = trainer._key(spec, 0, None, None, 1.0)
+    key = trainer.key(job)
     trainer.code = before
-    assert trainer._key(spec, 0, None, None, 1.0) != key
+    assert trainer.key(job) != key
+    # the augmentation control's arms are other trainings: their own keys
+    assert trainer.key(TrainJob("mlp", 0, augment=0.9)) != trainer.key(job)
 
 
 # -- the firmware flows: hls.flows gates the hls4ml and rtl stages ---------------------------------

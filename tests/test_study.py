@@ -9,8 +9,21 @@ import numpy as np
 import pytest
 
 from kd_trigger.cli import main
-from kd_trigger.contracts import Study
-from kd_trigger.stats import paired_ratio, resample_plan
+from kd_trigger.config import KdSetting, parse_config
+from kd_trigger.contracts import (
+    AugmentationArms,
+    Interval,
+    KdOverBaseline,
+    SeedFigures,
+    StudentStudy,
+    Study,
+    StudySetting,
+)
+from kd_trigger.layout import RunLayout
+from kd_trigger.report.markdown import arm_figures_table, augmentation_table, robustness_sentence
+from kd_trigger.stats import hierarchical_bootstrap, hierarchical_plan, paired_ratio, t_log_ratio
+from kd_trigger.study import follow_up_jobs
+from kd_trigger.study_training import TrainJob
 
 
 def _mean_metric(labels: np.ndarray, values: np.ndarray) -> float:
@@ -18,40 +31,225 @@ def _mean_metric(labels: np.ndarray, values: np.ndarray) -> float:
     return float(np.mean(values[:, 0]))
 
 
-def test_paired_bootstrap_matches_a_hand_computation() -> None:
+def test_hierarchical_bootstrap_matches_a_hand_computation() -> None:
     rng = np.random.default_rng(0)
     labels = np.array([0, 1] * 5)
     base = [rng.uniform(1, 2, (10, 2)) for _ in range(3)]
     kd = [rng.uniform(1, 2, (10, 2)) for _ in range(3)]
-    interval = paired_ratio(labels, base, kd, _mean_metric, n_boot=50, seed=11)
+    lo, hi = hierarchical_bootstrap(labels, base, kd, _mean_metric, n_boot=50, seed=11)
 
-    per_seed = [kd[s][:, 0].mean() / base[s][:, 0].mean() for s in range(3)]
-    seeds_b, jets_b = resample_plan(10, 3, 50, 11)
     replicas = []
-    for seeds, jets in zip(seeds_b, jets_b, strict=True):
-        if labels[jets].min() == labels[jets].max():
+    for seeds, jets in hierarchical_plan(10, 3, 50, 11):
+        assert seeds.shape == (3,) and jets.shape == (3, 10)
+        if any(labels[j].min() == labels[j].max() for j in jets):
             continue
-        replicas.append(np.mean([kd[s][jets, 0].mean() / base[s][jets, 0].mean() for s in seeds]))
-    lo, hi = np.percentile(replicas, [16, 84])
-    assert interval.per_seed == pytest.approx(per_seed, rel=1e-12)
-    assert interval.mean == pytest.approx(np.mean(per_seed), rel=1e-12)
-    assert (interval.lo68, interval.hi68) == pytest.approx((lo, hi), rel=1e-12)
-    # Both models see the same resampled jets: identical models give exactly 1 in every replica.
-    same = paired_ratio(labels, base, base, _mean_metric, n_boot=50, seed=11)
-    assert (same.mean, same.lo68, same.hi68) == (1.0, 1.0, 1.0)
+        # seed s drawn at position i gets ITS OWN resample jets[i] of the test jets, the same for both models
+        replicas.append(
+            np.mean([kd[s][j, 0].mean() / base[s][j, 0].mean() for s, j in zip(seeds, jets, strict=False)])
+        )
+    assert 40 <= len(replicas) <= 50
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(replicas, [16, 84])), rel=1e-12)
+    # Both models identical: exactly 1 in every replica.
+    assert hierarchical_bootstrap(labels, base, base, _mean_metric, 50, 11) == (1.0, 1.0)
 
 
-def test_resample_plan_resamples_seeds_and_jets_deterministically() -> None:
-    seeds, jets = resample_plan(100, 3, 20, seed=5)
-    assert seeds.shape == (20, 3) and jets.shape == (20, 100)
-    assert seeds.min() >= 0 and seeds.max() <= 2 and jets.max() <= 99
-    again = resample_plan(100, 3, 20, seed=5)
-    assert np.array_equal(seeds, again[0]) and np.array_equal(jets, again[1])
+def test_hierarchical_plan_is_deterministic_and_resamples_jets_per_seed() -> None:
+    first = list(hierarchical_plan(100, 3, 20, seed=5))
+    again = list(hierarchical_plan(100, 3, 20, seed=5))
+    assert len(first) == 20
+    assert all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again, strict=False)
+    )
+    seeds = np.concatenate([s for s, _ in first])
+    jets = np.stack([j for _, j in first])
+    assert seeds.min() == 0 and seeds.max() == 2 and jets.min() >= 0 and jets.max() == 99
+    assert not np.array_equal(jets[0, 0], jets[0, 1])  # each drawn seed has its own jets
+
+
+def test_t_interval_of_per_seed_log_ratios_known_numbers() -> None:
+    # logs 0, 0.2, 0.4: mean 0.2, sd 0.2, t(0.84; 2 dof) = 1.3115784746..., half width 0.2 * t / sqrt(3)
+    geometric, lo, hi = t_log_ratio([1.0, float(np.exp(0.2)), float(np.exp(0.4))])
+    assert geometric == pytest.approx(1.2214027581601699, rel=1e-12)
+    assert (lo, hi) == pytest.approx((1.0497499184702532, 1.4211238995047795), rel=1e-12)
+    one = t_log_ratio([1.5])
+    assert one[0] == pytest.approx(1.5) and np.isnan(one[1]) and np.isnan(one[2])
+    assert all(np.isnan(t_log_ratio([0.0, float("nan")])))
+
+
+def test_the_headline_interval_is_the_wider_of_the_two() -> None:
+    labels = np.array([0, 1] * 50)
+    rng = np.random.default_rng(3)
+    base = [rng.uniform(1, 2, (100, 2)) for _ in range(5)]
+    # Seeds far apart, jets nearly noise-free: kd = base * a per-seed factor -> every jet resample gives the
+    # same per-seed ratio, the bootstrap sees only the seed draw; the t interval (4 dof) is wider here.
+    factors = [0.8, 1.0, 1.2, 1.5, 2.0]
+    kd = [b * f for b, f in zip(base, factors, strict=False)]
+    interval = paired_ratio(labels, base, kd, _mean_metric, n_boot=200, seed=1)
+    assert interval.per_seed == pytest.approx(factors, rel=1e-12)
+    assert interval.mean == pytest.approx(np.mean(factors), rel=1e-12)
+    geometric, t_lo, t_hi = t_log_ratio(factors)
+    assert interval.geometric_mean == pytest.approx(geometric, rel=1e-12)
+    assert (interval.t_log_ratio.lo68, interval.t_log_ratio.hi68) == pytest.approx((t_lo, t_hi), rel=1e-12)
+    boot = hierarchical_bootstrap(labels, base, kd, _mean_metric, 200, 1)
+    assert (interval.hierarchical_bootstrap.lo68, interval.hierarchical_bootstrap.hi68) == pytest.approx(boot)
+    assert t_hi - t_lo > boot[1] - boot[0]
+    assert interval.method == "t_log_ratio"
+    assert (interval.lo68, interval.hi68) == pytest.approx((1.0319594770817468, 1.479429762266074), rel=1e-12)
+    # One seed: no t interval, the bootstrap is the headline.
+    single = paired_ratio(labels, base[:1], kd[:1], _mean_metric, n_boot=50, seed=1)
+    assert single.method == "hierarchical_bootstrap" and single.t_log_ratio.lo68 is None
+    assert (single.lo68, single.hi68) == pytest.approx((0.8, 0.8), rel=1e-12)
+
+
+def _iv(mean: float, lo: float, hi: float, per_seed: tuple[float, ...] = ()) -> Interval:
+    return Interval(mean=mean, lo68=lo, hi68=hi, per_seed=list(per_seed or (mean,)))
+
+
+def _arms(kd: Interval, beats: Interval, adds: Interval) -> AugmentationArms:
+    return AugmentationArms(
+        beta_max=0.9,
+        teacher="lorentznet16",
+        temperature=2.0,
+        kd_weight=0.9,
+        baseline_augmented=[],
+        kd_augmented=[],
+        accuracy={"0.5": {"baseline": 0.61, "kd": 0.64, "baseline_augmented": 0.7, "kd_augmented": 0.72}},
+        ratios={
+            "0.5": {
+                "kd_over_baseline": kd,
+                "augmented_over_baseline": _iv(1.15, 1.1, 1.2),
+                "kd_over_augmented": beats,
+                "kd_augmented_over_augmented": adds,
+            }
+        },
+    )
+
+
+def test_the_robustness_sentence_claims_a_kd_gain_only_where_kd_beats_or_adds_to_augmentation() -> None:
+    gain, none, below = _iv(1.05, 1.02, 1.08), _iv(1.0, 0.97, 1.03), _iv(0.9, 0.88, 0.93)
+    adds = robustness_sentence("deepsets", _arms(gain, below, _iv(1.03, 1.01, 1.05)), "0.5")
+    assert adds.startswith(
+        "`deepsets` at beta = 0.5: distillation makes the student more robust to boosts: KD adds to augmentation; "
+    )
+    assert "KD + augmentation / baseline + augmentation 1.030 [1.010, 1.050] (68%)." in adds
+    beats = robustness_sentence("mlp", _arms(gain, _iv(1.04, 1.01, 1.06), none), "0.5")
+    assert "more robust to boosts: KD beats augmentation;" in beats
+    both = robustness_sentence("mlp", _arms(gain, _iv(1.04, 1.01, 1.06), _iv(1.04, 1.01, 1.06)), "0.5")
+    assert "KD beats augmentation and adds to augmentation;" in both
+    # KD above the baseline, but augmentation does as well and KD adds nothing: no claim
+    only = robustness_sentence("mlp", _arms(gain, below, none), "0.5")
+    assert "no robustness gain is claimed for distillation" in only and "more robust" not in only
+    assert "KD / baseline 1.050 [1.020, 1.080]" in only
+    # no KD gain at all (lo68 at or below 1), even if the KD + augmentation arm looks good: no claim
+    for kd in (none, _iv(1.05, 1.0, 1.1)):
+        text = robustness_sentence("mlp", _arms(kd, _iv(1.04, 1.01, 1.06), _iv(1.04, 1.01, 1.06)), "0.5")
+        assert text.startswith("`mlp` at beta = 0.5: no robustness gain from distillation;")
+    # a missing bound claims nothing
+    missing = Interval(mean=1.1, lo68=None, hi68=None, per_seed=[1.1])
+    assert "no robustness gain from distillation" in robustness_sentence(
+        "mlp", _arms(missing, gain, gain), "0.5"
+    )
+
+
+def test_the_augmentation_table_shows_every_arm_and_ratio_with_per_seed_values() -> None:
+    lines = augmentation_table(
+        _arms(_iv(1.05, 1.02, 1.08, (1.01, 1.09)), _iv(0.9, 0.88, 0.93), _iv(1.0, 0.97, 1.03))
+    )
+    assert lines[2] == "| arm | accuracy at beta=0.5 |"
+    assert lines[4:8] == [
+        "| baseline | 0.610 |",
+        "| KD | 0.640 |",
+        "| baseline + augmentation | 0.700 |",
+        "| KD + augmentation | 0.720 |",
+    ]
+    assert "| KD / baseline | 1.050 [1.020, 1.080] | 1.010 / 1.090 |" in lines
+    assert "| KD + augmentation / baseline + augmentation | 1.000 [0.970, 1.030] | 1.000 |" in lines
+
+
+def _fig(seed: int, r30: float, auc: float) -> SeedFigures:
+    return SeedFigures(seed=seed, auc=auc, rejection_at_30=r30, rejection_at_50=r30 / 2, accuracy=auc - 0.1)
+
+
+def test_the_four_arms_table_gives_r30_r50_auc_of_every_arm_and_both_kd_ratios() -> None:
+    ratios = KdOverBaseline(
+        rejection_at_30=_iv(1.3, 1.1, 1.5), rejection_at_50=_iv(1.2, 1.0, 1.4), auc=_iv(1, 1, 1)
+    )
+    setting = StudySetting(
+        teacher="t",
+        temperature=2.0,
+        kd_weight=0.9,
+        chosen=True,
+        kd=[_fig(1, 30, 0.9), _fig(2, 50, 0.92)],
+        kd_over_baseline=ratios,
+    )
+    aug = _arms(_iv(1, 1, 1), _iv(1, 1, 1), _iv(1, 1, 1)).model_copy(
+        update={
+            "baseline_augmented": [_fig(1, 10, 0.8), _fig(2, 12, 0.82)],
+            "kd_augmented": [_fig(1, 14, 0.84), _fig(2, 16, 0.86)],
+            "kd_over_baseline_augmented": ratios.model_copy(update={"rejection_at_30": _iv(1.25, 1.0, 1.5)}),
+        }
+    )
+    student = StudentStudy(
+        baseline=[_fig(1, 20, 0.88), _fig(2, 40, 0.9)],
+        settings=[setting],
+        best={"teacher": "t", "temperature": 2.0, "kd_weight": 0.9},
+        augmentation=aug,
+    )
+    lines = arm_figures_table(student)
+    assert lines[4:8] == [
+        "| baseline | 30.000 | 15.000 | 0.890 | 0.790 |",
+        "| KD | 40.000 | 20.000 | 0.910 | 0.810 |",
+        "| baseline + augmentation | 11.000 | 5.500 | 0.810 | 0.710 |",
+        "| KD + augmentation | 15.000 | 7.500 | 0.850 | 0.750 |",
+    ]
+    assert lines[-2:] == [
+        "| without augmentation | 1.30 [1.10, 1.50] | 1.20 [1.00, 1.40] | 1.0000 [1.0000, 1.0000] |",
+        "| with augmentation | 1.25 [1.00, 1.50] | 1.20 [1.00, 1.40] | 1.0000 [1.0000, 1.0000] |",
+    ]
+    assert arm_figures_table(student.model_copy(update={"augmentation": None})) == []
+
+
+def test_the_arms_at_the_chosen_setting() -> None:
+    cfg = parse_config({"study": {"seeds": 2, "train_fractions": [0.5], "augment_beta_max": 0.8}})
+    best = StudySetting(
+        teacher="t1",
+        temperature=2.0,
+        kd_weight=0.9,
+        kd=[],
+        kd_over_baseline=KdOverBaseline(
+            rejection_at_30=_iv(1, 1, 1), rejection_at_50=_iv(1, 1, 1), auc=_iv(1, 1, 1)
+        ),
+    )
+    spec = cfg.students[0]
+    jobs = follow_up_jobs(cfg, spec, [7, 8], best)
+    n = spec.name
+    assert jobs == [
+        TrainJob(n, 7, None, None, None, 0.5),
+        TrainJob(n, 8, None, None, None, 0.5),
+        TrainJob(n, 7, "t1", 2.0, 0.9, 0.5),
+        TrainJob(n, 8, "t1", 2.0, 0.9, 0.5),
+        TrainJob(n, 7, augment=0.8),
+        TrainJob(n, 8, augment=0.8),
+        TrainJob(n, 7, "t1", 2.0, 0.9, augment=0.8),
+        TrainJob(n, 8, "t1", 2.0, 0.9, augment=0.8),
+    ]
+    assert jobs[6].setting == KdSetting(temperature=2.0, kd_weight=0.9) and jobs[4].setting is None
+    off = cfg.model_copy(update={"study": cfg.study.model_copy(update={"augment_beta_max": 0.0})})
+    assert follow_up_jobs(off, spec, [7, 8], best) == jobs[:4]
+
+
+def _without_seconds(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items() if k != "train_seconds"}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value
 
 
 @pytest.mark.slow
 def test_study_on_the_ci_config(ci_run, caplog) -> None:
     cfg = ci_run.cfg
+    caplog.set_level("INFO")
     assert main(["study", "--config", str(ci_run.path)]) == 0
     study = Study.model_validate_json((cfg.artifacts / "study.json").read_text())
     scfg = cfg.study
@@ -86,24 +284,76 @@ def test_study_on_the_ci_config(ci_run, caplog) -> None:
             ]
             assert r30.per_seed == pytest.approx(expected)
             assert r30.lo68 <= r30.hi68
-            assert set(setting.kd_over_baseline.accuracy_at_beta) == {"0.5"}
+            assert set(setting.kd_over_baseline.accuracy_at_beta) == {
+                "0.5",
+                "0.9",
+            }  # boost_betas + robustness_betas
         assert [p.train_fraction for p in student.low_data] == list(scfg.train_fractions)
+        for interval in (setting.kd_over_baseline.rejection_at_50, setting.kd_over_baseline.auc):
+            assert (
+                interval.method in ("hierarchical_bootstrap", "t_log_ratio") and len(interval.per_seed) == 2
+            )
+        # the augmentation control: two more arms at the chosen setting, the same seeds
+        aug = student.augmentation
+        assert aug is not None and aug.beta_max == scfg.augment_beta_max == 0.9
+        assert (aug.teacher, aug.temperature, aug.kd_weight) == tuple(
+            student.best[k] for k in ("teacher", "temperature", "kd_weight")
+        )
+        assert [f.seed for f in aug.baseline_augmented] == [f.seed for f in aug.kd_augmented] == study.seeds
+        assert set(aug.accuracy) == set(aug.ratios) == {"0.5", "0.9"}
+        assert set(aug.ratios["0.9"]) == {
+            "kd_over_baseline",
+            "augmented_over_baseline",
+            "kd_over_augmented",
+            "kd_augmented_over_augmented",
+        }
+        chosen_kd = student.chosen_setting().kd
+        assert aug.accuracy["0.9"]["kd"] == pytest.approx(
+            np.mean([f.accuracy_at_beta["0.9"] for f in chosen_kd])
+        )
+        assert aug.ratios["0.5"]["kd_over_augmented"].per_seed == pytest.approx(
+            [
+                k.accuracy_at_beta["0.5"] / b.accuracy_at_beta["0.5"]
+                for k, b in zip(chosen_kd, aug.baseline_augmented, strict=False)
+            ]
+        )
+        # the augmented students are other students than the plain ones
+        assert [f.auc for f in aug.baseline_augmented] != [f.auc for f in student.baseline]
+    assert study.interval_method.startswith("68% intervals: the wider of a hierarchical bootstrap")
     md = (cfg.artifacts / "study.md").read_text()
+    assert "Augmentation control (training jets boosted up to beta = 0.9" in md
+    assert "`mlp` at beta = 0.9:" in md and "| seed | baseline R30 | KD R30 |" in md
     assert "## The paper, on another data set" in md and "ANOTHER data set" in md
     for png in ("ratio_per_seed.png", "low_data.png", "boost_mlp.png", "boost_deepsets.png"):
         assert (cfg.artifacts / "study" / png).read_bytes()[:4] == b"\x89PNG"
 
-    # A study whose outputs are lost resumes from its cache: no student is trained again.
+    # The trainings ran on the Dask cluster (2 local workers) and each left its cache file: 2 students x
+    # 2 seeds x (baseline + 2 teachers x 2 settings; low data 2; augmented 2) = 36.
+    messages = [r.getMessage() for r in caplog.records]
+    assert "study: 20 trainings, 0 cached, 20 to run" in messages
+    assert "study: 16 trainings, 0 cached, 16 to run" in messages
+    assert any(m.startswith("study trainings: 20 tasks on tcp://") for m in messages)
+    cached = sorted(RunLayout.of(cfg).study_cache.glob("*.npz"))
+    assert len(cached) == 36
+
+    # A study killed before its end resumes from its cache: only the trainings without a cache file run
+    # again (3 cache files removed, as a kill leaves them missing), and the results are the same.
     before = json.loads((cfg.artifacts / "study.json").read_text())
     (cfg.artifacts / "study.json").unlink()
+    lost = {cached[0].name, cached[1].name, cached[2].name}
+    for path in cached[:3]:
+        path.unlink()
     caplog.clear()
     caplog.set_level("INFO")
     assert main(["study", "--config", str(ci_run.path)]) == 0
     messages = [r.getMessage() for r in caplog.records]
     assert any("stage study: running" in m for m in messages)
-    assert not any(" epoch " in m for m in messages)
+    runs = [m for m in messages if m.startswith("study: ") and "trainings," in m]
+    assert sum(int(m.split(", ")[2].split()[0]) for m in runs) == 3
+    assert {p.name for p in RunLayout.of(cfg).study_cache.glob("*.npz")} >= lost
     after = json.loads((cfg.artifacts / "study.json").read_text())
-    assert after["students"] == before["students"]
+    # the same students (only the retrained ones' wall-clock seconds differ)
+    assert _without_seconds(after["students"]) == _without_seconds(before["students"])
 
 
 def test_the_cache_keys_cover_the_result_code_and_no_report_module(monkeypatch) -> None:

@@ -208,7 +208,8 @@ class Config(Section):
         return {
             "students": [s.model_dump(mode="json", exclude=set(PAIRING_FIELDS)) for s in self.students],
             "distill": self.distill.model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
-            "study": self.study.model_dump(mode="json"),
+            # Where the trainings run never changes a result: the cluster is not part of the study's digest.
+            "study": self.study.model_dump(mode="json", exclude={"workers", "scheduler"}),
         }
 
     # -- teachers ------------------------------------------------------------------------------------

@@ -46,6 +46,10 @@ from kd_trigger.contracts.metrics import (
 from kd_trigger.contracts.records import DigestParts, Fingerprint, StageRecord
 from kd_trigger.contracts.scan import Scan, ScanCopy, ScanPoint
 from kd_trigger.contracts.study import (
+    ARMS,
+    COMPARISONS,
+    AugmentationArms,
+    Bounds,
     Interval,
     KdOverBaseline,
     LowDataPoint,
@@ -57,6 +61,10 @@ from kd_trigger.contracts.study import (
 )
 
 __all__ = [
+    "ARMS",
+    "COMPARISONS",
+    "AugmentationArms",
+    "Bounds",
     "BoostPoint",
     "BudgetBlock",
     "BudgetRowModel",

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from kd_trigger.contracts.base import Contract
 
 
+class Bounds(Contract):
+    """A 68% interval."""
+
+    lo68: float | None
+    hi68: float | None
+
+
 class Interval(Contract):
-    """A KD/baseline ratio over seeds: the mean of the per-seed ratios and its 68% interval (a paired
-    bootstrap that resamples the test jets, the same for both models, and the seeds)."""
+    """A KD/baseline ratio over seeds: the mean of the per-seed ratios and its 68% interval, the wider of
+    a hierarchical bootstrap (seeds, then the test jets within each seed, the same jets for both models)
+    and a Student-t interval of the per-seed log ratios; ``method`` names the one ``lo68``/``hi68`` are."""
 
     mean: float | None
     lo68: float | None
     hi68: float | None
     per_seed: list[float | None]
+    method: Literal["hierarchical_bootstrap", "t_log_ratio"] | None = None
+    geometric_mean: float | None = None
+    """exp(mean of the per-seed log ratios): the centre of the t interval."""
+    hierarchical_bootstrap: Bounds | None = None
+    t_log_ratio: Bounds | None = None
 
 
 class KdOverBaseline(Contract):
@@ -69,12 +82,47 @@ class LowDataPoint(Contract):
     kd_over_baseline: KdOverBaseline
 
 
+ARMS = ("baseline", "kd", "baseline_augmented", "kd_augmented")
+"""The four arms of the augmentation control, in the order the tables show them."""
+
+COMPARISONS = {
+    "kd_over_baseline": ("kd", "baseline"),
+    "augmented_over_baseline": ("baseline_augmented", "baseline"),
+    "kd_over_augmented": ("kd", "baseline_augmented"),
+    "kd_augmented_over_augmented": ("kd_augmented", "baseline_augmented"),
+}
+"""The accuracy ratios of the control (numerator arm, denominator arm): does KD beat augmentation
+(kd_over_augmented), does it add to it (kd_augmented_over_augmented)?"""
+
+
+class AugmentationArms(Contract):
+    """The augmentation control of one student: baseline and KD (the chosen teacher and setting) trained
+    again on boosted jets (random transverse boosts up to ``beta_max``), the same seeds."""
+
+    beta_max: float
+    teacher: str
+    temperature: float
+    kd_weight: float
+    baseline_augmented: list[SeedFigures]
+    kd_augmented: list[SeedFigures]
+    accuracy: dict[str, dict[str, float | None]]
+    """beta (text) -> arm (:data:`ARMS`) -> accuracy at that boost, mean over seeds (per seed: the arms'
+    SeedFigures)."""
+    ratios: dict[str, dict[str, Interval]]
+    """beta (text) -> comparison (:data:`COMPARISONS`) -> the accuracy ratio over seeds and jets."""
+    kd_over_baseline_augmented: KdOverBaseline | None = None
+    """KD + augmentation over baseline + augmentation: R30, R50, AUC (unboosted test jets) and accuracy
+    at the boosts: does the distillation gain survive augmentation?"""
+
+
 class StudentStudy(Contract):
     baseline: list[SeedFigures]
     settings: list[StudySetting]
     best: dict[str, Any]
     """The (teacher, temperature, kd_weight) the validation split picked for this student."""
     low_data: list[LowDataPoint] = Field(default_factory=list)
+    augmentation: AugmentationArms | None = None
+    """The augmentation control (``study.augment_beta_max`` > 0)."""
 
     def chosen_setting(self) -> StudySetting:
         """The setting named by ``best`` (each teacher also marks its own best one ``chosen``)."""
@@ -110,3 +158,5 @@ class Study(Contract):
     students: dict[str, StudentStudy]
     seconds: float
     paper: dict[str, Any]
+    interval_method: str | None = None
+    """How every KD/baseline interval is made and which of its two intervals the headline uses."""

@@ -26,6 +26,8 @@ class Distiller(tf.keras.Model):
         teacher: tf.keras.Model | None = None,
         temperature: float = 1.0,
         kd_weight: float = 0.0,
+        ema_decay: float = 0.0,
+        kd_ramp: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -37,8 +39,22 @@ class Distiller(tf.keras.Model):
         self.teacher = teacher
         if teacher is not None:
             teacher.trainable = False
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
         self.temperature = float(temperature)
         self.kd_weight = float(kd_weight)
+        # A schedule for w scales it by kd_scale (set per epoch by the training loop); without one w stays
+        # a Python constant, so the constant-w loss is computed exactly as it always was.
+        self.kd_scale = tf.Variable(1.0, trainable=False, dtype=tf.float32) if kd_ramp else None
+        # Weight averaging: the float shadow weights (what QKeras quantizes in every forward pass), averaged
+        # after every step; swapped in for validation and kept at the end, so the deployed model is the
+        # quantized average, on the quantizer grid like any QKeras model.
+        self.ema_decay = float(ema_decay)
+        self.ema = (
+            [tf.Variable(v.read_value(), trainable=False) for v in student.trainable_variables]
+            if ema_decay > 0
+            else []
+        )
         self.loss_tracker = tf.keras.metrics.Mean(name="loss")
         self.ce_tracker = tf.keras.metrics.Mean(name="ce")
         self.kd_tracker = tf.keras.metrics.Mean(name="kd")
@@ -73,7 +89,11 @@ class Distiller(tf.keras.Model):
         logits = self(inputs, training=training)
         ce = cross_entropy(labels, logits)
         kd = kd_term(teacher_logits, logits, self.temperature) if teacher_logits is not None else tf.zeros(())
-        loss = (1.0 - self.kd_weight) * ce + self.kd_weight * kd if self.kd_weight > 0 else ce
+        if self.kd_weight > 0 and self.kd_scale is not None:
+            w = self.kd_weight * self.kd_scale
+            loss = (1.0 - w) * ce + w * kd
+        else:
+            loss = (1.0 - self.kd_weight) * ce + self.kd_weight * kd if self.kd_weight > 0 else ce
         return {"loss": loss, "ce": ce, "kd": kd, "logits": logits}
 
     def _update(self, parts: dict[str, tf.Tensor], labels: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -90,7 +110,17 @@ class Distiller(tf.keras.Model):
         variables = self.student.trainable_variables
         grads = tape.gradient(parts["loss"], variables)
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        if self.ema:
+            for average, v in zip(self.ema, variables, strict=True):
+                average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * v)
         return self._update(parts, labels)
+
+    def swap_ema(self) -> None:
+        """Exchange the student's trainable weights and their averages (twice: back as they were)."""
+        for average, v in zip(self.ema, self.student.trainable_variables, strict=True):
+            held = v.read_value()
+            v.assign(average)
+            average.assign(held)
 
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:
         inputs, labels = data[0], data[1]

@@ -24,7 +24,14 @@ from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.evaluation import evaluate_run
 from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
-from kd_trigger.distill.training import VARIANTS, TrainRecord, student_seed, train_student, train_subset
+from kd_trigger.distill.training import (
+    VARIANTS,
+    TrainRecord,
+    boost_augmenter,
+    student_seed,
+    train_student,
+    train_subset,
+)
 from kd_trigger.errors import ConfigError
 from kd_trigger.evaluate import summary_markdown
 from kd_trigger.layout import RunLayout, StudentFiles
@@ -99,6 +106,7 @@ def distill_stage(ctx: StageContext) -> StageResult:
                 seed=seed,
                 label=f"{spec.name}/{variant}",
                 pruning=plan,
+                augment=boost_augmenter(setting, spec, train_const, seed),
             )
             save_student(student, files.model(variant))
             # Counted in the file as saved, so the report states what the firmware flows will read.

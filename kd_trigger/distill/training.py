@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.config import Config, DistillConfig, StudentConfig
+from kd_trigger.data.augment import BoostAugmenter
 from kd_trigger.distill.pruning import (
     PruningPlan,
     check_sparsity,
@@ -27,7 +28,7 @@ from kd_trigger.distill.pruning import (
 )
 from kd_trigger.errors import ModelError
 from kd_trigger.layout import RunLayout
-from kd_trigger.models.students import load_student_file
+from kd_trigger.models.students import load_student_file, student_inputs
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,22 @@ def train_subset(n_train: int, fraction: float, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n_train)[:k])
 
 
+def boost_augmenter(
+    dcfg: DistillConfig, spec: StudentConfig, constituents: np.ndarray, seed: int
+) -> BoostAugmenter | None:
+    """The augmentation of ``dcfg.augment`` for ``spec``'s training jets (None when it is off): the
+    student inputs recomputed from the boosted four-vectors by :func:`student_inputs`, seeded by ``seed``."""
+    if dcfg.augment.beta_max <= 0:
+        return None
+    return BoostAugmenter(
+        constituents,
+        dcfg.augment.beta_max,
+        seed,
+        lambda c: student_inputs(spec, c),
+        n_particles=spec.n_particles,
+    )
+
+
 def _inputs(x: np.ndarray, teacher_logits: np.ndarray | None) -> dict[str, np.ndarray]:
     batch = {"student": x}
     if teacher_logits is not None:
@@ -99,6 +116,7 @@ def train_student(
     seed: int,
     label: str = "",
     pruning: PruningPlan | None = None,
+    augment: BoostAugmenter | None = None,
 ) -> TrainRecord:
     """Train ``student`` in place (baseline: labels only; kd: the distillation loss) with early stopping.
 
@@ -110,6 +128,11 @@ def train_student(
     schedule; only epochs from ``pruning.end_epoch`` on (at the target sparsity, with the final mask) can
     be kept or count towards the patience, and ``student`` ends as plain QKeras with exact zeros
     (wrappers stripped; ModelError if a kernel is short of the target).
+
+    With ``augment`` (:func:`boost_augmenter`) every epoch trains on freshly boosted training jets (their
+    inputs replace ``train``'s, in the same jet order). ``dcfg.ema_decay`` > 0 validates, keeps and leaves
+    in ``student`` the averaged weights; ``dcfg.kd_weight_schedule`` = linear ramps w up (epochs of the
+    ramp are not eligible, for both variants alike).
     """
     import tensorflow as tf
 
@@ -121,13 +144,27 @@ def train_student(
     x_va, y_va, t_va = val
     if pruning is not None and pruning.end_epoch > dcfg.epochs:
         raise ValueError(f"pruning ends at epoch {pruning.end_epoch}, after the cap of {dcfg.epochs} epochs")
+    if pruning is not None and dcfg.ema_decay > 0:
+        raise ValueError(
+            "distill.ema_decay with a pruned student: the average of masked kernels is not sparse"
+        )
+    ramp = dcfg.kd_weight_ramp_epochs if dcfg.kd_weight_schedule == "linear" else 0
+    if ramp > dcfg.epochs:
+        raise ValueError(f"the w ramp of {ramp} epochs is longer than the cap of {dcfg.epochs} epochs")
+    if augment is not None and len(augment) != len(y_tr):
+        raise ValueError(f"the augmentation holds {len(augment)} jets, the training split {len(y_tr)}")
     steps_per_epoch = math.ceil(len(y_tr) / dcfg.batch_size)
     trained = student if pruning is None else prune_wrap(student, pruning, steps_per_epoch)
     callbacks = [] if pruning is None else pruning_callbacks()
-    first_eligible = 1 if pruning is None else pruning.end_epoch
+    first_eligible = max(1 if pruning is None else pruning.end_epoch, ramp)
     kd_weight = dcfg.kd_weight if variant == "kd" else 0.0
     distiller = Distiller(
-        trained, temperature=dcfg.temperature, kd_weight=kd_weight, name=f"distiller_{variant}"
+        trained,
+        temperature=dcfg.temperature,
+        kd_weight=kd_weight,
+        ema_decay=dcfg.ema_decay,
+        kd_ramp=ramp > 0,
+        name=f"distiller_{variant}",
     )
     distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=dcfg.learning_rate))
     val_ds = tf.data.Dataset.from_tensor_slices((_inputs(x_va, t_va), y_va)).batch(_PREDICT_BATCH)
@@ -141,12 +178,23 @@ def train_student(
     for epoch in range(1, dcfg.epochs + 1):
         t0 = time.perf_counter()
         order = rng.permutation(len(y_tr))
+        # The augmented inputs are the boosted jets'; the teacher's logits stay those of the unboosted jet
+        # (what the teacher says about the jet as measured), for every epoch.
+        x_epoch = x_tr if augment is None else augment.inputs(epoch)
+        if distiller.kd_scale is not None:
+            distiller.kd_scale.assign(min(1.0, epoch / ramp))
         train_ds = tf.data.Dataset.from_tensor_slices(
-            (_inputs(x_tr[order], None if t_tr is None else t_tr[order]), y_tr[order])
+            (_inputs(x_epoch[order], None if t_tr is None else t_tr[order]), y_tr[order])
         ).batch(dcfg.batch_size)
-        hist = distiller.fit(
-            train_ds, validation_data=val_ds, epochs=1, verbose=0, callbacks=callbacks
-        ).history
+        if distiller.ema:
+            hist = distiller.fit(train_ds, epochs=1, verbose=0, callbacks=callbacks).history
+            distiller.swap_ema()  # validate (and keep) the averaged weights
+            scores = distiller.evaluate(val_ds, verbose=0, return_dict=True)
+            hist.update({f"val_{k}": [float(v)] for k, v in scores.items()})
+        else:
+            hist = distiller.fit(
+                train_ds, validation_data=val_ds, epochs=1, verbose=0, callbacks=callbacks
+            ).history
         for key, values in hist.items():
             record.history.setdefault(key, []).append(float(values[-1]))
         value = float(hist[f"val_{dcfg.monitor}"][-1])
@@ -157,6 +205,8 @@ def train_student(
             best_weights = student.get_weights()  # the wrapped layers are student's own: masked kernels
         elif epoch >= first_eligible:
             since_best += 1
+        if distiller.ema:
+            distiller.swap_ema()  # training goes on from the raw weights
         record.epochs_run = epoch
         log.info(
             "%s epoch %d/%d: loss %.4f ce %.4f kd %.4f acc %.4f | val loss %.4f ce %.4f acc %.4f%s (%.1f s)",

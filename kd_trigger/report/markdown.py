@@ -7,7 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.contracts import HlsReport, Interval, Scan, ScanCopy, StudentStudy, Study, StudySetting
+from kd_trigger.contracts import (
+    ARMS,
+    COMPARISONS,
+    AugmentationArms,
+    HlsReport,
+    Interval,
+    Scan,
+    ScanCopy,
+    StudentStudy,
+    Study,
+    StudySetting,
+)
 from kd_trigger.fpga.figures import design_figures
 from kd_trigger.layout import PARETO_LATENCY_PLOT, PARETO_LUT_PLOT, STUDY_PLOTS_DIR
 
@@ -30,13 +41,138 @@ def fmt_interval(interval: Interval, digits: int = 2) -> str:
     return text
 
 
-def _seeds(interval: Interval) -> str:
-    return " / ".join("n/a" if v is None else f"{v:.2f}" for v in interval.per_seed)
+def _seeds(interval: Interval, digits: int = 2) -> str:
+    return " / ".join("n/a" if v is None else f"{v:.{digits}f}" for v in interval.per_seed)
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def per_seed_table(s: StudentStudy) -> list[str]:
+    """Every seed of the chosen setting: R30, R50 and AUC of the baseline and the distilled student."""
+    st = s.chosen_setting()
+    lines = [
+        f"Per seed (chosen setting, teacher `{st.teacher}`, T = {st.temperature:g}, w = {st.kd_weight:g}):",
+        "",
+        "| seed | baseline R30 | KD R30 | baseline R50 | KD R50 | baseline AUC | KD AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b, k in zip(s.baseline, st.kd, strict=True):
+        lines.append(
+            f"| {b.seed} | {_num(b.rejection_at_30, 1)} | {_num(k.rejection_at_30, 1)} | "
+            f"{_num(b.rejection_at_50, 1)} | {_num(k.rejection_at_50, 1)} | {b.auc:.4f} | {k.auc:.4f} |"
+        )
+    return lines
 
 
 def _mean(values: list[float | None]) -> str:
     present = [v for v in values if v is not None]
     return f"{np.mean(present):.3f}" if present else "n/a"
+
+
+_ARM_NAMES = {
+    "baseline": "baseline",
+    "kd": "KD",
+    "baseline_augmented": "baseline + augmentation",
+    "kd_augmented": "KD + augmentation",
+}
+
+
+def augmentation_table(aug: AugmentationArms) -> list[str]:
+    """The four arms' accuracies at each robustness beta and the control's ratios with their intervals."""
+    betas = list(aug.accuracy)
+    lines = [
+        f"Augmentation control (training jets boosted up to beta = {aug.beta_max:g}, teacher `{aug.teacher}`, "
+        f"T = {aug.temperature:g}, w = {aug.kd_weight:g}; accuracy, mean over seeds):",
+        "",
+        "| arm | " + " | ".join(f"accuracy at beta={b}" for b in betas) + " |",
+        "|---|" + "---|" * len(betas),
+    ]
+    for arm in ARMS:
+        lines.append(
+            f"| {_ARM_NAMES[arm]} | " + " | ".join(_num(aug.accuracy[b][arm], 3) for b in betas) + " |"
+        )
+    lines += ["", "| accuracy ratio | " + " | ".join(f"beta={b} | per seed" for b in betas) + " |"]
+    lines.append("|---|" + "---|---|" * len(betas))
+    for name, (num, den) in COMPARISONS.items():
+        cells = " | ".join(
+            f"{fmt_interval(aug.ratios[b][name], 3)} | {_seeds(aug.ratios[b][name], 3)}" for b in betas
+        )
+        lines.append(f"| {_ARM_NAMES[num]} / {_ARM_NAMES[den]} | {cells} |")
+    return lines
+
+
+def arm_figures_table(s: StudentStudy) -> list[str]:
+    """R30, R50, AUC and accuracy (unboosted test jets, mean over seeds) of the four arms, and the KD/baseline
+    ratios without and with augmentation."""
+    aug = s.augmentation
+    if aug is None:
+        return []
+    st = s.chosen_setting()
+    runs = {
+        "baseline": s.baseline,
+        "kd": st.kd,
+        "baseline_augmented": aug.baseline_augmented,
+        "kd_augmented": aug.kd_augmented,
+    }
+    lines = [
+        "Four arms on the unboosted test jets (mean over seeds):",
+        "",
+        "| arm | R30 | R50 | AUC | accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for arm in ARMS:
+        figs = runs[arm]
+        lines.append(
+            f"| {_ARM_NAMES[arm]} | {_mean([f.rejection_at_30 for f in figs])} | "
+            f"{_mean([f.rejection_at_50 for f in figs])} | {_mean([f.auc for f in figs])} | "
+            f"{_mean([f.accuracy for f in figs])} |"
+        )
+    lines += ["", "| KD / baseline | R30 | R50 | AUC |", "|---|---|---|---|"]
+    for label, ratios in (
+        ("without augmentation", st.kd_over_baseline),
+        ("with augmentation", aug.kd_over_baseline_augmented),
+    ):
+        if ratios is not None:
+            lines.append(
+                f"| {label} | {fmt_interval(ratios.rejection_at_30)} | {fmt_interval(ratios.rejection_at_50)} | "
+                f"{fmt_interval(ratios.auc, 4)} |"
+            )
+    return lines
+
+
+def _above_one(interval: Interval) -> bool:
+    return interval.lo68 is not None and interval.lo68 > 1.0
+
+
+def robustness_sentence(student: str, aug: AugmentationArms, beta: str) -> str:
+    """What the study may say about KD and robustness at boost ``beta``: a gain from KD is claimed only
+    where its interval is above 1 against the baseline AND KD either beats augmentation (KD / baseline +
+    augmentation above 1) or adds to it (KD + augmentation / baseline + augmentation above 1)."""
+    r = aug.ratios[beta]
+    kd, beats, adds = r["kd_over_baseline"], r["kd_over_augmented"], r["kd_augmented_over_augmented"]
+    head = f"`{student}` at beta = {beta}:"
+    numbers = (
+        f"accuracy ratio KD / baseline {fmt_interval(kd, 3)}, KD / baseline + augmentation "
+        f"{fmt_interval(beats, 3)}, KD + augmentation / baseline + augmentation {fmt_interval(adds, 3)} (68%)."
+    )
+    if _above_one(kd) and (_above_one(beats) or _above_one(adds)):
+        how = " and ".join(
+            text
+            for flag, text in (
+                (_above_one(beats), "beats augmentation"),
+                (_above_one(adds), "adds to augmentation"),
+            )
+            if flag
+        )
+        return f"{head} distillation makes the student more robust to boosts: KD {how}; {numbers}"
+    if _above_one(kd):
+        return (
+            f"{head} KD is more accurate than the baseline under boosts, but augmentation alone does as well "
+            f"and KD adds nothing to it: no robustness gain is claimed for distillation; {numbers}"
+        )
+    return f"{head} no robustness gain from distillation; {numbers}"
 
 
 def study_markdown(study: Study, images: list[str]) -> str:
@@ -51,7 +187,8 @@ def study_markdown(study: Study, images: list[str]) -> str:
         f"{len(study.seeds)} seeds ({', '.join(map(str, study.seeds))}), initial weights shared per seed; "
         f"test split {study.n_test:,} jets ({study.n_test_background:,} background). Settings chosen on the "
         f"validation split by the KD/baseline ratio of `{study.select_on}`; the test split only measures. "
-        "Ratios: mean of the per-seed ratios [68% interval of a paired bootstrap over test jets and seeds].",
+        "Ratios: mean of the per-seed ratios [68% interval: the wider of a hierarchical bootstrap over seeds "
+        "and the test jets within each seed, and a t interval of the per-seed log ratios].",
         "",
         "## Teachers",
         "",
@@ -72,9 +209,9 @@ def study_markdown(study: Study, images: list[str]) -> str:
             f"{_mean([f.rejection_at_30 for f in s.baseline])} (mean over seeds). Chosen on validation: "
             f"teacher `{s.best['teacher']}`, T = {s.best['temperature']:g}, w = {s.best['kd_weight']:g}.",
             "",
-            "| teacher | T | w | picked on validation | val ratio | R30 ratio | per seed | R50 ratio | AUC ratio | "
-            f"accuracy at beta={beta_key}: baseline -> KD |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| teacher | T | w | picked on validation | val ratio | R30 ratio | per seed | R50 ratio | per seed | "
+            f"AUC ratio | per seed | accuracy at beta={beta_key}: baseline -> KD |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for st in s.settings:
             acc_b = _mean([f.accuracy_at_beta.get(beta_key or "", None) for f in s.baseline])
@@ -83,10 +220,12 @@ def study_markdown(study: Study, images: list[str]) -> str:
             lines.append(
                 f"| {st.teacher} | {st.temperature:g} | {st.kd_weight:g} | {_picked(s, st)} | {val} | "
                 f"{fmt_interval(st.kd_over_baseline.rejection_at_30)} | {_seeds(st.kd_over_baseline.rejection_at_30)} | "
-                f"{fmt_interval(st.kd_over_baseline.rejection_at_50)} | {fmt_interval(st.kd_over_baseline.auc, 4)} | "
+                f"{fmt_interval(st.kd_over_baseline.rejection_at_50)} | {_seeds(st.kd_over_baseline.rejection_at_50)} | "
+                f"{fmt_interval(st.kd_over_baseline.auc, 4)} | {_seeds(st.kd_over_baseline.auc, 4)} | "
                 f"{acc_b} -> {acc_k} |"
             )
         lines += study_class_lines(s)
+        lines += ["", *per_seed_table(s)]
         if s.low_data:
             lines += [
                 "",
@@ -100,6 +239,9 @@ def study_markdown(study: Study, images: list[str]) -> str:
                     f"| {p.train_fraction:g} | {p.n_train:,} | {_mean([f.rejection_at_30 for f in p.baseline])} | "
                     f"{_mean([f.rejection_at_30 for f in p.kd])} | {fmt_interval(p.kd_over_baseline.rejection_at_30)} |"
                 )
+        if s.augmentation is not None:
+            lines += ["", *arm_figures_table(s), "", *augmentation_table(s.augmentation), ""]
+            lines += [robustness_sentence(name, s.augmentation, beta) for beta in s.augmentation.ratios]
     lines += [
         "",
         "## The paper, on another data set",

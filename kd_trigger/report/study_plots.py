@@ -81,10 +81,17 @@ def plot_robustness(study: Study, student: str, path: Path) -> Path:
     chosen = s.chosen_setting()
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
-    for label, runs, color in (
+    arms = [
         ("baseline", s.baseline, "C1"),
         (f"KD ({chosen.teacher}, T={chosen.temperature:g}, w={chosen.kd_weight:g})", chosen.kd, "C0"),
-    ):
+    ]
+    if s.augmentation is not None:
+        aug = s.augmentation
+        arms += [
+            (f"baseline + boosts to β={aug.beta_max:g}", aug.baseline_augmented, "C2"),
+            (f"KD + boosts to β={aug.beta_max:g}", aug.kd_augmented, "C3"),
+        ]
+    for label, runs, color in arms:
         betas = sorted(float(b) for b in runs[0].accuracy_at_beta)
         curves = np.array([[r.accuracy] + [r.accuracy_at_beta[f"{b:g}"] for b in betas] for r in runs])
         x = [0.0, *betas]
