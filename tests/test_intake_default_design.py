@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -140,6 +141,12 @@ def test_keras_3layer_converts_as_hls4ml_builds_it_exact_with_its_precision_loss
     assert loss["design"] == DESIGN and loss["compared_layer"] == "output" and loss["n_samples"] == 10_000
     # the random edge inputs span ap_fixed<16,6>'s whole range: the default accumulators overflow
     assert loss["max_abs_diff"] > 1.0 and 0.0 < loss["decision_changed_fraction"] < 1.0
+    # the inputs lie on the input grid (no saturation there); fc1's ap_fixed<16,6> accumulator wraps first
+    assert list(loss["layers"])[:3] == ["input_1", "fc1", "fc1_relu"] and list(loss["layers"])[-1] == "output"
+    assert (
+        loss["layers"]["input_1"]["overflow_count"] == 0 and loss["layers"]["input_1"]["max_abs_diff"] == 0.0
+    )
+    assert loss["first_overflow_layer"] == "fc1" and loss["layers"]["fc1"]["overflow_count"] > 0
 
 
 def test_precision_loss_is_zero_for_exact_types_and_runs_on_power_of_two_scaled_kernels() -> None:
@@ -166,3 +173,84 @@ def test_precision_loss_is_zero_for_exact_types_and_runs_on_power_of_two_scaled_
     x = rng.normal(0.0, 2.0, (500, *model.input_shape[1:]))
     loss = measure_precision_loss(model, design, x, "head", "assumed")
     assert loss["compared_layer"] == "head" and 0.0 < loss["max_abs_diff"] < 0.1
+
+
+def _narrow_identity_model() -> Any:
+    """x(2) -> fc1 = identity Dense -> relu1 -> out = Dense(1) summing both: every number by hand."""
+    inp = tf.keras.Input((2,), name="x")
+    h = tf.keras.layers.Dense(2, name="fc1")(inp)
+    h = tf.keras.layers.Activation("relu", name="relu1")(h)
+    out = tf.keras.layers.Dense(1, name="out")(h)
+    model = tf.keras.Model(inp, out)
+    model.get_layer("fc1").set_weights([np.eye(2), np.zeros(2)])
+    model.get_layer("out").set_weights([np.ones((2, 1)), np.zeros(1)])
+    return model
+
+
+def test_per_layer_precision_loss_counts_overflows_where_they_happen() -> None:
+    """Input ap_fixed<8,4> (range [-8, 7.9375]), fc1's result configured ap_fixed<5,3> (range [-4, 3.75],
+    LSB 0.25, truncation, wrap-around). Inputs [1, 2.5], [5, -1], [9, 0.5]: 9 saturates to 7.9375 at the
+    input (one overflow); in fc1 5 wraps to -3 and 7.9375 truncates to 7.75 and wraps to -0.25 (two
+    overflows); relu1 and out only inherit the error (no overflow of their own)."""
+    from types import SimpleNamespace
+
+    from kd_trigger.hls.default_design import measure_precision_loss
+    from kd_trigger.layers.model import model_precision
+    from kd_trigger.layers.spec import Intake
+
+    model = _narrow_identity_model()
+    hls = HlsConfig(
+        input_precision="ap_fixed<8,4>",
+        default_precision="ap_fixed<16,6>",
+        configured_types={"fc1": {"result": "ap_fixed<5,3>"}},
+    )
+    precision = model_precision(model, Intake.from_hls(hls))
+    assert precision["fc1"].emulated and not precision["relu1"].emulated
+    design = SimpleNamespace(precision=precision, input_type=precision["x"].types["result"])
+    x_raw = np.array([[1.0, 2.5], [5.0, -1.0], [9.0, 0.5]])
+    loss = measure_precision_loss(model, design, x_raw, None, "narrow")
+    layers = loss["layers"]
+    assert list(layers) == ["x", "fc1", "relu1", "out"]
+    assert layers["x"] == {
+        "compared_with": "x",
+        "result_type": "ap_fixed<8,4>",
+        "n_values": 6,
+        "max_abs_diff": 1.0625,
+        "mean_abs_diff": pytest.approx(1.0625 / 6),
+        "overflow_count": 1,
+    }
+    # design fc1: [1, 2.5], [-3, -1], [-0.25, 0.5] against the float [1, 2.5], [5, -1], [9, 0.5]
+    assert (layers["fc1"]["max_abs_diff"], layers["fc1"]["overflow_count"]) == (9.25, 2)
+    assert layers["fc1"]["mean_abs_diff"] == pytest.approx(17.25 / 6)
+    assert layers["fc1"]["result_type"] == "ap_fixed<5,3>"
+    # relu1: [1, 2.5], [0, 0], [0, 0.5] against [1, 2.5], [5, 0], [9, 0.5]
+    assert (layers["relu1"]["max_abs_diff"], layers["relu1"]["overflow_count"]) == (9.0, 0)
+    assert layers["relu1"]["mean_abs_diff"] == pytest.approx(14.0 / 6)
+    # out: 3.5, 0, 0.5 against 3.5, 5, 9.5
+    assert (layers["out"]["max_abs_diff"], layers["out"]["overflow_count"]) == (9.0, 0)
+    assert loss["max_abs_diff"] == 9.0 and loss["mean_abs_diff"] == pytest.approx(14.0 / 3)
+    assert loss["decision_changed_fraction"] == pytest.approx(1 / 3)  # 5 > 0 became 0
+    assert loss["first_overflow_layer"] == "x"
+    # Without the saturating input, fc1 overflows first; without any overflow: None
+    assert measure_precision_loss(model, design, x_raw[:2], None, "narrow")["first_overflow_layer"] == "fc1"
+    quiet = measure_precision_loss(model, design, x_raw[:1], None, "narrow")
+    assert quiet["first_overflow_layer"] is None
+    assert [v["overflow_count"] for v in quiet["layers"].values()] == [0, 0, 0, 0]
+
+
+def test_the_summary_line_names_the_overflows() -> None:
+    from kd_trigger.hls.layer_loss import overflow_summary
+
+    loss = {
+        "first_overflow_layer": "x",
+        "layers": {
+            "x": {"overflow_count": 1, "n_values": 6},
+            "fc1": {"overflow_count": 2, "n_values": 6},
+            "out": {"overflow_count": 0, "n_values": 3},
+        },
+    }
+    assert overflow_summary(loss) == "overflows (wrapped/saturated values) first at x: x 1/6, fc1 2/6"
+    assert (
+        overflow_summary({"first_overflow_layer": None, "layers": {}})
+        == "no value overflowed a configured type"
+    )

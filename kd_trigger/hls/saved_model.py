@@ -20,6 +20,7 @@ from kd_trigger.fpga.parts import yosys_family
 from kd_trigger.hls.build import RANDOM_SAMPLES, convert_and_simulate
 from kd_trigger.hls.convert import WEIGHT_LAYER_CLASSES, check_supported, model_precision
 from kd_trigger.hls.default_design import DESIGN, default_design, measure_precision_loss, needs_default_design
+from kd_trigger.hls.layer_loss import overflow_summary
 from kd_trigger.hls.precision import Intake, edge_case_inputs
 from kd_trigger.hls.project_config import ProjectConfig, configure
 from kd_trigger.layout import ProjectLayout
@@ -296,13 +297,14 @@ def _convert_into(
     )
     log.info(
         "precision loss of the design (%s) against the float model, at %s: max |diff| %.4g, mean |diff| %.4g, "
-        "decisions changed on %.4f of %d samples",
+        "decisions changed on %.4f of %d samples; %s",
         design,
         loss["compared_layer"] or "the output",
         loss["max_abs_diff"],
         loss["mean_abs_diff"],
         loss["decision_changed_fraction"],
         loss["n_samples"],
+        overflow_summary(loss),
     )
     return EXIT_OK
 
