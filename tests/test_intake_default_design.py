@@ -254,3 +254,58 @@ def test_the_summary_line_names_the_overflows() -> None:
         overflow_summary({"first_overflow_layer": None, "layers": {}})
         == "no value overflowed a configured type"
     )
+
+
+def test_a_mean_over_three_is_divided_as_hls4mls_avg_divides_it() -> None:
+    """nnet::avg by hand: accum ap_fixed<8,4> (LSB 1/16, wraps at [-8, 8)), y /= 3 truncates the code
+    towards zero, result ap_fixed<10,4> (LSB 1/64). Column 0: 1+2+2 = 5 = 80/16, 80/3 -> 26: 1.625.
+    Column 1: -2.125 = -34/16, -34/3 -> -11 (not -12): -0.6875. Column 2: 7+7 wraps to -2, -2+1 = -1 =
+    -16/16, -16/3 -> -5: -0.3125."""
+    from kd_trigger.fixed import FixedType
+    from kd_trigger.layers.pooling import emulated_pool
+
+    tf.keras.backend.set_floatx("float64")
+    try:
+        inp = tf.keras.Input((3, 3), dtype="float64")
+        model = tf.keras.Model(inp, emulated_pool("pool", inp, 3, FixedType(8, 4), FixedType(10, 4)))
+        x = np.array([[[1.0, -1.0, 7.0], [2.0, -1.0, 7.0], [2.0, -0.125, 1.0]]])
+        got = np.asarray(model(x))
+    finally:
+        tf.keras.backend.set_floatx("float32")
+    np.testing.assert_array_equal(got, [[1.625, -0.6875, -0.3125]])
+
+
+def test_a_mean_over_20_particles_without_a_quantizer_gets_hls4mls_types_emulated() -> None:
+    """The 20-particle Deep Sets without a quantizer after its pooling (refused before): hls4ml's default
+    design gives the pooling its ap_fixed<16,6> accum and result, and the reference emulates them."""
+    from layer_base import l1_deep_sets
+
+    from kd_trigger.layers.model import model_precision
+    from kd_trigger.layers.spec import Intake
+
+    model = l1_deep_sets(20)
+    hls, design_model = default_design(model, HlsConfig())
+    pool = model_precision(design_model, Intake.from_hls(hls))["pool"]
+    assert pool.emulated and pool.kind == "pooling"
+    assert {k: t.hls() for k, t in pool.types.items()} == {
+        "accum": "ap_fixed<16,6>",
+        "result": "ap_fixed<16,6>",
+    }
+
+
+@pytest.mark.slow
+def test_a_mean_over_20_particles_without_a_quantizer_converts_exactly(tmp_path: Path) -> None:
+    """hls --model on it with no options: exit 0, the C simulation equal to the emulated division on
+    every output, and the pooling's wrapped sums (20 relu values up to 7.97 in ap_fixed<16,6>) counted."""
+    from layer_base import l1_deep_sets
+
+    from kd_trigger.cli import main
+
+    path = tmp_path / "deep_sets20.h5"
+    l1_deep_sets(20).save(path, save_format="h5")
+    out = tmp_path / "fw"
+    assert main(["hls", "--model", str(path), "--out", str(out)]) == 0
+    report = json.loads((out / "hls_report.json").read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["compared_layer"] == "head"
+    assert report["precision"]["pool"]["accum"] == "ap_fixed<16,6>"
+    assert report["precision_loss"]["layers"]["pool"]["overflow_count"] > 0
