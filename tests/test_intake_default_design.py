@@ -291,6 +291,17 @@ def test_a_mean_over_20_particles_without_a_quantizer_gets_hls4mls_types_emulate
         "accum": "ap_fixed<16,6>",
         "result": "ap_fixed<16,6>",
     }
+    # the RTL flow builds exact types only: it names the fields it cannot honour, here the pooling's
+    from kd_trigger.errors import ModelError
+    from kd_trigger.hls.saved_model import refuse_narrowed_types
+
+    with pytest.raises(ModelError) as err:
+        refuse_narrowed_types({"pool": pool})
+    assert str(err.value) == (
+        "--hls-config: the RTL flow cannot honour layer 'pool' accum ap_fixed<16,6> (no exact type: a mean over a "
+        "non-power-of-two count), layer 'pool' result ap_fixed<16,6> (no exact type: a mean over a non-power-of-two "
+        "count): it builds exact types only and rounds only at quantizers (hls --model builds and judges this design)"
+    )
 
 
 @pytest.mark.slow

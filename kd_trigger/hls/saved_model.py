@@ -342,18 +342,37 @@ def rtl_saved_model(
     hls = configure(hls, model, project)
     shape = check_saved_model(model, hls)
     precision = model_precision(model, Intake.from_hls(hls))
-    narrowed = [name for name, chosen in precision.items() if chosen.emulated]
-    if narrowed:
-        raise ModelError(
-            f"--hls-config gives layer(s) {', '.join(repr(n) for n in narrowed)} accum/result types narrower than "
-            "exact; the RTL flow builds exact types only (use hls --model for that design)"
-        )
+    refuse_narrowed_types(precision)
     input_type = next(iter(precision.values())).types["result"]
     edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=0)
     x = np.concatenate([load_inputs(data_path, shape), edges]) if data_path is not None else edges
     with created_dir(out_dir.parent, "--out parent directory"):
         clean_dead_temporaries(out_dir.parent, depth=1)
         return _rtl_into(model, model_path, out_dir, x, hls, precision)
+
+
+def refuse_narrowed_types(precision: dict[str, Any]) -> None:
+    """ModelError naming every configured field the RTL flow cannot honour: a type narrower than exact.
+
+    The RTL flow builds each weight layer's sum exactly (da4ml's shift-and-add graph shares partial
+    sums across products, so hls4ml's per-product rounding into a narrower accumulator has no place
+    in it) and rounds only where a quantizer stands; hls --model builds and judges such a design.
+    """
+    fields = [
+        f"layer '{name}' {key} {chosen.types[key].hls()} "
+        + (
+            f"(exact {exact.hls()})"
+            if exact is not None
+            else "(no exact type: a mean over a non-power-of-two count)"
+        )
+        for name, chosen in precision.items()
+        for key, exact in chosen.narrowed.items()
+    ]
+    if fields:
+        raise ModelError(
+            f"--hls-config: the RTL flow cannot honour {', '.join(fields)}: it builds exact types only and "
+            "rounds only at quantizers (hls --model builds and judges this design)"
+        )
 
 
 def _rtl_into(

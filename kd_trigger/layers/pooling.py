@@ -104,6 +104,7 @@ class AveragePoolingHandler(LayerHandler):
                 f"cast onto {result.hls()} (emulated)",
                 kind="pooling",
                 emulated=True,
+                narrowed={"accum": None, "result": None},
             )
             walk.current = result
             return
