@@ -121,6 +121,10 @@ def test_a_batch_norm_is_fused_into_the_dense_as_hls4ml_fuses_it() -> None:
     fw = quantized_weights(design_model, precision)["fc1"]["weight"]
     want = np.floor(np.array([float(f"{v:.10f}") for v in fused_kernel.ravel()]) * 1024) / 1024
     np.testing.assert_array_equal(fw.ravel(), want)
+    # per-layer precision loss: the fused fc1 is compared with the saved model's bn1 output
+    from kd_trigger.hls.layer_loss import reference_names
+
+    assert reference_names(design_model, model) == {"fc1": "bn1"}
 
 
 @pytest.mark.slow
