@@ -328,7 +328,12 @@ def test_rtl_refuses_narrower_types(
         path = project_yaml(d, NARROW)
         return ["rtl", "--model", str(model_h5), "--hls-config", str(path), "--out", str(d / "rtl")]
 
-    message = "layer(s) 'dense_0', 'output' accum/result types narrower than exact; the RTL flow builds exact"
+    message = (
+        "--hls-config: the RTL flow cannot honour layer 'dense_0' accum ap_fixed<14,4> (exact ap_fixed<25,12>), "
+        "layer 'output' accum ap_fixed<16,6> (exact ap_fixed<20,9>), layer 'output' result "
+        "ap_fixed<10,4,AP_RND,AP_SAT> (exact ap_fixed<20,9>): it builds exact types only and rounds only at "
+        "quantizers (hls --model builds and judges this design)"
+    )
     assert_refused_cleanly(Case("rtl narrow", setup, message), tmp_path, capsys)
 
 

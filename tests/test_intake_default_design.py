@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -120,6 +121,10 @@ def test_a_batch_norm_is_fused_into_the_dense_as_hls4ml_fuses_it() -> None:
     fw = quantized_weights(design_model, precision)["fc1"]["weight"]
     want = np.floor(np.array([float(f"{v:.10f}") for v in fused_kernel.ravel()]) * 1024) / 1024
     np.testing.assert_array_equal(fw.ravel(), want)
+    # per-layer precision loss: the fused fc1 is compared with the saved model's bn1 output
+    from kd_trigger.hls.layer_loss import reference_names
+
+    assert reference_names(design_model, model) == {"fc1": "bn1"}
 
 
 @pytest.mark.slow
@@ -140,6 +145,12 @@ def test_keras_3layer_converts_as_hls4ml_builds_it_exact_with_its_precision_loss
     assert loss["design"] == DESIGN and loss["compared_layer"] == "output" and loss["n_samples"] == 10_000
     # the random edge inputs span ap_fixed<16,6>'s whole range: the default accumulators overflow
     assert loss["max_abs_diff"] > 1.0 and 0.0 < loss["decision_changed_fraction"] < 1.0
+    # the inputs lie on the input grid (no saturation there); fc1's ap_fixed<16,6> accumulator wraps first
+    assert list(loss["layers"])[:3] == ["input_1", "fc1", "fc1_relu"] and list(loss["layers"])[-1] == "output"
+    assert (
+        loss["layers"]["input_1"]["overflow_count"] == 0 and loss["layers"]["input_1"]["max_abs_diff"] == 0.0
+    )
+    assert loss["first_overflow_layer"] == "fc1" and loss["layers"]["fc1"]["overflow_count"] > 0
 
 
 def test_precision_loss_is_zero_for_exact_types_and_runs_on_power_of_two_scaled_kernels() -> None:
@@ -166,3 +177,150 @@ def test_precision_loss_is_zero_for_exact_types_and_runs_on_power_of_two_scaled_
     x = rng.normal(0.0, 2.0, (500, *model.input_shape[1:]))
     loss = measure_precision_loss(model, design, x, "head", "assumed")
     assert loss["compared_layer"] == "head" and 0.0 < loss["max_abs_diff"] < 0.1
+
+
+def _narrow_identity_model() -> Any:
+    """x(2) -> fc1 = identity Dense -> relu1 -> out = Dense(1) summing both: every number by hand."""
+    inp = tf.keras.Input((2,), name="x")
+    h = tf.keras.layers.Dense(2, name="fc1")(inp)
+    h = tf.keras.layers.Activation("relu", name="relu1")(h)
+    out = tf.keras.layers.Dense(1, name="out")(h)
+    model = tf.keras.Model(inp, out)
+    model.get_layer("fc1").set_weights([np.eye(2), np.zeros(2)])
+    model.get_layer("out").set_weights([np.ones((2, 1)), np.zeros(1)])
+    return model
+
+
+def test_per_layer_precision_loss_counts_overflows_where_they_happen() -> None:
+    """Input ap_fixed<8,4> (range [-8, 7.9375]), fc1's result configured ap_fixed<5,3> (range [-4, 3.75],
+    LSB 0.25, truncation, wrap-around). Inputs [1, 2.5], [5, -1], [9, 0.5]: 9 saturates to 7.9375 at the
+    input (one overflow); in fc1 5 wraps to -3 and 7.9375 truncates to 7.75 and wraps to -0.25 (two
+    overflows); relu1 and out only inherit the error (no overflow of their own)."""
+    from types import SimpleNamespace
+
+    from kd_trigger.hls.default_design import measure_precision_loss
+    from kd_trigger.layers.model import model_precision
+    from kd_trigger.layers.spec import Intake
+
+    model = _narrow_identity_model()
+    hls = HlsConfig(
+        input_precision="ap_fixed<8,4>",
+        default_precision="ap_fixed<16,6>",
+        configured_types={"fc1": {"result": "ap_fixed<5,3>"}},
+    )
+    precision = model_precision(model, Intake.from_hls(hls))
+    assert precision["fc1"].emulated and not precision["relu1"].emulated
+    design = SimpleNamespace(precision=precision, input_type=precision["x"].types["result"])
+    x_raw = np.array([[1.0, 2.5], [5.0, -1.0], [9.0, 0.5]])
+    loss = measure_precision_loss(model, design, x_raw, None, "narrow")
+    layers = loss["layers"]
+    assert list(layers) == ["x", "fc1", "relu1", "out"]
+    assert layers["x"] == {
+        "compared_with": "x",
+        "result_type": "ap_fixed<8,4>",
+        "n_values": 6,
+        "max_abs_diff": 1.0625,
+        "mean_abs_diff": pytest.approx(1.0625 / 6),
+        "overflow_count": 1,
+    }
+    # design fc1: [1, 2.5], [-3, -1], [-0.25, 0.5] against the float [1, 2.5], [5, -1], [9, 0.5]
+    assert (layers["fc1"]["max_abs_diff"], layers["fc1"]["overflow_count"]) == (9.25, 2)
+    assert layers["fc1"]["mean_abs_diff"] == pytest.approx(17.25 / 6)
+    assert layers["fc1"]["result_type"] == "ap_fixed<5,3>"
+    # relu1: [1, 2.5], [0, 0], [0, 0.5] against [1, 2.5], [5, 0], [9, 0.5]
+    assert (layers["relu1"]["max_abs_diff"], layers["relu1"]["overflow_count"]) == (9.0, 0)
+    assert layers["relu1"]["mean_abs_diff"] == pytest.approx(14.0 / 6)
+    # out: 3.5, 0, 0.5 against 3.5, 5, 9.5
+    assert (layers["out"]["max_abs_diff"], layers["out"]["overflow_count"]) == (9.0, 0)
+    assert loss["max_abs_diff"] == 9.0 and loss["mean_abs_diff"] == pytest.approx(14.0 / 3)
+    assert loss["decision_changed_fraction"] == pytest.approx(1 / 3)  # 5 > 0 became 0
+    assert loss["first_overflow_layer"] == "x"
+    # Without the saturating input, fc1 overflows first; without any overflow: None
+    assert measure_precision_loss(model, design, x_raw[:2], None, "narrow")["first_overflow_layer"] == "fc1"
+    quiet = measure_precision_loss(model, design, x_raw[:1], None, "narrow")
+    assert quiet["first_overflow_layer"] is None
+    assert [v["overflow_count"] for v in quiet["layers"].values()] == [0, 0, 0, 0]
+
+
+def test_the_summary_line_names_the_overflows() -> None:
+    from kd_trigger.hls.layer_loss import overflow_summary
+
+    loss = {
+        "first_overflow_layer": "x",
+        "layers": {
+            "x": {"overflow_count": 1, "n_values": 6},
+            "fc1": {"overflow_count": 2, "n_values": 6},
+            "out": {"overflow_count": 0, "n_values": 3},
+        },
+    }
+    assert overflow_summary(loss) == "overflows (wrapped/saturated values) first at x: x 1/6, fc1 2/6"
+    assert (
+        overflow_summary({"first_overflow_layer": None, "layers": {}})
+        == "no value overflowed a configured type"
+    )
+
+
+def test_a_mean_over_three_is_divided_as_hls4mls_avg_divides_it() -> None:
+    """nnet::avg by hand: accum ap_fixed<8,4> (LSB 1/16, wraps at [-8, 8)), y /= 3 truncates the code
+    towards zero, result ap_fixed<10,4> (LSB 1/64). Column 0: 1+2+2 = 5 = 80/16, 80/3 -> 26: 1.625.
+    Column 1: -2.125 = -34/16, -34/3 -> -11 (not -12): -0.6875. Column 2: 7+7 wraps to -2, -2+1 = -1 =
+    -16/16, -16/3 -> -5: -0.3125."""
+    from kd_trigger.fixed import FixedType
+    from kd_trigger.layers.pooling import emulated_pool
+
+    tf.keras.backend.set_floatx("float64")
+    try:
+        inp = tf.keras.Input((3, 3), dtype="float64")
+        model = tf.keras.Model(inp, emulated_pool("pool", inp, 3, FixedType(8, 4), FixedType(10, 4)))
+        x = np.array([[[1.0, -1.0, 7.0], [2.0, -1.0, 7.0], [2.0, -0.125, 1.0]]])
+        got = np.asarray(model(x))
+    finally:
+        tf.keras.backend.set_floatx("float32")
+    np.testing.assert_array_equal(got, [[1.625, -0.6875, -0.3125]])
+
+
+def test_a_mean_over_20_particles_without_a_quantizer_gets_hls4mls_types_emulated() -> None:
+    """The 20-particle Deep Sets without a quantizer after its pooling (refused before): hls4ml's default
+    design gives the pooling its ap_fixed<16,6> accum and result, and the reference emulates them."""
+    from layer_base import l1_deep_sets
+
+    from kd_trigger.layers.model import model_precision
+    from kd_trigger.layers.spec import Intake
+
+    model = l1_deep_sets(20)
+    hls, design_model = default_design(model, HlsConfig())
+    pool = model_precision(design_model, Intake.from_hls(hls))["pool"]
+    assert pool.emulated and pool.kind == "pooling"
+    assert {k: t.hls() for k, t in pool.types.items()} == {
+        "accum": "ap_fixed<16,6>",
+        "result": "ap_fixed<16,6>",
+    }
+    # the RTL flow builds exact types only: it names the fields it cannot honour, here the pooling's
+    from kd_trigger.errors import ModelError
+    from kd_trigger.hls.saved_model import refuse_narrowed_types
+
+    with pytest.raises(ModelError) as err:
+        refuse_narrowed_types({"pool": pool})
+    assert str(err.value) == (
+        "--hls-config: the RTL flow cannot honour layer 'pool' accum ap_fixed<16,6> (no exact type: a mean over a "
+        "non-power-of-two count), layer 'pool' result ap_fixed<16,6> (no exact type: a mean over a non-power-of-two "
+        "count): it builds exact types only and rounds only at quantizers (hls --model builds and judges this design)"
+    )
+
+
+@pytest.mark.slow
+def test_a_mean_over_20_particles_without_a_quantizer_converts_exactly(tmp_path: Path) -> None:
+    """hls --model on it with no options: exit 0, the C simulation equal to the emulated division on
+    every output, and the pooling's wrapped sums (20 relu values up to 7.97 in ap_fixed<16,6>) counted."""
+    from layer_base import l1_deep_sets
+
+    from kd_trigger.cli import main
+
+    path = tmp_path / "deep_sets20.h5"
+    l1_deep_sets(20).save(path, save_format="h5")
+    out = tmp_path / "fw"
+    assert main(["hls", "--model", str(path), "--out", str(out)]) == 0
+    report = json.loads((out / "hls_report.json").read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["compared_layer"] == "head"
+    assert report["precision"]["pool"]["accum"] == "ap_fixed<16,6>"
+    assert report["precision_loss"]["layers"]["pool"]["overflow_count"] > 0

@@ -268,7 +268,9 @@ class HlsReport(Contract):
     precision_loss: dict[str, Any] | None = None
     """``hls --model``: the design's outputs against the float model's on the simulated inputs (design,
     compared_layer, n_samples, max_abs_diff, mean_abs_diff, decision_changed_fraction); see
-    :func:`kd_trigger.hls.default_design.precision_loss`."""
+    :func:`kd_trigger.hls.default_design.precision_loss`. ``layers``: per layer of the design up to the
+    compared one ({compared_with, result_type, n_values, max_abs_diff, mean_abs_diff, overflow_count}) and
+    ``first_overflow_layer`` (None: no overflow); see :mod:`kd_trigger.hls.layer_loss`."""
 
     def require_csim(self) -> CsimBlock:
         """The C simulation of a report whose hls4ml flow ran; DataError for an RTL-only report."""

@@ -22,6 +22,13 @@ import numpy as np
 from kd_trigger.config import HlsConfig
 from kd_trigger.errors import ConfigError, ModelError
 from kd_trigger.hls.convert import hls_layer_precision, quiet_hls4ml
+from kd_trigger.hls.layer_loss import (
+    input_overflow_count,
+    layer_overflow_counts,
+    layer_precision_loss,
+    reference_names,
+    widened,
+)
 from kd_trigger.hls.project_config import float_layers, input_quantized, parse_precision
 from kd_trigger.layers.registry import find_handler
 
@@ -211,7 +218,7 @@ def measure_precision_loss(
     """:func:`precision_loss` of the converted design (``Converted``) of ``model`` against
     ``float_model`` (default ``model``; the saved model where the design fused its batch norms)."""
     from kd_trigger.layers.model import quantized_weights
-    from kd_trigger.layers.reference import float64_twin, keras_layer_outputs, quantize_inputs, run_twin
+    from kd_trigger.layers.reference import float64_twin, keras_layer_outputs, quantize_inputs
 
     x_raw = np.asarray(x_raw, dtype=np.float64)
     twin = float64_twin(model, quantized_weights(model, converted.precision), converted.precision)
@@ -220,12 +227,45 @@ def measure_precision_loss(
     # Quantized layers hold QKeras' own quantized constants (its power-of-two scales cannot run in
     # float64), float layers their float weights: the model's own arithmetic.
     reference = float64_twin(saved, quantized_weights(saved))
-    if compared_layer is None:
-        y_design, y_float = run_twin(twin, x), run_twin(reference, x_raw)
+    names = _compared_layers(twin, compared_layer)
+    reference_of = reference_names(model, saved)
+    y_design = keras_layer_outputs(twin, x, names)
+    y_float = keras_layer_outputs(
+        reference,
+        x_raw,
+        [reference_of.get(n, n) for n in names if reference_of.get(n, n) in _names(reference)],
+    )
+    last = names[-1]
+    loss = precision_loss(y_float[reference_of.get(last, last)], y_design[last], compared_layer, design)
+    emulated = {name for name, chosen in converted.precision.items() if chosen.emulated}
+    wide = float64_twin(model, quantized_weights(model, converted.precision), widened(converted.precision))
+    overflows = layer_overflow_counts(twin, wide, y_design, emulated)
+    first = names[0]
+    if not input_quantized(model) and converted.input_type is not None:
+        overflows[first] = input_overflow_count(x_raw, converted.input_type)
     else:
-        y_design = keras_layer_outputs(twin, x, [compared_layer])[compared_layer]
-        y_float = keras_layer_outputs(reference, x_raw, [compared_layer])[compared_layer]
-    return precision_loss(y_float, y_design, compared_layer, design)
+        names = names[1:]  # the input quantizer puts the inputs on the grid in the model too
+    layers, first_overflow = layer_precision_loss(
+        names, y_design, y_float, overflows, converted.precision, reference_of
+    )
+    loss["layers"] = layers
+    loss["first_overflow_layer"] = first_overflow
+    return loss
+
+
+def _names(twin: Any) -> set[str]:
+    return {layer.name for layer in twin.layers}
+
+
+def _compared_layers(twin: Any, compared_layer: str | None) -> list[str]:
+    """The design twin's layers in model order, up to the compared one (a final lookup-table softmax or
+    sigmoid is not part of the exact design, as in the gate)."""
+    names: list[str] = []
+    for layer in twin.layers:
+        names.append(layer.name)
+        if layer.name == compared_layer:
+            break
+    return names
 
 
 __all__ = [

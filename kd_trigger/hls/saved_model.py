@@ -20,6 +20,7 @@ from kd_trigger.fpga.parts import yosys_family
 from kd_trigger.hls.build import RANDOM_SAMPLES, convert_and_simulate
 from kd_trigger.hls.convert import WEIGHT_LAYER_CLASSES, check_supported, model_precision
 from kd_trigger.hls.default_design import DESIGN, default_design, measure_precision_loss, needs_default_design
+from kd_trigger.hls.layer_loss import overflow_summary
 from kd_trigger.hls.precision import Intake, edge_case_inputs
 from kd_trigger.hls.project_config import ProjectConfig, configure
 from kd_trigger.layout import ProjectLayout
@@ -296,13 +297,14 @@ def _convert_into(
     )
     log.info(
         "precision loss of the design (%s) against the float model, at %s: max |diff| %.4g, mean |diff| %.4g, "
-        "decisions changed on %.4f of %d samples",
+        "decisions changed on %.4f of %d samples; %s",
         design,
         loss["compared_layer"] or "the output",
         loss["max_abs_diff"],
         loss["mean_abs_diff"],
         loss["decision_changed_fraction"],
         loss["n_samples"],
+        overflow_summary(loss),
     )
     return EXIT_OK
 
@@ -340,18 +342,37 @@ def rtl_saved_model(
     hls = configure(hls, model, project)
     shape = check_saved_model(model, hls)
     precision = model_precision(model, Intake.from_hls(hls))
-    narrowed = [name for name, chosen in precision.items() if chosen.emulated]
-    if narrowed:
-        raise ModelError(
-            f"--hls-config gives layer(s) {', '.join(repr(n) for n in narrowed)} accum/result types narrower than "
-            "exact; the RTL flow builds exact types only (use hls --model for that design)"
-        )
+    refuse_narrowed_types(precision)
     input_type = next(iter(precision.values())).types["result"]
     edges = edge_case_inputs(input_type, shape, RANDOM_SAMPLES, seed=0)
     x = np.concatenate([load_inputs(data_path, shape), edges]) if data_path is not None else edges
     with created_dir(out_dir.parent, "--out parent directory"):
         clean_dead_temporaries(out_dir.parent, depth=1)
         return _rtl_into(model, model_path, out_dir, x, hls, precision)
+
+
+def refuse_narrowed_types(precision: dict[str, Any]) -> None:
+    """ModelError naming every configured field the RTL flow cannot honour: a type narrower than exact.
+
+    The RTL flow builds each weight layer's sum exactly (da4ml's shift-and-add graph shares partial
+    sums across products, so hls4ml's per-product rounding into a narrower accumulator has no place
+    in it) and rounds only where a quantizer stands; hls --model builds and judges such a design.
+    """
+    fields = [
+        f"layer '{name}' {key} {chosen.types[key].hls()} "
+        + (
+            f"(exact {exact.hls()})"
+            if exact is not None
+            else "(no exact type: a mean over a non-power-of-two count)"
+        )
+        for name, chosen in precision.items()
+        for key, exact in chosen.narrowed.items()
+    ]
+    if fields:
+        raise ModelError(
+            f"--hls-config: the RTL flow cannot honour {', '.join(fields)}: it builds exact types only and "
+            "rounds only at quantizers (hls --model builds and judges this design)"
+        )
 
 
 def _rtl_into(

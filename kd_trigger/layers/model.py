@@ -155,6 +155,7 @@ def apply_configured_types(
                             "cannot be judged"
                         )
                     chosen.emulated = True
+                    chosen.narrowed[k] = derived
                     chosen.note += f"; configured {k} {t.hls()} narrower than exact, emulated"
                 elif not t.holds(derived):
                     raise ModelError(

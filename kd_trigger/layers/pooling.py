@@ -46,6 +46,30 @@ def pool_division_types(data: FixedType, n: int, target: FixedType) -> tuple[Fix
     return accum, target.with_modes(QUANTIZER_ROUNDING, target.saturation)
 
 
+def emulated_pool(name: str, x: Any, n: int, accum: FixedType, result: FixedType) -> Any:
+    """The mean over ``n`` particles as hls4ml 1.3's ``nnet::avg`` computes it (nnet_pooling.h):
+    ``accum_t y = 0; y += x[i]`` (each sum cast onto ``accum_t`` by its modes, in particle order),
+    ``y /= n`` (ap_fixed's division by an integer: the quotient keeps ``accum_t``'s fractional bits and
+    is truncated towards zero, a signed integer division of the codes), then the assignment to
+    ``res_T`` (its rounding and overflow modes)."""
+    import tensorflow as tf
+
+    from kd_trigger.layers.dense import ap_cast
+
+    scale = 2.0**accum.fractional
+
+    def compute(v: Any) -> Any:
+        v = tf.cast(v, tf.float64)
+        y = tf.zeros_like(v[:, 0, :])
+        for i in range(n):
+            y = ap_cast(y + v[:, i, :], accum)
+        codes = y * scale
+        quotient = tf.sign(codes) * tf.floor(tf.abs(codes) / float(n))
+        return ap_cast(quotient / scale, result)
+
+    return tf.keras.layers.Lambda(compute, name=name, dtype="float64")(x)
+
+
 class AveragePoolingHandler(LayerHandler):
     """GlobalAveragePooling1D over the particles (channels last, no keepdims)."""
 
@@ -68,11 +92,28 @@ class AveragePoolingHandler(LayerHandler):
             walk.current = result
             return
         target = walk.next_quantizer()
+        configured = walk.intake.configured.get(spec.name, {})
+        given_accum = configured.get("accum", configured.get("*"))
+        given_result = configured.get("result", configured.get("*"))
+        if (target is None or target.activation is None) and given_accum and given_result:
+            # The configured design rounds the mean as hls4ml's C++ does; the reference emulates that.
+            accum, result = given_accum, given_result
+            walk.out[spec.name] = LayerPrecision(
+                {"accum": accum, "result": result},
+                f"mean of {spec.fan_in} as hls4ml divides it: sum in {accum.hls()}, quotient truncated there, "
+                f"cast onto {result.hls()} (emulated)",
+                kind="pooling",
+                emulated=True,
+                narrowed={"accum": None, "result": None},
+            )
+            walk.current = result
+            return
         if target is None or target.activation is None:
             raise ModelError(
                 f"layer {spec.where}: a mean over {spec.fan_in} values is not a power-of-two shift, and no quantizer "
                 "follows it, so QKeras computes it in floating point and no fixed-point firmware can match; "
-                "put a QActivation(quantized_bits(...)) right after it, or pool a power-of-two count"
+                "put a QActivation(quantized_bits(...)) right after it, pool a power-of-two count, or give the "
+                "layer's accum and result types (--hls-config), whose rounding the reference then emulates"
             )
         accum, result = pool_division_types(walk.type_in, spec.fan_in, target.activation)
         walk.out[spec.name] = LayerPrecision(

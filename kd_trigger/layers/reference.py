@@ -15,6 +15,7 @@ from kd_trigger.evaluate import roc_auc, scores_from_logits
 from kd_trigger.fixed import FixedType
 from kd_trigger.layers.batchnorm import BatchNormHandler
 from kd_trigger.layers.dense import emulated_dense, emulated_relu
+from kd_trigger.layers.pooling import emulated_pool
 from kd_trigger.layers.registry import DEFAULT, find_handler
 from kd_trigger.layers.spec import LayerPrecision
 
@@ -56,6 +57,10 @@ def float64_twin(
             chosen = (precision or {}).get(layer.name)
             if chosen is not None and chosen.emulated and chosen.kind in ("relu", "linear"):
                 x = emulated_relu(layer.name, x, chosen.types["result"], relu=chosen.kind == "relu")
+                continue
+            if chosen is not None and chosen.emulated and chosen.kind == "pooling":
+                n = int(layer.input_shape[1])
+                x = emulated_pool(layer.name, x, n, chosen.types["accum"], chosen.types["result"])
                 continue
             if chosen is not None and chosen.emulated and chosen.kind == "batchnorm":
                 x = BatchNormHandler().emulated_twin(layer, x, exact_weights, chosen.types["result"])

@@ -185,6 +185,9 @@ class LayerPrecision:
     """Float weights whose type an hls4ml configuration gave: the firmware holds them as hls4ml writes
     them (a decimal literal cast by the C++ type's own rounding, truncation by default), not rounded
     half to even onto an assumed type (:func:`kd_trigger.layers.dense.rounded`)."""
+    narrowed: dict[str, FixedType | None] = field(default_factory=dict)
+    """The configured types of an emulated layer that are narrower than exact: key -> the exact type
+    they replaced (None: no fixed-point type is exact, a mean over a non-power-of-two count)."""
 
     def to_dict(self) -> dict[str, str]:
         """The types as hls4ml spells them, and the note."""
