@@ -15,14 +15,7 @@ from typing import TypedDict
 import numpy as np
 
 from kd_trigger.contracts import Interval, finite_or_none
-from kd_trigger.stats import (
-    INTERVAL_LEVEL,
-    Metric,
-    accuracy_metric,
-    class_rejection,
-    hierarchical_plan,
-    paired_ratio,
-)
+from kd_trigger.stats import Metric, accuracy_metric, class_rejection, hierarchical_bootstrap, paired_ratio
 
 POINTS = 100.0
 """Accuracy differences are in percentage points."""
@@ -45,24 +38,16 @@ def paired_difference(
     scale: float = POINTS,
 ) -> Interval:
     """KD - baseline ``metric`` (times ``scale``) over seeds: per-seed differences, their mean and a 68%
-    interval from the hierarchical bootstrap of :func:`kd_trigger.stats.hierarchical_plan` (each replica
+    interval from :func:`kd_trigger.stats.hierarchical_bootstrap` with a difference for the ratio (each replica
     resamples the seeds, then the jets within each drawn seed, the same jets for both models, and averages
     the per-seed differences; replicas of one class only are skipped, as the ratios skip them)."""
     labels = np.asarray(labels).astype(np.int64).ravel()
 
-    def diff(lb: np.ndarray, k: np.ndarray, b: np.ndarray) -> float:
-        return scale * (metric(lb, k) - metric(lb, b))
+    def diff(m: Metric, lb: np.ndarray, k: np.ndarray, b: np.ndarray) -> float:
+        return scale * (m(lb, k) - m(lb, b))
 
-    per_seed = [diff(labels, k, b) for b, k in zip(base, kd, strict=True)]
-    replicas = []
-    for seeds, jets in hierarchical_plan(len(labels), len(base), n_boot, seed):
-        if any(labels[j].min() == labels[j].max() for j in jets):
-            continue
-        replicas.append(
-            float(np.mean([diff(labels[j], kd[s][j], base[s][j]) for s, j in zip(seeds, jets, strict=True)]))
-        )
-    tail = 50 * (1 - INTERVAL_LEVEL)
-    lo, hi = np.percentile(replicas, [tail, 100 - tail]) if replicas else (np.nan, np.nan)
+    per_seed = [diff(metric, labels, k, b) for b, k in zip(base, kd, strict=True)]
+    lo, hi = hierarchical_bootstrap(labels, base, kd, metric, n_boot, seed, compare=diff)
     return Interval.model_validate(
         finite_or_none(
             {

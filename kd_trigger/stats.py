@@ -96,11 +96,14 @@ def hierarchical_bootstrap(
     metric: Metric,
     n_boot: int,
     seed: int,
+    compare: Callable[[Metric, np.ndarray, np.ndarray, np.ndarray], float] = ratio,
 ) -> tuple[float, float]:
-    """(lo, hi) 68% percentile interval of the mean per-seed ratio under :func:`hierarchical_plan`.
+    """(lo, hi) 68% percentile interval of the mean per-seed comparison under :func:`hierarchical_plan`.
 
-    Within a drawn seed both models see the same resampled jets (the ratio stays paired); a replica whose
-    resample of some seed holds one class only is skipped. (NaN, NaN) without a finite replica.
+    ``compare(metric, labels, kd, base)`` is one seed's comparison of the two models: :func:`ratio` by
+    default, a difference for accuracies (kd_trigger.class_stats). Within a drawn seed both models see the
+    same resampled jets (the comparison stays paired); a replica whose resample of some seed holds one
+    class only is skipped. (NaN, NaN) without a finite replica.
     """
     replicas = []
     for seeds, jets in hierarchical_plan(len(labels), len(base), n_boot, seed):
@@ -109,7 +112,10 @@ def hierarchical_bootstrap(
         replicas.append(
             float(
                 np.mean(
-                    [ratio(metric, labels[j], kd[s][j], base[s][j]) for s, j in zip(seeds, jets, strict=True)]
+                    [
+                        compare(metric, labels[j], kd[s][j], base[s][j])
+                        for s, j in zip(seeds, jets, strict=True)
+                    ]
                 )
             )
         )
