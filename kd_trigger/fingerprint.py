@@ -19,7 +19,7 @@ from typing import Any
 
 import kd_trigger
 from kd_trigger.errors import ConfigError
-from kd_trigger.runs import package_versions
+from kd_trigger.runs import numeric_settings, package_versions
 
 PROJECT_ROOT = Path(kd_trigger.__file__).resolve().parent.parent
 
@@ -138,5 +138,8 @@ def relative(path: Path) -> str:
 
 
 def result_packages() -> dict[str, str]:
-    """Versions of the third-party packages behind the results (kd_trigger's own is ``version``)."""
-    return {name: v for name, v in package_versions().items() if name != "kd_trigger"}
+    """Versions of the third-party packages behind the results (kd_trigger's own is ``version``), and
+    the numeric settings set in the environment (:func:`kd_trigger.runs.numeric_settings`): a student
+    trained with other TensorFlow kernels is another student, so it gets another digest and cache key."""
+    packages = {name: v for name, v in package_versions().items() if name != "kd_trigger"}
+    return {**packages, **numeric_settings()}

@@ -40,6 +40,7 @@ from kd_trigger.layout import RunLayout
 from kd_trigger.runs import (
     RunLock,
     clean_dead_temporaries,
+    numeric_settings,
     package_versions,
     path_fingerprint,
     raise_if_terminated,
@@ -191,7 +192,8 @@ def _why_rerun(previous: StageRecord | None, parts: DigestParts) -> str:
             more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
             reasons.append(f"its code changed ({', '.join(changed[:3])}{more})")
     for name in sorted(old.packages.keys() | parts.packages.keys()):
-        before, now = old.packages.get(name, "not installed"), parts.packages.get(name, "not installed")
+        absent = "unset" if name.isupper() else "not installed"  # upper case: a NUMERICS_ENV variable
+        before, now = old.packages.get(name, absent), parts.packages.get(name, absent)
         if old.packages and before != now:
             reasons.append(f"{name} {before} -> {now}")
     if old.config != parts.config:
@@ -357,7 +359,7 @@ def _run_stage(
             outputs=fingerprints,
             finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             seconds=round(time.perf_counter() - start, 2),
-            versions=package_versions(),
+            versions={**package_versions(), **numeric_settings()},
             exit_status=result.exit_status,
             extra=result.extra,
         )

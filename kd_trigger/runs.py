@@ -103,6 +103,16 @@ def file_problem(path: Path, want: str = "file") -> str | None:
     return None
 
 
+NUMERICS_ENV = ("TF_ENABLE_ONEDNN_OPTS",)
+"""Environment variables that change TensorFlow's kernels and so the trained numbers (issue 23: the same
+seed gives another student with ``TF_ENABLE_ONEDNN_OPTS=0``). Set ones enter every digest and record."""
+
+
+def numeric_settings() -> dict[str, str]:
+    """The :data:`NUMERICS_ENV` variables set in this process (none: TensorFlow's defaults)."""
+    return {name: os.environ[name] for name in NUMERICS_ENV if name in os.environ}
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages whose behaviour decides the results."""
     versions = {}

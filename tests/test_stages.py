@@ -421,6 +421,26 @@ def test_a_package_upgrade_and_a_record_without_code_are_named_as_the_reason(set
     )
 
 
+def test_another_tensorflow_kernel_setting_reruns_records_and_rekeys(setup, monkeypatch):
+    """TF_ENABLE_ONEDNN_OPTS=0 trains another student from the same seed (issue 23): a stage run both
+    ways must not hand back the other setting's outputs, nor the study/scan caches their trainings."""
+    cfg, *_ = setup
+    c = cfg()
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    run_targets(c, ["a"], graph=_graph())
+    plain = code_digest("kd_trigger.distill.pipeline")
+    assert "TF_ENABLE_ONEDNN_OPTS" not in json.loads(record_path(c, "a").read_text())["versions"]
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert stage_status(c, ["a"], graph=_graph())[0][1:] == ("would run", "TF_ENABLE_ONEDNN_OPTS unset -> 0")
+    assert code_digest("kd_trigger.distill.pipeline") != plain
+    run_targets(c, ["a"], graph=_graph())
+    record = json.loads(record_path(c, "a").read_text())
+    assert record["versions"]["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert record["parts"]["packages"]["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert stage_status(c, ["a"], graph=_graph())[0][1:] == ("would run", "TF_ENABLE_ONEDNN_OPTS 0 -> 1")
+
+
 def test_scan_points_and_study_trainings_are_keyed_by_their_code(tmp_path, monkeypatch) -> None:
     """The two caches inside stages must not hand back results of older code either."""
     from kd_trigger import scan_points as scan
