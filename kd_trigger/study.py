@@ -54,7 +54,17 @@ from kd_trigger.models.students import check_student
 from kd_trigger.report.markdown import fmt_interval, study_markdown
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
-from kd_trigger.stats import METRICS, accuracy_metric, auc, figure_of_merit, paired_ratio, r30, r50, ratio
+from kd_trigger.stats import (
+    METRICS,
+    accuracy_metric,
+    auc,
+    figure_of_merit,
+    jet_noise,
+    paired_ratio,
+    r30,
+    r50,
+    ratio,
+)
 from kd_trigger.study_training import Trained, Trainer, TrainJob, train_task
 
 log = logging.getLogger(__name__)
@@ -118,6 +128,11 @@ def _figures(trainer: Trainer, seed: int, trained: Trained, select_on: str) -> S
                 "rejection_at_30": r30(labels, logits),
                 "rejection_at_50": r50(labels, logits),
                 "accuracy": accuracy(labels, logits),
+                "rejection_at_30_jet_noise": jet_noise(
+                    labels, logits, r30, trainer.cfg.study.bootstrap, trainer.cfg.run.seed + seed
+                )
+                if len(trainer.cfg.data.classes) == 2
+                else None,
                 "accuracy_at_beta": {
                     f"{beta:g}": accuracy(labels, trained.boost_logits[beta]) for beta in trainer.betas
                 },

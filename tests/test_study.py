@@ -20,8 +20,13 @@ from kd_trigger.contracts import (
     StudySetting,
 )
 from kd_trigger.layout import RunLayout
-from kd_trigger.report.markdown import arm_figures_table, augmentation_table, robustness_sentence
-from kd_trigger.stats import hierarchical_bootstrap, hierarchical_plan, paired_ratio, t_log_ratio
+from kd_trigger.report.markdown import (
+    arm_figures_table,
+    augmentation_table,
+    per_seed_table,
+    robustness_sentence,
+)
+from kd_trigger.stats import hierarchical_bootstrap, hierarchical_plan, jet_noise, paired_ratio, t_log_ratio
 from kd_trigger.study import follow_up_jobs
 from kd_trigger.study_training import TrainJob
 
@@ -51,6 +56,45 @@ def test_hierarchical_bootstrap_matches_a_hand_computation() -> None:
     assert (lo, hi) == pytest.approx(tuple(np.percentile(replicas, [16, 84])), rel=1e-12)
     # Both models identical: exactly 1 in every replica.
     assert hierarchical_bootstrap(labels, base, base, _mean_metric, 50, 11) == (1.0, 1.0)
+
+
+def test_jet_noise_is_half_the_68_percent_width_over_jet_resamples_relative_to_the_value() -> None:
+    rng = np.random.default_rng(1)
+    labels = np.array([0, 1] * 20)
+    values = rng.uniform(1, 2, (40, 2))
+    noise = jet_noise(labels, values, _mean_metric, n_boot=60, seed=4)
+    draws = np.random.default_rng([4, 0xB007, 3])
+    replicas = []
+    for _ in range(60):
+        jets = draws.integers(0, 40, size=40)
+        if labels[jets].min() != labels[jets].max():
+            replicas.append(values[jets, 0].mean())
+    lo, hi = np.percentile(replicas, [16, 84])
+    assert noise == pytest.approx((hi - lo) / 2 / values[:, 0].mean(), rel=1e-12)
+    assert 0 < noise < 0.1
+    assert jet_noise(labels, np.zeros((40, 2)), _mean_metric, 10, 0) is None  # a zero figure has no ratio
+
+
+def test_the_per_seed_table_sets_the_seed_spread_beside_the_test_jets_noise() -> None:
+    def fig(seed: int, r30: float, noise: float) -> SeedFigures:
+        return SeedFigures(
+            seed=seed, auc=0.97, rejection_at_30=r30, rejection_at_50=50.0, accuracy=0.9,
+            rejection_at_30_jet_noise=noise,
+        )  # fmt: skip
+
+    kd = [fig(1, 300.0, 0.08), fig(2, 200.0, 0.06)]
+    setting = StudySetting(
+        teacher="t", temperature=2.0, kd_weight=0.9, chosen=True, kd=kd,
+        kd_over_baseline=KdOverBaseline(rejection_at_30=_iv(1, 1, 1), rejection_at_50=_iv(1, 1, 1), auc=_iv(1, 1, 1)),
+    )  # fmt: skip
+    student = StudentStudy(baseline=[fig(1, 100.0, 0.1), fig(2, 100.0, 0.12)], settings=[setting], best={})
+    lines = per_seed_table(student)
+    assert lines[4] == "| 1 | 100.0 | 300.0 | 50.0 | 50.0 | 0.9700 | 0.9700 |"
+    # KD: std([300, 200], ddof=1) / 250 = 28%; baseline 0%; median of 0.08, 0.06, 0.1, 0.12 = 9%
+    assert lines[-1] == (
+        "R30 from seed to seed (std / mean): baseline 0%, KD 28%; the test jets' own noise on one model's R30 "
+        "(half the 68% width over jet resamples, median of the models): 9%."
+    )
 
 
 def test_hierarchical_plan_is_deterministic_and_resamples_jets_per_seed() -> None:
@@ -278,6 +322,7 @@ def test_study_on_the_ci_config(ci_run, caplog) -> None:
         for setting in student.settings:
             assert [f.seed for f in setting.kd] == study.seeds  # paired with the baseline seed by seed
             r30 = setting.kd_over_baseline.rejection_at_30
+            assert all(0 < f.rejection_at_30_jet_noise < 1 for f in setting.kd)  # R30's test-jet noise
             expected = [
                 k.rejection_at_30 / b.rejection_at_30
                 for k, b in zip(setting.kd, student.baseline, strict=True)

@@ -55,6 +55,9 @@ class SeedFigures(Contract):
     rejection_at_50: float | None
     accuracy: float
     accuracy_at_beta: dict[str, float] = Field(default_factory=dict)
+    rejection_at_30_jet_noise: float | None = None
+    """Half the 68% width of this model's R30 over test-jet resamples, relative to R30
+    (:func:`kd_trigger.stats.jet_noise`): the test split's share of the seed-to-seed spread."""
     val_selection: float | None = None
     best_epoch: int = 0
     train_seconds: float = 0.0

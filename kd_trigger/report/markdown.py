@@ -15,6 +15,7 @@ from kd_trigger.contracts import (
     Interval,
     Scan,
     ScanCopy,
+    SeedFigures,
     StudentStudy,
     Study,
     StudySetting,
@@ -50,7 +51,8 @@ def _num(value: float | None, digits: int) -> str:
 
 
 def per_seed_table(s: StudentStudy) -> list[str]:
-    """Every seed of the chosen setting: R30, R50 and AUC of the baseline and the distilled student."""
+    """Every seed of the chosen setting: R30, R50 and AUC of the baseline and the distilled student, and
+    how the R30 spread between seeds compares with the test split's own noise on one model's R30."""
     st = s.chosen_setting()
     lines = [
         f"Per seed (chosen setting, teacher `{st.teacher}`, T = {st.temperature:g}, w = {st.kd_weight:g}):",
@@ -63,7 +65,24 @@ def per_seed_table(s: StudentStudy) -> list[str]:
             f"| {b.seed} | {_num(b.rejection_at_30, 1)} | {_num(k.rejection_at_30, 1)} | "
             f"{_num(b.rejection_at_50, 1)} | {_num(k.rejection_at_50, 1)} | {b.auc:.4f} | {k.auc:.4f} |"
         )
-    return lines
+    return lines + _noise_line(s.baseline, st.kd)
+
+
+def _noise_line(baseline: list[SeedFigures], kd: list[SeedFigures]) -> list[str]:
+    """One sentence: R30's seed-to-seed spread (std over mean) against the test jets' share of it."""
+    noise = [f.rejection_at_30_jet_noise for f in (*baseline, *kd) if f.rejection_at_30_jet_noise is not None]
+    spreads = []
+    for arm in (baseline, kd):
+        values = [f.rejection_at_30 for f in arm if f.rejection_at_30 is not None]
+        spreads.append(np.std(values, ddof=1) / np.mean(values) if len(values) > 1 else None)
+    if not noise or None in spreads:
+        return []
+    return [
+        "",
+        f"R30 from seed to seed (std / mean): baseline {spreads[0]:.0%}, KD {spreads[1]:.0%}; the test jets' "
+        f"own noise on one model's R30 (half the 68% width over jet resamples, median of the models): "
+        f"{np.median(noise):.0%}.",
+    ]
 
 
 def _mean(values: list[float | None]) -> str:
