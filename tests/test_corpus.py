@@ -58,10 +58,10 @@ def test_every_design_is_cited_and_none_comes_from_an_excluded_or_calibration_re
         assert set(design["reports"].values()) <= listed, name
 
 
-def test_the_corpus_is_small_and_has_ten_convertible_designs() -> None:
+def test_the_corpus_is_small_and_has_ten_designs() -> None:
     size = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     assert size < 1_000_000, size
-    assert len(_converting()) >= 10
+    assert len(DESIGNS) >= 10
 
 
 def test_every_vendor_report_parses_with_the_project_reader() -> None:
@@ -128,21 +128,24 @@ def test_old_format_and_accelerator_configs_map_to_the_core_design() -> None:
     assert read["capstone_qdense_rf32"].layer_types["qdense1"]["accum"] == "ap_fixed<16,10>"
 
 
-def test_the_hgq_proxy_model_is_refused_in_one_line_naming_hgq(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def _refused_designs() -> list[str]:
+    return [name for name, d in DESIGNS.items() if d["expect"]["exit"] == 2]
+
+
+@pytest.mark.parametrize("name", _refused_designs())
+def test_a_design_that_cannot_be_built_is_refused_in_one_line_saying_why(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    design = DESIGNS["hgq_jet_3layer_z7020"]
-    _refused(design, tmp_path, capsys)
-
-
-def _refused(design: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    d = CORPUS / design["name"]
+    """HGQ, a Keras file saved on Windows, types narrower than the reference emulates: exit 2 before
+    anything is converted, the line of corpus.json's ``expect`` (README says why), nothing written."""
+    design = DESIGNS[name]
+    d = CORPUS / name
     before = snapshot(tmp_path)
     capsys.readouterr()
     argv = ["hls", "--model", str(d / design["model"]), "--hls-config", str(d / "hls4ml_config.yml")]
     assert main([*argv, "--out", str(tmp_path / "fw")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == [f"kd-trigger hls: error: {d / design['model']}{design['expect']['message']}"]
+    assert lines == ["kd-trigger hls: error: " + design["expect"]["message"].replace("{dir}", str(d))]
     assert snapshot(tmp_path) == before
 
 

@@ -115,9 +115,13 @@ class ProjectConfig:
     """The HLSConfig section as written: the design hls4ml resolves from it is built for a model with
     float layers (:func:`kd_trigger.hls.default_design.default_design`)."""
 
-    def check_layers(self, names: list[str]) -> None:
-        """ConfigError naming the configured layer names that ``names`` (the model's layers) lacks."""
-        unknown = [n for n in self.layer_names if n not in names]
+    def check_layers(self, names: list[str], aliases: tuple[str, ...] | list[str] = ()) -> None:
+        """ConfigError naming the configured layer names that ``names`` (the model's layers) lacks;
+        ``aliases``: other names hls4ml gives layers it adds (accepted, not listed)."""
+        # A TensorFlow op name ('y/BiasAdd', written by some exporters) is no hls4ml layer: hls4ml ignores
+        # it, and so does this check when the layer it belongs to exists.
+        known = {*names, *aliases}
+        unknown = [n for n in self.layer_names if n not in known and n.split("/")[0] not in known]
         if unknown:
             raise ConfigError(
                 f"{self.source}: LayerName names {', '.join(repr(n) for n in unknown)}, not a layer "
@@ -361,6 +365,7 @@ def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsC
     if project is None:
         return hls
     names: list[str] = []
+    aliases: list[str] = []
     layers: list[tuple[str, tuple[str, ...]]] = []
     for layer in model.layers:
         cls = type(layer).__name__
@@ -368,11 +373,14 @@ def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsC
         classes = (cls, *(handler.hls4ml_classes if handler is not None else ()))
         names.append(layer.name)
         layers.append((layer.name, classes))
+        if handler is not None and handler.weighted:
+            # the scale layer hls4ml inserts after a quantizer with alpha (config_from_keras_model names it)
+            aliases.append(f"{layer.name}_alpha")
         if hasattr(layer, "activation") and cls not in ("Activation", "QActivation"):
             split = f"{layer.name}_{activation_name(layer.activation)}"
             names.append(split)
             layers.append((split, ("Activation",)))
-    project.check_layers(names)
+    project.check_layers(names, aliases)
     configured = project.configured_types(layers)
     update: dict[str, Any] = {"configured_types": configured}
     # LayerType settings: every layer of the class, where its LayerName entry (or --reuse LAYER=R) is silent.
