@@ -62,7 +62,9 @@ def convert(design: dict[str, Any], work: Path, reuse: bool) -> tuple[int | None
 
     out = work / design["name"]
     status_file = work / f"{design['name']}.status.json"
-    if reuse and status_file.is_file():
+    if reuse:
+        if not status_file.is_file():
+            return None, None, "not run"
         saved = json.loads(status_file.read_text())
         report = json.loads((out / REPORT_FILE).read_text()) if (out / REPORT_FILE).is_file() else None
         return saved["exit"], report, saved["message"]
@@ -88,12 +90,14 @@ def _ratio(estimate: float, real: float) -> str:
 def row(design: dict[str, Any], code: int | None, report: dict[str, Any] | None, message: str) -> list[str]:
     source = f"{design['repository']}@{design['commit'][:10]}"
     if report is None:
-        return [design["name"], source, f"no (exit {code}: {message.split('error: ', 1)[-1]})"] + ["-"] * 7
+        why = design["expect"].get("why") if code == 2 else None
+        said = why or message.split("error: ", 1)[-1] or "no report"
+        return [design["name"], source, f"no (exit {code}: {said})"] + ["-"] * 7
     exact = report["csim"]["exact_fraction"]
     loss = report["precision_loss"]
     overflows = sum(layer.get("overflow_count", 0) for layer in loss["layers"].values())
     found = (
-        f"{overflows} overflows, first {loss['first_overflow_layer'] or '-'}; output max |err| "
+        f"{overflows} overflows, first {loss['first_overflow_layer'] or '-'}; output max abs err "
         f"{loss['max_abs_diff']:.3g}, decisions changed {loss['decision_changed_fraction']:.3f}"
     )
     cells = [
