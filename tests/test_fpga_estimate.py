@@ -548,3 +548,23 @@ def test_adapter_on_converted_qkeras_model(tmp_path) -> None:  # noqa: ANN001 - 
     fc2 = {lay.name: lay for lay in at_ii1.layers}["fc2"]
     shared = {lay.name: lay for lay in est.layers}["fc2"]
     assert fc2.multiplications == shared.multiplications == 6 and fc2.multipliers > shared.multipliers
+    assert est.notes == []
+    # Strategy Resource (issue 22 corpus): hls4ml stores the kernels transposed; the layer descriptions
+    # are the same, and the estimate says it is fitted to Latency designs.
+    cfg["Model"]["Strategy"] = "Resource"
+    resource_model = hls4ml.converters.convert_from_keras_model(
+        model,
+        hls_config=cfg,
+        output_dir=str(tmp_path / "prj_resource"),
+        backend="Vitis",
+        io_type="io_parallel",
+        part="xcvu13p-flga2577-2-e",
+    )
+    assert resource_model.graph["fc"].get_attr("_weights_transposed") is True
+    resource_specs = {s.name: s for s in layers_from_hls_model(resource_model, reuse_factor=2)}
+    assert resource_specs["fc"] == fc
+    notes = estimate_model(resource_model, reuse_factor=2, clock_period_ns=5.0).notes
+    assert notes == [
+        "Strategy resource: the model is fitted to Latency-strategy designs; Resource-strategy latency is "
+        "underestimated (its multiplier loops are sequential)"
+    ]

@@ -177,8 +177,8 @@ BAD = [
     ),
     (
         "strategy",
-        lambda d: project_yaml(d, {"Model": {"Strategy": "Resource"}}),
-        "Strategy 'Resource' is not built here (only Latency)",
+        lambda d: project_yaml(d, {"Model": {"Strategy": "Distributed_Arithmetic"}}),
+        "Strategy 'Distributed_Arithmetic' is not built here (only Latency, Resource)",
     ),
     (
         "precision",
@@ -460,12 +460,18 @@ def test_parallelization_factor_per_conv1d_layer(tmp_path: Path) -> None:
         read_project_config(path)
 
 
-def test_a_resource_strategy_in_layer_type_is_refused(tmp_path: Path) -> None:
+def test_a_layer_strategy_other_than_the_models_is_refused(tmp_path: Path) -> None:
     path = project_yaml(tmp_path, {"Model": {}, "LayerType": {"Dense": {"Strategy": "Resource"}}})
     with pytest.raises(
-        ConfigError, match=r"LayerType Dense: Strategy 'Resource' is not built here \(only Latency\)$"
+        ConfigError,
+        match=r"LayerType Dense: Strategy 'Resource' differs from the Model's Latency \(one strategy for the "
+        r"whole model is built here\)$",
     ):
         read_project_config(path)
+    path = project_yaml(
+        tmp_path, {"Model": {"Strategy": "resource"}, "LayerType": {"Dense": {"Strategy": "Resource"}}}
+    )
+    assert read_project_config(path).overrides["hls.strategy"] == "Resource"
 
 
 # -- issue 22 item 3: other configured types narrower than exact, emulated as hls4ml's C++ computes them ----------

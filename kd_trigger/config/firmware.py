@@ -46,7 +46,9 @@ class HlsConfig(Section):
     reuse_factor: Annotated[int, Field(ge=1)] = 4
     """II = 4 cycles <= 5 (a new event every 25 ns at 200 MHz); reuse 1 needs ~4x the LUTs."""
     io_type: Literal["io_parallel"] = "io_parallel"
-    strategy: Literal["Latency"] = "Latency"
+    strategy: Literal["Latency", "Resource"] = "Latency"
+    """hls4ml's Strategy (``--hls-config`` Model Strategy): scheduling only; both compute the same sums
+    (every product cast to the accumulator type, then added), so the reference is the same."""
     min_exact_fraction: Annotated[float, Field(ge=0, le=1)] = 1.0
     csim_max_samples: Annotated[int, Field(ge=1)] | None = None
     """Simulate at most this many test jets (None: the whole test split)."""

@@ -10,6 +10,10 @@ Figures are the device totals (not per SLR). Sources:
   (Liu-Zhiheng/hls4ml-pynqz2-vivado2019-2-results): 53,200 LUT, 106,400 FF, 220 DSP, 140 BRAM tiles.
 - KU115: AMD UltraScale product table (DS890): 663,360 LUT, 1,326,720 FF, 5,520 DSP, 2,160 36 Kb block RAMs
   (= 4,320 BRAM_18K), no URAM.
+- U250, U55C (Alveo): the ``Available`` row of real C-synthesis reports for xcu250-figd2104-2L-e
+  (Vivado HLS 2019.2, Hector-Plata/hls4ml-tutorial, tests/fixtures/calibration/jet_tagger_16b_rf1_u250)
+  and xcu55c-fsvh2892-2L-e (Vitis HLS 2022.1, kimhaneal11/hls4ml_practice, tests/fixtures/corpus/
+  u55c_qdense_64_32_1): public hls4ml designs target them.
 Part names are matched case-insensitively, with or without the dashes Vivado drops in its
 ``Device :`` line (``xcvu9pflga2104-2L``), and by family prefix (``xcvu13p``) when the package or speed
 grade differs.
@@ -48,6 +52,8 @@ PARTS: dict[str, PartResources] = {
         PartResources("xczu7ev-ffvc1156-2-e", 230_400, 460_800, 1_728, 624, 96),
         PartResources("xc7z020clg400-1", 53_200, 106_400, 220, 280, 0),
         PartResources("xcku115-flvb2104-2-e", 663_360, 1_326_720, 5_520, 4_320, 0),
+        PartResources("xcu250-figd2104-2L-e", 1_728_000, 3_456_000, 12_288, 5_376, 1_280),
+        PartResources("xcu55c-fsvh2892-2L-e", 1_303_680, 2_607_360, 9_024, 4_032, 960),
     )
 }
 

@@ -319,6 +319,23 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
     return config
 
 
+def _keras_layout(layer: Any, key: str, data: Any) -> Any:
+    """A weight array of hls4ml in the Keras kernel layout: hls4ml's Resource strategy stores Dense
+    kernels transposed and Conv1D kernels as (F, W, C) (its ApplyResourceStrategy pass)."""
+    data = np.asarray(data)
+    if key != "weight" or layer.get_attr("_weights_transposed", False) is not True:
+        return data
+    return np.transpose(data) if data.ndim == 2 else np.transpose(data, (1, 2, 0)) if data.ndim == 3 else data
+
+
+def _hls4ml_layout(layer: Any, key: str, data: Any) -> Any:
+    """The inverse of :func:`_keras_layout`."""
+    data = np.asarray(data)
+    if key != "weight" or layer.get_attr("_weights_transposed", False) is not True:
+        return data
+    return np.transpose(data) if data.ndim == 2 else np.transpose(data, (2, 0, 1)) if data.ndim == 3 else data
+
+
 def weight_mismatches(
     model: Any, hls_model: Any, precision: dict[str, LayerPrecision] | None = None
 ) -> dict[str, float]:
@@ -333,7 +350,7 @@ def weight_mismatches(
             if var is None:
                 bad[f"{layer.name}/{key}"] = float("inf")
                 continue
-            got = np.asarray(var.data, dtype=np.float64).reshape(expected.shape)
+            got = _keras_layout(layer, key, np.asarray(var.data, dtype=np.float64)).reshape(expected.shape)
             diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
             if diff != 0.0:
                 bad[f"{layer.name}/{key}"] = diff
@@ -354,7 +371,8 @@ def requantize_weights(
         layer_name, array = key.split("/")
         layer = next(layer for layer in hls_model.get_layers() if layer.name == layer_name)
         var = layer.weights[array]
-        var.data = want[layer_name][array].reshape(np.shape(var.data)).astype(var.data.dtype)
+        shape = _keras_layout(layer, array, var.data).shape
+        var.data = _hls4ml_layout(layer, array, want[layer_name][array].reshape(shape)).astype(var.data.dtype)
         if layer_name not in fixed:
             fixed.append(layer_name)
     return fixed

@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 BACKENDS = ("Vitis", "Vivado")
 """hls4ml backends this project builds."""
 
+ACCELERATOR_BACKENDS = {"VitisAccelerator": "Vitis", "VivadoAccelerator": "Vivado", "Pynq": "Vivado"}
+"""Backends that wrap the core design of another one in a board or kernel shell (``Pynq``: the pre-1.0
+name of VivadoAccelerator in hls4ml forks). Their HLSConfig is the core's, which is what is built and
+judged here; the shell (AXI interfaces, DMA, host code) is not."""
+
+STRATEGIES = ("Latency", "Resource")
+"""hls4ml strategies built (io_parallel), as hls4ml spells them; the config may use any case."""
+
 _INT = re.compile(r"(ap_)?(u?)int<(\d+)>")
 _FIXED = re.compile(r"(ap_)?(u?)fixed<(.*)>")
 
@@ -107,9 +115,13 @@ class ProjectConfig:
     """The HLSConfig section as written: the design hls4ml resolves from it is built for a model with
     float layers (:func:`kd_trigger.hls.default_design.default_design`)."""
 
-    def check_layers(self, names: list[str]) -> None:
-        """ConfigError naming the configured layer names that ``names`` (the model's layers) lacks."""
-        unknown = [n for n in self.layer_names if n not in names]
+    def check_layers(self, names: list[str], aliases: tuple[str, ...] | list[str] = ()) -> None:
+        """ConfigError naming the configured layer names that ``names`` (the model's layers) lacks;
+        ``aliases``: other names hls4ml gives layers it adds (accepted, not listed)."""
+        # A TensorFlow op name ('y/BiasAdd', written by some exporters) is no hls4ml layer: hls4ml ignores
+        # it, and so does this check when the layer it belongs to exists.
+        known = {*names, *aliases}
+        unknown = [n for n in self.layer_names if n not in known and n.split("/")[0] not in known]
         if unknown:
             raise ConfigError(
                 f"{self.source}: LayerName names {', '.join(repr(n) for n in unknown)}, not a layer "
@@ -161,9 +173,11 @@ def _precision_map(value: Any, where: str) -> dict[str, str]:
     return out
 
 
-def _strategy(value: Any, where: str) -> None:
-    if str(value).lower() != "latency":
-        raise ConfigError(f"{where}: Strategy {value!r} is not built here (only Latency)")
+def _strategy(value: Any, where: str) -> str:
+    for name in STRATEGIES:
+        if str(value).lower() == name.lower():
+            return name
+    raise ConfigError(f"{where}: Strategy {value!r} is not built here (only {', '.join(STRATEGIES)})")
 
 
 def _reuse(value: Any, where: str, key: str = "ReuseFactor") -> int:
@@ -198,6 +212,15 @@ def read_project_config(path: Path) -> ProjectConfig:
         )
     cfg = ProjectConfig(where, hls_config=hls)
     backend = raw.get("Backend")
+    if str(backend) in ACCELERATOR_BACKENDS:
+        core = ACCELERATOR_BACKENDS[str(backend)]
+        log.info(
+            "%s: Backend %s: its core design is built with the %s backend (not the shell)",
+            where,
+            backend,
+            core,
+        )
+        backend = core
     if backend is not None:
         if str(backend) not in BACKENDS:
             raise ConfigError(f"{where}: Backend {backend!r} is not built here (only {', '.join(BACKENDS)})")
@@ -205,8 +228,10 @@ def read_project_config(path: Path) -> ProjectConfig:
     io_type = raw.get("IOType")
     if io_type is not None and io_type != "io_parallel":
         raise ConfigError(f"{where}: IOType {io_type!r} is not built here (only io_parallel)")
-    if raw.get("Part") is not None:
-        cfg.overrides["hls.part"] = str(raw["Part"])
+    # XilinxPart: the key's name in hls4ml before 0.8 (the project configs of that time).
+    part = raw.get("Part", raw.get("XilinxPart"))
+    if part is not None:
+        cfg.overrides["hls.part"] = str(part)
     if raw.get("ClockPeriod") is not None:
         try:
             cfg.overrides["hls.clock_period_ns"] = float(raw["ClockPeriod"])
@@ -215,8 +240,11 @@ def read_project_config(path: Path) -> ProjectConfig:
     model = hls["Model"]
     if "ReuseFactor" in model:
         cfg.overrides["hls.reuse_factor"] = _reuse(model["ReuseFactor"], f"{where} Model")
+    strategy = "Latency"
     if "Strategy" in model:
-        _strategy(model["Strategy"], f"{where} Model")
+        strategy = _strategy(model["Strategy"], f"{where} Model")
+        if strategy != "Latency":  # the default of the hls section
+            cfg.overrides["hls.strategy"] = strategy
     if "Precision" in model:
         # Checked, not applied: a layer the config is silent about gets the derived exact types.
         default = _precision_map(model["Precision"], f"{where} Model")
@@ -239,12 +267,20 @@ def read_project_config(path: Path) -> ProjectConfig:
                 cfg.layer_names.append(str(name))
             if not isinstance(settings, dict):
                 raise ConfigError(f"{at}: not a mapping of settings")
+            if str(settings.get("ConvImplementation", "")).lower() == "pointwise":
+                # hls4ml before 1.0 asked for its pointwise kernel so; since 1.0 it picks it by itself for
+                # every kernel-size-1 convolution and refuses the word: the same arithmetic either way.
+                log.info("%s: ConvImplementation Pointwise: hls4ml 1.x picks it by itself (removed)", at)
+                del settings["ConvImplementation"]
             if "Precision" in settings:
                 types = _precision_map(settings["Precision"], at)
                 if types:
                     target[str(name)] = types
-            if "Strategy" in settings:
-                _strategy(settings["Strategy"], at)
+            if "Strategy" in settings and _strategy(settings["Strategy"], at) != strategy:
+                raise ConfigError(
+                    f"{at}: Strategy {settings['Strategy']!r} differs from the Model's {strategy} (one strategy "
+                    "for the whole model is built here)"
+                )
             if "ReuseFactor" in settings:
                 reuse = _reuse(settings["ReuseFactor"], at)
                 if section == "LayerName":
@@ -286,6 +322,40 @@ def float_layers(model: Any) -> list[str]:
     return out
 
 
+def _table_free(layer: Any) -> bool:
+    """``layer`` is an activation hls4ml builds without a lookup table (ReLU, linear, quantized_relu or
+    quantized_bits): its TableSize changes nothing (hls4ml's own configs write one on every activation)."""
+    handler = find_handler(type(layer).__name__)
+    if handler is None:
+        return False
+    if handler.kind not in ("quantizer", "activation"):
+        return False  # a TableSize on a weight or structural layer is a config mistake: refused later
+    fn = getattr(layer, "activation", None)
+    name = activation_name(fn) if fn is not None else ""
+    quantizer = type(fn).__name__ if fn is not None else ""
+    return name in ("relu", "linear") or quantizer in ("quantized_relu", "quantized_bits")
+
+
+def _drop_no_op_settings(model: Any, per_layer: dict[str, dict[str, Any]], project: ProjectConfig) -> None:
+    """Remove the configured settings hls4ml itself ignores, so a config as hls4ml writes it converts:
+    any setting of the linear activation it splits off a Dense/Conv1D (``<name>_linear``: removed from
+    the graph, no arithmetic), and a TableSize on a layer without a lookup table."""
+    own = {layer.name for layer in model.layers}
+    for layer in model.layers:
+        fn = getattr(layer, "activation", None)
+        split = f"{layer.name}_linear"
+        linear = fn is not None and activation_name(fn) == "linear" and split not in own
+        if linear and split in per_layer and split in project.layer_names:
+            log.debug(
+                "%s: LayerName %s: hls4ml removes this linear activation (no effect)", project.source, split
+            )
+            del per_layer[split]
+        entry = per_layer.get(layer.name)
+        configured = project.layer_settings.get(layer.name, {})
+        if entry is not None and "table_size" in configured and _table_free(layer):
+            entry["table_size"] = None
+
+
 def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsConfig:
     """``hls`` with the configured types of ``project`` for ``model``'s layers (``hls`` itself if None).
 
@@ -295,6 +365,7 @@ def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsC
     if project is None:
         return hls
     names: list[str] = []
+    aliases: list[str] = []
     layers: list[tuple[str, tuple[str, ...]]] = []
     for layer in model.layers:
         cls = type(layer).__name__
@@ -302,15 +373,19 @@ def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsC
         classes = (cls, *(handler.hls4ml_classes if handler is not None else ()))
         names.append(layer.name)
         layers.append((layer.name, classes))
+        if handler is not None and handler.weighted:
+            # the scale layer hls4ml inserts after a quantizer with alpha (config_from_keras_model names it)
+            aliases.append(f"{layer.name}_alpha")
         if hasattr(layer, "activation") and cls not in ("Activation", "QActivation"):
             split = f"{layer.name}_{activation_name(layer.activation)}"
             names.append(split)
             layers.append((split, ("Activation",)))
-    project.check_layers(names)
+    project.check_layers(names, aliases)
     configured = project.configured_types(layers)
     update: dict[str, Any] = {"configured_types": configured}
     # LayerType settings: every layer of the class, where its LayerName entry (or --reuse LAYER=R) is silent.
     per_layer = {k: v.model_dump() for k, v in hls.layers.items()}
+    _drop_no_op_settings(model, per_layer, project)
     for layer in model.layers:
         cls = type(layer).__name__
         handler = find_handler(cls)
@@ -332,9 +407,11 @@ def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsC
 
 
 __all__ = [
+    "ACCELERATOR_BACKENDS",
     "BACKENDS",
     "ProjectConfig",
     "SETTINGS",
+    "STRATEGIES",
     "configure",
     "float_layers",
     "input_quantized",

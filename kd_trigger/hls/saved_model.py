@@ -50,9 +50,66 @@ def load_qkeras_model(model_path: Path) -> Any:
     try:
         model = load_qmodel(str(model_path), compile=False)
     except Exception as err:  # Keras raises ValueError/TypeError/OSError for unknown layers and bad files
+        hgq = [name for name, module in saved_layer_classes(model_path) if module.lower().startswith("hgq")]
+        if hgq:
+            raise ModelError(
+                f"{model_path}: layer class {hgq[0]} is HGQ's (High Granularity Quantization), not QKeras or "
+                "Keras; its types are per weight, which this project does not emulate: convert a QKeras or "
+                "Keras model"
+            ) from None
+        windows = windows_weight_path(model_path)
+        if windows is not None:
+            raise ModelError(
+                f"{model_path}: its weights are stored under Windows paths ({windows!r}: Keras 2 .keras files "
+                "saved on Windows), which Keras cannot load elsewhere; save the model as .h5 (model.save('m.h5')) "
+                "and pass that"
+            ) from None
         text = " ".join(str(err).split())
         raise ModelError(f"{model_path} cannot be loaded as a QKeras model: {text[:300]}") from None
     return as_functional(model)
+
+
+def windows_weight_path(model_path: Path) -> str | None:
+    """The first weight group of a Keras zip whose name holds a backslash, or None: Keras 2.15 on Windows
+    wrote ``layers\\dense`` into ``model.weights.h5`` (tests/fixtures/corpus/fatigue_dense_16_8_3)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    try:
+        if not zipfile.is_zipfile(model_path):
+            return None
+        with zipfile.ZipFile(model_path) as archive:
+            data = archive.read("model.weights.h5")
+        with h5py.File(io.BytesIO(data), "r") as f:
+            return next((str(k) for k in f if "\\" in str(k)), None)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def saved_layer_classes(model_path: Path) -> list[tuple[str, str]]:
+    """(class name, module) of every layer a saved model's config lists, read without building it (an
+    HDF5 file's ``model_config`` attribute, or the ``config.json`` of a Keras zip); [] when unreadable.
+    Saved by Keras 2, the module is empty."""
+    import json
+    import zipfile
+
+    import h5py
+
+    text: Any = None
+    try:
+        if zipfile.is_zipfile(model_path):
+            with zipfile.ZipFile(model_path) as archive:
+                text = archive.read("config.json")
+        else:
+            with h5py.File(model_path, "r") as f:
+                text = f.attrs.get("model_config")
+        config = json.loads(text)
+    except (OSError, KeyError, ValueError, TypeError):
+        return []
+    layers = config.get("config", {}).get("layers", []) if isinstance(config, dict) else []
+    return [(str(x.get("class_name")), str(x.get("module") or "")) for x in layers if isinstance(x, dict)]
 
 
 def as_functional(model: Any) -> Any:
