@@ -161,11 +161,14 @@ def test_trap2_pooling_accumulator_wraps_with_hls4ml_default(deepsets, tmp_path)
     assert right.exact_fraction == 1.0
 
 
-def test_trap3_result_of_unquantized_layer_defaults_to_fixed_16_6(mlp, tmp_path):
-    """The logits (no quantizer follows) get hls4ml's model default fixed<16,6>: truncated and wrapped."""
+def test_trap3_result_of_unquantized_layer_defaults_to_fixed_16_6(deepsets, tmp_path):
+    """The logits (no quantizer follows) get hls4ml's model default fixed<16,6>: truncated and wrapped.
+
+    Shown on the Deep Sets student: its logits layer is the MLP's (a QDense(2) on a 32-wide 8-bit ReLU,
+    hence the same derived type), and its firmware compiles far faster than the wide MLP's."""
     from kd_trigger.hls.convert import build_hls_config
 
-    model, converted = mlp
+    model, converted = deepsets
     config = build_hls_config(model, HLS, converted.precision)
     default = config["Model"]["Precision"]["default"]
     assert default == "fixed<16,6>"
