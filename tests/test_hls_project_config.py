@@ -142,8 +142,9 @@ def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Pa
         model_precision(model, Intake.from_hls(hls))
     assert str(err.value) == (
         f"--hls-config: layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact {weight.hls()}; the "
-        "reference emulates narrower types only for the accum (wrapping) and result of a Dense and the "
-        "result of a relu, a later quantizer or a batch norm, so this design cannot be judged: write auto "
+        "reference emulates narrower types only for the accum (wrapping) and result of a Dense, the result "
+        "of a relu, a later quantizer or a batch norm, and the table and result of a lookup-table activation, "
+        "so this design cannot be judged: write auto "
         f"there, or a type that holds {weight.hls()}"
     )
 
@@ -432,7 +433,9 @@ def test_table_size_of_a_final_softmax_is_written(tmp_path: Path) -> None:
         _written(model, _hls_for(model, path))
     path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"logits": {"TableSize": 1024}}})
     with pytest.raises(
-        ConfigError, match=r"^layer logits: TableSize is built for the model's final softmax/sigmoid only"
+        ConfigError,
+        match=r"^layer logits: TableSize is built for lookup-table activations \(tanh, sigmoid, softplus, "
+        r"softsign\) and the model's final softmax/sigmoid only \(softmax\)$",
     ):
         _written(model, _hls_for(model, path))
 

@@ -324,3 +324,47 @@ def test_a_mean_over_20_particles_without_a_quantizer_converts_exactly(tmp_path:
     assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["compared_layer"] == "head"
     assert report["precision"]["pool"]["accum"] == "ap_fixed<16,6>"
     assert report["precision_loss"]["layers"]["pool"]["overflow_count"] > 0
+
+
+def float_lookup_mlp(seed: int = 1) -> Any:
+    """A float Keras MLP with lookup-table activations between its layers: Dense(16, tanh) -> Dense(8) ->
+    Activation(sigmoid) -> Dense(3)."""
+    from tensorflow.keras import layers
+
+    tf.keras.utils.set_random_seed(seed)
+    inp = tf.keras.Input((10,), name="input_1")
+    x = layers.Dense(16, activation="tanh", name="fc1")(inp)
+    x = layers.Dense(8, name="fc2")(x)
+    x = layers.Activation("sigmoid", name="sig")(x)
+    out = layers.Dense(3, name="output")(x)
+    return tf.keras.Model(inp, out, name="float_lookup")
+
+
+def test_lookup_activations_get_hls4mls_default_table_and_result_types() -> None:
+    _, types, _ = hls4ml_default_types(float_lookup_mlp(), HlsConfig())
+    # hls4ml's defaults: table ap_fixed<18,8> (its backend's table_t), result the model default
+    assert types["fc1_tanh"] == {"result": "ap_fixed<16,6>", "table": "ap_fixed<18,8>"}
+    assert types["sig"] == {"result": "ap_fixed<16,6>", "table": "ap_fixed<18,8>"}
+
+
+@pytest.mark.slow
+def test_a_float_model_with_tanh_and_sigmoid_between_layers_converts_exactly(tmp_path: Path) -> None:
+    """hls4ml's tanh and sigmoid tables in the middle of a model: the C simulation equals the reference
+    that emulates them bit for bit, and the tables' loss against the float functions is reported."""
+    from kd_trigger.cli import main
+
+    path = tmp_path / "lookup.h5"
+    float_lookup_mlp().save(path, save_format="h5")
+    out = tmp_path / "fw"
+    assert main(["hls", "--model", str(path), "--out", str(out)]) == 0
+    report = json.loads((out / "hls_report.json").read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["compared_layer"] is None
+    assert report["precision"]["fc1_tanh"]["table"] == "ap_fixed<18,8>"
+    loss = report["precision_loss"]
+    layers = loss["layers"]
+    # the edge inputs span ap_fixed<16,6>: fc1's default accumulator wraps first; the tables themselves
+    # never overflow their result type, and their outputs stay within the functions' ranges
+    assert loss["first_overflow_layer"] == "fc1" and layers["fc1"]["overflow_count"] > 0
+    for name in ("fc1_tanh", "sig"):
+        assert layers[name]["overflow_count"] == 0 and layers[name]["result_type"] == "ap_fixed<16,6>"
+    assert 0.0 < layers["fc1_tanh"]["max_abs_diff"] <= 2.0 and 0.0 < layers["sig"]["max_abs_diff"] <= 1.0

@@ -240,12 +240,16 @@ def _per_particle(layer: Any) -> bool:
     return kind == "conv1d" or (kind == "dense" and len(layer.input_shape) == 3)
 
 
-def _table_size(model: Any, name: str, size: int) -> None:
-    """ConfigError unless ``name`` is the model's final softmax/sigmoid and ``size`` a power of two."""
+def _table_size(model: Any, name: str, size: int, precision: dict[str, LayerPrecision]) -> None:
+    """ConfigError unless ``name`` is a lookup-table activation (any size: the reference emulates its
+    index) or the model's final softmax/sigmoid (``size`` a power of two)."""
+    if name in precision and precision[name].kind == "lookup":
+        return
     last = model.layers[-1]
     if last.name != name or _final_kind(last, True) is None:
         raise ConfigError(
-            f"layer {name}: TableSize is built for the model's final softmax/sigmoid only ({last.name})"
+            f"layer {name}: TableSize is built for lookup-table activations (tanh, sigmoid, softplus, softsign) "
+            f"and the model's final softmax/sigmoid only ({last.name})"
         )
     if size & (size - 1):
         raise ConfigError(f"layer {name}: TableSize {size} is not a power of two (hls4ml indexes by bits)")
@@ -294,7 +298,7 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
                 f"layer {name}: ParallelizationFactor applies to per-particle Conv1D/Dense layers only"
             )
         if layer_hls.table_size is not None:
-            _table_size(model, name, layer_hls.table_size)
+            _table_size(model, name, layer_hls.table_size, precision)
             names.setdefault(name, {})["TableSize"] = layer_hls.table_size
     for name, chosen in precision.items():
         layer_cfg = names.setdefault(name, {})
@@ -309,6 +313,11 @@ def build_hls_config(model: Any, hls: HlsConfig, precision: dict[str, LayerPreci
             cast["Precision"]["result"] = FINAL_ACTIVATION_INPUT
         for key, t in chosen.types.items():
             layer_cfg["Precision"][key] = t.hls()
+        if chosen.kind == "lookup" and chosen.table_size is not None:
+            layer_cfg["TableSize"] = chosen.table_size
+            # hls4ml 1.3 reads an activation's table type from the layer-level key table_t only (its
+            # Precision 'table' entry is parsed but never applied): write both, so the table built is ours.
+            layer_cfg["table_t"] = chosen.types["table"].hls()
         layer_cfg["Trace"] = True
         # hls4ml inserts '<name>_linear' after a Dense/Conv1D and merges it away only while the layer's
         # result is 'auto'. With the result set, the linear layer stays and its 'auto' result falls back

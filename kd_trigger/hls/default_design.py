@@ -30,6 +30,7 @@ from kd_trigger.hls.layer_loss import (
     widened,
 )
 from kd_trigger.hls.project_config import float_layers, input_quantized, parse_precision
+from kd_trigger.layers.lookup import LOOKUP_SPAN
 from kd_trigger.layers.registry import find_handler
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ log = logging.getLogger(__name__)
 DESIGN = "hls4ml default (config_from_keras_model(model, granularity='name'))"
 """How the report names the design built for a model given without any types."""
 
-_KEYS = ("weight", "bias", "accum", "result", "scale")
-"""The hls4ml type keys our layers have (tables and index types are hls4ml's own business)."""
+_KEYS = ("weight", "bias", "accum", "result", "scale", "table")
+"""The hls4ml type keys our layers have (a lookup-table activation's table included; index types are
+hls4ml's own business)."""
 
 
 def needs_default_design(model: Any, hls: HlsConfig) -> bool:
@@ -84,12 +86,20 @@ def hls4ml_default_types(
             text = " ".join(str(err).split())[:300]
             raise ModelError(f"hls4ml cannot convert this model: {text}") from None
         resolved = hls_layer_precision(graph)
+        # every hls4ml activation has a table type; only the lookup-table functions use it
+        lookups = {
+            layer.name
+            for layer in graph.get_layers()
+            if str(layer.get_attr("activation", "")).lower() in LOOKUP_SPAN
+        }
         fused = _fused_batch_norms(model, graph, resolved)
     floats = float_layers(model)
     types: dict[str, dict[str, str]] = {}
     for name, by_key in resolved.items():
         for key, text in by_key.items():
             # A quantized layer's constants are its quantizers' (hls4ml writes them already quantized).
+            if key == "table" and name not in lookups:
+                continue
             if key not in _KEYS or (key in ("weight", "bias") and name not in floats):
                 continue
             try:

@@ -25,6 +25,7 @@ from kd_trigger.config.firmware import LayerHlsConfig
 from kd_trigger.errors import ConfigError
 from kd_trigger.fixed import FixedType
 from kd_trigger.layers.keras import activation_name
+from kd_trigger.layers.lookup import LOOKUP_SPAN
 from kd_trigger.layers.registry import find_handler
 
 log = logging.getLogger(__name__)
@@ -391,8 +392,11 @@ def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsC
         handler = find_handler(cls)
         classes = (*(handler.hls4ml_classes if handler is not None else ()), cls)
         for attr, value in project.layer_type_settings(classes).items():
-            if attr == "table_size" and layer is not model.layers[-1]:
-                continue  # only a final softmax/sigmoid is built from tables here
+            lookup = cls in ("Activation", "Softmax") and activation_name(
+                getattr(layer, "activation", None)
+            ) in (LOOKUP_SPAN)
+            if attr == "table_size" and layer is not model.layers[-1] and not lookup:
+                continue  # a final softmax/sigmoid and the lookup-table activations are built from tables
             per_particle = handler is not None and (
                 handler.kind == "conv1d" or (handler.kind == "dense" and len(layer.input_shape) == 3)
             )

@@ -1,4 +1,5 @@
-"""Activations: the QActivation quantizer, and plain Keras activations (relu, linear, final softmax/sigmoid)."""
+"""Activations: the QActivation quantizer, and plain Keras activations (relu, linear, lookup-table functions
+anywhere, final softmax/sigmoid)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,38 @@ from kd_trigger.errors import ModelError
 from kd_trigger.fixed import FixedType
 from kd_trigger.layers.base import LayerHandler, PrecisionWalk, ProgramWalk, out_shape
 from kd_trigger.layers.keras import activation_name, quantizer_type
+from kd_trigger.layers.lookup import LOOKUP_SPAN, lookup_precision
 from kd_trigger.layers.spec import LayerPrecision, LayerSpec
 from kd_trigger.layers.step import Step, StepKind, derived_type
 
 FINAL_ONLY = frozenset({"softmax", "sigmoid"})
-"""Activations converted with hls4ml's lookup tables: accepted as the model's last layer only."""
+"""Activations converted with hls4ml's lookup tables that, as the model's last layer, are left out of the
+exact comparison (judged before them); a sigmoid elsewhere is emulated (:mod:`kd_trigger.layers.lookup`)."""
+
+
+def activation_precision(
+    name: str, where: str, kind: str, walk: PrecisionWalk, hint: str
+) -> LayerPrecision | None:
+    """The types of activation ``kind`` applied to ``walk.current`` (None: linear, nothing to compute).
+
+    relu keeps the exact type; a final softmax/sigmoid is hls4ml's tables, outside the exact comparison;
+    tanh, sigmoid, softplus and softsign elsewhere (tanh, softplus, softsign last too) are emulated
+    lookup tables. Anything else: ModelError naming the layer, why, and ``hint``.
+    """
+    if kind == "linear":
+        return None
+    if kind == "relu":
+        return LayerPrecision(
+            {"result": relu_result(walk.type_in)}, "relu of an exact value, exact", kind="relu"
+        )
+    if kind in FINAL_ONLY and walk.last:
+        return LayerPrecision({}, f"final {kind}: hls4ml lookup tables", final_activation=kind)
+    if kind in LOOKUP_SPAN:
+        return lookup_precision(name, where, kind, walk.type_in, walk.intake.table_sizes.get(name))
+    raise ModelError(
+        f"layer {where}: activation {kind!r} has no bit-exact reference here (supported: relu, linear, "
+        f"{', '.join(LOOKUP_SPAN)} as hls4ml's lookup tables, softmax last); {hint}"
+    )
 
 
 def relu_result(t: FixedType) -> FixedType:
@@ -103,8 +131,8 @@ class QuantizerHandler(LayerHandler):
 
 
 class ActivationHandler(LayerHandler):
-    """Activation, ReLU, Softmax: relu of an exact value is exact; linear is nothing; softmax/sigmoid
-    only as the model's last layer (hls4ml's lookup tables)."""
+    """Activation, ReLU, Softmax: relu of an exact value is exact; linear is nothing; tanh, sigmoid,
+    softplus, softsign are hls4ml's lookup tables, emulated; softmax only as the model's last layer."""
 
     kind = "activation"
     keras_classes = ("Activation", "ReLU", "Softmax")
@@ -121,20 +149,15 @@ class ActivationHandler(LayerHandler):
         return LayerSpec(layer.name, "Activation", activation_kind=kind)
 
     def precision(self, spec: LayerSpec, walk: PrecisionWalk) -> None:
-        kind = spec.activation_kind or "linear"
-        if kind == "linear":
+        chosen = activation_precision(
+            spec.name,
+            spec.where,
+            spec.activation_kind or "linear",
+            walk,
+            "quantize it with QActivation(quantized_relu(...)) or replace the function",
+        )
+        if chosen is None:
             return
-        if kind == "relu":
-            walk.current = relu_result(walk.type_in)
-            walk.out[spec.name] = LayerPrecision(
-                {"result": walk.current}, "relu of an exact value, exact", kind="relu"
-            )
-        elif kind in FINAL_ONLY and walk.last:
-            walk.out[spec.name] = LayerPrecision(
-                {}, f"final {kind}: hls4ml lookup tables", final_activation=kind
-            )
-        else:
-            raise ModelError(
-                f"layer {spec.where}: activation {kind!r} is supported only as the model's last layer (softmax, "
-                "sigmoid) or as relu/linear; quantize it with QActivation(quantized_relu(...))"
-            )
+        walk.out[spec.name] = chosen
+        if "result" in chosen.types:
+            walk.current = chosen.types["result"]

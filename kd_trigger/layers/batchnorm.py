@@ -57,7 +57,7 @@ class BatchNormHandler(LayerHandler):
         the exact value (at most 53 bits, checked when the types were applied) cast by its modes."""
         import tensorflow as tf
 
-        from kd_trigger.layers.dense import ap_cast
+        from kd_trigger.layers.apcast import ap_cast
 
         arrays = exact_weights[layer.name]
         s = tf.constant(arrays["scale"], dtype=tf.float64)

@@ -9,7 +9,8 @@ import numpy as np
 
 from kd_trigger.errors import ModelError
 from kd_trigger.fixed import FixedType, accumulator_type, product_type
-from kd_trigger.layers.activation import FINAL_ONLY, relu_result
+from kd_trigger.layers.activation import activation_precision
+from kd_trigger.layers.apcast import ap_cast, ap_cast_np
 from kd_trigger.layers.base import LayerHandler, PrecisionWalk, ProgramWalk, UnsupportedInRtl, out_shape
 from kd_trigger.layers.keras import activation_name, kernel_type, qkeras_objects, quantizer_type
 from kd_trigger.layers.spec import LayerPrecision, LayerSpec
@@ -30,32 +31,6 @@ def rounded(values: Any, t: FixedType, as_hls4ml: bool = False) -> np.ndarray:
     digits = max(0, t.fractional)
     printed = np.array([float(f"{float(v):.{digits}f}") for v in values.ravel()], dtype=np.float64)
     return ap_cast_np(printed, t).reshape(values.shape)
-
-
-_ROUNDING_NP: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "TRN": np.floor,
-    "TRN_ZERO": np.trunc,
-    "RND": lambda v: np.floor(v + 0.5),
-    "RND_ZERO": lambda v: np.sign(v) * np.ceil(np.abs(v) - 0.5),
-    "RND_MIN_INF": lambda v: np.ceil(v - 0.5),
-    "RND_INF": lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5),
-    "RND_CONV": np.rint,
-}
-"""ap_fixed's quantization modes on values in units of the target LSB (numpy twin of :data:`_ROUNDING`)."""
-
-
-def ap_cast_np(values: Any, t: FixedType) -> np.ndarray:
-    """``(T) v`` in numpy float64: T's rounding mode, then its overflow mode (as :func:`ap_cast`)."""
-    codes = _ROUNDING_NP[t.rounding](np.asarray(values, dtype=np.float64) * 2.0**t.fractional)
-    lo, hi = float(t.min_code), float(t.max_code)
-    if t.saturation == "WRAP":
-        base = -(2.0 ** (t.width - 1)) if t.signed else 0.0
-        codes = np.mod(codes - base, 2.0**t.width) + base
-    elif t.saturation == "SAT_ZERO":
-        codes = np.where((codes < lo) | (codes > hi), 0.0, codes)
-    else:
-        codes = np.clip(codes, lo, hi)
-    return codes / 2.0**t.fractional
 
 
 class DenseHandler(LayerHandler):
@@ -119,22 +94,31 @@ class DenseHandler(LayerHandler):
         if inner == "linear":
             return
         name = f"{spec.name}_{inner}"
-        if inner == "relu":
-            out[name] = LayerPrecision(
-                {"result": relu_result(accum)}, "relu of an exact value, exact", kind="relu"
-            )
-            walk.current = relu_result(accum)
-            return
-        if inner in FINAL_ONLY and walk.last:
-            out[name] = LayerPrecision({}, f"final {inner}: hls4ml lookup tables", final_activation=inner)
-            return
-        raise ModelError(
-            f"layer {where} has a built-in activation {inner!r}; use a separate QActivation(quantized_relu(bits, "
-            "integer)) so its type is defined (relu, and softmax/sigmoid on the last layer, are converted as they are)"
+        chosen = activation_precision(
+            name,
+            f"'{name}' (the activation hls4ml splits off {where})",
+            inner,
+            walk,
+            "use a separate QActivation(quantized_relu(bits, integer)) so its type is defined",
         )
+        if chosen is not None:
+            out[name] = chosen
+            if "result" in chosen.types:
+                walk.current = chosen.types["result"]
 
     def twin(self, layer: Any, x: Any, exact_weights: dict[str, dict[str, np.ndarray]]) -> Any:
         """The layer in float64; its own activation split into ``<name>_<activation>``, as hls4ml does."""
+        return self.split_twin(layer, x, exact_weights)
+
+    def split_twin(
+        self,
+        layer: Any,
+        x: Any,
+        exact_weights: dict[str, dict[str, np.ndarray]],
+        activation: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """:meth:`twin`, with ``activation`` (a symbolic tensor -> the split-off activation's output)
+        instead of the float Keras activation (a lookup-table function emulated as hls4ml builds it)."""
         import tensorflow as tf
 
         conf = layer.get_config()
@@ -157,6 +141,8 @@ class DenseHandler(LayerHandler):
         x = twin(x)
         if weights:
             twin.set_weights(weights)
+        if split and activation is not None:
+            return activation(x)
         if split:
             x = tf.keras.layers.Activation(inner, name=f"{layer.name}_{inner}", dtype="float64")(x)
         return x
@@ -251,38 +237,6 @@ class PointwiseConv1DHandler(DenseHandler):
             raise ModelError(f"layer {where}: only channels_last is supported")
 
 
-_ROUNDING = {
-    "TRN": lambda tf, v: tf.floor(v),
-    "TRN_ZERO": lambda tf, v: tf.sign(v) * tf.floor(tf.abs(v)),
-    "RND": lambda tf, v: tf.floor(v + 0.5),
-    "RND_ZERO": lambda tf, v: tf.sign(v) * tf.math.ceil(tf.abs(v) - 0.5),
-    "RND_MIN_INF": lambda tf, v: tf.math.ceil(v - 0.5),
-    "RND_INF": lambda tf, v: tf.sign(v) * tf.floor(tf.abs(v) + 0.5),
-    "RND_CONV": lambda tf, v: tf.round(v),
-}
-"""ap_fixed's quantization modes on values in units of the target LSB (float64, exact below 2**53)."""
-
-
-def ap_cast(v: Any, t: FixedType, rounding: bool = True) -> Any:
-    """``(T) v`` for an ``ap_[u]fixed`` T, on a float64 tensor: its rounding mode (unless ``rounding`` is
-    False: ``v`` already on T's grid), then its overflow mode (wrap modulo 2**W, or saturate)."""
-    import tensorflow as tf
-
-    scale = 2.0**t.fractional
-    codes = v * scale
-    if rounding:
-        codes = _ROUNDING[t.rounding](tf, codes)
-    lo, hi = float(t.min_code), float(t.max_code)
-    if t.saturation == "WRAP":
-        base = -(2.0 ** (t.width - 1)) if t.signed else 0.0
-        codes = tf.math.floormod(codes - base, 2.0**t.width) + base
-    elif t.saturation == "SAT_ZERO":
-        codes = tf.where((codes < lo) | (codes > hi), tf.zeros_like(codes), codes)
-    else:  # SAT, SAT_SYM (min_code holds the symmetric bound)
-        codes = tf.clip_by_value(codes, lo, hi)
-    return codes / scale
-
-
 def emulated_relu(name: str, x: Any, result: FixedType, relu: bool = True) -> Any:
     """A relu whose configured result type is narrower than exact, as hls4ml's relu computes it
     (nnet_activation.h: ``res = data > 0 ? data : 0``, the assignment cast by ``res_T``'s modes);
@@ -302,13 +256,15 @@ def emulated_dense(
     arrays: dict[str, np.ndarray],
     types: dict[str, FixedType],
     activation_result: FixedType | None = None,
+    activation: Callable[[Any], Any] | None = None,
 ) -> Any:
     """The reference of a Dense built with configured accum/result types narrower than exact, as
     hls4ml's latency dense computes it (nnet_dense_latency.h): every product is assigned to ``accum_t``
     (rounded and wrapped there), the bias cast to ``accum_t``, the sum kept in ``accum_t`` (wrapping: the
     order of the additions does not matter), then cast to the result type. Float64 holds every step
     exactly while the products need at most 53 bits (the derived exact types guarantee it).
-    ``activation_result``: the configured result type of the relu hls4ml splits off the layer."""
+    ``activation_result``: the configured result type of the relu hls4ml splits off the layer;
+    ``activation``: the emulated lookup-table activation it splits off (see :meth:`DenseHandler.split_twin`)."""
     import tensorflow as tf
 
     kernel = np.asarray(arrays["weight"], dtype=np.float64)
@@ -328,6 +284,8 @@ def emulated_dense(
     inner = activation_name(layer.activation)
     if inner == "relu" and activation_result is not None:
         return emulated_relu(f"{layer.name}_{inner}", out, activation_result)
+    if inner != "linear" and activation is not None:
+        return activation(out)
     if inner != "linear":
         out = tf.keras.layers.Activation(inner, name=f"{layer.name}_{inner}", dtype="float64")(out)
     return out

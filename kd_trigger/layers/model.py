@@ -14,6 +14,7 @@ import numpy as np
 from kd_trigger.errors import ModelError
 from kd_trigger.fixed import FixedType
 from kd_trigger.layers.base import PrecisionWalk
+from kd_trigger.layers.lookup import DEFAULT_TABLE_SIZE, check_index
 from kd_trigger.layers.registry import find_handler, handler_for
 from kd_trigger.layers.spec import Intake, LayerPrecision, LayerSpec
 
@@ -37,11 +38,23 @@ def derive_precision(layers: list[LayerSpec], intake: Intake | None = None) -> d
             # The configured types are the design: what flows on is the configured result, so the next
             # layer's exact types (and the check that its configured ones hold them) start from it.
             apply_configured_types(added, configured)
+            _lookup_inputs(added)
             last = list(added.values())[-1]
             if "result" in last.types:
                 walk.current = last.types["result"]
     check_exact_reference(walk.out)
     return walk.out
+
+
+def _lookup_inputs(added: dict[str, LayerPrecision]) -> None:
+    """A lookup-table activation split off a weight layer indexes its table by that layer's configured
+    result: its input type follows the configuration (checked again for the index arithmetic)."""
+    before: FixedType | None = None
+    for name, chosen in added.items():
+        if chosen.kind == "lookup" and before is not None and chosen.function is not None:
+            check_index(f"'{name}'", chosen.function, before, chosen.table_size or DEFAULT_TABLE_SIZE)
+            chosen.input_type = before
+        before = chosen.types.get("result", before)
 
 
 EXACT_REFERENCE_BITS = 53
@@ -105,13 +118,16 @@ def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
     norm (:meth:`kd_trigger.layers.batchnorm.BatchNormHandler.emulated_twin`)."""
     if chosen.kind in ("relu", "linear", "batchnorm"):
         return key == "result"
+    if chosen.kind == "lookup":
+        return key in ("result", "table")
     if chosen.kind != "dense" or key not in ("accum", "result"):
         return False
     return key == "result" or t.saturation == "WRAP"
 
 
 EMULATED = (
-    "the accum (wrapping) and result of a Dense and the result of a relu, a later quantizer or a batch norm"
+    "the accum (wrapping) and result of a Dense, the result of a relu, a later quantizer or a batch norm, and "
+    "the table and result of a lookup-table activation"
 )
 """What :func:`emulable` accepts, as the refusal of anything else says it."""
 

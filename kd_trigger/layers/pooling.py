@@ -54,7 +54,7 @@ def emulated_pool(name: str, x: Any, n: int, accum: FixedType, result: FixedType
     ``res_T`` (its rounding and overflow modes)."""
     import tensorflow as tf
 
-    from kd_trigger.layers.dense import ap_cast
+    from kd_trigger.layers.apcast import ap_cast
 
     scale = 2.0**accum.fractional
 

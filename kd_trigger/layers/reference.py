@@ -7,6 +7,7 @@ exactly (:func:`compare_outputs`, pure numpy).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,9 @@ import numpy as np
 from kd_trigger.evaluate import roc_auc, scores_from_logits
 from kd_trigger.fixed import FixedType
 from kd_trigger.layers.batchnorm import BatchNormHandler
-from kd_trigger.layers.dense import emulated_dense, emulated_relu
+from kd_trigger.layers.dense import DenseHandler, emulated_dense, emulated_relu
+from kd_trigger.layers.keras import activation_name
+from kd_trigger.layers.lookup import emulated_lookup
 from kd_trigger.layers.pooling import emulated_pool
 from kd_trigger.layers.registry import DEFAULT, find_handler
 from kd_trigger.layers.spec import LayerPrecision
@@ -55,6 +58,14 @@ def float64_twin(
         x = inputs
         for layer in model.layers:
             chosen = (precision or {}).get(layer.name)
+            if chosen is not None and chosen.kind == "lookup":
+                x = lookup_layer(layer.name, chosen)(x)
+                continue
+            inner = activation_name(getattr(layer, "activation", "linear"))
+            split = (precision or {}).get(f"{layer.name}_{inner}")
+            activation = (
+                lookup_layer(f"{layer.name}_{inner}", split) if split and split.kind == "lookup" else None
+            )
             if chosen is not None and chosen.emulated and chosen.kind in ("relu", "linear"):
                 x = emulated_relu(layer.name, x, chosen.types["result"], relu=chosen.kind == "relu")
                 continue
@@ -68,12 +79,23 @@ def float64_twin(
             if chosen is not None and chosen.emulated:
                 split = (precision or {}).get(f"{layer.name}_relu")
                 result = split.types["result"] if split is not None and split.emulated else None
-                x = emulated_dense(layer, x, exact_weights[layer.name], chosen.types, result)
+                x = emulated_dense(layer, x, exact_weights[layer.name], chosen.types, result, activation)
                 continue
-            x = (find_handler(type(layer).__name__) or DEFAULT).twin(layer, x, exact_weights)
+            handler = find_handler(type(layer).__name__) or DEFAULT
+            if activation is not None and isinstance(handler, DenseHandler):
+                x = handler.split_twin(layer, x, exact_weights, activation)
+                continue
+            x = handler.twin(layer, x, exact_weights)
         return tf.keras.Model(inputs, x, name=f"{model.name}_float64")
     finally:
         tf.keras.backend.set_floatx(previous)
+
+
+def lookup_layer(name: str, chosen: LayerPrecision) -> Callable[[Any], Any]:
+    """The emulated lookup-table activation ``name`` (its function and types in ``chosen``), to apply."""
+    assert chosen.function is not None and chosen.input_type is not None
+    function, input_type = chosen.function, chosen.input_type
+    return lambda x: emulated_lookup(name, x, function, chosen, input_type)
 
 
 def _kind(layer: Any) -> str | None:

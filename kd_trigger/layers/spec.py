@@ -142,6 +142,8 @@ class Intake:
     layer_types: dict[str, FixedType] = field(default_factory=dict)
     configured: dict[str, dict[str, FixedType]] = field(default_factory=dict)
     """Types an hls4ml configuration gave, per layer name and Precision key (``hls --hls-config``)."""
+    table_sizes: dict[str, int] = field(default_factory=dict)
+    """TableSize per layer name (``hls.layers.<name>.table_size``): a lookup-table activation's entries."""
 
     @classmethod
     def from_hls(cls, hls: Any) -> Intake:
@@ -156,6 +158,7 @@ class Intake:
                 name: {key: FixedType.parse(text) for key, text in types.items()}
                 for name, types in getattr(hls, "configured_types", {}).items()
             },
+            table_sizes={name: spec.table_size for name, spec in hls.layers.items() if spec.table_size},
         )
 
     def assumed_type(self, layer: str) -> FixedType | None:
@@ -188,6 +191,12 @@ class LayerPrecision:
     narrowed: dict[str, FixedType | None] = field(default_factory=dict)
     """The configured types of an emulated layer that are narrower than exact: key -> the exact type
     they replaced (None: no fixed-point type is exact, a mean over a non-power-of-two count)."""
+    function: str | None = None
+    """A lookup-table activation (``kind`` ``lookup``): its function (tanh, sigmoid, softplus, softsign)."""
+    table_size: int | None = None
+    """A lookup-table activation's table entries (hls4ml's TableSize)."""
+    input_type: FixedType | None = None
+    """A lookup-table activation's input type: its table index is computed from it."""
 
     def to_dict(self) -> dict[str, str]:
         """The types as hls4ml spells them, and the note."""

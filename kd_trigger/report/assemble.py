@@ -29,6 +29,7 @@ from kd_trigger.report.html import (
     render_markdown,
 )
 from kd_trigger.report.inputs import RunInputs, StudentInputs, load_run_inputs
+from kd_trigger.report.precision_loss import precision_loss_blocks
 from kd_trigger.report.sections import (
     HOW_TO_READ,
     budget_blocks,
@@ -101,6 +102,7 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
         budget, verdict = budget_blocks(student)
         body.extend(budget)
         body.extend(precision_blocks(report))
+        body.extend(precision_loss_blocks(report.precision_loss))
         body.extend(sparsity_blocks(student.name, inputs.metrics, report))
         row, tone = summary_row(student, verdict)
         summary.append(row)
