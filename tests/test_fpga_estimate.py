@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -514,14 +515,18 @@ def test_adapter_on_converted_qkeras_model(tmp_path) -> None:  # noqa: ANN001 - 
     cfg = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis")
     cfg["LayerName"]["fc"]["ReuseFactor"] = 1
     cfg["LayerName"]["fc2"]["ReuseFactor"] = 3
-    hls_model = hls4ml.converters.convert_from_keras_model(
-        model,
-        hls_config=cfg,
-        output_dir=str(tmp_path / "prj"),
-        backend="Vitis",
-        io_type="io_parallel",
-        part="xcvu13p-flga2577-2-e",
-    )
+
+    def convert(project: str) -> Any:
+        return hls4ml.converters.convert_from_keras_model(
+            model,
+            hls_config=cfg,
+            output_dir=str(tmp_path / project),
+            backend="Vitis",
+            io_type="io_parallel",
+            part="xcvu13p-flga2577-2-e",
+        )
+
+    hls_model = convert("prj")
     specs = {s.name: s for s in layers_from_hls_model(hls_model, reuse_factor=2)}
     fc = specs["fc"]
     assert fc.kind == "dense" and (fc.n_in, fc.n_out) == (4, 3)
@@ -552,14 +557,7 @@ def test_adapter_on_converted_qkeras_model(tmp_path) -> None:  # noqa: ANN001 - 
     # Strategy Resource (issue 22 corpus): hls4ml stores the kernels transposed; the layer descriptions
     # are the same, and the estimate says it is fitted to Latency designs.
     cfg["Model"]["Strategy"] = "Resource"
-    resource_model = hls4ml.converters.convert_from_keras_model(
-        model,
-        hls_config=cfg,
-        output_dir=str(tmp_path / "prj_resource"),
-        backend="Vitis",
-        io_type="io_parallel",
-        part="xcvu13p-flga2577-2-e",
-    )
+    resource_model = convert("prj_resource")
     assert resource_model.graph["fc"].get_attr("_weights_transposed") is True
     resource_specs = {s.name: s for s in layers_from_hls_model(resource_model, reuse_factor=2)}
     assert resource_specs["fc"] == fc
