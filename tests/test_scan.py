@@ -60,11 +60,14 @@ def test_grid_and_lhs_plans() -> None:
     assert {p.key for p in other}.isdisjoint({p.key for p in lhs})
     with pytest.raises(ConfigError, match="scan.axes is empty"):
         plan_points(parse_config({"scan": {"axes": {}}}))
-    # The default scan: 4, 6, 8-bit weights x reuse factor 2, 4 for each of the two students.
+    # The default scan: the cost levers around the deployed students, RTL flow, 4 points per kind.
     default = plan_points(parse_config({}))
-    assert len(default) == 12 and {p.student for p in default} == {"mlp", "deepsets"}
-    assert {(p.axes["weight_bits"], p.reuse_factor) for p in default} == {
-        (b, r) for b in (4, 6, 8) for r in (2, 4)
+    assert {p.flow for p in default} == {"rtl"}
+    assert {(p.axes["sparsity"], p.axes["weight_bits"]) for p in default if p.student == "mlp"} == {
+        (s, b) for s in (0.75, 0.9) for b in (6, 8)
+    }
+    assert {(p.axes["late_weight_bits"], p.axes["sparsity"]) for p in default if p.student == "deepsets"} == {
+        (b, s) for b in (4, 6) for s in (0.0, 0.5)
     }
 
 
