@@ -188,6 +188,9 @@ def test_the_robustness_sentence_claims_a_kd_gain_only_where_kd_beats_or_adds_to
     for kd in (none, _iv(1.05, 1.0, 1.1)):
         text = robustness_sentence("mlp", _arms(kd, _iv(1.04, 1.01, 1.06), _iv(1.04, 1.01, 1.06)), "0.5")
         assert text.startswith("`mlp` at beta = 0.5: no robustness gain from distillation;")
+    # a lower bound that prints as 1.000 (a 0.04% effect) claims nothing either
+    tiny = robustness_sentence("mlp", _arms(gain, below, _iv(1.002, 1.0004, 1.004)), "0.5")
+    assert "no robustness gain is claimed for distillation" in tiny and "[1.000, 1.004]" in tiny
     # a missing bound claims nothing
     missing = Interval(mean=1.1, lo68=None, hi68=None, per_seed=[1.1])
     assert "no robustness gain from distillation" in robustness_sentence(
