@@ -972,6 +972,18 @@ def test_a_few_odd_four_vectors_are_warned_about_with_counts(tmp_path: Path, cap
     assert "1 of 116 particles have E < |p|" in text
 
 
+def test_a_data_warning_is_logged_once_per_process(tmp_path: Path, caplog) -> None:
+    """Every stage of a run reads the data file: its warnings appear once, not once per stage."""
+    from kd_trigger.data.readers import check_four_vectors
+
+    c = np.zeros((3, 2, 4))
+    c[:2, 0] = (10.0, 1.0, 2.0, 3.0)  # jet 2 empty
+    with caplog.at_level("WARNING", logger="kd_trigger"):
+        for _ in range(3):
+            check_four_vectors(c, tmp_path / "once.h5")
+    assert caplog.text.count("1 of 3 jets have no particle with E > 0") == 1
+
+
 def test_sigterm_swallowed_inside_a_stage_still_commits_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
     """A SIGTERM whose KeyboardInterrupt is lost (as inside llvmlite's ctypes callback during numba's JIT)
     must still stop the run before its commit: exit 130, no record, no output."""

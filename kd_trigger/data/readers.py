@@ -173,18 +173,22 @@ def check_four_vectors(constituents: np.ndarray, path: Path) -> None:
             "constituents must be (E, px, py, pz) in this order"
         )
     if empty_jets:
-        log.warning(
-            "data file %s: %d of %d jets have no particle with E > 0 (read as empty)",
-            path,
-            empty_jets,
-            n_jets,
-        )
+        _warn_once(f"data file {path}: {empty_jets} of {n_jets} jets have no particle with E > 0 (read as empty)")
     if dropped:
-        log.warning(
-            "data file %s: %d non-zero constituent row(s) with E <= 0 are read as padding", path, dropped
-        )
+        _warn_once(f"data file {path}: {dropped} non-zero constituent row(s) with E <= 0 are read as padding")
     if unphysical:
-        log.warning("data file %s: %d of %d particles have E < |p|", path, unphysical, real_total)
+        _warn_once(f"data file {path}: {unphysical} of {real_total} particles have E < |p|")
+
+
+_WARNED: set[str] = set()
+"""Warnings about a data file already logged by this process: every stage of a run reads the file, and
+the same sentence once per stage hid the rest of the log."""
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
 
 
 MIN_JETS_PER_SPLIT_CLASS = 2
