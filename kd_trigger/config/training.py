@@ -58,7 +58,23 @@ class KdSetting(Section):
     kd_weight: Annotated[float, Field(gt=0, le=1)]
 
 
-class StudyConfig(Section):
+class DaskWork(Section):
+    """Where a section's independent jobs (the study's trainings, the scan's points) run."""
+
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    """Process workers of the local Dask cluster (ignored with ``scheduler``)."""
+    scheduler: str | None = None
+    """Address of a running Dask scheduler (tcp://host:port): the jobs run on its workers."""
+
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s]+", value):
+            raise ValueError("expected the address of a Dask scheduler, tcp://HOST:PORT")
+        return value
+
+
+class StudyConfig(DaskWork):
     """``make study``: every student with every listed teacher, a label-only baseline and KD at each
     setting of ``grid``, over ``seeds`` seeds with the initial weights shared per seed."""
 
@@ -89,21 +105,6 @@ class StudyConfig(Section):
     0.9 covers the largest boost the robustness is judged at (``robustness_betas``)."""
     robustness_betas: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = (0.5, 0.9)
     """Boost velocities at which the arms' accuracies and their ratios are compared."""
-    workers: Annotated[int, Field(ge=1, le=256)] = 2
-    """Process workers of the local Dask cluster the trainings run on (ignored with ``scheduler``)."""
-    scheduler: str | None = None
-    """Address of a running Dask scheduler (tcp://host:port): the trainings run on its workers."""
-
-    @field_validator("scheduler")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        return _scheduler_address(value)
-
-
-def _scheduler_address(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"[a-z][a-z0-9+]*://[^/\s]+", value):
-        raise ValueError("expected the address of a Dask scheduler, tcp://HOST:PORT")
-    return value
 
 
 class ScanAxes(Section):
@@ -153,7 +154,7 @@ def _default_scan_axes() -> dict[Literal["mlp", "deepsets"], ScanAxes]:
     }
 
 
-class ScanConfig(Section):
+class ScanConfig(DaskWork):
     """``make scan``: KD-trained, converted, exactness-gated and measured designs over ``axes``."""
 
     axes: dict[Literal["mlp", "deepsets"], ScanAxes] = Field(default_factory=_default_scan_axes)
@@ -177,12 +178,3 @@ class ScanConfig(Section):
     point is noise for Deep Sets, so the KD saving is given over seeds, median and [min, max]."""
     front_points: Annotated[int, Field(ge=1, le=64)] = 3
     """How many designs of each kind's KD front are retrained with ``front_seeds`` seeds (spread along it)."""
-    workers: Annotated[int, Field(ge=1, le=256)] = 2
-    """Process workers of the local Dask cluster (ignored with ``scheduler``)."""
-    scheduler: str | None = None
-    """Address of a running Dask scheduler (tcp://host:port): the points run on its workers."""
-
-    @field_validator("scheduler")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        return _scheduler_address(value)
