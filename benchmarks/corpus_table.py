@@ -34,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kd_trigger.fpga.reports import HlsReport, parse_report_file  # noqa: E402
+from kd_trigger.fpga.reports import CsynthReport, parse_report_file  # noqa: E402
 from kd_trigger.layout import HLS_REPORT_FILE as REPORT_FILE  # noqa: E402
 
 CORPUS = REPO / "tests" / "fixtures" / "corpus"
@@ -111,7 +111,7 @@ def row(design: dict[str, Any], code: int | None, report: dict[str, Any] | None,
     if hls_file is None:
         return cells + ["-"] * 5
     real = parse_report_file(CORPUS / design["name"] / hls_file)
-    assert isinstance(real, HlsReport)
+    assert isinstance(real, CsynthReport)
     est = report["resources"]
     cells += [_ratio(est["total_hls"][k], real.resources[k]) for k in ("lut", "ff", "dsp")]
     cells.append(

@@ -20,7 +20,7 @@ from cli_helpers import snapshot
 from conftest import REPO
 
 from kd_trigger.cli import main
-from kd_trigger.fpga.reports import HlsReport, UtilizationReport, parse_report_file
+from kd_trigger.fpga.reports import CsynthReport, UtilizationReport, parse_report_file
 from kd_trigger.hls.project_config import read_project_config
 
 CORPUS = REPO / "tests" / "fixtures" / "corpus"
@@ -69,7 +69,7 @@ def test_every_vendor_report_parses_with_the_project_reader() -> None:
     for name, design in DESIGNS.items():
         for kind, file in design["reports"].items():
             report = parse_report_file(CORPUS / name / file)
-            assert isinstance(report, HlsReport if kind == "hls" else UtilizationReport), (name, file)
+            assert isinstance(report, CsynthReport if kind == "hls" else UtilizationReport), (name, file)
             read[name, kind] = report
     figures = {
         name: (
@@ -81,7 +81,7 @@ def test_every_vendor_report_parses_with_the_project_reader() -> None:
             r.interval_max_cycles,
         )
         for (name, kind), r in read.items()
-        if isinstance(r, HlsReport)
+        if isinstance(r, CsynthReport)
     }
     assert figures == {
         "jet_qdense_vitis_accel": ("Vitis HLS", "2022.2", "xcu55c-fsvh2892-2L-e", 3.33, 28, 3),

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class HlsReport:
+class CsynthReport:
     """Figures of one Vivado/Vitis HLS C-synthesis report (vendor HLS estimates)."""
 
     file: str
@@ -130,7 +130,7 @@ def _xml_resources(node: ET.Element, name: str, where: str) -> dict[str, int]:
     return out
 
 
-def parse_csynth_xml(text: str, name: str = "csynth.xml") -> HlsReport:
+def parse_csynth_xml(text: str, name: str = "csynth.xml") -> CsynthReport:
     """Parse a Vivado HLS / Vitis HLS ``csynth.xml``. ``name`` is used in error messages."""
     try:
         root = ET.fromstring(text)
@@ -150,7 +150,7 @@ def parse_csynth_xml(text: str, name: str = "csynth.xml") -> HlsReport:
     avail_node = area.find("AvailableResources")
     tool = "Vivado HLS" if res.find("DSP48E") is not None else "Vitis HLS"
     user = root.find("UserAssignments")
-    return HlsReport(
+    return CsynthReport(
         file=name,
         tool=tool,
         tool_version=(root.findtext("ReportVersion/Version") or "").strip() or None,
@@ -213,7 +213,7 @@ def _rpt_resource_row(header: list[str], row: list[str], name: str, label: str) 
     return out
 
 
-def parse_csynth_rpt(text: str, name: str = "csynth.rpt") -> HlsReport:
+def parse_csynth_rpt(text: str, name: str = "csynth.rpt") -> CsynthReport:
     """Parse the text report of ``csynth_design`` (Vivado HLS 2019-2020, Vitis HLS 2020.2-2025.x)."""
     banner = re.search(r"^== (Vivado|Vitis) HLS Report for '([^']+)'", text, re.MULTILINE)
     if not banner:
@@ -267,7 +267,7 @@ def parse_csynth_rpt(text: str, name: str = "csynth.rpt") -> HlsReport:
     if header is None or total is None:
         raise ReportError(f"{name}: the utilization summary table (Name/Total rows) is missing or cut off")
 
-    return HlsReport(
+    return CsynthReport(
         file=name,
         tool=tool,
         tool_version=version.group(1) if version else None,
@@ -398,7 +398,7 @@ def _read(path: Path) -> str:
         raise ReportError(f"{path}: cannot be read ({err.strerror})") from None
 
 
-def parse_report_file(path: Path) -> HlsReport | UtilizationReport:
+def parse_report_file(path: Path) -> CsynthReport | UtilizationReport:
     """Parse one report file of any known kind; ReportError for an unknown or broken one."""
     text = _read(path)
     kind = detect_format(text)
@@ -505,7 +505,7 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
         raise ReportError(
             f"{path}: not a regular file or a directory; pass a report file or a project directory"
         )
-    hls: HlsReport | None = None
+    hls: CsynthReport | None = None
     util: UtilizationReport | None = None
     root = path if path.is_dir() else path.parent
     if path.is_dir():
@@ -524,7 +524,7 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
             )
         if hls_path is not None:
             parsed = parse_report_file(hls_path)
-            if not isinstance(parsed, HlsReport):
+            if not isinstance(parsed, CsynthReport):
                 raise ReportError(f"{hls_path}: named like a csynth report but holds a utilization report")
             hls = parsed
         if util_path is not None:
@@ -534,7 +534,7 @@ def read_report_path(path: Path, part: str | None = None) -> dict[str, Any]:
             util = parsed
     else:
         parsed = parse_report_file(path)
-        if isinstance(parsed, HlsReport):
+        if isinstance(parsed, CsynthReport):
             hls = parsed
         else:
             util = parsed
