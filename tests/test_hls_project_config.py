@@ -142,8 +142,9 @@ def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Pa
         model_precision(model, Intake.from_hls(hls))
     assert str(err.value) == (
         f"--hls-config: layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact {weight.hls()}; the "
-        "reference emulates narrower types only for the accum (wrapping) and result of a Dense, the result "
-        "of a relu, a later quantizer or a batch norm, and the table and result of a lookup-table activation, "
+        "reference emulates narrower types only for the accum (wrapping) and result of a Dense or pointwise "
+        "Conv1D, the result of a relu, a later quantizer or a batch norm, and the table and result of a "
+        "lookup-table activation, "
         "so this design cannot be judged: write auto "
         f"there, or a type that holds {weight.hls()}"
     )
@@ -354,8 +355,9 @@ def test_narrower_configured_types_are_bit_exact_against_the_emulating_reference
     assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["n_samples"] == 10_000
 
 
-def test_a_narrower_conv1d_accum_is_refused(tmp_path: Path) -> None:
-    """hls4ml's pointwise Conv1D is another kernel than its dense: not emulated, so refused."""
+def test_a_narrower_conv1d_accum_is_emulated_when_it_wraps_and_refused_when_it_rounds(tmp_path: Path) -> None:
+    """hls4ml's pointwise Conv1D computes as its dense (products assigned to accum_t, the sum kept there):
+    a wrapping accumulator is emulated; a saturating one (the order of additions matters) is refused."""
     from layer_base import pooled_model
 
     from kd_trigger.config import HlsConfig
@@ -364,14 +366,17 @@ def test_a_narrower_conv1d_accum_is_refused(tmp_path: Path) -> None:
 
     model = pooled_model(4, quantizer_after_pool=True)
     exact = model_precision(model)["phi"].types["accum"]
-    path = project_yaml(
-        tmp_path, {"Model": {}, "LayerName": {"phi": {"Precision": {"accum": "ap_fixed<10,4>"}}}}
-    )
-    hls = configure(HlsConfig(), model, read_project_config(path))
+
+    def precision_with(accum: str) -> Any:
+        path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"phi": {"Precision": {"accum": accum}}}})
+        return model_precision(model, Intake.from_hls(configure(HlsConfig(), model, read_project_config(path))))
+
+    phi = precision_with("ap_fixed<10,4>")["phi"]
+    assert phi.emulated and phi.types["accum"].hls() == "ap_fixed<10,4>" and phi.narrowed["accum"] == exact
     with pytest.raises(
-        ModelError, match=f"layer 'phi' accum ap_fixed<10,4> is narrower than the exact {exact.hls()}"
+        ModelError, match=f"layer 'phi' accum ap_fixed<10,4,AP_TRN,AP_SAT> is narrower than the exact {exact.hls()}"
     ):
-        model_precision(model, Intake.from_hls(hls))
+        precision_with("ap_fixed<10,4,AP_TRN,AP_SAT>")
 
 
 # -- the settings beyond Precision: ReuseFactor, Strategy, TableSize, ParallelizationFactor -------------------

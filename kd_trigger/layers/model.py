@@ -111,8 +111,9 @@ def model_precision(model: Any, intake: Intake | None = None) -> dict[str, Layer
 
 def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
     """Whether the reference emulates a configured ``key`` type narrower than exact: the accum (wrapping,
-    any rounding) or result of a Dense (:func:`kd_trigger.layers.dense.emulated_dense`, checked against
-    hls4ml's latency dense; its pointwise Conv1D is another kernel, not emulated yet), and the result of
+    any rounding) or result of a Dense or a pointwise Conv1D (:func:`kd_trigger.layers.dense.emulated_dense`:
+    hls4ml's latency dense and its pointwise convolution kernels compute the same way, every product
+    assigned to accum_t, the bias cast onto it, the sum kept there, then cast to the result), and the result of
     a relu (:func:`kd_trigger.layers.dense.emulated_relu`, any rounding and overflow mode), of a quantizer
     after the first (hls4ml builds it as a relu or linear activation of that result type) and of a batch
     norm (:meth:`kd_trigger.layers.batchnorm.BatchNormHandler.emulated_twin`)."""
@@ -120,14 +121,14 @@ def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
         return key == "result"
     if chosen.kind == "lookup":
         return key in ("result", "table")
-    if chosen.kind != "dense" or key not in ("accum", "result"):
+    if chosen.kind not in ("dense", "conv1d") or key not in ("accum", "result"):
         return False
     return key == "result" or t.saturation == "WRAP"
 
 
 EMULATED = (
-    "the accum (wrapping) and result of a Dense, the result of a relu, a later quantizer or a batch norm, and "
-    "the table and result of a lookup-table activation"
+    "the accum (wrapping) and result of a Dense or pointwise Conv1D, the result of a relu, a later quantizer or a "
+    "batch norm, and the table and result of a lookup-table activation"
 )
 """What :func:`emulable` accepts, as the refusal of anything else says it."""
 
