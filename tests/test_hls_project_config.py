@@ -369,12 +369,15 @@ def test_a_narrower_conv1d_accum_is_emulated_when_it_wraps_and_refused_when_it_r
 
     def precision_with(accum: str) -> Any:
         path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"phi": {"Precision": {"accum": accum}}}})
-        return model_precision(model, Intake.from_hls(configure(HlsConfig(), model, read_project_config(path))))
+        return model_precision(
+            model, Intake.from_hls(configure(HlsConfig(), model, read_project_config(path)))
+        )
 
     phi = precision_with("ap_fixed<10,4>")["phi"]
     assert phi.emulated and phi.types["accum"].hls() == "ap_fixed<10,4>" and phi.narrowed["accum"] == exact
     with pytest.raises(
-        ModelError, match=f"layer 'phi' accum ap_fixed<10,4,AP_TRN,AP_SAT> is narrower than the exact {exact.hls()}"
+        ModelError,
+        match=f"layer 'phi' accum ap_fixed<10,4,AP_TRN,AP_SAT> is narrower than the exact {exact.hls()}",
     ):
         precision_with("ap_fixed<10,4,AP_TRN,AP_SAT>")
 
