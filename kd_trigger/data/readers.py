@@ -173,7 +173,9 @@ def check_four_vectors(constituents: np.ndarray, path: Path) -> None:
             "constituents must be (E, px, py, pz) in this order"
         )
     if empty_jets:
-        _warn_once(f"data file {path}: {empty_jets} of {n_jets} jets have no particle with E > 0 (read as empty)")
+        _warn_once(
+            f"data file {path}: {empty_jets} of {n_jets} jets have no particle with E > 0 (read as empty)"
+        )
     if dropped:
         _warn_once(f"data file {path}: {dropped} non-zero constituent row(s) with E <= 0 are read as padding")
     if unphysical:
