@@ -29,6 +29,7 @@ def _data(n: int = 256, seed: int = 0, n_particles: int = 4):
 def _train_pair(spec: StudentConfig, dcfg: DistillConfig, tmp_path: Path):
     """Baseline and KD copies from the same initial weights on the same plan, saved and loaded back."""
     from kd_trigger.distill.training import VARIANTS, train_student
+    from kd_trigger.layers.model import describe_layers
     from kd_trigger.models.students import build_student, load_student_file, save_student
 
     x, y, t = _data(n_particles=spec.n_particles)
@@ -43,6 +44,9 @@ def _train_pair(spec: StudentConfig, dcfg: DistillConfig, tmp_path: Path):
         rec = train_student(
             s, dcfg, variant, (x[:192], y[:192], t[:192]), (x[192:], y[192:], t[192:]), seed=3, pruning=plan
         )
+        # the trained model in memory is still one chain (the scan builds firmware from it, unsaved): shared
+        # weightless layers once left it with a second input per layer ("several inputs")
+        assert [spec.name for spec in describe_layers(s)] == [layer.name for layer in s.layers]
         path = save_student(s, tmp_path / f"{variant}.h5")
         out[variant] = (rec, load_student_file(path, spec))
     return plan, init, out

@@ -81,6 +81,8 @@ def prune_wrap(student: Any, plan: PruningPlan, steps_per_epoch: int) -> Any:
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
 
+    from kd_trigger.layers.keras import qkeras_objects  # QKeras
+
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     schedule = tfmot.sparsity.keras.PolynomialDecay(
@@ -95,7 +97,11 @@ def prune_wrap(student: Any, plan: PruningPlan, steps_per_epoch: int) -> Any:
     def wrap(layer: Any) -> Any:
         if _prunable(layer):
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
-        return layer  # weightless (quantizers, flatten, pooling): shared as is
+        # Weightless layers (quantizers, flatten, pooling) are copied too: shared, they would be called in
+        # the wrapped graph as well, and the student would leave training with two inbound nodes per such
+        # layer, a graph the firmware flows refuse ("several inputs") until it is saved and loaded back.
+        with tf.keras.utils.custom_object_scope(qkeras_objects()):
+            return type(layer).from_config(layer.get_config())
 
     wrapped = tf.keras.models.clone_model(student, clone_function=wrap)
     if not any(isinstance(layer, _wrapper_class()) for layer in wrapped.layers):
