@@ -215,6 +215,7 @@ def test_scan_on_the_ci_config(ci_run) -> None:
     assert main(["scan", "--config", str(ci_run.path)]) == 0
     scan = _scan(cfg)
     assert len(scan.points) == 4 and scan.workers == 2
+    assert {p.axes["sparsity"] for p in scan.points} == {0.0, 0.5}  # pruned points build firmware too
     for p in scan.points:
         assert p.error is None and p.exact and p.exactness["csim_exact_fraction"] == 1.0
         assert p.figures["lut"] > 0 and p.sources["lut"] == "estimate"
