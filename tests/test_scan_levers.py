@@ -334,3 +334,41 @@ def test_seed_gains_over_the_retrained_front_designs() -> None:
         "Over 2 seeds (2 front designs retrained, fast LUT figures): LUT saving at equal rejection_at_30 "
         "25.00% [0.00, 50.00], rejection_at_30 ratio at equal LUT 1.25x [1.00, 1.50] (median [min, max])."
     )
+
+
+def test_a_negative_saving_reads_as_more_lut_and_an_unmeasured_design_is_not_judged() -> None:
+    from kd_trigger.contracts import BudgetBlock, Scan, ScanPoint
+    from kd_trigger.report.markdown import kd_gain_text, scan_markdown
+
+    text = kd_gain_text(
+        "rejection_at_30", {"lut_saving": -1.68, "objective_ratio": None, "n_lut_readings": 1}
+    )
+    assert text.startswith("KD needs 168% more LUT at equal rejection_at_30 (1 levels) and reaches n/a ")
+
+    def row(figure: str, value: float | None, status: str) -> dict:
+        return {"figure": figure, "value": value, "limit": 1.0, "unit": "", "source": None, "status": status}
+
+    def point(key: str, rows: list[dict]) -> ScanPoint:
+        budget = BudgetBlock.model_validate(
+            {"profile": "p", "pass": False, "violations": ["x"], "rows": rows, "flow": "rtl"}
+        )
+        return ScanPoint.model_validate(
+            {
+                "key": key,
+                "student": "mlp",
+                "kind": "mlp",
+                "axes": {},
+                **_copy(0.9, 50.0, 1000),
+                "budget": budget,
+                "budget_pass": False,
+            }  # fmt: skip
+        )
+
+    unmeasured = point("u", [row("lut", 0.5, "PASS"), row("dsp", None, "FAIL")])
+    over = point("o", [row("lut", 2.0, "FAIL"), row("dsp", None, "FAIL")])
+    md = scan_markdown(Scan(run="r", objective="rejection_at_30", mode="grid", points=[unmeasured, over],
+                            best=None, workers=1, scheduler=None, seconds=0.0))  # fmt: skip
+    assert "0 within the budget, 1 not judged (ranked by an estimate without DSP/BRAM/URAM figures" in md
+    [u] = [line for line in md.splitlines() if line.startswith("| u ")]
+    [o] = [line for line in md.splitlines() if line.startswith("| o ")]
+    assert "| not judged |" in u and "| FAIL |" in o

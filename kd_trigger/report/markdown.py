@@ -15,6 +15,7 @@ from kd_trigger.contracts import (
     Interval,
     Scan,
     ScanCopy,
+    ScanPoint,
     SeedFigures,
     StudentStudy,
     Study,
@@ -326,14 +327,33 @@ def _axis_text(value: Any) -> str:
     return "x".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
 
 
+def _unjudged(p: ScanPoint) -> bool:
+    """A design whose only budget failures are figures nobody measured (an RTL point ranked by da4ml's
+    estimate, which has no DSP/BRAM/URAM figure: Yosys runs on the front designs only)."""
+    rows = p.budget.rows if p.budget is not None else []
+    failed = [r for r in rows if r.status == "FAIL"]
+    return not p.budget_pass and bool(failed) and all(r.value is None for r in failed)
+
+
+def _budget_cell(p: ScanPoint) -> str:
+    return "PASS" if p.budget_pass else ("not judged" if _unjudged(p) else "FAIL")
+
+
 def scan_markdown(scan: Scan) -> str:
     """The scan as a Markdown table, the Pareto designs marked, the promoted one in bold."""
+    unjudged = sum(_unjudged(p) for p in scan.points)
     lines = [
         f"# Design scan of run {scan.run}",
         "",
         f"{len(scan.points)} points ({scan.mode}), objective `{scan.objective}` on the test split; "
-        f"{sum(p.exact for p in scan.points)} bit-exact, {sum(p.budget_pass for p in scan.points)} within the budget. "
-        "Pareto: not beaten by another exact design in physics, LUT and latency together.",
+        f"{sum(p.exact for p in scan.points)} bit-exact, {sum(p.budget_pass for p in scan.points)} within the budget"
+        + (
+            f", {unjudged} not judged (ranked by an estimate without DSP/BRAM/URAM figures; Yosys measured the "
+            "front designs only)"
+            if unjudged
+            else ""
+        )
+        + ". Pareto: not beaten by another exact design in physics, LUT and latency together.",
         "",
         "| design | axes | AUC | 1/eps_B @ 30% | LUT | latency (ns) | II | source | exact | budget | Pareto "
         "| baseline AUC | baseline 1/eps_B @ 30% | baseline LUT | baseline exact |",
@@ -348,7 +368,7 @@ def scan_markdown(scan: Scan) -> str:
             f"| {name} | {p.student}: {axes} | {_fmt(p.physics.get('auc'))} | "
             f"{_fmt(r30, 3)}{'' if r30_err is None else f' ± {r30_err:.2g}'} | {_fmt(p.figures.get('lut'))} | "
             f"{_fmt(p.figures.get('latency_ns'))} | {_fmt(p.figures.get('ii_cycles'))} | {p.sources.get('lut') or '-'} | "
-            f"{'yes' if p.exact else ('ERROR' if p.error else 'NO')} | {'PASS' if p.budget_pass else 'FAIL'} | "
+            f"{'yes' if p.exact else ('ERROR' if p.error else 'NO')} | {_budget_cell(p)} | "
             f"{'yes' if p.pareto else ''} | {_baseline_cells(p.baseline)} |"
         )
     lines += fronts_markdown(scan)
@@ -416,8 +436,14 @@ def seed_gain_text(objective: str, seeds: dict[str, Any]) -> str:
 def kd_gain_text(objective: str, gains: dict[str, Any]) -> str:
     """The two numbers read off a kind's fronts, as one sentence (stepwise readings, median over levels)."""
     saving, ratio = gains.get("lut_saving"), gains.get("objective_ratio")
+    if saving is None:
+        lut = "KD saves n/a of the LUT"
+    elif saving >= 0:
+        lut = f"KD saves {100 * saving:.0f}% of the LUT"
+    else:  # a negative saving read as one would be easy to misread as a gain
+        lut = f"KD needs {-100 * saving:.0f}% more LUT"
     return (
-        f"KD saves {'n/a' if saving is None else f'{100 * saving:.0f}%'} of the LUT at equal {objective} "
+        f"{lut} at equal {objective} "
         f"({gains.get('n_lut_readings', 0)} levels) and reaches "
         f"{'n/a' if ratio is None else f'{ratio:.2f}x'} the baseline's {objective} at equal LUT "
         f"({gains.get('n_objective_readings', 0)} levels); {gains.get('interpolation', 'stepwise')} readings at "
