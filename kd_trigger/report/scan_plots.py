@@ -33,9 +33,9 @@ def _xy(points: list[ScanPoint], figure: str, objective: str) -> tuple[np.ndarra
 
 
 def plot_front(scan: Scan, figure: str, limit: float, path: Path) -> Path:
-    """Every exact design (grey), the 2-D Pareto front (blue, joined), failed gates (red x), the limit;
-    on the LUT plot also each kind's baseline front (orange, drawn as the stepwise staircase the KD saving
-    is read off)."""
+    """Every exact design (grey), failed gates (red x), the limit; on the LUT plot each kind's KD front
+    (blue) and baseline front (orange), drawn as the stepwise staircases the KD saving is read off; on
+    the latency plot the 2-D Pareto front (blue, joined)."""
     fig = Figure(figsize=(6.4, 4.6))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
@@ -44,22 +44,30 @@ def plot_front(scan: Scan, figure: str, limit: float, path: Path) -> Path:
     bad = [p for p in scan.points if p.error is None and not p.exact and p.figures.get(figure) is not None]
     y = scan.objective
     ax.scatter(*_xy(ok, figure, y), color="grey", s=18, label="bit-exact design")
-    front_x, front_y = _xy([p for p in ok if getattr(p, front_flag)], figure, y)
-    if len(front_x):
-        order = np.argsort(front_x)
-        ax.plot(front_x[order], front_y[order], "o-", color="C0", label="Pareto front")
-    if figure == "lut":
-        for kind, fronts in scan.fronts.items():
-            rows = fronts["baseline"]
-            if rows:
-                ax.step(
-                    [r["lut"] for r in rows],
-                    [r["objective"] for r in rows],
-                    "s--",
-                    where="post",
-                    color="C1",
-                    label=f"baseline front ({kind}, no teacher)",
-                )
+    if figure == "lut" and scan.fronts:
+        # Per kind: the KD front and the baseline front, both as the stepwise staircases the KD saving is
+        # read off (one front across kinds would join an MLP to a Deep Sets design nobody built).
+        for i, (kind, fronts) in enumerate(scan.fronts.items()):
+            marker = "o^sv"[i % 4]
+            for copy, style, color, label in (
+                ("kd", "-", "C0", f"KD front ({kind})"),
+                ("baseline", "--", "C1", f"baseline front ({kind}, no teacher)"),
+            ):
+                rows = fronts[copy]
+                if rows:
+                    ax.step(
+                        [r["lut"] for r in rows],
+                        [r["objective"] for r in rows],
+                        marker + style,
+                        where="post",
+                        color=color,
+                        label=label,
+                    )
+    else:
+        front_x, front_y = _xy([p for p in ok if getattr(p, front_flag)], figure, y)
+        if len(front_x):
+            order = np.argsort(front_x)
+            ax.plot(front_x[order], front_y[order], "o-", color="C0", label="Pareto front")
     if bad:
         ax.scatter(*_xy(bad, figure, y), marker="x", color="C3", label="failed the exactness gate")
     best = [p for p in scan.points if p.key == scan.best]
