@@ -246,14 +246,20 @@ def _miss(block: BudgetBlock) -> float:
 
 
 def choose_best(points: list[ScanPoint], objective: str) -> tuple[ScanPoint | None, dict[str, Any] | None]:
-    """(the exact, error-free point within the budget with the largest ``objective``; None when no point
-    fits) and, only when none fits, the nearest miss: the point whose worst value/limit ratio over the
-    budget rows is smallest, as {key, axes, violations}."""
+    """(the exact, error-free point within the budget with the largest ``objective``, of equal ones the one
+    with the fewest LUT, then the lowest latency; None when no point fits) and, only when none fits, the
+    nearest miss: the point whose worst value/limit ratio over the budget rows is smallest, as
+    {key, axes, violations}."""
     fitting = [p for p in points if p.error is None and p.exact and p.budget_pass]
 
-    def score(p: ScanPoint) -> float:
+    def score(p: ScanPoint) -> tuple[float, float, float]:
+        # Points that differ only in reuse share one trained student, hence one objective: the cheaper
+        # design must win the tie (it is the one on the Pareto front).
         value = p.physics.get(objective)
-        return -np.inf if value is None or np.isnan(value) else float(value)
+        physics = -np.inf if value is None or np.isnan(value) else float(value)
+        cost = [p.figures.get(k) for k in ("lut", "latency_ns")]
+        lut, latency = (-np.inf if c is None or np.isnan(c) else -float(c) for c in cost)
+        return (physics, lut, latency)
 
     best = max(fitting, key=score) if fitting else None
     if best is not None:

@@ -179,6 +179,14 @@ def test_the_best_is_the_highest_objective_among_exact_error_free_points_in_budg
     best, nearest = choose_best(points, "auc")
     assert best is not None and best.key == "ok-high" and nearest is None
     assert choose_best([_point("zero", 0.0, fits), _point("none", None, fits)], "auc")[0].key == "zero"
+    # equal physics (two reuse factors of one trained student): the fewest LUT, then the lowest latency
+    tied = [
+        _point("more-lut", 0.9, fits, figures={"lut": 900.0, "latency_ns": 10.0}),
+        _point("less-lut", 0.9, fits, figures={"lut": 500.0, "latency_ns": 20.0}),
+        _point("less-lut-faster", 0.9, fits, figures={"lut": 500.0, "latency_ns": 15.0}),
+        _point("no-lut", 0.9, fits),
+    ]
+    assert choose_best(tied, "auc")[0].key == "less-lut-faster"
 
 
 def test_the_nearest_miss_is_the_point_with_the_smallest_worst_overshoot() -> None:
