@@ -8,6 +8,11 @@ KD := $(VENV)/bin/kd-trigger
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 SYNTH_FLAG := $(if $(filter 1 yes true,$(SYNTH)),--synth,)
 PYTEST_ARGS ?=
+# `make test` runs on PYTEST_WORKERS pytest-xdist workers (CI has 2 cores; most of a slow test is one busy
+# process: g++, Yosys, a small training). Whole test files go to one worker (--dist loadfile), so a file's
+# shared firmware or run is built once; each worker builds its own session CI run. The files with slow tests
+# are handed out first (tests/conftest.py; --no-loadscope-reorder keeps that order). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: help setup data teacher distill hls report all study scan status test test-fast lint clean
 
@@ -50,7 +55,7 @@ status: $(VENV)/.installed  ## check CONFIG and list each stage: up to date, or 
 	$(KD) status --config $(CONFIG)
 
 test: $(VENV)/.installed  ## the whole test suite, slow end-to-end tests included
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed  ## the unit tests only (no training, no compiling)
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)

@@ -20,6 +20,17 @@ def repo_root() -> Path:
     return REPO
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On pytest-xdist workers (`make test`: whole files per worker, in collection order), the files with
+    slow end-to-end tests come first, so that the short files fill in at the end instead of one worker
+    starting a long file while the other has nothing left. Within a file, and among the slow files
+    (several share the session's CI run), the order is unchanged; a run without xdist is not reordered."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 def write_config(directory: Path, name: str = "config.yaml", base: str = "ci.yaml", **sections: Any) -> Path:
     """A config in ``directory`` that extends ``configs/<base>`` and keeps every output under ``directory``.
 

@@ -165,7 +165,8 @@ def test_trap3_result_of_unquantized_layer_defaults_to_fixed_16_6(deepsets, tmp_
     """The logits (no quantizer follows) get hls4ml's model default fixed<16,6>: truncated and wrapped.
 
     Shown on the Deep Sets student: its logits layer is the MLP's (a QDense(2) on a 32-wide 8-bit ReLU,
-    hence the same derived type), and its firmware compiles far faster than the wide MLP's."""
+    hence the same derived type), and its firmware compiles in an eighth of the wide MLP's CPU time (the
+    fixtures: 19 against 144 CPU s, measured on a loaded machine)."""
     from kd_trigger.hls.convert import build_hls_config
 
     model, converted = deepsets
