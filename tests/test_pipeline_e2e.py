@@ -265,7 +265,10 @@ def _byo_teacher(ci_run, directory: Path, name: str) -> dict:
 
 
 def test_replacing_an_input_file_reruns_exactly_what_depends_on_it(ci_run, make_config, tmp_path, caplog):
-    """data.path, a bring-your-own teacher and the budget profiles: each replaced in place, same name."""
+    """data.path, a bring-your-own teacher and the budget profiles: each replaced in place, same name.
+
+    One student (the MLP): which stages rerun does not depend on how many students a stage builds, and
+    each of the three rebuilds then trains and builds firmware for one student instead of two."""
     caplog.set_level("INFO")
     data = tmp_path / "jets.h5"
     shutil.copyfile(ci_run.cfg.data_path, data)
@@ -275,7 +278,7 @@ def test_replacing_an_input_file_reruns_exactly_what_depends_on_it(ci_run, make_
     path = make_config(
         data={"path": str(data)},
         teachers=[teacher],
-        students=_students_of(ci_run, None),
+        students=[s for s in _students_of(ci_run, None) if s["name"] == "mlp"],
         budget={"profiles": str(budget)},
     )
     cfg = load_config(path)
