@@ -273,7 +273,8 @@ def _wait_for(predicate, timeout: float) -> None:
 def _resume_config(ci_run, make_config, name: str):
     # front_seeds 1: no front design is retrained with a second seed (test_scan_on_the_ci_config covers
     # that); what these tests kill and resume are the 4 points.
-    axes = {"mlp": {"weight_bits": [5, 6], "reuse_factor": [2, 4]}}
+    # sparsity [0.0] replaces ci.yaml's sparsity axis (configs merge key by key): 4 points, not 8
+    axes = {"mlp": {"weight_bits": [5, 6], "reuse_factor": [2, 4], "sparsity": [0.0]}}
     path = make_config(f"{name}.yaml", run={"name": name}, data={"path": str(ci_run.cfg.data_path)},
                        scan={"axes": axes, "epochs": 2, "workers": 2, "front_seeds": 1})  # fmt: skip
     cfg = load_config(path)
