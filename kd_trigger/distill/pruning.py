@@ -100,10 +100,10 @@ def prune_wrap(student: Any, plan: PruningPlan, steps_per_epoch: int) -> Any:
         # Weightless layers (quantizers, flatten, pooling) are copied too: shared, they would be called in
         # the wrapped graph as well, and the student would leave training with two inbound nodes per such
         # layer, a graph the firmware flows refuse ("several inputs") until it is saved and loaded back.
-        with tf.keras.utils.custom_object_scope(qkeras_objects()):
-            return type(layer).from_config(layer.get_config())
+        return type(layer).from_config(layer.get_config())
 
-    wrapped = tf.keras.models.clone_model(student, clone_function=wrap)
+    with tf.keras.utils.custom_object_scope(qkeras_objects()):
+        wrapped = tf.keras.models.clone_model(student, clone_function=wrap)
     if not any(isinstance(layer, _wrapper_class()) for layer in wrapped.layers):
         raise ModelError(f"model {student.name} has no QDense/QConv1D layer to prune")
     return wrapped

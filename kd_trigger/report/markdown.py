@@ -331,7 +331,7 @@ def _unjudged(p: ScanPoint) -> bool:
     """A design whose only budget failures are figures nobody measured (an RTL point ranked by da4ml's
     estimate, which has no DSP/BRAM/URAM figure: Yosys runs on the front designs only)."""
     rows = p.budget.rows if p.budget is not None else []
-    failed = [r for r in rows if r.status == "FAIL"]
+    failed = [r for r in rows if r.status != "PASS"]  # as BudgetVerdict.passed counts a failure
     return not p.budget_pass and bool(failed) and all(r.value is None for r in failed)
 
 
