@@ -578,3 +578,17 @@ def test_a_configured_quantizer_result_is_bit_exact_in_the_c_simulation(
     assert "typedef ap_ufixed<6,2,AP_RND,AP_SAT,0> layer" in next(out.rglob("defines.h")).read_text()
     report = json.loads(next(out.rglob("hls_report.json")).read_text())
     assert report["csim"]["exact_fraction"] == 1.0 and report["precision"]["relu_0"]["result"] == RELU6
+
+
+def test_a_table_size_on_the_relu_split_off_a_layer_is_ignored_as_hls4ml_ignores_it(tmp_path: Path) -> None:
+    """hls4ml 1.3's config_from_keras_model writes TableSize 1024 on every activation, the relu it splits
+    off a Dense or Conv1D included, which has no table: that setting is dropped (it was refused)."""
+    import tensorflow as tf
+
+    inp = tf.keras.Input((8, 4), name="x")
+    x = tf.keras.layers.Conv1D(6, 1, activation="relu", name="pw")(inp)
+    x = tf.keras.layers.Flatten(name="flat")(x)
+    model = tf.keras.Model(inp, tf.keras.layers.Dense(3, name="out")(x))
+    path = project_yaml(tmp_path, {"Model": {}, "LayerName": {"pw_relu": {"TableSize": 1024}}})
+    layers = _hls_for(model, path).layers
+    assert "pw_relu" not in layers or layers["pw_relu"].table_size is None

@@ -340,7 +340,8 @@ def _table_free(layer: Any) -> bool:
 def _drop_no_op_settings(model: Any, per_layer: dict[str, dict[str, Any]], project: ProjectConfig) -> None:
     """Remove the configured settings hls4ml itself ignores, so a config as hls4ml writes it converts:
     any setting of the linear activation it splits off a Dense/Conv1D (``<name>_linear``: removed from
-    the graph, no arithmetic), and a TableSize on a layer without a lookup table."""
+    the graph, no arithmetic), and a TableSize on a layer without a lookup table, the relu it splits off a
+    Dense/Conv1D (``<name>_relu``) included."""
     own = {layer.name for layer in model.layers}
     for layer in model.layers:
         fn = getattr(layer, "activation", None)
@@ -351,10 +352,12 @@ def _drop_no_op_settings(model: Any, per_layer: dict[str, dict[str, Any]], proje
                 "%s: LayerName %s: hls4ml removes this linear activation (no effect)", project.source, split
             )
             del per_layer[split]
-        entry = per_layer.get(layer.name)
-        configured = project.layer_settings.get(layer.name, {})
-        if entry is not None and "table_size" in configured and _table_free(layer):
-            entry["table_size"] = None
+        relu = f"{layer.name}_relu"
+        split_relu = fn is not None and activation_name(fn) == "relu" and relu not in own
+        for name, table_free in ((layer.name, _table_free(layer)), (relu, split_relu)):
+            entry = per_layer.get(name)
+            if table_free and entry is not None and "table_size" in project.layer_settings.get(name, {}):
+                entry["table_size"] = None
 
 
 def configure(hls: HlsConfig, model: Any, project: ProjectConfig | None) -> HlsConfig:
