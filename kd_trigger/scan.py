@@ -41,7 +41,7 @@ from kd_trigger.scan_cluster import run_points
 from kd_trigger.scan_fronts import front_rows, gains_over_seeds, kd_gains
 from kd_trigger.scan_points import PointSpec, measure_yosys, plan_front_seeds, plan_points
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, teacher_stage_name
-from kd_trigger.stats import choose_best, mark_fronts
+from kd_trigger.stats import choose_best, mark_fronts, promote_by_kind, promoted_best
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,15 @@ def scan_stage(ctx: StageContext) -> StageResult:
             )
         )
     best, nearest, fronts = rank_and_measure(cfg, scan_points, profile, cache)
+    one_training = [entry["key"] for entry in promote_by_kind(scan_points, objective, {}).values()]
     seed_plan = plan_front_seeds(
-        cfg, points, {k: [r["key"] for r in f["kd"]] for k, f in fronts.items()}, upstream
+        cfg, points, {k: [r["key"] for r in f["kd"]] for k, f in fronts.items()}, upstream, one_training
     )
     reruns = [p for runs in seed_plan.values() for p in runs]
     rerun_results = {r["key"]: r for r in run_points(cfg, reruns, cache)} if reruns else {}
+    front_seeds = seed_gains(cfg, scan_points, seed_plan, rerun_results)
+    promoted = promote_by_kind(scan_points, objective, seed_objectives(front_seeds))
+    best = promoted_best(scan_points, promoted) if promoted else best
     scan = Scan(
         run=cfg.run.name,
         objective=objective,
@@ -120,7 +124,8 @@ def scan_stage(ctx: StageContext) -> StageResult:
         seconds=round(time.perf_counter() - t0, 1),
         fronts=fronts,
         fast_vs_yosys=fast_vs_yosys(scan_points),
-        front_seeds=seed_gains(cfg, scan_points, seed_plan, rerun_results) or None,
+        front_seeds=front_seeds or None,
+        promoted=promoted,
     )
     out = ScanFiles(ctx.out(layout.scan_dir))
     out.root.mkdir(parents=True, exist_ok=True)
@@ -291,6 +296,17 @@ def seed_gains(
                 **gains_over_seeds(per_seed),
             }
         )
+    return out
+
+
+def seed_objectives(front_seeds: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """Design key -> the KD copy's objective of each seed's training (the scan's own seed first), from
+    :func:`seed_gains`' rows; a training without the figure is left out."""
+    out: dict[str, list[float]] = {}
+    for gains in front_seeds.values():
+        for row in sorted(gains["rows"], key=lambda r: r["seed"]):
+            if row.get("kd_objective") is not None:
+                out.setdefault(row["key"], []).append(float(row["kd_objective"]))
     return out
 
 

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,30 +171,37 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
 
 
 def plan_front_seeds(
-    cfg: Config, points: list[PointSpec], fronts: dict[str, list[str]], upstream: dict[str, str] | None = None
+    cfg: Config,
+    points: list[PointSpec],
+    fronts: dict[str, list[str]],
+    upstream: dict[str, str] | None = None,
+    promoted: Sequence[str] = (),
 ) -> dict[str, list[PointSpec]]:
     """The retrainings of the front designs (pure): per kind, ``scan.front_points`` keys of its KD front
-    (``fronts``: kind -> keys by LUT) spread evenly along it, each with seeds run.seed + 1 ..
-    run.seed + front_seeds - 1 (seed 0 is the point itself). Returns design key -> its retrainings."""
+    (``fronts``: kind -> keys by LUT) spread evenly along it, and the ``promoted`` keys (each kind's best
+    design in budget on one training: promotion is on the median over seeds, so it must be retrained
+    whatever the spread picked), each with seeds run.seed + 1 .. run.seed + front_seeds - 1 (seed 0 is the
+    point itself). Returns design key -> its retrainings."""
     n_seeds, n_points = cfg.scan.front_seeds, cfg.scan.front_points
     by_key = {p.key: p for p in points}
     code = code_digest(*POINT_CODE)
     out: dict[str, list[PointSpec]] = {}
     if n_seeds < 2:
         return out
-    for keys in fronts.values():
-        picked = [
-            keys[int(i)] for i in np.unique(np.linspace(0, len(keys) - 1, min(n_points, len(keys))).round())
-        ]
-        for key in picked:
-            point = by_key[key]
-            base = cfg.student(point.student)
-            out[key] = []
-            for offset in range(1, n_seeds):
-                seeded = _point_key(
-                    cfg, base, point.spec, point.reuse_factor, point.flow, upstream or {}, code, offset
-                )
-                out[key].append(dataclasses.replace(point, key=seeded, seed_offset=offset))
+    spread = [
+        keys[int(i)]
+        for keys in fronts.values()
+        for i in np.unique(np.linspace(0, len(keys) - 1, min(n_points, len(keys))).round())
+    ]
+    for key in dict.fromkeys([*spread, *promoted]):
+        point = by_key[key]
+        base = cfg.student(point.student)
+        out[key] = []
+        for offset in range(1, n_seeds):
+            seeded = _point_key(
+                cfg, base, point.spec, point.reuse_factor, point.flow, upstream or {}, code, offset
+            )
+            out[key].append(dataclasses.replace(point, key=seeded, seed_offset=offset))
     return out
 
 

@@ -245,23 +245,71 @@ def _miss(block: BudgetBlock) -> float:
     return worst
 
 
+def _fitting(points: Sequence[ScanPoint]) -> list[ScanPoint]:
+    """The exact, error-free points within the budget: the ones that may be promoted."""
+    return [p for p in points if p.error is None and p.exact and p.budget_pass]
+
+
+def _rank(p: ScanPoint, value: float | None) -> tuple[float, float, float]:
+    """Sort key of a promotion: the objective ``value`` (larger is better), then fewest LUT, then lowest
+    latency. Points that differ only in reuse share one trained student, hence one objective: the cheaper
+    design must win the tie (it is the one on the Pareto front)."""
+    physics = -np.inf if value is None or np.isnan(value) else float(value)
+    cost = [p.figures.get(k) for k in ("lut", "latency_ns")]
+    lut, latency = (-np.inf if c is None or np.isnan(c) else -float(c) for c in cost)
+    return (physics, lut, latency)
+
+
+def promote_by_kind(
+    points: Sequence[ScanPoint], objective: str, per_seed: dict[str, list[float]]
+) -> dict[str, dict[str, Any]]:
+    """Per student kind, the design to deploy: of its exact designs within the budget, those retrained over
+    seeds (``per_seed``: key -> the objective of each seed's training, the scan's own first) compete on the
+    median over seeds; a kind with no retrained design in budget falls back to its one training. One
+    training is noise for a Deep Sets (issue 23), so the median is what a deployment should follow.
+
+    Returns kind -> {key, objective (the value ranked on), per_seed, rule}; a kind with no design in budget
+    is absent."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in sorted({p.kind for p in points}):
+        fitting = [p for p in _fitting(points) if p.kind == kind]
+        retrained = [p for p in fitting if per_seed.get(p.key)]
+        if retrained:
+            medians = {p.key: float(np.median(per_seed[p.key])) for p in retrained}
+            best = max(retrained, key=lambda p: _rank(p, medians[p.key]))
+            out[kind] = {
+                "key": best.key,
+                "objective": medians[best.key],
+                "per_seed": list(per_seed[best.key]),
+                "rule": f"median over {len(per_seed[best.key])} seeds",
+            }
+        elif fitting:
+            best = max(fitting, key=lambda p: _rank(p, p.physics.get(objective)))
+            value = best.physics.get(objective)
+            out[kind] = {"key": best.key, "objective": value, "per_seed": [value], "rule": "one training"}
+    return out
+
+
+def promoted_best(points: Sequence[ScanPoint], promoted: dict[str, dict[str, Any]]) -> ScanPoint:
+    """Of the per-kind promoted designs, the one with the largest ranked objective (fewer LUT on a tie):
+    the design copied to ``firmware/<run>/best/``."""
+    by_key = {p.key: p for p in points}
+
+    def rank(entry: dict[str, Any]) -> tuple[float, float]:
+        value, lut = entry["objective"], by_key[entry["key"]].figures.get("lut")
+        return (-np.inf if value is None else value, -np.inf if lut is None else -lut)
+
+    top = max(promoted.values(), key=rank)
+    return by_key[top["key"]]
+
+
 def choose_best(points: list[ScanPoint], objective: str) -> tuple[ScanPoint | None, dict[str, Any] | None]:
     """(the exact, error-free point within the budget with the largest ``objective``, of equal ones the one
     with the fewest LUT, then the lowest latency; None when no point fits) and, only when none fits, the
     nearest miss: the point whose worst value/limit ratio over the budget rows is smallest, as
     {key, axes, violations}."""
-    fitting = [p for p in points if p.error is None and p.exact and p.budget_pass]
-
-    def score(p: ScanPoint) -> tuple[float, float, float]:
-        # Points that differ only in reuse share one trained student, hence one objective: the cheaper
-        # design must win the tie (it is the one on the Pareto front).
-        value = p.physics.get(objective)
-        physics = -np.inf if value is None or np.isnan(value) else float(value)
-        cost = [p.figures.get(k) for k in ("lut", "latency_ns")]
-        lut, latency = (-np.inf if c is None or np.isnan(c) else -float(c) for c in cost)
-        return (physics, lut, latency)
-
-    best = max(fitting, key=score) if fitting else None
+    fitting = _fitting(points)
+    best = max(fitting, key=lambda p: _rank(p, p.physics.get(objective))) if fitting else None
     if best is not None:
         return best, None
     candidates = [p for p in points if p.budget is not None]

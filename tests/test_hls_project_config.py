@@ -120,6 +120,31 @@ def test_project_form_settings_become_overrides(tmp_path: Path) -> None:
     assert project.hls_overrides({})["hls.layers"] == {"dense_0": {"reuse_factor": 4}}
 
 
+def test_a_layer_level_table_t_is_the_table_type_as_hls4ml_reads_it(tmp_path: Path) -> None:
+    """hls4ml 1.3 takes a lookup table's type from the layer-level ``table_t`` key only; where a config also
+    gives a Precision table, the table_t one is what hls4ml builds, so it is the one configured here."""
+    hls_config = {
+        "Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": 1},
+        "LayerName": {
+            "act": {"table_t": "ap_fixed<18,8>", "Precision": {"table": "ap_fixed<10,4>", "result": "auto"}},
+            "act2": {"table_t": "fixed<12,2,RND,SAT>", "TableSize": 2048},
+            "act3": {"table_t": "auto"},
+        },
+        "LayerType": {"Activation": {"table_t": "ap_ufixed<8,1>"}},
+    }
+    project = read_project_config(project_yaml(tmp_path, hls_config))
+    assert project.layer_types == {
+        "act": {"table": "ap_fixed<18,8>"},
+        "act2": {"table": "ap_fixed<12,2,AP_RND,AP_SAT>"},
+    }
+    assert project.type_types == {"Activation": {"table": "ap_ufixed<8,1>"}}
+    bad = {"Model": {"Precision": "ap_fixed<16,6>"}, "LayerName": {"act": {"table_t": "float"}}}
+    with pytest.raises(
+        ConfigError, match=r"LayerName act table_t: unknown precision 'float'; write ap_fixed"
+    ):
+        read_project_config(project_yaml(tmp_path, bad))
+
+
 def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Path) -> None:
     from kd_trigger.config import HlsConfig
     from kd_trigger.hls.convert import model_precision

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from kd_trigger.cli import main
@@ -19,7 +20,7 @@ from kd_trigger.contracts import Scan, ScanPoint
 from kd_trigger.errors import ConfigError
 from kd_trigger.report.markdown import scan_markdown
 from kd_trigger.scan_points import plan_points
-from kd_trigger.stats import choose_best, pareto_front
+from kd_trigger.stats import choose_best, pareto_front, promote_by_kind, promoted_best
 
 
 def test_pareto_front_against_a_hand_made_set() -> None:
@@ -189,6 +190,54 @@ def test_the_best_is_the_highest_objective_among_exact_error_free_points_in_budg
     assert choose_best(tied, "auc")[0].key == "less-lut-faster"
 
 
+def test_each_kind_promotes_the_best_median_over_seeds_of_its_retrained_designs_in_budget() -> None:
+    """The default scan's MLP case: 75% pruned won its one training (94 vs 92) but 90% pruned wins over
+    three seeds (median 92 vs 83); a kind with no retrained design in budget keeps its one training."""
+    fits = [("lut", 90.0, 100.0)]
+
+    def design(key: str, kind: str, r30: float, lut: int, **extra) -> ScanPoint:
+        p = _point(key, 0.9, fits, figures={"lut": lut, "latency_ns": 40.0}, **extra)
+        return p.model_copy(update={"kind": kind, "student": kind, "physics": {"rejection_at_30": r30}})
+
+    points = [
+        design("mlp-75", "mlp", 94.0, 64_985),
+        design("mlp-90", "mlp", 92.0, 31_632),
+        design("mlp-90-6b", "mlp", 77.0, 24_962),
+        design("mlp-over", "mlp", 120.0, 200_000, budget_pass=False),  # retrained, out of budget
+        design("ds-a", "deepsets", 385.0, 64_887),
+        design("ds-b", "deepsets", 290.0, 45_420),
+    ]
+    per_seed = {
+        "mlp-75": [94.0, 83.0, 78.0],
+        "mlp-90": [92.0, 101.0, 87.0],
+        "mlp-90-6b": [77.0, 79.0, 86.0],
+        "mlp-over": [120.0, 130.0, 125.0],
+    }
+    promoted = promote_by_kind(points, "rejection_at_30", per_seed)
+    assert promoted == {
+        "deepsets": {"key": "ds-a", "objective": 385.0, "per_seed": [385.0], "rule": "one training"},
+        "mlp": {"key": "mlp-90", "objective": 92.0, "per_seed": [92.0, 101.0, 87.0],
+                "rule": "median over 3 seeds"},
+    }  # fmt: skip
+    assert choose_best(points, "rejection_at_30")[0].key == "ds-a"  # one training: the 75% MLP beat 90%
+    assert choose_best([p for p in points if p.kind == "mlp"], "rejection_at_30")[0].key == "mlp-75"
+    assert promoted_best(points, promoted).key == "ds-a"
+    # equal medians: the fewer LUT wins, as for one training
+    assert (
+        promote_by_kind(points, "rejection_at_30", {"mlp-75": [92.0], "mlp-90": [92.0]})["mlp"]["key"]
+        == "mlp-90"
+    )
+    md = scan_markdown(
+        Scan(run="r", objective="rejection_at_30", mode="grid", points=points, best="ds-a", workers=1,
+             scheduler=None, seconds=0.0, promoted=promoted)
+    )  # fmt: skip
+    assert (
+        "| mlp | mlp-90 | k=mlp-90 | 92 / 101 / 87 | 92 (median over 3 seeds) | 31,632 | - | 40 | - |" in md
+    )
+    assert "| deepsets | ds-a | k=ds-a | 385 | 385 (one training) | 64,887 |" in md
+    assert "| **mlp-90** |" in md and "| **ds-a** |" in md and "| mlp-75 |" in md
+
+
 def test_the_nearest_miss_is_the_point_with_the_smallest_worst_overshoot() -> None:
     """Points breaking different limits by different amounts: the worst value/limit ratio ranks them."""
     points = [
@@ -236,12 +285,21 @@ def test_scan_on_the_ci_config(ci_run) -> None:
         assert p.baseline.figures["lut"] > 0 and p.baseline.physics["auc"] != p.physics["auc"]
     mlp = scan.fronts["mlp"]
     assert mlp["kd"] and mlp["baseline"] and mlp["gains"]["interpolation"] == "stepwise"
-    assert scan.front_seeds["mlp"]["seeds"] == 2 and len(scan.front_seeds["mlp"]["designs"]) == 1
     assert scan.fast_vs_yosys is None  # hls4ml points only: nothing for Yosys
-    best = next(p for p in scan.points if p.key == scan.best)
-    assert best.budget_pass and best.pareto_lut
+    # front_points 1 retrains the cheapest front design; the best of one training is retrained too (it is
+    # promoted on its median over seeds), and the promoted design is the best median of those in budget
     in_budget = [p for p in scan.points if p.exact and p.error is None and p.budget_pass]
-    assert best.physics[scan.objective] == max(p.physics[scan.objective] for p in in_budget)
+    one_training = max(in_budget, key=lambda p: (p.physics[scan.objective], -p.figures["lut"]))
+    retrained = scan.front_seeds["mlp"]["designs"]
+    assert scan.front_seeds["mlp"]["seeds"] == 2 and one_training.key in retrained and len(retrained) <= 2
+    medians = {
+        key: float(np.median([r["kd_objective"] for r in scan.front_seeds["mlp"]["rows"] if r["key"] == key]))
+        for key in retrained
+    }
+    promoted = scan.promoted["mlp"]
+    assert promoted["rule"] == "median over 2 seeds" and len(promoted["per_seed"]) == 2
+    assert promoted["objective"] == medians[promoted["key"]] == max(medians.values())
+    assert scan.best == promoted["key"] and next(p for p in scan.points if p.key == scan.best).budget_pass
     report = json.loads((cfg.firmware / "best" / "hls_report.json").read_text())
     assert report["csim"]["exact_fraction"] == 1.0 and report["budget"]["pass"] is True
     assert report["project_dir"] == str(cfg.firmware / "best")
@@ -251,7 +309,11 @@ def test_scan_on_the_ci_config(ci_run) -> None:
     assert main(["report", "--config", str(ci_run.path)]) == 0
     assert "## Design scan" in (cfg.firmware / "report.md").read_text()
     md = (cfg.artifacts / "scan" / "scan.md").read_text()
-    assert "## mlp: KD and baseline fronts" in md and "Over 2 seeds (1 front designs retrained" in md
+    assert (
+        "## mlp: KD and baseline fronts" in md
+        and f"Over 2 seeds ({len(retrained)} front designs retrained" in md
+    )
+    assert f"| mlp | {scan.best} |" in md and "(median over 2 seeds) |" in md
 
 
 def _scan_process(path, *extra):

@@ -296,6 +296,10 @@ def test_front_designs_are_retrained_with_more_seeds() -> None:
     assert plan_front_seeds(one, plan_points(one), {"mlp": keys}) == {}
     short = plan_front_seeds(cfg, points, {"mlp": keys[:2]})
     assert list(short) == keys[:2]
+    # the best design of one training is retrained too when the spread did not pick it (it is promoted on
+    # its median over seeds), once when it did
+    assert list(plan_front_seeds(cfg, points, {"mlp": keys}, promoted=[keys[3]])) == [*plan, keys[3]]
+    assert list(plan_front_seeds(cfg, points, {"mlp": keys}, promoted=[keys[4]])) == list(plan)
 
 
 def test_seed_gains_over_the_retrained_front_designs() -> None:

@@ -51,15 +51,16 @@ def _default_teachers() -> tuple[TeacherSpec, ...]:
 
 def _default_students() -> tuple[StudentConfig, ...]:
     """The two students, each paired with the teacher and setting the study chose for it, each at the
-    cheapest design of the cost-lever benchmark that kept its physics (README, "Cost levers"; measured with
-    benchmarks/cost_levers.py on the default jets, distilled, Yosys LUT of the RTL flow, bit-exact):
+    design the default scan promotes for its kind (``make scan``: the best median R30 over 3 seeds among the
+    retrained front designs within the budget; run as configs/scan_levers.yaml, RTL flow, Yosys LUT,
+    bit-exact):
 
-    * MLP: 75% of the kernel weights pruned: 64,985 LUT against 147,059 unpruned, R30 85 (3 seeds: 94 / 83
-      / 78) against 82, AUC 0.9616 against 0.9609;
+    * MLP: 8-bit, 90% of the kernel weights pruned: 31,632 LUT, 35 ns, R30 92 / 101 / 87 (median 92); the
+      75% pruned design won its one training (94 against 92) but not over seeds (94 / 83 / 78) at twice
+      the LUTs (64,985);
     * Deep Sets: folded at II 4 (the budget rule's default for 16 particles, see ``fold_ii_cycles``) with
-      4-bit weights after the first per-particle layer: 64,223 LUT against 104,292 folded at 8 bits and
-      ~352,000 unfolded, R30 273 and AUC 0.9778 (one seed, the run's own; the 8-bit seeds gave 184 / 474 /
-      310: the Deep Sets spread between seeds is larger than the lever's effect).
+      4-bit weights after the first per-particle layer: 64,887 LUT, 60 ns, R30 385 / 500 / 409 (median
+      409); 50% pruned it needs 45,420 LUT for a median of 286.
     """
     four_bit = LayerQuantConfig(weight_bits=4)
     return (
@@ -70,7 +71,7 @@ def _default_students() -> tuple[StudentConfig, ...]:
             teacher="lorentznet64",
             temperature=2.0,
             kd_weight=0.9,
-            sparsity=0.75,
+            sparsity=0.9,
         ),
         StudentConfig(
             name="deepsets",

@@ -51,7 +51,8 @@ class Scan(Contract):
     mode: str
     points: list[ScanPoint]
     best: str | None
-    """The key of the promoted design (the best objective among exact points within the budget)."""
+    """The key of the promoted design (the best objective among exact points within the budget; over seeds,
+    see ``promoted``)."""
     nearest_miss: dict[str, Any] | None = None
     workers: int
     scheduler: str | None
@@ -60,3 +61,7 @@ class Scan(Contract):
     """Per student kind: ``kd`` and ``baseline`` fronts ([{key, lut, objective}] by LUT), ``gains``."""
     fast_vs_yosys: dict[str, Any] | None = None  # da4ml estimate / Yosys LUT on the measured RTL copies
     front_seeds: dict[str, Any] | None = None  # per kind: the KD saving over seeds on retrained front designs
+    promoted: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per student kind, the design to deploy ({key, objective, per_seed, rule}): the best median objective
+    over seeds among its retrained designs within the budget (one training where none was retrained).
+    ``best`` is the one of these with the largest objective."""

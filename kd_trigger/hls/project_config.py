@@ -273,10 +273,15 @@ def read_project_config(path: Path) -> ProjectConfig:
                 # every kernel-size-1 convolution and refuses the word: the same arithmetic either way.
                 log.info("%s: ConvImplementation Pointwise: hls4ml 1.x picks it by itself (removed)", at)
                 del settings["ConvImplementation"]
-            if "Precision" in settings:
-                types = _precision_map(settings["Precision"], at)
-                if types:
-                    target[str(name)] = types
+            types = _precision_map(settings["Precision"], at) if "Precision" in settings else {}
+            if "table_t" in settings:
+                # hls4ml 1.3 takes an activation's table type from this layer-level key only (a Precision
+                # table entry is parsed and ignored there): where both are given, this one is built.
+                table = parse_precision(settings["table_t"], f"{at} table_t")
+                if table is not None:
+                    types["table"] = table.hls()
+            if types:
+                target[str(name)] = types
             if "Strategy" in settings and _strategy(settings["Strategy"], at) != strategy:
                 raise ConfigError(
                     f"{at}: Strategy {settings['Strategy']!r} differs from the Model's {strategy} (one strategy "

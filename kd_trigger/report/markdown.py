@@ -340,8 +340,9 @@ def _budget_cell(p: ScanPoint) -> str:
 
 
 def scan_markdown(scan: Scan) -> str:
-    """The scan as a Markdown table, the Pareto designs marked, the promoted one in bold."""
+    """The scan as a Markdown table, the Pareto designs marked, the promoted ones in bold."""
     unjudged = sum(_unjudged(p) for p in scan.points)
+    promoted = {entry["key"] for entry in scan.promoted.values()}
     lines = [
         f"# Design scan of run {scan.run}",
         "",
@@ -361,7 +362,7 @@ def scan_markdown(scan: Scan) -> str:
     ]
     for p in sorted(scan.points, key=lambda p: -(p.physics.get(scan.objective) or -1e9)):
         axes = ", ".join(f"{k}={_axis_text(v)}" for k, v in p.axes.items())
-        name = f"**{p.key}**" if p.key == scan.best else p.key
+        name = f"**{p.key}**" if p.key == scan.best or p.key in promoted else p.key
         r30 = p.physics.get("rejection_at_30")
         r30_err = p.physics.get("rejection_at_30_err")
         lines.append(
@@ -371,6 +372,7 @@ def scan_markdown(scan: Scan) -> str:
             f"{'yes' if p.exact else ('ERROR' if p.error else 'NO')} | {_budget_cell(p)} | "
             f"{'yes' if p.pareto else ''} | {_baseline_cells(p.baseline)} |"
         )
+    lines += promoted_markdown(scan)
     lines += fronts_markdown(scan)
     if scan.best is None and scan.nearest_miss:
         lines += [
@@ -384,6 +386,35 @@ def scan_markdown(scan: Scan) -> str:
         f"![physics vs latency]({PARETO_LATENCY_PLOT})",
     ]
     return "\n".join(lines) + "\n"
+
+
+def promoted_markdown(scan: Scan) -> list[str]:
+    """Per student kind, the design to deploy and what it was ranked on (median over seeds or one
+    training), with each seed's objective."""
+    if not scan.promoted:
+        return []
+    by_key = {p.key: p for p in scan.points}
+    lines = [
+        "",
+        "## Promoted designs (one per student kind)",
+        "",
+        f"Of each kind's exact designs within the budget, the retrained front designs compete on the median "
+        f"`{scan.objective}` over seeds (one training is noise for a Deep Sets); `firmware/{scan.run}/best/` "
+        f"holds {scan.best} (the run's own seed).",
+        "",
+        f"| kind | design | axes | {scan.objective} per seed | ranked on | LUT | source | latency (ns) | II |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, entry in scan.promoted.items():
+        p = by_key[entry["key"]]
+        axes = ", ".join(f"{k}={_axis_text(v)}" for k, v in p.axes.items())
+        seeds = " / ".join(_fmt(v, 3) for v in entry["per_seed"])
+        lines.append(
+            f"| {kind} | {p.key} | {axes} | {seeds} | {_fmt(entry['objective'], 3)} ({entry['rule']}) | "
+            f"{_fmt(p.figures.get('lut'))} | {p.sources.get('lut') or '-'} | {_fmt(p.figures.get('latency_ns'))} | "
+            f"{_fmt(p.figures.get('ii_cycles'))} |"
+        )
+    return lines
 
 
 def _baseline_cells(copy: ScanCopy | None) -> str:
