@@ -286,6 +286,12 @@ def test_scan_on_the_ci_config(ci_run) -> None:
     mlp = scan.fronts["mlp"]
     assert mlp["kd"] and mlp["baseline"] and mlp["gains"]["interpolation"] == "stepwise"
     assert scan.fast_vs_yosys is None  # hls4ml points only: nothing for Yosys
+    # The unpruned points train the CI run's own MLP (same spec, seed and epochs): the distill stage trains
+    # on the same one-thread Dask workers, so its students are these, bit for bit.
+    metrics = json.loads((cfg.artifacts / "metrics.json").read_text())["models"]
+    for p in (p for p in scan.points if p.axes["sparsity"] == 0.0):
+        assert p.physics["auc"] == metrics["mlp/kd"]["auc"]
+        assert p.baseline.physics["auc"] == metrics["mlp/baseline"]["auc"]
     # front_points 1 retrains the cheapest front design; the best of one training is retrained too (it is
     # promoted on its median over seeds), and the promoted design is the best median of those in budget
     in_budget = [p for p in scan.points if p.exact and p.error is None and p.budget_pass]

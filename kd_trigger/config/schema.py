@@ -34,6 +34,11 @@ class RunConfig(Section):
     # An empty folder name would put the run's folders into the working directory, unannounced.
     artifacts_dir: Annotated[str, Field(min_length=1)] = "artifacts"
     firmware_dir: Annotated[str, Field(min_length=1)] = "firmware"
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    """Process workers (one TensorFlow thread each) that train the distill stage's students, as the scan's
+    and the study's Dask workers do: a student's numerics then depend on neither the machine's core count
+    nor the stage that trains it (a Deep Sets trained on two threads came out another student). Where a
+    training runs never changes its result, so this is in no stage digest."""
 
 
 def _default_teachers() -> tuple[TeacherSpec, ...]:

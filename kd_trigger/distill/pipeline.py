@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.config import Config
+from kd_trigger.config import Config, parse_config
 from kd_trigger.contracts import Metrics, finite_or_none
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.evaluation import evaluate_run
@@ -26,7 +26,6 @@ from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
 from kd_trigger.distill.training import (
     VARIANTS,
-    TrainRecord,
     boost_augmenter,
     student_seed,
     train_student,
@@ -55,80 +54,67 @@ def distill_stage(ctx: StageContext) -> StageResult:
 
     Reads the data stage's jets and each student's teacher's cached logits; writes
     ``students/<name>/{baseline,kd}.h5`` + ``history.json``, ``metrics.json``, ``summary.md`` and the plots.
+    Every (student, variant) is trained by :func:`train_task` on a local Dask cluster of ``run.workers``
+    one-thread workers (:mod:`kd_trigger.cluster`), the scan's and the study's set-up: the students here are
+    bit for bit those of the scan's and the study's trainings with the run's seed.
     """
-    import tensorflow as tf
+    from kd_trigger.cluster import run_tasks
 
     cfg = ctx.cfg
     layout = RunLayout.of(cfg)
     t_start = time.perf_counter()
     data = load_jets(cfg.data_path, cfg)
     train, val, test = (data.select(s) for s in ("train", "val", "test"))
-    subset = train_subset(len(train.labels), cfg.distill.train_fraction, cfg.run.seed)
     n_classes = len(cfg.data.classes)
+    subset = train_subset(len(train.labels), cfg.distill.train_fraction, cfg.run.seed)
     if len(subset) < 2:
         raise ConfigError(
             f"distill.train_fraction = {cfg.distill.train_fraction:g} leaves {len(subset)} training jet(s); raise it"
         )
-    train_const = train.constituents[subset]
-    y_train = train.labels[subset].astype(np.int32)
-    y_val = val.labels.astype(np.int32)
-    log.info("students: %d train, %d val, %d test jets", len(y_train), len(y_val), len(test.labels))
+    log.info("students: %d train, %d val, %d test jets", len(subset), len(val.labels), len(test.labels))
 
     out_dir = ctx.out(layout.students_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(spec.name, variant) for spec in cfg.students for variant in VARIANTS]
+    for spec in cfg.students:
+        StudentFiles(out_dir / spec.name).root.mkdir()
+    results = run_tasks(
+        train_task,
+        [
+            {"config": cfg.to_dict(), "student": name, "variant": variant, "out": str(out_dir)}
+            for name, variant in jobs
+        ],
+        [f"distill-{name}-{variant}" for name, variant in jobs],
+        cfg.run.workers,
+        None,
+        "training students",
+    )
     trained: dict[str, Any] = {}
-    records: dict[str, dict[str, TrainRecord]] = {}
+    records: dict[str, dict[str, dict[str, Any]]] = {}
     sparsity: dict[str, dict[str, dict[str, dict[str, float | int]]]] = {}
+    for (name, variant), result in zip(jobs, results, strict=True):
+        spec = cfg.student(name)
+        files = StudentFiles(out_dir / name)
+        trained[f"{name}/{variant}"] = load_student_file(files.model(variant), spec, n_classes)
+        records.setdefault(name, {})[variant] = result["record"]
+        sparsity.setdefault(name, {})[variant] = result["sparsity"]
     for spec in cfg.students:
         teacher = cfg.teacher_of(spec)
         temperature, kd_weight = cfg.kd_setting(spec)
-        t_train = cached_logits(cfg, teacher.name, "train")[subset]
-        t_val = cached_logits(cfg, teacher.name, "val")
-        x_tr = student_inputs(spec, train_const)
-        x_va = student_inputs(spec, val.constituents)
-        seed = student_seed(cfg, spec)
-        tf.keras.utils.set_random_seed(seed)
-        initial = build_student(spec, n_classes).get_weights()
-        records[spec.name] = {}
-        files = StudentFiles(out_dir / spec.name)
-        files.root.mkdir()
-        setting = cfg.distill.model_copy(update={"temperature": temperature, "kd_weight": kd_weight})
-        plan = pruning_plan(spec, setting.epochs)  # the same schedule for both variants
-        for variant in VARIANTS:
-            student = build_student(spec, n_classes)
-            student.set_weights(initial)  # the fair comparison: both variants start from the same weights
-            record = train_student(
-                student,
-                setting,
-                variant,
-                (x_tr, y_train, t_train),
-                (x_va, y_val, t_val),
-                seed=seed,
-                label=f"{spec.name}/{variant}",
-                pruning=plan,
-                augment=boost_augmenter(setting, spec, train_const, seed),
-            )
-            save_student(student, files.model(variant))
-            # Counted in the file as saved, so the report states what the firmware flows will read.
-            sparsity.setdefault(spec.name, {})[variant] = kernel_sparsity(
-                load_student_file(files.model(variant), spec, n_classes)
-            )
-            trained[f"{spec.name}/{variant}"] = student
-            records[spec.name][variant] = record
         n_params, bits = weight_bits_needed(spec, n_classes)
         write_json_atomic(
-            files.history,
+            StudentFiles(out_dir / spec.name).history,
             finite_or_none(
                 {
                     "student": spec.name,
                     "teacher": teacher.name,
                     "temperature": temperature,
                     "kd_weight": kd_weight,
-                    "seed": seed,
+                    "seed": student_seed(cfg, spec),
                     "n_params": n_params,
                     "weight_bits": bits,
-                    "n_train": int(len(y_train)),
-                    **{v: r.to_dict() for v, r in records[spec.name].items()},
+                    "n_train": int(len(subset)),
+                    **records[spec.name],
                 }
             ),
         )
@@ -138,9 +124,9 @@ def distill_stage(ctx: StageContext) -> StageResult:
     for name, recs in records.items():
         metrics["students"][name].update(
             {
-                "best_epoch": {v: r.best_epoch for v, r in recs.items()},
-                "epochs_run": {v: r.epochs_run for v, r in recs.items()},
-                "train_seconds": {v: round(r.seconds, 1) for v, r in recs.items()},
+                "best_epoch": {v: r["best_epoch"] for v, r in recs.items()},
+                "epochs_run": {v: r["epochs_run"] for v, r in recs.items()},
+                "train_seconds": {v: round(r["seconds"], 1) for v, r in recs.items()},
                 "sparsity_target": cfg.student(name).sparsity,
                 "sparsity": sparsity[name],
             }
@@ -157,6 +143,53 @@ def distill_stage(ctx: StageContext) -> StageResult:
     )
     log.info("distill stage done in %.0f s", metrics["seconds"]["total"])
     return StageResult(extra={"students": [s.name for s in cfg.students]})
+
+
+def train_task(task: dict[str, Any]) -> dict[str, Any]:
+    """One (student, variant) of the distill stage, on a Dask worker: trained from the student's seeded
+    initial weights (the same for both variants), saved as ``<out>/<student>/<variant>.h5``; returns its
+    record (:meth:`TrainRecord.to_dict`) and the kernel sparsity counted in the saved file."""
+    import tensorflow as tf
+
+    cfg = parse_config(task["config"])
+    spec, variant = cfg.student(task["student"]), task["variant"]
+    n_classes = len(cfg.data.classes)
+    data = load_jets(cfg.data_path, cfg)
+    train, val = data.select("train"), data.select("val")
+    subset = train_subset(len(train.labels), cfg.distill.train_fraction, cfg.run.seed)
+    train_const = train.constituents[subset]
+    teacher = cfg.teacher_of(spec)
+    temperature, kd_weight = cfg.kd_setting(spec)
+    setting = cfg.distill.model_copy(update={"temperature": temperature, "kd_weight": kd_weight})
+    seed = student_seed(cfg, spec)
+    tf.keras.utils.set_random_seed(seed)
+    initial = build_student(spec, n_classes).get_weights()
+    student = build_student(spec, n_classes)
+    student.set_weights(initial)  # the fair comparison: both variants start from the same weights
+    record = train_student(
+        student,
+        setting,
+        variant,
+        (
+            student_inputs(spec, train_const),
+            train.labels[subset].astype(np.int32),
+            cached_logits(cfg, teacher.name, "train")[subset],
+        ),
+        (
+            student_inputs(spec, val.constituents),
+            val.labels.astype(np.int32),
+            cached_logits(cfg, teacher.name, "val"),
+        ),
+        seed=seed,
+        label=f"{spec.name}/{variant}",
+        pruning=pruning_plan(spec, setting.epochs),  # the same schedule for both variants
+        augment=boost_augmenter(setting, spec, train_const, seed),
+    )
+    files = StudentFiles(Path(task["out"]) / spec.name)
+    save_student(student, files.model(variant))
+    # Counted in the file as saved, so the report states what the firmware flows will read.
+    sparsity = kernel_sparsity(load_student_file(files.model(variant), spec, n_classes))
+    return {"record": record.to_dict(), "sparsity": sparsity}
 
 
 # -- the stage declaration ------------------------------------------------------------------------
