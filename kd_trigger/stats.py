@@ -294,12 +294,7 @@ def promoted_best(points: Sequence[ScanPoint], promoted: dict[str, dict[str, Any
     """Of the per-kind promoted designs, the one with the largest ranked objective (fewer LUT on a tie):
     the design copied to ``firmware/<run>/best/``."""
     by_key = {p.key: p for p in points}
-
-    def rank(entry: dict[str, Any]) -> tuple[float, float]:
-        value, lut = entry["objective"], by_key[entry["key"]].figures.get("lut")
-        return (-np.inf if value is None else value, -np.inf if lut is None else -lut)
-
-    top = max(promoted.values(), key=rank)
+    top = max(promoted.values(), key=lambda e: _rank(by_key[e["key"]], e["objective"]))
     return by_key[top["key"]]
 
 
