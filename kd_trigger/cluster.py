@@ -42,6 +42,11 @@ def _client(workers: int, scheduler: str | None) -> Any:
     return Client(cluster)
 
 
+def _log_info_from(logger_name: str) -> None:
+    """On a worker: let ``logger_name``'s INFO records through (a worker's root logger stops at WARNING)."""
+    logging.getLogger(logger_name).setLevel(logging.INFO)
+
+
 def run_tasks(
     fn: Callable[[dict[str, Any]], dict[str, Any]],
     tasks: list[dict[str, Any]],
@@ -63,7 +68,13 @@ def run_tasks(
             client.scheduler.address,
             client.dashboard_link,
         )
-        futures = client.map(fn, tasks, key=keys, retries=2, pure=False)
+        # The tasks' own log lines (a training's epochs, its early stop) reach this process's log, as they
+        # did when the stages trained in-process.
+        client.run(_log_info_from, __name__.split(".")[0])
+        client.forward_logging(__name__.split(".")[0], level=logging.INFO)
+        # No retries: a task is a seeded computation, so an exception it raises (a pruning target that no
+        # epoch reached, a bad model file) raises again; a lost worker is retried by the scheduler itself.
+        futures = client.map(fn, tasks, key=keys, retries=0, pure=False)
         by_key: dict[str, dict[str, Any]] = {}
         with tqdm(total=len(tasks), desc=what, unit="task") as bar:
             for future in as_completed(futures):
