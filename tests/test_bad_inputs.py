@@ -170,6 +170,11 @@ CONFIG_CASES = [
         "'extends' forms a cycle",
     ),
     Case(
+        "changes a student by a name no inherited student has",
+        lambda d: status_cmd(d, students={"deepset": {"teacher": "lorentznet64"}}),
+        "'students.deepset' changes no inherited entry (inherited students: ",
+    ),
+    Case(
         "student names an unknown teacher",
         lambda d: [
             "status",

@@ -96,3 +96,51 @@ def test_default_config_folds_the_deep_sets_rtl_at_ii_4():
     ds, mlp = cfg.student("deepsets"), cfg.student("mlp")
     assert cfg.ii_cycles_of(ds, "rtl", 5) == 4 and cfg.ii_cycles_of(ds, "hls4ml", 5) == 1
     assert cfg.ii_cycles_of(mlp, "rtl", 5) == 1
+
+
+def test_students_by_name_change_the_inherited_students(tmp_path):
+    """A mapping for ``students`` changes the named inherited students' fields and keeps the rest."""
+    base = tmp_path / "base.yaml"
+    base.write_text("students:\n  - {name: a, kind: mlp, hidden: [8]}\n  - {name: b, kind: deepsets}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\nstudents:\n  b: {kd_weight: 0.5}\n")
+    cfg = load_config(child)
+    assert [(s.name, s.kind, s.kd_weight) for s in cfg.students] == [
+        ("a", "mlp", None),
+        ("b", "deepsets", 0.5),
+    ]
+    assert cfg.students[0].hidden == (8,)
+    # Against the schema's defaults when no config in the chain lists students; every other field of the
+    # default Deep Sets (its per-layer widths) stays.
+    cfg = parse_config({"students": {"deepsets": {"teacher": "lorentznet64"}}})
+    default = {s.name: s for s in Config().students}
+    assert cfg.students[1] == default["deepsets"].model_copy(update={"teacher": "lorentznet64"})
+    assert cfg.students[0] == default["mlp"]
+    # Two levels of changes merge before they meet the defaults.
+    grandchild = tmp_path / "g.yaml"
+    (tmp_path / "p.yaml").write_text("students:\n  mlp: {temperature: 4.0}\n")
+    grandchild.write_text("extends: p.yaml\nstudents:\n  deepsets: {kd_weight: 0.5}\n")
+    cfg = load_config(grandchild)
+    assert (cfg.students[0].temperature, cfg.students[1].kd_weight) == (4.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("students", "message"),
+    [
+        (
+            {"nope": {"kd_weight": 0.5}},
+            "'students.nope' changes no inherited entry (inherited students: mlp, deepsets)",
+        ),
+        ({"mlp": 3}, "'students.mlp' must be a mapping of the fields to change, got 3"),
+        ({"mlp": {"name": "other"}}, "'students.mlp.name' renames an inherited entry; give a list"),
+    ],
+)
+def test_students_by_name_refuse_what_they_cannot_change(students, message):
+    with pytest.raises(ConfigError, match="^x.yaml: " + message.replace("(", r"\(").replace(")", r"\)")):
+        parse_config({"students": students}, "x.yaml")
+
+
+def test_teachers_by_name_change_the_default_teacher():
+    cfg = parse_config({"teachers": {"lorentznet16": {"epochs": 3}}})
+    assert [(t.name, t.epochs) for t in cfg.teachers][0] == ("lorentznet16", 3)
+    assert cfg.teachers[1] == Config().teachers[1]

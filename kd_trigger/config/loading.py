@@ -103,6 +103,7 @@ def parse_config(raw: Any, source: str = "config") -> Config:
         prefix = _loc(odd[:-1]) if odd[:-1] else ""
         key = f"{prefix}.{odd[-1]}" if prefix else str(odd[-1])
         raise ConfigError(f"{source}: unknown key '{key}' (a {type(odd[-1]).__name__}){listed}")
+    raw = _resolve_named_lists(raw, source)
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
@@ -178,15 +179,58 @@ EXTENDS_KEY = "extends"
 """Top-level key of a config that names the config it overrides (a path relative to the file)."""
 
 
-def merge_overrides(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """``override`` on top of ``base``: mappings merge key by key, anything else (lists too) replaces."""
+NAMED_LISTS = ("teachers", "students")
+"""Top-level lists whose entries have a ``name``. A config gives one either as a list (it replaces the
+inherited list) or as a mapping of names to the fields to change in the inherited entries of those names
+(``students: {deepsets: {teacher: lorentznet64}}``), so a config that ``extends`` another changes one
+student's pairing without restating every student."""
+
+
+def _merge_named(inherited: list[Any], changes: dict[str, Any], key: str, source: str) -> list[Any]:
+    """``inherited`` (a list of named entries) with ``changes`` (name -> fields) merged into the entries."""
+    names = [e.get("name") if isinstance(e, dict) else None for e in inherited]
+    out = list(inherited)
+    for name, fields in changes.items():
+        if name not in names:
+            known = ", ".join(str(n) for n in names if n) or "none"
+            raise ConfigError(
+                f"{source}: '{key}.{name}' changes no inherited entry (inherited {key}: {known}); give a "
+                f"list to replace the {key}, or a mapping of existing names to the fields to change"
+            )
+        if not isinstance(fields, dict):
+            raise ConfigError(
+                f"{source}: '{key}.{name}' must be a mapping of the fields to change, got {fields!r}"
+            )
+        if fields.get("name", name) != name:
+            raise ConfigError(
+                f"{source}: '{key}.{name}.name' renames an inherited entry; give a list to replace the {key}"
+            )
+        i = names.index(name)
+        out[i] = merge_overrides(out[i], fields)
+    return out
+
+
+def merge_overrides(base: dict[str, Any], override: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """``override`` on top of ``base``: mappings merge key by key, anything else (lists too) replaces,
+    except a mapping given for one of :data:`NAMED_LISTS`, which changes the named entries of the list."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_overrides(out[key], value)
+            out[key] = merge_overrides(out[key], value, source)
+        elif key in NAMED_LISTS and isinstance(value, dict) and isinstance(out.get(key), list):
+            out[key] = _merge_named(out[key], value, key, source)
         else:
             out[key] = value
     return out
+
+
+def _resolve_named_lists(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Changes by name to a list no config in the chain gave: applied to the schema's default entries."""
+    pending = {k: raw[k] for k in NAMED_LISTS if isinstance(raw.get(k), dict)}
+    if not pending:
+        return raw
+    defaults = Config().to_dict()
+    return {**raw, **{k: _merge_named(defaults[k], v, k, source) for k, v in pending.items()}}
 
 
 MAX_EXTENDS_DEPTH = 32
@@ -200,6 +244,7 @@ def _resolve_extends(path: Path) -> dict[str, Any]:
     The chain is followed in a loop, not by recursion, and at most :data:`MAX_EXTENDS_DEPTH` files deep.
     """
     layers: list[dict[str, Any]] = []
+    sources: list[Path] = []
     chain: list[Path] = []
     current = path
     while True:
@@ -221,6 +266,7 @@ def _resolve_extends(path: Path) -> dict[str, Any]:
             )
         parent = raw.pop(EXTENDS_KEY, None)
         layers.append(raw)
+        sources.append(current)
         if parent is None:
             break
         if not isinstance(parent, str) or not parent:
@@ -233,8 +279,8 @@ def _resolve_extends(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{current}: '{EXTENDS_KEY}: {parent}' names {base_path}, which {problem}")
         current = base_path
     merged: dict[str, Any] = {}
-    for raw in reversed(layers):
-        merged = merge_overrides(merged, raw)
+    for raw, source in zip(reversed(layers), reversed(sources), strict=True):
+        merged = merge_overrides(merged, raw, str(source))
     return merged
 
 
