@@ -89,6 +89,15 @@ def test_three_classes_from_generation_to_report(run3) -> None:
         )
     text = RunLayout.of(cfg).report_md.read_text()
     assert "Per class, one vs rest" in text and "Confusion matrix of deepsets distilled (KD)" in text
+    # The N-class headline is the accuracy difference, equal to the two accuracies' difference.
+    for name, summary in metrics["students"].items():
+        diff = summary["accuracy_difference_points"]
+        models = metrics["models"]
+        assert diff["points"] == pytest.approx(
+            100 * (models[f"{name}/kd"]["accuracy"] - models[f"{name}/baseline"]["accuracy"])
+        )
+        shown = f"{diff['points']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}]"
+        assert f"KD - baseline accuracy: **{shown} points**" in text
 
 
 def test_a_teacher_file_with_two_outputs_on_three_classes_is_one_line(run3, tmp_path, capsys) -> None:

@@ -99,6 +99,11 @@ def test_figures_match_the_producers_files(report):
     assert rtl_util[2] == fmt_pct(yosys_lut, 1_728_000)
     ratio = metrics["students"]["mlp"]["rejection_ratio_30"]
     assert f"**{ratio['ratio']:.2f} [{ratio['low']:.2f}, {ratio['high']:.2f}]** at ε_S = 30%" in mlp
+    diff = metrics["students"]["mlp"]["accuracy_difference_points"]
+    assert (
+        f"accuracy KD - baseline {diff['points']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}] points"
+        in mlp
+    )
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ from kd_trigger.contracts.hls_report import (
 from kd_trigger.contracts.metrics import (
     BoostPoint,
     ClassMetrics,
+    DifferenceInterval,
     LayerSparsity,
     Metrics,
     ModelMetrics,
@@ -83,6 +84,7 @@ __all__ = [
     "LowDataPoint",
     "Metrics",
     "ModelMetrics",
+    "DifferenceInterval",
     "RatioInterval",
     "ResourceTotals",
     "RtlBlock",

@@ -55,6 +55,14 @@ class RatioInterval(Contract):
     high: float | None
 
 
+class DifferenceInterval(Contract):
+    """A paired-bootstrap difference KD - baseline in percentage points, with the 16th/84th percentiles."""
+
+    points: float | None
+    low: float | None
+    high: float | None
+
+
 class LayerSparsity(Contract):
     """Zeros of one weight layer's kernel, counted in the saved model (see ``students.kernel_sparsity``)."""
 
@@ -74,6 +82,8 @@ class StudentSummary(Contract):
     rejection_ratio_30: RatioInterval
     rejection_ratio_50: RatioInterval
     output_type: str
+    accuracy_difference_points: DifferenceInterval | None = None
+    """KD - baseline test accuracy (the N-class headline; absent in metrics.json files older than it)."""
     best_epoch: dict[str, int] = Field(default_factory=dict)
     epochs_run: dict[str, int] = Field(default_factory=dict)
     train_seconds: dict[str, float] = Field(default_factory=dict)

@@ -17,6 +17,7 @@ from kd_trigger.distill.training import predict
 from kd_trigger.evaluate import (
     boost_entry,
     one_vs_rest,
+    paired_accuracy_difference,
     paired_rejection_ratio,
     roc_points,
     score_metrics,
@@ -87,6 +88,9 @@ def evaluate_run(
                 )
                 for eff in (0.3, 0.5)
             },
+            "accuracy_difference_points": paired_accuracy_difference(
+                labels, logits[f"{name}/kd"], logits[f"{name}/baseline"], dcfg.rejection_bootstrap, seed
+            ),
             "output_type": output_type(spec).hls(),
         }
     curves = {key: roc_points(*one_vs_rest(labels, lg)) for key, lg in logits.items() if key != "teacher"}
