@@ -136,7 +136,7 @@ def _refused_designs() -> list[str]:
 def test_a_design_that_cannot_be_built_is_refused_in_one_line_saying_why(
     name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """HGQ, a Keras file saved on Windows, types narrower than the reference emulates: exit 2 before
+    """HGQ, types narrower than the reference emulates: exit 2 before
     anything is converted, the line of corpus.json's ``expect`` (README says why), nothing written."""
     design = DESIGNS[name]
     d = CORPUS / name
@@ -167,3 +167,33 @@ def test_the_design_converts_as_published_exact_with_its_precision_loss(name: st
     assert loss["design"].startswith(f"--hls-config {config}")
     assert loss["first_overflow_layer"] == expect["first_overflow_layer"]
     assert loss["n_samples"] == 10_000 and list(loss["layers"]) == expect["loss_layers"]
+
+
+def test_a_keras_file_saved_on_windows_is_read_from_a_copy_with_posix_group_names(tmp_path: Path) -> None:
+    """Keras on Windows named the weight groups ``layers\\dense``; the copy holds the same arrays under
+    ``layers/dense`` and every other file of the zip unchanged (h5py only: no model is built here)."""
+    import io
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    from kd_trigger.hls.saved_model import posix_weight_paths, windows_weight_path
+
+    original = CORPUS / "fatigue_dense_16_8_3" / "keras_model.keras"
+    assert windows_weight_path(original) == "layers\\dense"
+    copy = posix_weight_paths(original, tmp_path)
+    assert copy.parent == tmp_path and windows_weight_path(copy) is None
+    with zipfile.ZipFile(original) as a, zipfile.ZipFile(copy) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        assert all(a.read(n) == b.read(n) for n in a.namelist() if n != "model.weights.h5")
+        before: dict[str, np.ndarray] = {}
+        with h5py.File(io.BytesIO(a.read("model.weights.h5")), "r") as f:
+            f.visititems(lambda n, o: before.update({n: o[()]}) if isinstance(o, h5py.Dataset) else None)
+        after: dict[str, np.ndarray] = {}
+        with h5py.File(io.BytesIO(b.read("model.weights.h5")), "r") as f:
+            f.visititems(lambda n, o: after.update({n: o[()]}) if isinstance(o, h5py.Dataset) else None)
+    assert "layers/dense/vars/0" in after and len(before) == len(after) >= 4
+    assert sorted(after) == sorted(n.replace("\\", "/") for n in before)
+    for name, value in before.items():
+        assert np.array_equal(after[name.replace("\\", "/")], value), name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,19 @@ def load_qkeras_model(model_path: Path) -> Any:
         raise ModelError(f"model file {model_path} {problem}; pass --model PATH.h5 of a saved QKeras model")
     from qkeras.utils import load_qmodel
 
+    windows = windows_weight_path(model_path)
     try:
-        model = load_qmodel(str(model_path), compile=False)
+        if windows is None:
+            model = load_qmodel(str(model_path), compile=False)
+        else:
+            log.warning(
+                "%s: its weights are stored under Windows paths (%r: a Keras .keras file saved on Windows); "
+                "read with '/' as the separator",
+                model_path,
+                windows,
+            )
+            with tempfile.TemporaryDirectory(prefix="kd_trigger_keras_") as tmp:
+                model = load_qmodel(str(posix_weight_paths(model_path, Path(tmp))), compile=False)
     except Exception as err:  # Keras raises ValueError/TypeError/OSError for unknown layers and bad files
         hgq = [name for name, module in saved_layer_classes(model_path) if module.lower().startswith("hgq")]
         if hgq:
@@ -57,16 +69,41 @@ def load_qkeras_model(model_path: Path) -> Any:
                 "Keras; its types are per weight, which this project does not emulate: convert a QKeras or "
                 "Keras model"
             ) from None
-        windows = windows_weight_path(model_path)
-        if windows is not None:
-            raise ModelError(
-                f"{model_path}: its weights are stored under Windows paths ({windows!r}: Keras 2 .keras files "
-                "saved on Windows), which Keras cannot load elsewhere; save the model as .h5 (model.save('m.h5')) "
-                "and pass that"
-            ) from None
         text = " ".join(str(err).split())
         raise ModelError(f"{model_path} cannot be loaded as a QKeras model: {text[:300]}") from None
     return as_functional(model)
+
+
+def posix_weight_paths(model_path: Path, folder: Path) -> Path:
+    """A copy of the Keras zip ``model_path`` in ``folder`` whose ``model.weights.h5`` groups are named with
+    '/' where Keras on Windows wrote '\\' (``layers\\dense`` -> ``layers/dense``): the weights Keras looks
+    for under the POSIX names are those very arrays, moved, not changed."""
+    import zipfile
+
+    import h5py
+
+    weights = folder / "model.weights.h5"
+    with zipfile.ZipFile(model_path) as archive:
+        weights.write_bytes(archive.read("model.weights.h5"))
+        others = {n: archive.read(n) for n in archive.namelist() if n != "model.weights.h5"}
+
+    def rename(group: Any) -> None:
+        for key in list(group.keys()):
+            name = key.replace("\\", "/")
+            if name != key:
+                group.require_group(name.rsplit("/", 1)[0])
+                group.move(key, name)
+            if isinstance(group[name], h5py.Group):
+                rename(group[name])
+
+    with h5py.File(weights, "r+") as f:
+        rename(f)
+    out = folder / Path(model_path).name
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in others.items():
+            archive.writestr(name, data)
+        archive.write(weights, "model.weights.h5")
+    return out
 
 
 def windows_weight_path(model_path: Path) -> str | None:
