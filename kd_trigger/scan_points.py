@@ -23,9 +23,8 @@ from pydantic import ValidationError
 from kd_trigger.config import Config, ScanAxes, StudentConfig, fold_ii_cycles, parse_config
 from kd_trigger.contracts import finite_or_none
 from kd_trigger.data.readers import load_jets
-from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
-from kd_trigger.distill.training import VARIANTS, boost_augmenter, predict, student_seed_for, train_student
+from kd_trigger.distill.training import VARIANTS, predict, student_seed_for, train_from_seed
 from kd_trigger.errors import ConfigError, KdTriggerError
 from kd_trigger.evaluate import score_metrics, with_class_objectives
 from kd_trigger.fingerprint import code_digest
@@ -34,7 +33,7 @@ from kd_trigger.fpga.figures import DesignFigures, hls4ml_figures, rtl_block_fig
 from kd_trigger.fpga.parts import yosys_family
 from kd_trigger.hls.build import convert_and_simulate
 from kd_trigger.layout import ProjectLayout, point_baseline, point_file, point_project, point_yosys
-from kd_trigger.models.students import build_student, check_student, student_inputs
+from kd_trigger.models.students import check_student, student_inputs
 from kd_trigger.rtl.design import Design
 from kd_trigger.rtl.student import rtl_design, rtl_inputs
 from kd_trigger.rtl.synth import synthesize
@@ -376,7 +375,6 @@ def _train_point(
 ) -> tuple[dict[str, tuple[Any, dict[str, Any]]], np.ndarray, np.ndarray]:
     """({variant: (trained model, its physics on the test split)} for the label-only baseline and the
     distilled copy, both from the same initial weights and batches; the test inputs; the test labels)."""
-    import tensorflow as tf
 
     base = cfg.student(point.student)
     teacher = cfg.teacher_of(base)
@@ -391,9 +389,7 @@ def _train_point(
         }
     )
     seed = student_seed_for(cfg.run.seed + point.seed_offset, base)
-    tf.keras.utils.set_random_seed(seed)
     n_classes = len(cfg.data.classes)
-    initial = build_student(spec, n_classes).get_weights()
     fit = (
         student_inputs(spec, train.constituents),
         train.labels.astype(np.int32),
@@ -407,19 +403,17 @@ def _train_point(
     x_test = student_inputs(spec, test.constituents)
     labels = test.labels.astype(np.int64)
     copies = {}
-    for variant in VARIANTS:
-        model = build_student(spec, n_classes)
-        model.set_weights(initial)  # the fair comparison: both copies start from the same weights
-        train_student(
-            model,
+    for variant in VARIANTS:  # both copies from the seed's initial weights: the fair comparison
+        model, _ = train_from_seed(
+            spec,
+            n_classes,
             dcfg,
             variant,
             fit,
             check,
             seed=seed,
             label=f"scan {spec.name} reuse {point.reuse_factor} {variant}",
-            pruning=pruning_plan(spec, dcfg.epochs),
-            augment=boost_augmenter(dcfg, spec, train.constituents, seed),
+            constituents=train.constituents,
         )
         physics = with_class_objectives(
             score_metrics(

@@ -23,18 +23,16 @@ import numpy as np
 from kd_trigger.config import PAIRING_FIELDS, Config, KdSetting, StudentConfig, parse_config
 from kd_trigger.data.boost import boost
 from kd_trigger.data.readers import load_jets
-from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
 from kd_trigger.distill.training import (
-    boost_augmenter,
     predict,
     student_seed_for,
-    train_student,
+    train_from_seed,
     train_subset,
 )
 from kd_trigger.fingerprint import code_digest
 from kd_trigger.layout import RunLayout, study_cache_file
-from kd_trigger.models.students import build_student, student_inputs
+from kd_trigger.models.students import student_inputs
 from kd_trigger.runs import remove_path, tmp_name
 
 log = logging.getLogger(__name__)
@@ -189,8 +187,6 @@ class Trainer:
         return trained
 
     def _train(self, job: TrainJob) -> Trained:
-        import tensorflow as tf
-
         spec, seed, teacher, setting, fraction = (
             self.cfg.student(job.student),
             job.seed,
@@ -214,27 +210,23 @@ class Trainer:
                 update={"temperature": setting.temperature, "kd_weight": setting.kd_weight}
             )
             variant = "kd"
-        init_seed = student_seed_for(seed, spec)
-        tf.keras.utils.set_random_seed(init_seed)
-        student = build_student(
-            spec, len(self.cfg.data.classes)
-        )  # the seed's initial weights: identical for baseline and every KD run
         label = (
             f"study {spec.name} seed {seed} "
             + (f"{teacher} T={setting.temperature:g} w={setting.kd_weight:g}" if setting else "baseline")
             + (f" on {fraction:g} of train" if fraction < 1 else "")
             + (f" boosted up to beta {job.augment:g}" if job.augment > 0 else "")
         )
-        record = train_student(
-            student,
+        # The seed's initial weights and batches: identical for the baseline and every KD run.
+        student, record = train_from_seed(
+            spec,
+            len(self.cfg.data.classes),
             dcfg,
             variant,
             (x_tr, y_tr, t_tr),
             (x_va, y_va, t_va),
-            seed=init_seed,
+            seed=student_seed_for(seed, spec),
             label=label,
-            pruning=pruning_plan(spec, dcfg.epochs),
-            augment=boost_augmenter(dcfg, spec, self.train.constituents[subset], init_seed),
+            constituents=self.train.constituents[subset],
         )
         return Trained(
             val_logits=predict(student, x_va),

@@ -22,20 +22,17 @@ from kd_trigger.config import Config, parse_config
 from kd_trigger.contracts import Metrics, finite_or_none
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.evaluation import evaluate_run
-from kd_trigger.distill.pruning import pruning_plan
 from kd_trigger.distill.teachers import cached_logits
 from kd_trigger.distill.training import (
     VARIANTS,
-    boost_augmenter,
     student_seed,
-    train_student,
+    train_from_seed,
     train_subset,
 )
 from kd_trigger.errors import ConfigError
 from kd_trigger.evaluate import summary_markdown
 from kd_trigger.layout import RunLayout, StudentFiles
 from kd_trigger.models.students import (
-    build_student,
     check_student,
     kernel_sparsity,
     load_student_file,
@@ -149,8 +146,6 @@ def train_task(task: dict[str, Any]) -> dict[str, Any]:
     """One (student, variant) of the distill stage, on a Dask worker: trained from the student's seeded
     initial weights (the same for both variants), saved as ``<out>/<student>/<variant>.h5``; returns its
     record (:meth:`TrainRecord.to_dict`) and the kernel sparsity counted in the saved file."""
-    import tensorflow as tf
-
     cfg = parse_config(task["config"])
     spec, variant = cfg.student(task["student"]), task["variant"]
     n_classes = len(cfg.data.classes)
@@ -161,13 +156,9 @@ def train_task(task: dict[str, Any]) -> dict[str, Any]:
     teacher = cfg.teacher_of(spec)
     temperature, kd_weight = cfg.kd_setting(spec)
     setting = cfg.distill.model_copy(update={"temperature": temperature, "kd_weight": kd_weight})
-    seed = student_seed(cfg, spec)
-    tf.keras.utils.set_random_seed(seed)
-    initial = build_student(spec, n_classes).get_weights()
-    student = build_student(spec, n_classes)
-    student.set_weights(initial)  # the fair comparison: both variants start from the same weights
-    record = train_student(
-        student,
+    student, record = train_from_seed(
+        spec,
+        n_classes,
         setting,
         variant,
         (
@@ -180,10 +171,9 @@ def train_task(task: dict[str, Any]) -> dict[str, Any]:
             val.labels.astype(np.int32),
             cached_logits(cfg, teacher.name, "val"),
         ),
-        seed=seed,
+        seed=student_seed(cfg, spec),
         label=f"{spec.name}/{variant}",
-        pruning=pruning_plan(spec, setting.epochs),  # the same schedule for both variants
-        augment=boost_augmenter(setting, spec, train_const, seed),
+        constituents=train_const,
     )
     files = StudentFiles(Path(task["out"]) / spec.name)
     save_student(student, files.model(variant))

@@ -24,11 +24,12 @@ from kd_trigger.distill.pruning import (
     check_sparsity,
     prune_wrap,
     pruning_callbacks,
+    pruning_plan,
     strip_pruned,
 )
 from kd_trigger.errors import ModelError
 from kd_trigger.layout import RunLayout
-from kd_trigger.models.students import load_student_file, student_inputs
+from kd_trigger.models.students import build_student, load_student_file, student_inputs
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,43 @@ def train_student(
         record.sparsity = check_sparsity(student, pruning, label or variant)
     record.seconds = time.perf_counter() - start
     return record
+
+
+def train_from_seed(
+    spec: StudentConfig,
+    n_classes: int,
+    dcfg: DistillConfig,
+    variant: str,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    val: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    *,
+    seed: int,
+    label: str,
+    constituents: np.ndarray,
+) -> tuple[Any, TrainRecord]:
+    """A ``spec`` student built from ``seed``'s initial weights and trained by :func:`train_student` with the
+    student's pruning plan and ``dcfg``'s augmentation of the training jets ``constituents``.
+
+    The one way every caller trains (the distill stage, each scan point, each study training): the initial
+    weights and the batch order depend on ``seed`` alone, so a baseline and its KD copy start from the same
+    weights, and the scan's and the study's copy of a design at the run's seed is the distill stage's.
+    """
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    student = build_student(spec, n_classes)
+    record = train_student(
+        student,
+        dcfg,
+        variant,
+        train,
+        val,
+        seed=seed,
+        label=label,
+        pruning=pruning_plan(spec, dcfg.epochs),
+        augment=boost_augmenter(dcfg, spec, constituents, seed),
+    )
+    return student, record
 
 
 def predict(model: Any, x: np.ndarray) -> np.ndarray:
