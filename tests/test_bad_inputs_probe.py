@@ -250,7 +250,7 @@ PROBE_CASES = [
     Case(
         "students as a mapping",
         lambda d: status_cmd(d, students={"name": "s", "kind": "mlp"}),
-        "'students'",
+        "'students' is one entry's fields (name, kind) without the list dash",
     ),
     Case(
         "a repeated feature",

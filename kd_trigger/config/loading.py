@@ -188,6 +188,12 @@ student's pairing without restating every student."""
 
 def _merge_named(inherited: list[Any], changes: dict[str, Any], key: str, source: str) -> list[Any]:
     """``inherited`` (a list of named entries) with ``changes`` (name -> fields) merged into the entries."""
+    if "name" in changes and not isinstance(changes["name"], dict):
+        # ``students: {name: s, kind: mlp}``: one entry written without its list dash, not changes by name
+        raise ConfigError(
+            f"{source}: '{key}' is one entry's fields ({', '.join(map(str, changes))}) without the list dash; "
+            f"write the {key} as a list ('- name: ...'), or as a mapping of inherited names to the fields to change"
+        )
     names = [e.get("name") if isinstance(e, dict) else None for e in inherited]
     out = list(inherited)
     for name, fields in changes.items():
