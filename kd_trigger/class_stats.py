@@ -60,6 +60,16 @@ def paired_difference(
     )
 
 
+def accuracy_difference(
+    labels: np.ndarray, kd: np.ndarray, base: np.ndarray, n_boot: int, seed: int
+) -> dict[str, float | None]:
+    """One trained pair's accuracy KD - baseline in points, as ``metrics.json`` gives it (``points``,
+    ``low``, ``high``): :func:`paired_difference` over one seed, so the interval resamples the test jets
+    (the same jets for both models). For N classes this is the headline of distillation."""
+    one = paired_difference(labels, [base], [kd], accuracy_metric, n_boot, seed)
+    return {"points": one.mean, "low": one.lo68, "high": one.hi68}
+
+
 def class_comparison(
     labels: np.ndarray,
     base: Sequence[np.ndarray],

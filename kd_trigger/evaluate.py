@@ -285,30 +285,6 @@ def paired_rejection_ratio(
     return {"ratio": float(ratio), "low": float(low), "high": float(high)}
 
 
-def paired_accuracy_difference(
-    labels: np.ndarray,
-    logits_new: np.ndarray,
-    logits_ref: np.ndarray,
-    n_bootstrap: int = 200,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Accuracy of ``new`` minus that of ``ref`` in percentage points, with a 68% paired-bootstrap interval
-    (the replicas of :func:`paired_rejection_ratio`: the same jets drawn for both models).
-
-    For N classes this is the headline of distillation: "KD adds 1.2 points" is what a trigger engineer
-    compares, where the rejection of one class against the rest speaks for that class only.
-    """
-    labels = np.asarray(labels).astype(np.int64).ravel()
-    gain = (np.argmax(np.asarray(logits_new), axis=1) == labels).astype(np.float64) - (
-        np.argmax(np.asarray(logits_ref), axis=1) == labels
-    )
-    replicas = [
-        100.0 * float(np.mean(gain[idx])) for idx in _bootstrap_indices(labels.size, n_bootstrap, seed)
-    ]
-    low, high = np.percentile(replicas, [16, 84]) if replicas else (math.nan, math.nan)
-    return {"points": 100.0 * float(np.mean(gain)), "low": float(low), "high": float(high)}
-
-
 def boost_entry(beta: float, labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """One entry of a model's ``boost`` list: accuracy and AUC of the jets boosted with velocity ``beta``."""
     return {

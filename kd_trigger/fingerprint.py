@@ -36,7 +36,7 @@ def sha_of(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-_source_cache: dict[Path, tuple[tuple[int, int], str, tuple[str, ...]]] = {}
+_source_cache: dict[Path, tuple[tuple[int, int], str, tuple[str, ...], tuple[str, ...]]] = {}
 
 
 def _module_file(module: str) -> Path | None:
@@ -48,27 +48,82 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _read_source(path: Path) -> tuple[str, tuple[str, ...]]:
-    """(SHA-256 prefix of the file, the kd_trigger modules it imports anywhere, also inside functions)."""
+def _is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): imports there never run."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except the bodies of ``if TYPE_CHECKING:`` blocks."""
+    found, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if _is_type_checking(node):
+            todo.extend(node.orelse)  # type: ignore[attr-defined]
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _package_exports(init: Path) -> dict[str, str]:
+    """Name -> the kd_trigger module that defines it, for what a package's ``__init__`` re-exports."""
+    exports: dict[str, str] = {}
+    for node in ast.parse(init.read_bytes(), filename=str(init)).body:
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and node.module.split(".")[0] == "kd_trigger"
+        ):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                exports[alias.asname or alias.name] = sub if _module_file(sub) else node.module
+    return exports
+
+
+def _read_source(path: Path) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(SHA-256 prefix of the file, the kd_trigger modules it runs, the packages it only passes through).
+
+    A module "runs" what it imports anywhere, also inside functions, except under ``if TYPE_CHECKING:``.
+    ``from kd_trigger.pkg import name`` runs the module that defines ``name`` (a submodule, or where the
+    package's ``__init__`` re-exports it from), not every module the ``__init__`` re-exports: the
+    package's ``__init__`` itself counts as passed through (its own source, not its imports). Without
+    this, every stage that reads one config class would follow the whole config package, and an edit to
+    the YAML loader would regenerate the jets.
+    """
     stat = path.stat()
     key = (stat.st_mtime_ns, stat.st_size)
     cached = _source_cache.get(path)
     if cached is not None and cached[0] == key:
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]
     data = path.read_bytes()
-    imported: set[str] = set()
-    for node in ast.walk(ast.parse(data, filename=str(path))):
+    runs: set[str] = set()
+    passes: set[str] = set()
+    for node in _runtime_nodes(ast.parse(data, filename=str(path))):
         if isinstance(node, ast.Import):
-            imported.update(a.name for a in node.names if a.name.split(".")[0] == "kd_trigger")
+            runs.update(a.name for a in node.names if a.name.split(".")[0] == "kd_trigger")
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module.split(".")[0] != "kd_trigger":
                 continue
-            imported.add(node.module)
-            # "from kd_trigger.hls import csim" imports the module kd_trigger.hls.csim
-            imported.update(
-                f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")
-            )
-    result = (hashlib.sha256(data).hexdigest()[:16], tuple(sorted(imported)))
+            found = _module_file(node.module)
+            if found is None or found.name != "__init__.py":
+                runs.add(node.module)
+                continue
+            exports = _package_exports(found)
+            passes.add(node.module)
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                if _module_file(sub):
+                    runs.add(sub)  # "from kd_trigger.hls import csim": the module kd_trigger.hls.csim
+                elif alias.name in exports:
+                    runs.add(exports[alias.name])
+                else:
+                    runs.add(node.module)  # defined in the __init__ itself: it runs, imports and all
+    result = (hashlib.sha256(data).hexdigest()[:16], tuple(sorted(runs)), tuple(sorted(passes)))
     _source_cache[path] = (key, *result)
     return result
 
@@ -107,21 +162,26 @@ def code_fingerprint(module: str) -> dict[str, str]:
         if spec is None or spec.origin is None:
             raise ConfigError(f"stage code {module} cannot be found")
         spec_file = Path(spec.origin)
-    todo, seen = [spec_file.resolve()], {}
+    todo, seen, walked = [spec_file.resolve()], {}, set()
     while todo:
         path = todo.pop()
-        if path in seen or relative(path) in NOT_RESULT_CODE:
+        if path in walked or relative(path) in NOT_RESULT_CODE:
             continue  # the graph imports every stage: following it would tie every stage to all code
-        sha, imported = _read_source(path)
+        walked.add(path)
+        sha, runs, passes = _read_source(path)
         seen[path] = sha
         for data in data_files(path):
             seen[data.resolve()] = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
-        for name in imported:
+        for name in runs:
             parts = name.split(".")
-            for depth in range(1, len(parts) + 1):  # the module and each package above it
-                found = _module_file(".".join(parts[:depth]))
-                if found is not None:
-                    todo.append(found.resolve())
+            found = _module_file(name)
+            if found is not None:
+                todo.append(found.resolve())
+            passes += tuple(".".join(parts[:depth]) for depth in range(1, len(parts)))
+        for name in passes:  # a package's __init__ on the way: its source counts, its imports do not
+            found = _module_file(name)
+            if found is not None and found.resolve() not in seen:
+                seen[found.resolve()] = _read_source(found.resolve())[0]
     return dict(sorted((relative(path), sha) for path, sha in seen.items()))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kd_trigger.class_stats import class_comparison, paired_difference
+from kd_trigger.class_stats import accuracy_difference, class_comparison, paired_difference
 from kd_trigger.contracts import Interval, KdOverBaseline, SeedFigures, StudentStudy, StudySetting
 from kd_trigger.evaluate import accuracy, one_vs_rest, rejection_at
 from kd_trigger.report.markdown import study_class_lines
@@ -121,3 +121,26 @@ def test_the_study_table_shows_the_difference_and_the_class_ratios() -> None:
     old = KdOverBaseline.model_validate({"rejection_at_30": one, "rejection_at_50": one, "auc": one})
     assert old.accuracy_difference_points is None and old.rejection_at_50_by_class == {}
     assert study_class_lines(_student(old)) == []
+
+
+def test_one_pairs_accuracy_difference_as_metrics_json_gives_it() -> None:
+    """metrics.json's ``accuracy_difference_points``: one seed, the interval over test-jet resamples."""
+    labels = np.array([0, 1, 2, 2])
+    right = np.eye(3)[labels]  # every jet right
+    ref = np.eye(3)[[0, 0, 0, 0]]  # only the first jet right
+    d = accuracy_difference(labels, right, ref, n_boot=50, seed=1)
+    assert d["points"] == 75.0
+    # Each replica is 100 x the mean over 4 drawn jets of a gain of 0 or 1: a multiple of 25 in [0, 100].
+    assert d["low"] is not None and d["high"] is not None
+    assert 0.0 <= d["low"] <= 75.0 <= d["high"] <= 100.0 and d["low"] % 25 == 0
+    # The same replicas read the other way round: the interval mirrors.
+    assert accuracy_difference(labels, ref, right, n_boot=50, seed=1) == {
+        "points": -75.0,
+        "low": -d["high"],
+        "high": -d["low"],
+    }
+    assert accuracy_difference(labels, ref, ref, n_boot=20, seed=0) == {
+        "points": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+    }

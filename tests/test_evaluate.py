@@ -83,26 +83,6 @@ def test_paired_ratio() -> None:
     assert better["low"] > 1.0 and better["low"] <= better["ratio"] <= better["high"]
 
 
-def test_paired_accuracy_difference() -> None:
-    labels = np.array([0, 1, 2, 2])
-    right = np.eye(3)[labels]  # every jet right
-    ref = np.eye(3)[[0, 0, 0, 0]]  # only the first jet right
-    d = ev.paired_accuracy_difference(labels, right, ref, n_bootstrap=50, seed=1)
-    assert d["points"] == 75.0
-    # Each replica is 100 x the mean over 4 drawn jets of a gain of 0 or 1: a multiple of 25 in [0, 100].
-    assert d["low"] <= 75.0 <= d["high"] and d["low"] >= 0.0 and d["high"] <= 100.0
-    assert ev.paired_accuracy_difference(labels, ref, right, n_bootstrap=50, seed=1) == {
-        "points": -75.0,
-        "low": -d["high"],
-        "high": -d["low"],
-    }
-    assert ev.paired_accuracy_difference(labels, ref, ref, n_bootstrap=20) == {
-        "points": 0.0,
-        "low": 0.0,
-        "high": 0.0,
-    }
-
-
 def test_boost_entry_and_summary() -> None:
     entry = ev.boost_entry(0.5, LABELS, _logits(SCORES - 3.0))
     assert entry == {

@@ -400,6 +400,22 @@ def test_each_pipeline_stage_is_fingerprinted_by_the_code_it_runs() -> None:
         }
 
 
+def test_an_edit_to_the_config_loader_or_another_section_never_regenerates_jets() -> None:
+    """A stage follows the config class it reads, not the whole config package: importing ``Config`` for
+    annotations (under TYPE_CHECKING) runs nothing, and ``from kd_trigger.config import DataConfig``
+    runs config/data.py, not every module the package's __init__ re-exports."""
+    graph = build_graph(parse_config({}))
+    data = set(code_fingerprint(graph["data"].module))
+    teacher = set(code_fingerprint(graph["teacher:lorentznet64"].module))
+    assert {"kd_trigger/config/data.py", "kd_trigger/config/__init__.py"} <= data
+    assert "kd_trigger/config/teachers.py" in teacher
+    for module in ("loading", "schema", "training", "firmware", "budget"):
+        assert f"kd_trigger/config/{module}.py" not in data | teacher, module
+    assert "kd_trigger/config/teachers.py" not in data
+    # The stages that do load configs or read other sections still follow them.
+    assert "kd_trigger/config/training.py" in code_fingerprint(graph["distill"].module)
+
+
 def test_a_package_upgrade_and_a_record_without_code_are_named_as_the_reason(setup):
     cfg, *_ = setup
     c = cfg()

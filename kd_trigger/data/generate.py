@@ -27,13 +27,12 @@ import resource
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
-from kd_trigger.config import Config
 from kd_trigger.config.data import DEFAULT_CLASSES
 from kd_trigger.data.dataset import FORMAT_NAME, FORMAT_VERSION, JetDataset, assign_split
 from kd_trigger.data.pythia_worker import (
@@ -54,6 +53,9 @@ from kd_trigger.runs import (
     write_json_atomic,
 )
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult
+
+if TYPE_CHECKING:
+    from kd_trigger.config import Config  # annotations only: the stage reads its section, not the schema
 
 log = logging.getLogger(__name__)
 

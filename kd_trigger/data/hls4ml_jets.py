@@ -16,15 +16,18 @@ classes). The file has no split: one is drawn from ``run.seed`` and ``data.split
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
-from kd_trigger.config import Config
 from kd_trigger.data.dataset import JetDataset, assign_split
 from kd_trigger.data.features import jet_kinematics
 from kd_trigger.errors import DataError
+
+if TYPE_CHECKING:
+    from kd_trigger.config import Config  # annotations only: the stage reads its section, not the schema
 
 CONSTITUENTS_KEY = "jetConstituentList"
 JETS_KEY = "jets"

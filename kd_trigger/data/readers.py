@@ -17,13 +17,12 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
-from kd_trigger.config import Config
 from kd_trigger.config.data import DEFAULT_CLASSES
 from kd_trigger.data.dataset import FORMAT_NAME, SPLIT_CODES, JetDataset, assign_split
 from kd_trigger.data.features import jet_kinematics
@@ -31,6 +30,9 @@ from kd_trigger.data.hls4ml_jets import LAYOUT as HLS4ML_LAYOUT
 from kd_trigger.data.hls4ml_jets import is_hls4ml_file, read_hls4ml, read_hls4ml_files
 from kd_trigger.errors import DataError
 from kd_trigger.runs import file_problem
+
+if TYPE_CHECKING:
+    from kd_trigger.config import Config  # annotations only: the stage reads its section, not the schema
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from kd_trigger.class_stats import accuracy_difference
 from kd_trigger.config import Config
 from kd_trigger.data.boost import boost
 from kd_trigger.distill.teachers import cached_logits, load_teacher
@@ -17,7 +18,6 @@ from kd_trigger.distill.training import predict
 from kd_trigger.evaluate import (
     boost_entry,
     one_vs_rest,
-    paired_accuracy_difference,
     paired_rejection_ratio,
     roc_points,
     score_metrics,
@@ -88,7 +88,7 @@ def evaluate_run(
                 )
                 for eff in (0.3, 0.5)
             },
-            "accuracy_difference_points": paired_accuracy_difference(
+            "accuracy_difference_points": accuracy_difference(
                 labels, logits[f"{name}/kd"], logits[f"{name}/baseline"], dcfg.rejection_bootstrap, seed
             ),
             "output_type": output_type(spec).hls(),

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kd_trigger.config import Config
 from kd_trigger.contracts import finite_or_none
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.teacher_train import train_teacher
@@ -24,6 +23,9 @@ from kd_trigger.errors import ModelError
 from kd_trigger.layout import RunLayout, TeacherFiles
 from kd_trigger.runs import file_problem, write_h5_atomic, write_json_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult, dump, teacher_stage_name
+
+if TYPE_CHECKING:
+    from kd_trigger.config import Config  # annotations only
 
 log = logging.getLogger(__name__)
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kd_trigger.config import Config, TeacherSpec
+from kd_trigger.config import TeacherSpec
 from kd_trigger.contracts import TeacherSummary
 from kd_trigger.errors import ModelError
 from kd_trigger.evaluate import accuracy, one_vs_rest, rejection_at, roc_auc
 from kd_trigger.layout import RunLayout
 from kd_trigger.runs import file_problem
+
+if TYPE_CHECKING:
+    from kd_trigger.config import Config  # annotations only
 
 log = logging.getLogger(__name__)
 
