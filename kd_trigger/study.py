@@ -1,8 +1,9 @@
 """The study stage: does distillation pay, for which student, from which teacher, at which (T, w)?
 
-For every studied student and seed, one label-only baseline and, for every studied teacher and every
-setting of ``study.grid``, one distilled copy are trained from the SAME initial weights (shared per
-seed) on the same batches. The setting per (student, teacher), and then the teacher per student, are
+For every studied student and seed, one label-only baseline and one distilled copy per studied pairing
+are trained from the SAME initial weights (shared per seed) on the same batches: by default the pairing
+the student ships with (its teacher and (T, w)); with ``study.grid``, every setting of it for every
+studied teacher (:meth:`kd_trigger.config.Config.study_pairs`). The setting per (student, teacher), and then the teacher per student, are
 chosen on the validation split only (``study.select_on``); the test split only measures. The chosen
 pairing is then trained again on smaller training fractions for a low-data curve and, with
 ``study.augment_beta_max`` > 0, for the augmentation control: baseline and KD trained on randomly boosted
@@ -178,20 +179,17 @@ def _val_ratio(trainer: Trainer, base: list[Trained], kd: list[Trained], select_
 
 
 def _settings(
-    trainer: Trainer,
-    spec: StudentConfig,
-    seeds: list[int],
-    teachers: list[str],
-    done: dict[TrainJob, Trained],
+    trainer: Trainer, spec: StudentConfig, seeds: list[int], done: dict[TrainJob, Trained]
 ) -> tuple[list[StudySetting], StudySetting]:
-    """Every (teacher, setting) of the grid with its figures, each teacher's best marked ``chosen`` on the
-    validation split, and the student's best of those."""
+    """Every studied (teacher, setting) with its figures (:meth:`Config.study_pairs`), each teacher's best
+    marked ``chosen`` on the validation split, and the student's best of those."""
     scfg = trainer.cfg.study
     base = [done[TrainJob.of(spec.name, s)] for s in seeds]
+    pairs = trainer.cfg.study_pairs(spec.name)
     settings: list[StudySetting] = []
-    for teacher in teachers:
+    for teacher in dict.fromkeys(t for t, _ in pairs):
         best_val, best_index = -np.inf, -1
-        for setting in scfg.grid:
+        for setting in [k for t, k in pairs if t == teacher]:
             kd = [done[TrainJob.of(spec.name, s, teacher, setting)] for s in seeds]
             val = _val_ratio(trainer, base, kd, scfg.select_on)
             settings.append(
@@ -324,16 +322,16 @@ def study_stage(ctx: StageContext) -> StageResult:
     # Every upstream digest enters the cache keys: new jets or a retrained teacher invalidate them.
     trainer = Trainer(cfg, {name: record.digest for name, record in ctx.upstream.items()})
     seeds = [cfg.run.seed + k for k in range(scfg.seeds)]
-    teachers = list(scfg.teachers or [t.name for t in cfg.teachers])
-    students = [cfg.student(n) for n in (scfg.students or [s.name for s in cfg.students])]
+    teachers = cfg.studied_teachers()
+    students = [cfg.student(n) for n in cfg.studied_students()]
     grid_jobs = [
         job
         for spec in students
         for job in [TrainJob.of(spec.name, s) for s in seeds]
-        + [TrainJob.of(spec.name, s, t, setting) for t in teachers for setting in scfg.grid for s in seeds]
+        + [TrainJob.of(spec.name, s, t, setting) for t, setting in cfg.study_pairs(spec.name) for s in seeds]
     ]
     done = run_all(trainer, grid_jobs)
-    chosen = {spec.name: _settings(trainer, spec, seeds, teachers, done) for spec in students}
+    chosen = {spec.name: _settings(trainer, spec, seeds, done) for spec in students}
     done.update(
         run_all(
             trainer, [j for spec in students for j in follow_up_jobs(cfg, spec, seeds, chosen[spec.name][1])]
@@ -404,8 +402,7 @@ def study_stage(ctx: StageContext) -> StageResult:
 
 # -- the stage declaration ------------------------------------------------------------------------
 def _study_needs(cfg: Config) -> tuple[str, ...]:
-    studied = cfg.study.teachers or tuple(t.name for t in cfg.teachers)
-    return ("data", *(teacher_stage_name(name) for name in studied))
+    return ("data", *(teacher_stage_name(name) for name in cfg.studied_teachers()))
 
 
 def _study_config(cfg: Config) -> dict[str, Any]:

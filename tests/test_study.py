@@ -27,7 +27,7 @@ from kd_trigger.report.markdown import (
     robustness_sentence,
 )
 from kd_trigger.stats import hierarchical_bootstrap, hierarchical_plan, jet_noise, paired_ratio, t_log_ratio
-from kd_trigger.study import follow_up_jobs
+from kd_trigger.study import _study_config, _study_needs, follow_up_jobs
 from kd_trigger.study_training import TrainJob
 
 
@@ -283,6 +283,44 @@ def test_the_arms_at_the_chosen_setting() -> None:
     assert jobs[6].setting == KdSetting(temperature=2.0, kd_weight=0.9) and jobs[4].setting is None
     off = cfg.model_copy(update={"study": cfg.study.model_copy(update={"augment_beta_max": 0.0})})
     assert follow_up_jobs(off, spec, [7, 8], best) == jobs[:4]
+
+
+def test_the_default_study_trains_each_students_own_pairing_and_a_grid_searches() -> None:
+    """No ``study.grid``: one distilled copy per seed at the pairing the student ships with (the default
+    students: the MLP and the Deep Sets with their own teacher and (T, w)); a grid: every studied teacher
+    at every setting. What the study trains enters its digest, so a re-pairing reruns the default study."""
+    cfg = parse_config(
+        {
+            "students": {"deepsets": {"teacher": "lorentznet16", "temperature": 4.0, "kd_weight": 0.3}},
+            "study": {"students": ["deepsets"]},
+        }
+    )
+    assert cfg.study_pairs("deepsets") == [("lorentznet16", KdSetting(temperature=4.0, kd_weight=0.3))]
+    assert cfg.studied_teachers() == ["lorentznet16"]
+    assert _study_needs(cfg) == ("data", "teacher:lorentznet16")  # no other teacher is trained for it
+    mlp = parse_config({})
+    t, w = mlp.kd_setting(mlp.student("mlp"))
+    assert mlp.study_pairs("mlp") == [
+        (mlp.teacher_of(mlp.student("mlp")).name, KdSetting(temperature=t, kd_weight=w))
+    ]
+    teachers = parse_config(
+        {"study": {"students": ["deepsets"], "teachers": ["lorentznet16", "lorentznet64"]}}
+    )
+    assert [p[0] for p in teachers.study_pairs("deepsets")] == ["lorentznet16", "lorentznet64"]
+    grid = [{"temperature": 1.0, "kd_weight": 0.7}, {"temperature": 2.0, "kd_weight": 0.9}]
+    search = parse_config({"study": {"grid": grid}})
+    assert search.study_pairs("mlp") == [
+        (t, KdSetting(**g)) for t in ("lorentznet16", "lorentznet64") for g in grid
+    ]
+    assert search.studied_teachers() == ["lorentznet16", "lorentznet64"]
+    repaired = parse_config(
+        {
+            "students": {"deepsets": {"teacher": "lorentznet16", "temperature": 2.0, "kd_weight": 0.3}},
+            "study": {"students": ["deepsets"]},
+        }
+    )
+    assert _study_config(repaired) != _study_config(cfg)  # the deployed pairing is what the study trains
+    assert "pairings" not in _study_config(search)  # a grid study does not follow the pipeline's pairing
 
 
 def _without_seconds(value: object) -> object:

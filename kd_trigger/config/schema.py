@@ -14,7 +14,7 @@ from kd_trigger.config.data import DataConfig
 from kd_trigger.config.firmware import HlsConfig, fold_ii_cycles
 from kd_trigger.config.students import PAIRING_FIELDS, LayerQuantConfig, QuantConfig, StudentConfig
 from kd_trigger.config.teachers import TeacherSpec
-from kd_trigger.config.training import DistillConfig, ScanConfig, StudyConfig
+from kd_trigger.config.training import DistillConfig, KdSetting, ScanConfig, StudyConfig
 from kd_trigger.errors import ConfigError
 
 RESERVED_FIRMWARE_NAMES = (layout.REPORT_MD, layout.REPORT_HTML, layout.REPORT_PLOTS_DIR, layout.BEST_DIR)
@@ -210,13 +210,42 @@ class Config(Section):
 
     def study_view(self) -> dict[str, Any]:
         """The config sections the study depends on: students without their pairing, distill without
-        its (T, w), and the study section."""
-        return {
+        its (T, w), and the study section; with no ``study.grid``, the pairings studied."""
+        view = {
             "students": [s.model_dump(mode="json", exclude=set(PAIRING_FIELDS)) for s in self.students],
             "distill": self.distill.model_dump(mode="json", exclude=set(PAIRING_FIELDS)),
             # Where the trainings run never changes a result: the cluster is not part of the study's digest.
             "study": self.study.model_dump(mode="json", exclude={"workers", "scheduler"}),
         }
+        if self.study.grid is None:  # the deployed pairings are what the study trains
+            view["pairings"] = {
+                name: [[t, k.temperature, k.kd_weight] for t, k in self.study_pairs(name)]
+                for name in self.studied_students()
+            }
+        return view
+
+    def studied_students(self) -> list[str]:
+        """The students ``make study`` trains (``study.students``, else every student)."""
+        return list(self.study.students or [s.name for s in self.students])
+
+    def study_pairs(self, student: str) -> list[tuple[str, KdSetting]]:
+        """(teacher, setting) of every distilled copy the study trains of ``student``: the grid over the
+        studied teachers, or (no ``study.grid``) the student's own setting with its own teacher, or with
+        each of ``study.teachers``."""
+        spec = self.student(student)
+        if self.study.grid is None:
+            teachers = list(self.study.teachers or [self.teacher_of(spec).name])
+            temperature, kd_weight = self.kd_setting(spec)
+            settings: tuple[KdSetting, ...] = (KdSetting(temperature=temperature, kd_weight=kd_weight),)
+        else:
+            teachers = list(self.study.teachers or [t.name for t in self.teachers])
+            settings = self.study.grid
+        return [(t, k) for t in teachers for k in settings]
+
+    def studied_teachers(self) -> list[str]:
+        """Every teacher some studied student learns from in the study, in config order."""
+        used = {t for name in self.studied_students() for t, _ in self.study_pairs(name)}
+        return [t.name for t in self.teachers if t.name in used]
 
     # -- teachers ------------------------------------------------------------------------------------
     @property
