@@ -167,9 +167,9 @@ def test_wider_configured_types_are_built_and_narrower_ones_refused(tmp_path: Pa
         model_precision(model, Intake.from_hls(hls))
     assert str(err.value) == (
         f"--hls-config: layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact {weight.hls()}; the "
-        "reference emulates narrower types only for the accum (wrapping) and result of a Dense or pointwise "
-        "Conv1D, the result of a relu, a later quantizer or a batch norm, and the table and result of a "
-        "lookup-table activation, "
+        "reference emulates narrower types only for the accum and result of a Dense or pointwise Conv1D, the "
+        "input, the result of a relu, a quantizer or a batch norm, and the table and result of a lookup-table "
+        "activation, "
         "so this design cannot be judged: write auto "
         f"there, or a type that holds {weight.hls()}"
     )
@@ -234,9 +234,9 @@ BAD = [
     (
         "narrower",
         lambda d: project_yaml(
-            d, {"Model": {}, "LayerName": {"input_quant": {"Precision": {"result": "fixed<8,3>"}}}}
+            d, {"Model": {}, "LayerName": {"dense_0": {"Precision": {"weight": "fixed<4,1>"}}}}
         ),
-        "layer 'input_quant' result ap_fixed<8,3> is narrower than the exact ap_fixed<12,5,AP_RND_CONV,AP_SAT>",
+        "layer 'dense_0' weight ap_fixed<4,1> is narrower than the exact",
     ),
 ]
 
@@ -380,9 +380,10 @@ def test_narrower_configured_types_are_bit_exact_against_the_emulating_reference
     assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["n_samples"] == 10_000
 
 
-def test_a_narrower_conv1d_accum_is_emulated_when_it_wraps_and_refused_when_it_rounds(tmp_path: Path) -> None:
+def test_a_narrower_conv1d_accum_is_emulated_when_it_wraps_and_when_it_saturates(tmp_path: Path) -> None:
     """hls4ml's pointwise Conv1D computes as its dense (products assigned to accum_t, the sum kept there):
-    a wrapping accumulator is emulated; a saturating one (the order of additions matters) is refused."""
+    a wrapping accumulator and a saturating one (added in hls4ml's order, see
+    test_a_saturating_accumulator_adds_in_input_order) are both emulated."""
     from layer_base import pooled_model
 
     from kd_trigger.config import HlsConfig
@@ -400,11 +401,69 @@ def test_a_narrower_conv1d_accum_is_emulated_when_it_wraps_and_refused_when_it_r
 
     phi = precision_with("ap_fixed<10,4>")["phi"]
     assert phi.emulated and phi.types["accum"].hls() == "ap_fixed<10,4>" and phi.narrowed["accum"] == exact
-    with pytest.raises(
-        ModelError,
-        match=f"layer 'phi' accum ap_fixed<10,4,AP_TRN,AP_SAT> is narrower than the exact {exact.hls()}",
-    ):
-        precision_with("ap_fixed<10,4,AP_TRN,AP_SAT>")
+    saturating = precision_with("ap_fixed<10,4,AP_TRN,AP_SAT>")["phi"]
+    assert saturating.emulated and saturating.types["accum"].hls() == "ap_fixed<10,4,AP_TRN,AP_SAT>"
+
+
+def _sum_model() -> Any:
+    """x (4 inputs) -> quantized_bits(8, 4) -> QDense(1) with kernel (1, 1, -1, -1) and no bias."""
+    import tensorflow as tf
+    from qkeras import QActivation, QDense, quantized_bits
+
+    inp = tf.keras.Input((4,), name="x")
+    h = QActivation(quantized_bits(8, 4, alpha=1), name="q_in")(inp)
+    q = quantized_bits(4, 1, alpha=1)
+    out = QDense(1, kernel_quantizer=q, bias_quantizer=q, name="d")(h)
+    model = tf.keras.Model(inp, out)
+    model.get_layer("d").set_weights([np.array([[1.0], [1.0], [-1.0], [-1.0]]), np.zeros(1)])
+    return model
+
+
+SATURATING = {"Model": {}, "LayerName": {"d": {"Precision": {"accum": "fixed<8,5,AP_TRN,AP_SAT>"}}}}
+"""An accumulator of [-16, 15.875] for four products of up to 15 each."""
+
+
+def test_a_saturating_accumulator_adds_in_input_order(tmp_path: Path) -> None:
+    """The reference of a saturating accumulator adds the bias, then each input's product in input order,
+    casting every sum: 15 + 15 saturates at 15.875, then -15 -15 gives -14.125 where the exact sum is 0
+    (summing first and saturating once would give 0)."""
+    from kd_trigger.config import HlsConfig
+    from kd_trigger.hls.convert import model_precision
+    from kd_trigger.hls.precision import Intake
+    from kd_trigger.layers.model import quantized_weights
+    from kd_trigger.layers.reference import float64_twin, run_twin
+
+    model = _sum_model()
+    hls = configure(HlsConfig(), model, read_project_config(project_yaml(tmp_path, SATURATING)))
+    precision = model_precision(model, Intake.from_hls(hls))
+    assert precision["d"].emulated
+    twin = float64_twin(model, quantized_weights(model, precision), precision)
+    x = np.array([[15.0, 15.0, 15.0, 15.0], [-15.0, -15.0, 15.0, 15.0], [1.0, 2.0, 3.0, 4.0]])
+    assert run_twin(twin, x)[:, 0].tolist() == [-14.125, -16.0, -4.0]
+
+
+@pytest.mark.slow
+def test_a_saturating_accumulator_is_bit_exact_in_the_c_simulation(tmp_path: Path) -> None:
+    """hls4ml's C simulation saturates after each addition in input order: on inputs whose partial sums
+    leave the accumulator's range and come back, the emulating reference equals it on every output
+    (summing first and saturating once agreed on 77% of these outputs when tried)."""
+    from kd_trigger.cli import main
+
+    model_path = tmp_path / "m.h5"
+    _sum_model().save(model_path)
+    x = np.concatenate(
+        [
+            np.array([[15.0, 15.0, 15.0, 15.0], [-15.0, -15.0, 15.0, 15.0]]),
+            np.random.default_rng(0).uniform(-16, 16, size=(200, 4)),
+        ]
+    )
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "fw"
+    argv = ["hls", "--model", str(model_path), "--hls-config", str(project_yaml(tmp_path, SATURATING))]
+    assert main([*argv, "--data", str(tmp_path / "x.npy"), "--out", str(out)]) == 0
+    report = json.loads((out / "hls_report.json").read_text())
+    assert report["csim"]["exact_fraction"] == 1.0 and report["csim"]["n_samples"] == 202
+    assert report["precision_loss"]["layers"]["d"]["overflow_count"] > 0
 
 
 # -- the settings beyond Precision: ReuseFactor, Strategy, TableSize, ParallelizationFactor -------------------

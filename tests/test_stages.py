@@ -325,24 +325,33 @@ def test_a_refused_run_leaves_no_run_directory(setup, tmp_path):
     assert not (tmp_path / "art").exists()
 
 
-def test_a_students_pairing_reruns_distill_but_not_the_study() -> None:
-    """The study tries every teacher and (T, w) itself: re-pairing a student (what distill deploys)
-    must not invalidate it, while any change to what it trains must."""
+def test_a_students_pairing_reruns_distill_and_the_default_study_but_not_a_search() -> None:
+    """A study with ``study.grid`` tries every teacher and (T, w) itself: re-pairing a student (what
+    distill deploys) must not invalidate it, while any change to what it trains must. The default study
+    trains the deployed pairing, so re-pairing reruns it."""
+    grid = {"grid": [{"temperature": 1.0, "kd_weight": 0.7}]}
 
-    def sections(raw: dict) -> dict[str, object]:
-        cfg = parse_config(raw)
+    def sections(raw: dict, study: dict | None = None) -> dict[str, object]:
+        cfg = parse_config({**raw, "study": study or {}})
         graph = build_graph(cfg)
         return {name: sha_of(graph[name].config(cfg)) for name in ("distill", "study")}
 
     students = [
         {"name": "mlp", "kind": "mlp", "teacher": "lorentznet64", "temperature": 2.0, "kd_weight": 0.9}
     ]
-    base = sections({"students": students})
-    repaired = sections({"students": [{**students[0], "teacher": "lorentznet16", "temperature": 1.0}]})
+    base = sections({"students": students}, grid)
+    repairing = {"students": [{**students[0], "teacher": "lorentznet16", "temperature": 1.0}]}
+    repaired = sections(repairing, grid)
     assert repaired["distill"] != base["distill"] and repaired["study"] == base["study"]
-    assert sections({"distill": {"temperature": 4.0}})["study"] == sections({})["study"]
-    wider = sections({"students": [{**students[0], "hidden": [32, 32]}]})
+    assert sections({"distill": {"temperature": 4.0}}, grid)["study"] == sections({}, grid)["study"]
+    wider = sections({"students": [{**students[0], "hidden": [32, 32]}]}, grid)
     assert wider["study"] != base["study"]
+    assert sections(repairing)["study"] != sections({"students": students})["study"]
+    unpaired = [{"name": "mlp", "kind": "mlp"}]  # learns at distill's (T, w)
+    assert (
+        sections({"students": unpaired, "distill": {"temperature": 4.0}})["study"]
+        != sections({"students": unpaired})["study"]
+    )
 
 
 MIDDLE_SOURCE = """def middle(ctx):

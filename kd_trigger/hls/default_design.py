@@ -31,6 +31,7 @@ from kd_trigger.hls.layer_loss import (
 )
 from kd_trigger.hls.project_config import float_layers, input_quantized, parse_precision
 from kd_trigger.layers.lookup import LOOKUP_SPAN
+from kd_trigger.layers.reference import AS_CONFIGURED
 from kd_trigger.layers.registry import find_handler
 
 log = logging.getLogger(__name__)
@@ -272,6 +273,8 @@ def _compared_layers(twin: Any, compared_layer: str | None) -> list[str]:
     sigmoid is not part of the exact design, as in the gate)."""
     names: list[str] = []
     for layer in twin.layers:
+        if layer.name.endswith(AS_CONFIGURED):
+            continue  # read under the quantizer's own name (keras_layer_outputs)
         names.append(layer.name)
         if layer.name == compared_layer:
             break

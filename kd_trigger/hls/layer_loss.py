@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from kd_trigger.fixed import FixedType
+from kd_trigger.layers.reference import AS_CONFIGURED
 from kd_trigger.layers.spec import LayerPrecision
 
 WIDENED_BITS = 64
@@ -70,16 +71,26 @@ def layer_overflow_counts(
     import tensorflow as tf
 
     counts: dict[str, int] = {}
+    present = {layer.name for layer in design_twin.layers}
+    input_name = design_twin.layers[0].name
     previous = tf.keras.backend.floatx()
     tf.keras.backend.set_floatx("float64")
     try:
         for layer in design_twin.layers:
-            if layer.name not in emulated or layer.name not in outputs:
+            name = layer.name
+            if name.endswith(AS_CONFIGURED):
+                # A first quantizer's configured casts (the input type's and its own): its input is the
+                # model input, already on the quantizer's grid; the count goes to the quantizer.
+                name, inbound = name[: -len(AS_CONFIGURED)], input_name
+            elif f"{name}{AS_CONFIGURED}" in present or layer.name == input_name:
+                continue  # counted on its configured casts; the model input computes nothing
+            else:
+                inbound = _inbound_name(layer)
+            if name not in emulated or name not in outputs or inbound not in outputs:
                 continue
-            inbound = _inbound_name(layer)
             wide = wide_twin.get_layer(layer.name)
             unbounded = np.asarray(wide(tf.constant(outputs[inbound], dtype=tf.float64)), dtype=np.float64)
-            counts[layer.name] = int(np.count_nonzero(unbounded != outputs[layer.name]))
+            counts[name] = int(np.count_nonzero(unbounded != outputs[name]))
     finally:
         tf.keras.backend.set_floatx(previous)
     return counts

@@ -80,17 +80,12 @@ class QuantizerHandler(LayerHandler):
         if spec.activation is None:
             raise ModelError(f"layer {spec.where}: no quantizer")
         walk.current = spec.activation
-        # hls4ml builds a later quantizer as a plain relu/linear activation whose result type is the
-        # quantizer's grid, or the configured type: such a one can be emulated (the first quantizer
-        # defines the firmware's input grid and cannot).
-        first = all(
-            (h := walk.lookup(layer.class_name)) is not None and h.kind == "input"
-            for layer in walk.layers[: walk.index]
-        )
+        # hls4ml builds every quantizer as a plain relu/linear activation whose result type is the
+        # quantizer's grid, or the configured type: a configured one other than the grid is emulated. The
+        # first one too: the inputs arrive on its grid, and the firmware casts them onto the configured
+        # input type and then onto its result type (kd_trigger.layers.reference.float64_twin).
         kind = {"quantized_relu": "relu", "quantized_bits": "linear"}.get(spec.activation_class or "", "")
-        walk.out[spec.name] = LayerPrecision(
-            {"result": walk.current}, "quantizer", kind="" if first else kind
-        )
+        walk.out[spec.name] = LayerPrecision({"result": walk.current}, "quantizer", kind=kind)
 
     def twin(self, layer: Any, x: Any, exact_weights: dict[str, dict[str, np.ndarray]]) -> Any:
         """A ``quantized_relu`` rounds in float64, once, onto its grid; other quantizers as QKeras has them.

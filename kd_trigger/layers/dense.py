@@ -260,8 +260,9 @@ def emulated_dense(
 ) -> Any:
     """The reference of a Dense built with configured accum/result types narrower than exact, as
     hls4ml's latency dense computes it (nnet_dense_latency.h): every product is assigned to ``accum_t``
-    (rounded and wrapped there), the bias cast to ``accum_t``, the sum kept in ``accum_t`` (wrapping: the
-    order of the additions does not matter), then cast to the result type. Float64 holds every step
+    (by its rounding and overflow modes), the bias cast to ``accum_t``, then each input's product added in
+    input order and the sum assigned to ``accum_t`` (wrapping: the order does not matter; saturating: it
+    does, so the sum is built in that order), then cast to the result type. Float64 holds every step
     exactly while the products need at most 53 bits (the derived exact types guarantee it).
     ``activation_result``: the configured result type of the relu hls4ml splits off the layer;
     ``activation``: the emulated lookup-table activation it splits off (see :meth:`DenseHandler.split_twin`)."""
@@ -274,10 +275,17 @@ def emulated_dense(
 
     def compute(v: Any) -> Any:
         products = ap_cast(tf.cast(v, tf.float64)[..., :, None] * kernel, accum)
-        acc = tf.reduce_sum(products, axis=-2)
-        if bias is not None:
-            acc = acc + ap_cast(bias, accum)
-        acc = ap_cast(acc, accum, rounding=False)
+        if accum.saturation == "WRAP":  # wrapping is modular: the order of the additions does not matter
+            acc = tf.reduce_sum(products, axis=-2)
+            if bias is not None:
+                acc = acc + ap_cast(bias, accum)
+            acc = ap_cast(acc, accum, rounding=False)
+        else:  # saturation is not associative: the bias first, then the inputs in order, as the kernels add
+            acc = tf.zeros_like(products[..., 0, :])
+            if bias is not None:
+                acc = acc + ap_cast(bias, accum)
+            for i in range(products.shape[-2]):
+                acc = ap_cast(acc + products[..., i, :], accum, rounding=False)
         return ap_cast(acc, result)
 
     out = tf.keras.layers.Lambda(compute, name=layer.name, dtype="float64")(x)

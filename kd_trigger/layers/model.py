@@ -110,24 +110,23 @@ def model_precision(model: Any, intake: Intake | None = None) -> dict[str, Layer
 
 
 def emulable(chosen: LayerPrecision, key: str, t: FixedType) -> bool:
-    """Whether the reference emulates a configured ``key`` type narrower than exact: the accum (wrapping,
-    any rounding) or result of a Dense or a pointwise Conv1D (:func:`kd_trigger.layers.dense.emulated_dense`:
+    """Whether the reference emulates a configured ``key`` type narrower than exact: the accum (any rounding
+    and overflow mode) or result of a Dense or a pointwise Conv1D (:func:`kd_trigger.layers.dense.emulated_dense`:
     hls4ml's latency dense and its pointwise convolution kernels compute the same way, every product
-    assigned to accum_t, the bias cast onto it, the sum kept there, then cast to the result), and the result of
-    a relu (:func:`kd_trigger.layers.dense.emulated_relu`, any rounding and overflow mode), of a quantizer
-    after the first (hls4ml builds it as a relu or linear activation of that result type) and of a batch
-    norm (:meth:`kd_trigger.layers.batchnorm.BatchNormHandler.emulated_twin`)."""
+    assigned to accum_t, the bias cast onto it, the products added in input order, each sum cast onto
+    accum_t, then cast to the result), the input (cast onto it before the first quantizer), and the result
+    of a relu (:func:`kd_trigger.layers.dense.emulated_relu`, any rounding and overflow mode), of a quantizer
+    (hls4ml builds it as a relu or linear activation of that result type) and of a batch norm
+    (:meth:`kd_trigger.layers.batchnorm.BatchNormHandler.emulated_twin`)."""
     if chosen.kind in ("relu", "linear", "batchnorm"):
         return key == "result"
     if chosen.kind == "lookup":
         return key in ("result", "table")
-    if chosen.kind not in ("dense", "conv1d") or key not in ("accum", "result"):
-        return False
-    return key == "result" or t.saturation == "WRAP"
+    return chosen.kind in ("dense", "conv1d") and key in ("accum", "result")
 
 
 EMULATED = (
-    "the accum (wrapping) and result of a Dense or pointwise Conv1D, the result of a relu, a later quantizer or a "
+    "the accum and result of a Dense or pointwise Conv1D, the input, the result of a relu, a quantizer or a "
     "batch norm, and the table and result of a lookup-table activation"
 )
 """What :func:`emulable` accepts, as the refusal of anything else says it."""

@@ -56,8 +56,20 @@ def float64_twin(
             shape=model.input_shape[1:], dtype="float64", name=model.inputs[0].name.split(":")[0]
         )
         x = inputs
+        input_cast: FixedType | None = None
+        first_quantizer = True
         for layer in model.layers:
             chosen = (precision or {}).get(layer.name)
+            kind = _kind(layer)
+            if kind == "input" and chosen is not None and chosen.emulated:
+                input_cast = chosen.types["result"]  # cast after the first quantizer's twin, see below
+                continue
+            if kind == "quantizer" and first_quantizer:
+                first_quantizer = False
+                if input_cast is not None or (chosen is not None and chosen.emulated):
+                    assert chosen is not None
+                    x = configured_input(layer, x, input_cast, chosen)
+                    continue
             if chosen is not None and chosen.kind == "lookup":
                 x = lookup_layer(layer.name, chosen)(x)
                 continue
@@ -89,6 +101,35 @@ def float64_twin(
         return tf.keras.Model(inputs, x, name=f"{model.name}_float64")
     finally:
         tf.keras.backend.set_floatx(previous)
+
+
+AS_CONFIGURED = "_as_configured"
+"""Suffix of the twin layer that holds a first quantizer's output as the configured firmware computes it
+(:func:`configured_input`); :func:`keras_layer_outputs` reads that layer for the quantizer's name."""
+
+
+def configured_input(layer: Any, x: Any, input_type: FixedType | None, chosen: LayerPrecision) -> Any:
+    """The first quantizer of a design whose input type or quantizer result type is configured, in the twin.
+
+    The inputs arrive on the quantizer's grid (:func:`quantize_inputs` puts them there with the quantizer's
+    own twin, kept under the layer's name), and the firmware casts them onto its input type (``input_type``,
+    when configured narrower) and then, as hls4ml builds the quantizer, applies a relu or linear activation
+    whose result type is the quantizer's (configured) result type.
+    """
+    import tensorflow as tf
+
+    from kd_trigger.layers.apcast import ap_cast
+
+    x = (find_handler(type(layer).__name__) or DEFAULT).twin(layer, x, {})
+    result, relu = chosen.types["result"], chosen.kind == "relu"
+
+    def cast(v: Any) -> Any:
+        v = tf.cast(v, tf.float64)
+        if input_type is not None:
+            v = ap_cast(v, input_type)
+        return ap_cast(tf.nn.relu(v) if relu else v, result)
+
+    return tf.keras.layers.Lambda(cast, name=f"{layer.name}{AS_CONFIGURED}", dtype="float64")(x)
 
 
 def lookup_layer(name: str, chosen: LayerPrecision) -> Callable[[Any], Any]:
@@ -184,7 +225,8 @@ def keras_layer_outputs(twin: Any, x: np.ndarray, names: list[str]) -> dict[str,
     """Outputs of the named layers of a float64 twin for ``x`` (one sub-model with all of them as outputs)."""
     import tensorflow as tf
 
-    layers = [twin.get_layer(n) for n in names]
+    present = {layer.name for layer in twin.layers}
+    layers = [twin.get_layer(f"{n}{AS_CONFIGURED}" if f"{n}{AS_CONFIGURED}" in present else n) for n in names]
     previous = tf.keras.backend.floatx()
     tf.keras.backend.set_floatx("float64")
     try:

@@ -33,7 +33,11 @@ class InputHandler(LayerHandler):
             and handler is not None
             and handler.kind == "quantizer"
         ):
-            walk.out[spec.name] = LayerPrecision({"result": first.activation}, "input quantizer grid")
+            # kind "linear": a configured input type narrower than the grid is a cast hls4ml makes, emulated
+            # by the reference (kd_trigger.layers.reference.float64_twin) before the first quantizer's.
+            walk.out[spec.name] = LayerPrecision(
+                {"result": first.activation}, "input quantizer grid", kind="linear"
+            )
             walk.current = first.activation
         elif walk.intake.input_type is not None:
             walk.current = walk.intake.input_type.exact()
