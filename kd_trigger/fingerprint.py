@@ -153,8 +153,8 @@ def code_fingerprint(module: str) -> dict[str, str]:
     and the package data files those modules read (:func:`data_files`).
 
     Imports are read from the source (``ast``), not executed, so the graph still never imports
-    TensorFlow; importing ``kd_trigger.a.b`` also runs the ``__init__`` of its packages, which count.
-    Paths are relative to the project root (absolute for a module outside it, as in the tests).
+    TensorFlow; importing ``kd_trigger.a.b`` also runs the ``__init__`` of its packages, whose source
+    counts (not every module they re-export: :func:`_read_source`). Paths are relative to the project root (absolute for a module outside it, as in the tests).
     """
     spec_file = _module_file(module) if module.split(".")[0] == "kd_trigger" else None
     if spec_file is None:
