@@ -54,9 +54,14 @@ def run_tasks(
     workers: int,
     scheduler: str | None,
     what: str,
+    cost: list[float] | None = None,
 ) -> list[dict[str, Any]]:
     """``fn(task)`` of every task on Dask workers, in the order of ``tasks``; ``keys`` name the tasks (unique,
-    the Dask keys). ``fn`` must be importable (a module-level function) and return plain data."""
+    the Dask keys). ``fn`` must be importable (a module-level function) and return plain data.
+
+    ``cost``: a rough relative cost per task; the costliest are submitted first (Dask starts tasks in the
+    order they arrive), so that a long training does not start last and leave the other workers idle.
+    """
     from distributed import as_completed  # Dask
 
     client = _client(workers, scheduler)
@@ -74,7 +79,10 @@ def run_tasks(
         client.forward_logging(__name__.split(".")[0], level=logging.INFO)
         # No retries: a task is a seeded computation, so an exception it raises (a pruning target that no
         # epoch reached, a bad model file) raises again; a lost worker is retried by the scheduler itself.
-        futures = client.map(fn, tasks, key=keys, retries=0, pure=False)
+        order = sorted(range(len(tasks)), key=lambda i: -cost[i]) if cost else list(range(len(tasks)))
+        futures = client.map(
+            fn, [tasks[i] for i in order], key=[keys[i] for i in order], retries=0, pure=False
+        )
         by_key: dict[str, dict[str, Any]] = {}
         with tqdm(total=len(tasks), desc=what, unit="task") as bar:
             for future in as_completed(futures):

@@ -49,6 +49,7 @@ from kd_trigger.contracts import (
     finite_or_none,
 )
 from kd_trigger.distill.teachers import teacher_summary
+from kd_trigger.distill.training import training_cost
 from kd_trigger.evaluate import accuracy
 from kd_trigger.layout import STUDY_LOW_DATA_PLOT, STUDY_RATIO_PLOT, RunLayout, study_boost_plot
 from kd_trigger.models.students import check_student
@@ -304,6 +305,7 @@ def run_all(trainer: Trainer, jobs: list[TrainJob]) -> dict[TrainJob, Trained]:
             trainer.cfg.study.workers,
             trainer.cfg.study.scheduler,
             "study trainings",
+            [training_cost(trainer.cfg.student(j.student), j.fraction) for j in todo],
         )
     return {j: trainer.run(j) for j in unique}
 

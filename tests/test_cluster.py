@@ -37,3 +37,21 @@ def test_task_results_come_back_in_order_with_their_log_lines(caplog: pytest.Log
     assert out == [{"n": n, "square": n * n} for n in range(4)]
     forwarded = sorted(r.getMessage() for r in caplog.records if r.name == "kd_trigger.worker_task")
     assert forwarded == [f"task {n} on a worker" for n in range(4)]
+
+
+def test_the_costliest_tasks_start_first_and_results_keep_the_callers_order(tmp_path: Path) -> None:
+    """One worker runs the tasks one after another in the order they were submitted: by cost, highest
+    first (a Deep Sets training before the MLP's), while the results come back in the caller's order."""
+    log_file = tmp_path / "order.txt"
+
+    def record(task: dict) -> dict:
+        with open(task["file"], "a") as f:
+            f.write(f"{task['n']}\n")
+        return {"n": task["n"]}
+
+    tasks = [{"n": n, "file": str(log_file)} for n in range(4)]
+    out = run_tasks(
+        record, tasks, [f"t-{n}" for n in range(4)], 1, None, "ordered", cost=[1.0, 30.0, 2.0, 30.0]
+    )
+    assert out == [{"n": n} for n in range(4)]
+    assert log_file.read_text().split() == ["1", "3", "2", "0"]  # ties keep the caller's order

@@ -28,6 +28,7 @@ from kd_trigger.distill.training import (
     student_seed,
     train_from_seed,
     train_subset,
+    training_cost,
 )
 from kd_trigger.errors import ConfigError
 from kd_trigger.evaluate import summary_markdown
@@ -85,6 +86,7 @@ def distill_stage(ctx: StageContext) -> StageResult:
         cfg.run.workers,
         None,
         "training students",
+        [training_cost(cfg.student(name)) for name, _ in jobs],
     )
     trained: dict[str, Any] = {}
     records: dict[str, dict[str, dict[str, Any]]] = {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.config import Config, DistillConfig, StudentConfig
+from kd_trigger.config import PARTICLE_FEATURES, Config, DistillConfig, StudentConfig
 from kd_trigger.data.augment import BoostAugmenter
 from kd_trigger.distill.pruning import (
     PruningPlan,
@@ -242,6 +242,18 @@ def train_student(
         record.sparsity = check_sparsity(student, pruning, label or variant)
     record.seconds = time.perf_counter() - start
     return record
+
+
+def training_cost(spec: StudentConfig, fraction: float = 1.0) -> float:
+    """A rough relative cost of training ``spec`` (products per jet of a forward pass, times the fraction
+    of the training split): only to start the long trainings first on the Dask workers, never a result."""
+    n_features = len(PARTICLE_FEATURES)
+    widths = (n_features, *spec.hidden)
+    body = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+    if spec.kind == "deepsets":
+        head = (spec.hidden[-1], *spec.head)
+        return fraction * (spec.n_particles * body + sum(a * b for a, b in zip(head, head[1:], strict=False)))
+    return fraction * (spec.n_particles * n_features * spec.hidden[0] + body - n_features * spec.hidden[0])
 
 
 def train_from_seed(
