@@ -57,19 +57,20 @@ def float64_twin(
         )
         x = inputs
         input_cast: FixedType | None = None
-        first_quantizer = True
+        at_input = True  # only the input layer walked so far: a quantizer here is the input quantizer
         for layer in model.layers:
             chosen = (precision or {}).get(layer.name)
             kind = _kind(layer)
-            if kind == "input" and chosen is not None and chosen.emulated:
-                input_cast = chosen.types["result"]  # cast after the first quantizer's twin, see below
+            if kind == "input":
+                if chosen is not None and chosen.emulated:
+                    input_cast = chosen.types["result"]  # cast after the input quantizer's twin, see below
                 continue
-            if kind == "quantizer" and first_quantizer:
-                first_quantizer = False
-                if input_cast is not None or (chosen is not None and chosen.emulated):
-                    assert chosen is not None
-                    x = configured_input(layer, x, input_cast, chosen)
-                    continue
+            first, at_input = at_input, False
+            configured = input_cast is not None or (chosen is not None and chosen.emulated)
+            if kind == "quantizer" and first and configured:
+                assert chosen is not None
+                x = configured_input(layer, x, input_cast, chosen)
+                continue
             if chosen is not None and chosen.kind == "lookup":
                 x = lookup_layer(layer.name, chosen)(x)
                 continue
