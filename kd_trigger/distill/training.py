@@ -248,12 +248,17 @@ def training_cost(spec: StudentConfig, fraction: float = 1.0) -> float:
     """A rough relative cost of training ``spec`` (products per jet of a forward pass, times the fraction
     of the training split): only to start the long trainings first on the Dask workers, never a result."""
     n_features = len(PARTICLE_FEATURES)
-    widths = (n_features, *spec.hidden)
-    body = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
-    if spec.kind == "deepsets":
-        head = (spec.hidden[-1], *spec.head)
-        return fraction * (spec.n_particles * body + sum(a * b for a, b in zip(head, head[1:], strict=False)))
-    return fraction * (spec.n_particles * n_features * spec.hidden[0] + body - n_features * spec.hidden[0])
+
+    def products(widths: tuple[int, ...]) -> int:
+        return sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+
+    if spec.kind == "deepsets":  # phi on every particle, then the head once
+        cost = spec.n_particles * products((n_features, *spec.hidden)) + products(
+            (spec.hidden[-1], *spec.head)
+        )
+    else:  # the MLP sees every particle's features at once
+        cost = products((spec.n_particles * n_features, *spec.hidden))
+    return fraction * cost
 
 
 def train_from_seed(

@@ -237,14 +237,19 @@ class PointwiseConv1DHandler(DenseHandler):
             raise ModelError(f"layer {where}: only channels_last is supported")
 
 
-def emulated_relu(name: str, x: Any, result: FixedType, relu: bool = True) -> Any:
+def emulated_relu(
+    name: str, x: Any, result: FixedType, relu: bool = True, input_type: FixedType | None = None
+) -> Any:
     """A relu whose configured result type is narrower than exact, as hls4ml's relu computes it
     (nnet_activation.h: ``res = data > 0 ? data : 0``, the assignment cast by ``res_T``'s modes);
-    ``relu=False``: hls4ml's linear activation (``res = data``, cast the same way)."""
+    ``relu=False``: hls4ml's linear activation (``res = data``, cast the same way). ``input_type``: its
+    input is first cast onto that type (the firmware's configured input type, before the input quantizer)."""
     import tensorflow as tf
 
     def cast(v: Any) -> Any:
         v = tf.cast(v, tf.float64)
+        if input_type is not None:
+            v = ap_cast(v, input_type)
         return ap_cast(tf.nn.relu(v) if relu else v, result)
 
     return tf.keras.layers.Lambda(cast, name=name, dtype="float64")(x)

@@ -117,20 +117,9 @@ def configured_input(layer: Any, x: Any, input_type: FixedType | None, chosen: L
     when configured narrower) and then, as hls4ml builds the quantizer, applies a relu or linear activation
     whose result type is the quantizer's (configured) result type.
     """
-    import tensorflow as tf
-
-    from kd_trigger.layers.apcast import ap_cast
-
     x = (find_handler(type(layer).__name__) or DEFAULT).twin(layer, x, {})
-    result, relu = chosen.types["result"], chosen.kind == "relu"
-
-    def cast(v: Any) -> Any:
-        v = tf.cast(v, tf.float64)
-        if input_type is not None:
-            v = ap_cast(v, input_type)
-        return ap_cast(tf.nn.relu(v) if relu else v, result)
-
-    return tf.keras.layers.Lambda(cast, name=f"{layer.name}{AS_CONFIGURED}", dtype="float64")(x)
+    name, relu = f"{layer.name}{AS_CONFIGURED}", chosen.kind == "relu"
+    return emulated_relu(name, x, chosen.types["result"], relu=relu, input_type=input_type)
 
 
 def lookup_layer(name: str, chosen: LayerPrecision) -> Callable[[Any], Any]:
