@@ -127,7 +127,8 @@ def _lhs(levels: dict[str, list[Any]], n: int, rng: np.random.Generator) -> list
 
 
 def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[PointSpec]:
-    """Every point of ``cfg.scan``, deduplicated, in a stable order (pure: no files, no TensorFlow).
+    """Every point of ``cfg.scan``, deduplicated, in a stable order (no TensorFlow; the only file read is
+    the budget profile, whose II limit sets a Deep Sets' default folding and so enters every key).
 
     ``upstream`` (stage name -> digest of the data and teacher stages) enters every point's key, so
     new jets or a retrained teacher never reuse a cached result.
@@ -139,6 +140,7 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
         )
     rng = np.random.default_rng([scfg.seed, 0x5CA2])
     code = code_digest(*POINT_CODE)  # read once: it is the same for all points
+    max_ii = load_budget(cfg.budget).max_ii_cycles
     points: dict[str, PointSpec] = {}
     for kind, axes in scfg.axes.items():
         base = next((s for s in cfg.students if s.kind == kind), None)
@@ -164,7 +166,7 @@ def plan_points(cfg: Config, upstream: dict[str, str] | None = None) -> list[Poi
             _check_spec(kind, values, spec)
             reuse = int(values.get("reuse_factor", cfg.hls.reuse_factor))
             flow = str(values.get("flow", cfg.hls.flows[0]))
-            key = _point_key(cfg, base, spec, reuse, flow, upstream or {}, code)
+            key = _point_key(cfg, base, spec, reuse, flow, upstream or {}, code, max_ii)
             points.setdefault(key, PointSpec(key, base.name, kind, dict(values), spec, reuse, flow))
     return list(points.values())
 
@@ -183,10 +185,11 @@ def plan_front_seeds(
     point itself). Returns design key -> its retrainings."""
     n_seeds, n_points = cfg.scan.front_seeds, cfg.scan.front_points
     by_key = {p.key: p for p in points}
-    code = code_digest(*POINT_CODE)
     out: dict[str, list[PointSpec]] = {}
     if n_seeds < 2:
         return out
+    code = code_digest(*POINT_CODE)
+    max_ii = load_budget(cfg.budget).max_ii_cycles
     spread = [
         keys[int(i)]
         for keys in fronts.values()
@@ -198,7 +201,7 @@ def plan_front_seeds(
         out[key] = []
         for offset in range(1, n_seeds):
             seeded = _point_key(
-                cfg, base, point.spec, point.reuse_factor, point.flow, upstream or {}, code, offset
+                cfg, base, point.spec, point.reuse_factor, point.flow, upstream or {}, code, max_ii, offset
             )
             out[key].append(dataclasses.replace(point, key=seeded, seed_offset=offset))
     return out
@@ -237,9 +240,12 @@ def _point_key(
     flow: str,
     upstream: dict[str, str],
     code: str,
+    max_ii_cycles: int,
     seed_offset: int = 0,
 ) -> str:
-    """Digest of everything a point's result depends on, ``code`` (the scan's code digest) included."""
+    """Digest of everything a point's result depends on, ``code`` (the scan's code digest) included, and
+    the budget's II limit (``max_ii_cycles``), from which a Deep Sets without its own ``ii_cycles`` takes
+    its folding (:func:`kd_trigger.config.fold_ii_cycles`)."""
     teacher = f"teacher:{cfg.teacher_of(base).name}"
     payload = {
         "code": code,
@@ -253,6 +259,7 @@ def _point_key(
         "epochs": cfg.scan.epochs,
         "hls": cfg.hls.model_dump(mode="json", exclude={"reuse_factor", "flows", "synth"}),
         "seed": cfg.run.seed,
+        "max_ii_cycles": max_ii_cycles,
         **({"seed_offset": seed_offset} if seed_offset else {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -376,3 +376,14 @@ def test_a_negative_saving_reads_as_more_lut_and_an_unmeasured_design_is_not_jud
     [u] = [line for line in md.splitlines() if line.startswith("| u ")]
     [o] = [line for line in md.splitlines() if line.startswith("| o ")]
     assert "| not judged |" in u and "| FAIL |" in o
+
+
+def test_the_budget_ii_limit_enters_the_point_keys() -> None:
+    """A Deep Sets without its own ii_cycles is folded by the budget's II limit, so a cached point built
+    under another limit (other firmware, other LUT) must not be reused."""
+    axes = {"deepsets": {"late_weight_bits": [4]}}
+    at_5 = plan_points(parse_config({"scan": {"axes": axes}}))
+    at_2 = plan_points(parse_config({"scan": {"axes": axes}, "budget": {"overrides": {"max_ii_cycles": 2}}}))
+    again = plan_points(parse_config({"scan": {"axes": axes}, "budget": {"overrides": {"max_ii_cycles": 5}}}))
+    assert at_5[0].key != at_2[0].key
+    assert at_5[0].key == again[0].key  # the limit itself, not whether an override is written
