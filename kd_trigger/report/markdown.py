@@ -170,7 +170,9 @@ def _above_one(interval: Interval) -> bool:
 def robustness_sentence(student: str, aug: AugmentationArms, beta: str) -> str:
     """What the study may say about KD and robustness at boost ``beta``: a gain from KD is claimed only
     where its interval is above 1 against the baseline AND KD either beats augmentation (KD / baseline +
-    augmentation above 1) or adds to it (KD + augmentation / baseline + augmentation above 1)."""
+    augmentation above 1: "more robust than augmentation") or adds to it (KD + augmentation / baseline +
+    augmentation above 1: the sentence gives the size of what it adds, the robustness being
+    augmentation's)."""
     r = aug.ratios[beta]
     kd, beats, adds = r["kd_over_baseline"], r["kd_over_augmented"], r["kd_augmented_over_augmented"]
     head = f"`{student}` at beta = {beta}:"
@@ -178,16 +180,20 @@ def robustness_sentence(student: str, aug: AugmentationArms, beta: str) -> str:
         f"accuracy ratio KD / baseline {fmt_interval(kd, 3)}, KD / baseline + augmentation "
         f"{fmt_interval(beats, 3)}, KD + augmentation / baseline + augmentation {fmt_interval(adds, 3)} (68%)."
     )
-    if _above_one(kd) and (_above_one(beats) or _above_one(adds)):
-        how = " and ".join(
-            text
-            for flag, text in (
-                (_above_one(beats), "beats augmentation"),
-                (_above_one(adds), "adds to augmentation"),
-            )
-            if flag
+    if _above_one(kd) and _above_one(beats):
+        also = " and adds to it" if _above_one(adds) else ""
+        return (
+            f"{head} distillation makes the student more robust to boosts than augmentation does: KD beats "
+            f"augmentation{also}; {numbers}"
         )
-        return f"{head} distillation makes the student more robust to boosts: KD {how}; {numbers}"
+    if _above_one(kd) and _above_one(adds):
+        # KD alone loses to augmentation alone: the robustness is augmentation's, and KD's share is the
+        # size of what it adds on top, which the sentence states instead of a bare "more robust".
+        size = f"{100 * (adds.mean - 1):.1f}% " if adds.mean is not None else ""
+        return (
+            f"{head} augmentation buys the robustness and distillation adds {size}accuracy on top of it "
+            f"(KD alone does not beat augmentation alone); {numbers}"
+        )
     if _above_one(kd):
         return (
             f"{head} KD is more accurate than the baseline under boosts, but augmentation alone does as well "
