@@ -469,3 +469,66 @@ def test_the_cache_keys_cover_the_result_code_and_no_report_module(monkeypatch) 
     monkeypatch.setattr(scan_points, "code_digest", lambda *modules: seen.append(modules) or "code")
     scan_points.plan_points(parse_config({"scan": {"axes": {"mlp": {"weight_bits": [4]}}}}))
     assert seen == [scan_points.POINT_CODE]
+
+
+def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> None:
+    """The review report's "Distillation over seeds" section: the chosen setting's ratios, every seed,
+    the signed accuracy difference, a note where the run deploys another setting than the study chose,
+    the robustness sentences; no section without a study.json."""
+    from kd_trigger.contracts import Study
+    from kd_trigger.report.html import render_markdown
+    from kd_trigger.report.study_section import study_blocks
+
+    def student(teacher: str, r30: Interval) -> StudentStudy:
+        setting = StudySetting(
+            teacher=teacher,
+            temperature=2.0,
+            kd_weight=0.9,
+            chosen=True,
+            kd=[_fig(42, 30, 0.9), _fig(43, 50, 0.92)],
+            kd_over_baseline=KdOverBaseline(
+                rejection_at_30=r30,
+                rejection_at_50=_iv(1.2, 1.0, 1.4),
+                auc=_iv(1.002, 1.001, 1.003),
+                accuracy_difference_points=_iv(-0.02, -0.17, 0.1),
+            ),
+        )
+        best = {"teacher": teacher, "temperature": 2.0, "kd_weight": 0.9}
+        return StudentStudy(baseline=[_fig(42, 20, 0.88), _fig(43, 40, 0.9)], settings=[setting], best=best)
+
+    deepsets = student("lorentznet16", _iv(1.28, 1.06, 1.44, (0.77, 1.79)))
+    deepsets = deepsets.model_copy(
+        update={"augmentation": _arms(_iv(1.05, 1.02, 1.08), _iv(0.9, 0.88, 0.93), _iv(1.03, 1.01, 1.05))}
+    )
+    study = Study(
+        run="default",
+        seeds=[42, 43],
+        select_on="rejection_at_30",
+        n_test=18000,
+        n_test_background=9000,
+        teachers={},
+        students={"mlp": student("lorentznet16", _iv(1.16, 0.96, 1.3, (1.68, 0.64))), "deepsets": deepsets},
+        seconds=1.0,
+        paper={},
+    )
+    path = tmp_path / "study.json"
+    path.write_text(study.model_dump_json())
+    cfg = parse_config(
+        {}
+    )  # the default: MLP from lorentznet64, Deep Sets from lorentznet16, both T 2 / w 0.9
+    text = render_markdown(study_blocks(cfg, path))
+    assert "## Distillation over seeds (make study)" in text
+    assert "over 2 seeds (42, 43)" in text
+    assert (
+        "| deepsets | lorentznet16, T = 2, w = 0.9 | 1.28 [1.06, 1.44] | 0.77 / 1.79 | 1 of 2 | 1.20 [1.00, 1.40] "
+        "| 1.0020 [1.0010, 1.0030] | -0.02 [-0.17, +0.10] |" in text
+    )
+    assert "| mlp | lorentznet16, T = 2, w = 0.9 | 1.16 [0.96, 1.30] | 1.68 / 0.64 | 1 of 2 |" in text
+    # the MLP ships with lorentznet64: the reader is told the firmware is not the studied setting
+    assert (
+        "`mlp`: the study chose lorentznet16, T = 2, w = 0.9; this run deploys lorentznet64, T = 2, w = 0.9, "
+        "so its firmware is not the studied setting." in text
+    )
+    assert "`deepsets`: the study chose" not in text
+    assert "- `deepsets` at beta = 0.5: augmentation buys the robustness and distillation adds 3.0%" in text
+    assert study_blocks(cfg, tmp_path / "absent.json") == []

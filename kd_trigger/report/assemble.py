@@ -45,6 +45,7 @@ from kd_trigger.report.sections import (
     scan_blocks,
     sparsity_blocks,
 )
+from kd_trigger.report.study_section import study_blocks
 from kd_trigger.runs import write_text_atomic
 from kd_trigger.stage_types import StageContext, StageDecl, StageResult
 
@@ -162,9 +163,10 @@ def build_blocks(cfg: Config, inputs: RunInputs, plot_dir: Path, plot_rel: str) 
             physics.append(Image(dst, f"{plot_rel}/{dst.name}", caption))
     if physics:
         physics.insert(0, Heading(2, "Physics plots"))
+    study = study_blocks(cfg, layout.study)
     scan = scan_blocks(layout.scan, plot_dir, plot_rel)
     calibration = calibration_blocks(inputs.students[0].report) if inputs.students else []
-    return [*header, *body, *calibration, *scan, *physics, *provenance_blocks(inputs.records)]
+    return [*header, *body, *study, *calibration, *scan, *physics, *provenance_blocks(inputs.records)]
 
 
 def write_report(
@@ -206,8 +208,10 @@ def _report_outputs(cfg: Config) -> list[Path]:
 
 
 def _report_inputs(cfg: Config) -> list[Path]:
-    # A scan run later (make scan) changes this file: the report then shows it on its next run.
-    return [RunLayout.of(cfg).scan]
+    # A study or a scan run later (make study, make scan) changes these files: the report then shows them
+    # on its next run.
+    layout = RunLayout.of(cfg)
+    return [layout.study, layout.scan]
 
 
 STAGE = StageDecl(

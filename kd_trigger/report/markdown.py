@@ -43,7 +43,8 @@ def fmt_interval(interval: Interval, digits: int = 2) -> str:
     return text
 
 
-def _seeds(interval: Interval, digits: int = 2) -> str:
+def fmt_per_seed(interval: Interval, digits: int = 2) -> str:
+    """The per-seed values of an interval, ``a / b / c``."""
     return " / ".join("n/a" if v is None else f"{v:.{digits}f}" for v in interval.per_seed)
 
 
@@ -117,7 +118,7 @@ def augmentation_table(aug: AugmentationArms) -> list[str]:
     lines.append("|---|" + "---|---|" * len(betas))
     for name, (num, den) in COMPARISONS.items():
         cells = " | ".join(
-            f"{fmt_interval(aug.ratios[b][name], 3)} | {_seeds(aug.ratios[b][name], 3)}" for b in betas
+            f"{fmt_interval(aug.ratios[b][name], 3)} | {fmt_per_seed(aug.ratios[b][name], 3)}" for b in betas
         )
         lines.append(f"| {_ARM_NAMES[num]} / {_ARM_NAMES[den]} | {cells} |")
     return lines
@@ -246,9 +247,9 @@ def study_markdown(study: Study, images: list[str]) -> str:
             val = "n/a" if st.val_selection_ratio is None else f"{st.val_selection_ratio:.2f}"
             lines.append(
                 f"| {st.teacher} | {st.temperature:g} | {st.kd_weight:g} | {_picked(s, st)} | {val} | "
-                f"{fmt_interval(st.kd_over_baseline.rejection_at_30)} | {_seeds(st.kd_over_baseline.rejection_at_30)} | "
-                f"{fmt_interval(st.kd_over_baseline.rejection_at_50)} | {_seeds(st.kd_over_baseline.rejection_at_50)} | "
-                f"{fmt_interval(st.kd_over_baseline.auc, 4)} | {_seeds(st.kd_over_baseline.auc, 4)} | "
+                f"{fmt_interval(st.kd_over_baseline.rejection_at_30)} | {fmt_per_seed(st.kd_over_baseline.rejection_at_30)} | "
+                f"{fmt_interval(st.kd_over_baseline.rejection_at_50)} | {fmt_per_seed(st.kd_over_baseline.rejection_at_50)} | "
+                f"{fmt_interval(st.kd_over_baseline.auc, 4)} | {fmt_per_seed(st.kd_over_baseline.auc, 4)} | "
                 f"{acc_b} -> {acc_k} |"
             )
         lines += study_class_lines(s)
