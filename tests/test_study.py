@@ -443,6 +443,15 @@ def test_study_on_the_ci_config(ci_run, caplog) -> None:
     # the same students (only the retrained ones' wall-clock seconds differ)
     assert _without_seconds(after["students"]) == _without_seconds(before["students"])
 
+    # The review report shows the study once it is remade (study.json is one of its inputs), one row per
+    # student at its chosen setting.
+    assert main(["report", "--config", str(ci_run.path)]) == 0
+    report = (cfg.firmware / "report.md").read_text()
+    assert "## Distillation over seeds (make study)" in report and "over 2 seeds" in report
+    for name, student in study.students.items():
+        st = student.chosen_setting()
+        assert f"| {name} | {st.teacher}, T = {st.temperature:g}, w = {st.kd_weight:g} | " in report
+
 
 def test_the_cache_keys_cover_the_result_code_and_no_report_module(monkeypatch) -> None:
     """The study's training key and the scan's point key follow imports (``code_fingerprint``): they
