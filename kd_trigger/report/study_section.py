@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kd_trigger.contracts import Interval, Study, read_contract
+from kd_trigger.layout import RunLayout
 from kd_trigger.report.html import Block, Bullets, Heading, Paragraph, Table
 from kd_trigger.report.markdown import fmt_interval, fmt_per_seed, robustness_sentence
 
@@ -80,7 +81,7 @@ def study_blocks(cfg: Config, study_path: Path) -> list[Block]:
             f"{len(study.seeds)} seeds ({seeds}), each pair from the same initial weights; KD / baseline is the "
             "mean of the per-seed ratios with its 68% interval (the wider of a hierarchical bootstrap over "
             "seeds and test jets and a Student-t interval of the per-seed log ratios). Details: "
-            "`artifacts/<run>/study.md`."
+            f"`{RunLayout.of(cfg).study_md}`."
         ),
         Table(
             (
