@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from kd_trigger.cli import main
 from kd_trigger.config import KdSetting, parse_config
@@ -522,10 +523,10 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
     )
     path = tmp_path / "study.json"
     path.write_text(study.model_dump_json())
-    cfg = parse_config(
-        {}
-    )  # the default: MLP from lorentznet64, Deep Sets from lorentznet16, both T 2 / w 0.9
+    # the default: MLP from lorentznet64, Deep Sets from lorentznet16, both T 2 / w 0.9
+    cfg = parse_config({"run": {"artifacts_dir": str(tmp_path / "artifacts")}})
     text = render_markdown(study_blocks(cfg, path))
+    assert "out of date" not in text  # no study record: nothing to compare
     assert "## Distillation over seeds (make study)" in text
     assert "over 2 seeds (42, 43)" in text
     assert (
@@ -541,3 +542,16 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
     assert "`deepsets`: the study chose" not in text
     assert "- `deepsets` at beta = 0.5: augmentation buys the robustness and distillation adds 3.0%" in text
     assert study_blocks(cfg, tmp_path / "absent.json") == []
+    # The study stage's recorded config against the run's: the same students, no warning; another
+    # student design (the run's students changed after the study), a warning naming the section.
+    records = RunLayout.of(cfg).records_dir
+    records.mkdir(parents=True)
+    (records / "study.config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    assert "out of date" not in render_markdown(study_blocks(cfg, path))
+    changed = cfg.to_dict()
+    changed["students"][0]["sparsity"] = 0.5
+    (records / "study.config.yaml").write_text(yaml.safe_dump(changed))
+    assert (
+        "**This study is out of date**: it was made with other `students` settings than this run's, so it "
+        "describes other students than the firmware above; rerun `make study`."
+    ) in render_markdown(study_blocks(cfg, path))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+
 from kd_trigger.contracts import Interval, Study, read_contract
 from kd_trigger.layout import RunLayout
 from kd_trigger.report.html import Block, Bullets, Heading, Paragraph, Table
@@ -35,6 +37,22 @@ def _points(interval: Interval | None) -> str:
     if interval.lo68 is not None and interval.hi68 is not None:
         text += f" [{interval.lo68:+.2f}, {interval.hi68:+.2f}]"
     return text
+
+
+STUDIED_SECTIONS = ("data", "teachers", "students", "distill")
+"""The config sections a study's students follow: when the study's recorded config differs from the run's
+in one of them, the study is of other students than the firmware."""
+
+
+def _stale_sections(cfg: Config) -> list[str]:
+    """The sections of :data:`STUDIED_SECTIONS` in which the resolved config the study stage recorded differs
+    from ``cfg`` ([] when they agree or no record exists)."""
+    recorded_path = RunLayout.of(cfg).records_dir / "study.config.yaml"
+    if not recorded_path.is_file():
+        return []
+    recorded = yaml.safe_load(recorded_path.read_text(encoding="utf-8")) or {}
+    current = cfg.to_dict()
+    return [k for k in STUDIED_SECTIONS if recorded.get(k) != current.get(k)]
 
 
 def study_blocks(cfg: Config, study_path: Path) -> list[Block]:
@@ -98,6 +116,15 @@ def study_blocks(cfg: Config, study_path: Path) -> list[Block]:
         ),
     ]
     blocks += [Paragraph(note) for note in notes]
+    stale = _stale_sections(cfg)
+    if stale:
+        blocks.append(
+            Paragraph(
+                f"**This study is out of date**: it was made with other `{'`, `'.join(stale)}` settings than this "
+                "run's, so it describes other students than the firmware above; rerun `make study`.",
+                "warn",
+            )
+        )
     if robustness:
         blocks.append(Bullets(tuple(robustness)))
     return blocks
