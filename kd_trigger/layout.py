@@ -384,6 +384,10 @@ class RunLayout:
         """The committed record of ``stage`` (``teacher:x`` is stored as ``teacher-x.json``)."""
         return self.records_dir / f"{stage.replace(':', '-')}.json"
 
+    def record_config(self, stage: str) -> Path:
+        """The resolved config ``stage`` was committed with, beside its record (``<stage>.config.yaml``)."""
+        return self.records_dir / f"{stage.replace(':', '-')}.config.yaml"
+
 
 # -- inside folders that have no run ----------------------------------------------------------------
 def point_file(point_dir: Path) -> Path:

@@ -264,7 +264,7 @@ def roll_forward(cfg: Config, journal: Path) -> None:
             # the new record.
             os.replace(final, old)
     write_text_atomic(
-        records_dir(cfg) / f"{record.stage.replace(':', '-')}.config.yaml",
+        RunLayout.of(cfg).record_config(record.stage),
         yaml.safe_dump(config, sort_keys=False),
     )
     record.write(record_path(cfg, record.stage))

@@ -33,13 +33,15 @@ def _picked(s: StudentStudy, st: StudySetting) -> str:
     return "best for this teacher" if st.chosen else ""
 
 
-def fmt_interval(interval: Interval, digits: int = 2) -> str:
-    """``mean [lo68, hi68]`` of an interval (``n/a`` without a mean)."""
+def fmt_interval(interval: Interval, digits: int = 2, signed: bool = False) -> str:
+    """``mean [lo68, hi68]`` of an interval (``n/a`` without a mean); ``signed``: every number with its sign
+    (a difference, ``+0.40 [+0.30, +0.49]``)."""
     if interval.mean is None:
         return "n/a"
-    text = f"{interval.mean:.{digits}f}"
+    spec = f"{'+' if signed else ''}.{digits}f"
+    text = format(interval.mean, spec)
     if interval.lo68 is not None and interval.hi68 is not None:
-        text += f" [{interval.lo68:.{digits}f}, {interval.hi68:.{digits}f}]"
+        text += f" [{format(interval.lo68, spec)}, {format(interval.hi68, spec)}]"
     return text
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from kd_trigger.contracts import Interval, Study, read_contract
+from kd_trigger.contracts import Study, read_contract
 from kd_trigger.layout import RunLayout
 from kd_trigger.report.html import Block, Bullets, Heading, Paragraph, Table
 from kd_trigger.report.markdown import fmt_interval, fmt_per_seed, robustness_sentence
@@ -29,16 +29,6 @@ def _deployed(cfg: Config, student: str) -> tuple[str, float, float] | None:
     return (cfg.teacher_of(spec).name, *cfg.kd_setting(spec))
 
 
-def _points(interval: Interval | None) -> str:
-    """A KD - baseline accuracy difference in points, signed: ``+0.40 [+0.30, +0.49]``."""
-    if interval is None or interval.mean is None:
-        return "n/a"
-    text = f"{interval.mean:+.2f}"
-    if interval.lo68 is not None and interval.hi68 is not None:
-        text += f" [{interval.lo68:+.2f}, {interval.hi68:+.2f}]"
-    return text
-
-
 STUDIED_SECTIONS = ("data", "teachers", "students", "distill")
 """The config sections a study's students follow: when the study's recorded config differs from the run's
 in one of them, the study is of other students than the firmware."""
@@ -47,7 +37,7 @@ in one of them, the study is of other students than the firmware."""
 def _stale_sections(cfg: Config) -> list[str]:
     """The sections of :data:`STUDIED_SECTIONS` in which the resolved config the study stage recorded differs
     from ``cfg`` ([] when they agree or no record exists)."""
-    recorded_path = RunLayout.of(cfg).records_dir / "study.config.yaml"
+    recorded_path = RunLayout.of(cfg).record_config("study")
     if not recorded_path.is_file():
         return []
     recorded = yaml.safe_load(recorded_path.read_text(encoding="utf-8")) or {}
@@ -68,6 +58,7 @@ def study_blocks(cfg: Config, study_path: Path) -> list[Block]:
         chosen = st.chosen_setting()
         r = chosen.kd_over_baseline
         per_seed = [v for v in r.rejection_at_30.per_seed if v is not None]
+        diff = r.accuracy_difference_points
         rows.append(
             (
                 name,
@@ -77,7 +68,7 @@ def study_blocks(cfg: Config, study_path: Path) -> list[Block]:
                 f"{sum(v > 1 for v in per_seed)} of {len(per_seed)}",
                 fmt_interval(r.rejection_at_50),
                 fmt_interval(r.auc, 4),
-                _points(r.accuracy_difference_points),
+                fmt_interval(diff, signed=True) if diff is not None else "n/a",
             )
         )
         deployed = _deployed(cfg, name)
