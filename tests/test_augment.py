@@ -203,3 +203,21 @@ def test_the_linear_w_schedule_ramps_and_holds_back_early_stopping() -> None:
     parts = distiller.compute_losses({"student": x[:8], "teacher_logits": teacher}, y[:8], training=False)
     expected = 0.7 * float(parts["ce"]) + 0.3 * float(parts["kd"])  # w = 0.6 * 0.5
     assert float(parts["loss"]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_learning_rate_decays_on_a_plateau_down_to_its_floor() -> None:
+    # At a rate of 1e-12 the float32 weights cannot move, so the validation loss never improves after the
+    # first epoch: every second stalled epoch halves the rate, until the floor.
+    c, x, y = _data()
+    plateau = {"factor": 0.5, "patience": 2, "min_learning_rate": 2.5e-13}
+    dcfg = DistillConfig(epochs=7, batch_size=16, patience=10, learning_rate=1e-12, lr_plateau=plateau)
+    _, record = _train(dcfg, c, x, y)
+    assert record.epochs_run == 7 and record.best_epoch == 1
+    assert record.history["learning_rate"] == pytest.approx(
+        [1e-12, 1e-12, 5e-13, 5e-13, 2.5e-13, 2.5e-13, 2.5e-13]
+    )
+    _, constant = _train(dcfg.model_copy(update={"lr_plateau": None}), c, x, y)
+    assert "learning_rate" not in constant.history
+    for bad in ({"factor": 1.0}, {"patience": 0}, {"factr": 0.5}):
+        with pytest.raises(Exception, match="lr_plateau"):
+            parse_config({"distill": {"lr_plateau": bad}})

@@ -517,6 +517,7 @@ def test_hls_flows_put_exactly_their_stages_in_the_graph(flows) -> None:
         "data",
         "teacher:lorentznet16",
         "teacher:lorentznet64",
+        "teacher:ensemble",
         "distill",
         *built,
         "hls",

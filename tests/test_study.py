@@ -313,9 +313,9 @@ def test_the_default_study_trains_each_students_own_pairing_and_a_grid_searches(
     grid = [{"temperature": 1.0, "kd_weight": 0.7}, {"temperature": 2.0, "kd_weight": 0.9}]
     search = parse_config({"study": {"grid": grid}})
     assert search.study_pairs("mlp") == [
-        (t, KdSetting(**g)) for t in ("lorentznet16", "lorentznet64") for g in grid
+        (t, KdSetting(**g)) for t in ("lorentznet16", "lorentznet64", "ensemble") for g in grid
     ]
-    assert search.studied_teachers() == ["lorentznet16", "lorentznet64"]
+    assert search.studied_teachers() == ["lorentznet16", "lorentznet64", "ensemble"]
     repaired = parse_config(
         {
             "students": {"deepsets": {"teacher": "lorentznet16", "temperature": 2.0, "kd_weight": 0.3}},
@@ -506,7 +506,7 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
         best = {"teacher": teacher, "temperature": 2.0, "kd_weight": 0.9}
         return StudentStudy(baseline=[_fig(42, 20, 0.88), _fig(43, 40, 0.9)], settings=[setting], best=best)
 
-    deepsets = student("lorentznet16", _iv(1.28, 1.06, 1.44, (0.77, 1.79)))
+    deepsets = student("ensemble", _iv(1.28, 1.06, 1.44, (0.77, 1.79)))
     deepsets = deepsets.model_copy(
         update={"augmentation": _arms(_iv(1.05, 1.02, 1.08), _iv(0.9, 0.88, 0.93), _iv(1.03, 1.01, 1.05))}
     )
@@ -523,14 +523,14 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
     )
     path = tmp_path / "study.json"
     path.write_text(study.model_dump_json())
-    # the default: MLP from lorentznet64, Deep Sets from lorentznet16, both T 2 / w 0.9
+    # the default: MLP from lorentznet64, Deep Sets from the ensemble of both teachers, both T 2 / w 0.9
     cfg = parse_config({"run": {"artifacts_dir": str(tmp_path / "artifacts")}})
     text = render_markdown(study_blocks(cfg, path))
     assert "out of date" not in text  # no study record: nothing to compare
     assert "## Distillation over seeds (make study)" in text
     assert "over 2 seeds (42, 43)" in text
     assert (
-        "| deepsets | lorentznet16, T = 2, w = 0.9 | 1.28 [1.06, 1.44] | 0.77 / 1.79 | 1 of 2 | 1.20 [1.00, 1.40] "
+        "| deepsets | ensemble, T = 2, w = 0.9 | 1.28 [1.06, 1.44] | 0.77 / 1.79 | 1 of 2 | 1.20 [1.00, 1.40] "
         "| 1.0020 [1.0010, 1.0030] | -0.02 [-0.17, +0.10] |" in text
     )
     assert "| mlp | lorentznet16, T = 2, w = 0.9 | 1.16 [0.96, 1.30] | 1.68 / 0.64 | 1 of 2 |" in text

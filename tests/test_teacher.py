@@ -31,6 +31,7 @@ from kd_trigger.models.teacher import (
     LorentzBlock,
     MinkowskiNeighbours,
     build_teacher,
+    ensemble_teacher,
     teacher_input_array,
 )
 
@@ -443,6 +444,73 @@ def test_save_and_load_round_trip(tmp_path, jets, kind, suffix):
         np.testing.assert_array_equal(load_teacher_file(path, byo).predict(x, verbose=0), expected)
 
 
+def test_the_ensemble_model_averages_its_members_on_their_leading_particles(tmp_path, jets):
+    keras.utils.set_random_seed(2)
+    small, big = ROUND_TRIP_SPECS["dense16"], ROUND_TRIP_SPECS["sparse64"]
+    members = {"d": (16, _randomised(build_teacher(small))), "s": (64, _randomised(build_teacher(big)))}
+    c = jets["sparse64"]
+    expected = 0.5 * (
+        members["d"][1].predict(teacher_inputs(c, 16), verbose=0)
+        + members["s"][1].predict(teacher_inputs(c, 64), verbose=0)
+    )
+    model = ensemble_teacher(members, 64, name="ens")
+    got = model.predict(teacher_inputs(c, 64), verbose=0)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    path = tmp_path / "ens.h5"
+    model.save(path, save_format="h5")
+    spec = TeacherSpec(name="ens", kind="ensemble", members=("d", "s"), n_particles=64)
+    loaded = load_teacher_file(path, spec)
+    np.testing.assert_array_equal(loaded.predict(teacher_inputs(c, 64), verbose=0), got)
+    with pytest.raises(ValueError, match="an ensemble is built from its trained members"):
+        build_teacher(spec)
+
+
+@pytest.mark.parametrize(
+    ("teachers", "message"),
+    [
+        (
+            [{"name": "e", "kind": "ensemble", "members": ["a", "b"]}],
+            r"teachers\[0\]\.members names 'a', not a teacher configured before it",
+        ),
+        (
+            [{"name": "a"}, {"name": "e", "kind": "ensemble", "members": ["a", "b"]}, {"name": "b"}],
+            r"teachers\[1\]\.members names 'b', not a teacher configured before it; earlier: \['a'\]",
+        ),
+        (
+            [
+                {"name": "a"},
+                {"name": "p", "kind": "particle_flow"},
+                {"name": "e", "kind": "ensemble", "members": ["a", "p"]},
+            ],
+            r"'p' is of kind 'particle_flow'; an ensemble averages teachers on scaled 4-vectors",
+        ),
+        (
+            [
+                {"name": "a"},
+                {"name": "b", "n_particles": 64, "neighbours": 8},
+                {"name": "e", "kind": "ensemble", "members": ["a", "b"]},
+            ],
+            r"teachers\[2\]\.n_particles \(16\) is below that of its member 'b' \(64\)",
+        ),
+        (
+            [{"name": "a"}, {"name": "e", "kind": "ensemble", "members": ["a"]}],
+            "two or more different members",
+        ),
+        (
+            [{"name": "a"}, {"name": "e", "kind": "ensemble", "members": ["a", "a"]}],
+            "two or more different members",
+        ),
+        ([{"name": "a"}, {"name": "e", "kind": "ensemble"}], "members is required when kind is"),
+        ([{"name": "a"}, {"name": "e", "members": ["a"]}], "members is required when kind is"),
+    ],
+)
+def test_an_ensemble_names_two_earlier_four_vector_teachers(teachers, message):
+    with pytest.raises(Exception, match=message):
+        parse_config(
+            {"teachers": teachers, "students": [{"name": "s", "kind": "mlp", "teacher": teachers[0]["name"]}]}
+        )
+
+
 def test_every_custom_layer_is_registered():
     for name, cls in CUSTOM_OBJECTS.items():
         assert keras.saving.get_registered_object(f"kd_trigger>{name}") is cls
@@ -677,3 +745,48 @@ def test_teacher_stage_trains_saves_skips_and_accepts_its_own_teacher(tmp_path):
     assert not (byo_out / "teacher.h5").exists()
     assert byo_metrics["epochs_run"] == 0 and byo_metrics["source"] == str(out / "teacher.h5")
     assert byo_metrics["auc"] == pytest.approx(metrics["auc"], abs=1e-9)
+
+    # An ensemble of the brought teacher and a second one on fewer particles: its stage runs after both,
+    # its logits are the mean of theirs on every split, and its saved model computes them.
+    ens_raw = {
+        **raw,
+        "run": {**raw["run"], "name": "ens"},
+        "data": {**raw["data"], "path": str(cfg.data_path)},
+        "teachers": [
+            {"name": "mine", "kind": "path", "path": str(out / "teacher.h5"), "n_particles": 8},
+            {**raw["teachers"][0], "name": "four", "n_particles": 4, "epochs": 1, "warmup_epochs": 0},
+            {"name": "both", "kind": "ensemble", "members": ["mine", "four"], "n_particles": 8},
+        ],
+        "students": [{"name": "s", "kind": "mlp", "n_particles": 8, "teacher": "both"}],
+    }
+    ens = parse_config(ens_raw)
+    assert run_targets(ens, ["teacher:both"]) == 0  # runs its members first
+    for split in n_jets:
+        mean = 0.5 * (
+            np.load(teacher_dir(ens, "mine") / f"{split}_logits.npy")
+            + np.load(teacher_dir(ens, "four") / f"{split}_logits.npy")
+        )
+        np.testing.assert_array_equal(np.load(teacher_dir(ens, "both") / f"{split}_logits.npy"), mean)
+    np.testing.assert_allclose(
+        load_teacher(ens, "both").predict(teacher_inputs(test.constituents, 8), verbose=0),
+        np.load(teacher_dir(ens, "both") / "test_logits.npy"),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    ens_metrics = json.loads((teacher_dir(ens, "both") / "metrics.json").read_text())
+    assert (ens_metrics["kind"], ens_metrics["members"], ens_metrics["epochs_run"]) == (
+        "ensemble",
+        ["mine", "four"],
+        0,
+    )
+
+
+def test_a_teacher_trains_from_its_own_seed_or_the_runs():
+    from kd_trigger.distill.teacher_stage import teacher_seed, teacher_stage_decl
+
+    teachers = [{"name": "a"}, {"name": "b", "seed": 43}]
+    cfg = parse_config({"run": {"seed": 7}, "teachers": teachers, "students": [{"name": "s", "kind": "mlp"}]})
+    assert (teacher_seed(cfg, "a"), teacher_seed(cfg, "b")) == (7, 43)
+    # the seed is part of the stage's config: another seed is another teacher, not a cached one
+    assert teacher_stage_decl("b").config(cfg)["seed"] == 43
+    assert teacher_stage_decl("a").config(cfg)["seed"] == 7

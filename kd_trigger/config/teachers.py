@@ -23,10 +23,17 @@ class TeacherSpec(Section):
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=48)] = "lorentznet16"
-    kind: Literal["lorentznet", "particle_flow", "path"] = "lorentznet"
+    kind: Literal["lorentznet", "particle_flow", "path", "ensemble"] = "lorentznet"
     path: str | None = None
     """kind "path" only: a saved Keras model taking (N, n_particles, 4) scaled 4-vectors."""
+    members: tuple[str, ...] = ()
+    """kind "ensemble" only: two or more teachers configured before this one (LorentzNet or files, each on
+    at most ``n_particles`` leading particles); the ensemble's logits are the mean of theirs. Nothing is
+    trained: its stage averages the members' cached logits and saves the averaging model for the boosts."""
     n_particles: Annotated[int, Field(ge=2, le=200)] = 16
+    seed: int | None = None
+    """The training seed (initial weights, shuffling, dropout); None: ``run.seed``. Two entries that differ
+    only in it are two trainings of one recipe, e.g. the members of an ensemble over seeds."""
     # LorentzNet shape
     n_layers: Annotated[int, Field(ge=1, le=12)] = 3
     hidden: Annotated[int, Field(ge=2, le=512)] = 32
@@ -65,6 +72,10 @@ class TeacherSpec(Section):
     def _consistent(self) -> TeacherSpec:
         if (self.kind == "path") != (self.path is not None):
             raise ValueError('path is required when kind is "path", and only then')
+        if (self.kind == "ensemble") != bool(self.members):
+            raise ValueError('members is required when kind is "ensemble", and only then')
+        if self.kind == "ensemble" and (len(self.members) < 2 or len(set(self.members)) != len(self.members)):
+            raise ValueError(f"an ensemble needs two or more different members, got {list(self.members)}")
         if self.neighbours is not None and self.neighbours >= self.n_particles:
             raise ValueError(f"neighbours ({self.neighbours}) must be below n_particles ({self.n_particles})")
         if self.warmup_epochs >= self.epochs:

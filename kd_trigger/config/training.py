@@ -20,6 +20,18 @@ class AugmentConfig(Section):
     the teacher's logits for KD stay those of the unboosted jet."""
 
 
+class LrPlateauConfig(Section):
+    """Multiply the learning rate by ``factor`` after every ``patience`` eligible epochs without a better
+    validation value (the quantity early stopping watches), down to ``min_learning_rate``. With a constant
+    rate the weights still jump from epoch to epoch when training stops; a smaller rate near the end is a
+    lever on the seed-to-seed spread (issue 23)."""
+
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    patience: Annotated[int, Field(ge=1)] = 5
+    """Epochs without improvement per decay; below ``distill.patience`` or early stopping comes first."""
+    min_learning_rate: Annotated[float, Field(ge=0)] = 1e-5
+
+
 class DistillConfig(Section):
     temperature: Annotated[float, Field(gt=0, le=100)] = 2.0
     kd_weight: Annotated[float, Field(ge=0, le=1)] = 0.9
@@ -49,6 +61,8 @@ class DistillConfig(Section):
     """w over the epochs: ``constant``, or ``linear`` from 0 to kd_weight over ``kd_weight_ramp_epochs``
     (epochs of the ramp cannot be kept nor count towards the patience: their losses are not comparable)."""
     kd_weight_ramp_epochs: Annotated[int, Field(ge=1)] = 50
+    lr_plateau: LrPlateauConfig | None = None
+    """Learning-rate decay on a plateau (None: a constant ``learning_rate``): see :class:`LrPlateauConfig`."""
 
 
 class KdSetting(Section):

@@ -133,7 +133,8 @@ def train_student(
     With ``augment`` (:func:`boost_augmenter`) every epoch trains on freshly boosted training jets (their
     inputs replace ``train``'s, in the same jet order). ``dcfg.ema_decay`` > 0 validates, keeps and leaves
     in ``student`` the averaged weights; ``dcfg.kd_weight_schedule`` = linear ramps w up (epochs of the
-    ramp are not eligible, for both variants alike).
+    ramp are not eligible, for both variants alike); ``dcfg.lr_plateau`` lowers the learning rate when the
+    monitored value stalls (each epoch's rate is then in the history).
     """
     import tensorflow as tf
 
@@ -168,6 +169,8 @@ def train_student(
         name=f"distiller_{variant}",
     )
     distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=dcfg.learning_rate))
+    plateau = dcfg.lr_plateau
+    learning_rate = dcfg.learning_rate
     val_ds = tf.data.Dataset.from_tensor_slices((_inputs(x_va, t_va), y_va)).batch(_PREDICT_BATCH)
     maximise = dcfg.monitor == "accuracy"
     record = TrainRecord(variant=variant, monitor=dcfg.monitor, pruning=pruning)
@@ -206,6 +209,17 @@ def train_student(
             best_weights = student.get_weights()  # the wrapped layers are student's own: masked kernels
         elif epoch >= first_eligible:
             since_best += 1
+            if plateau is not None and since_best % plateau.patience == 0:
+                lowered = max(learning_rate * plateau.factor, plateau.min_learning_rate)
+                if lowered < learning_rate:
+                    learning_rate = lowered
+                    distiller.optimizer.learning_rate.assign(learning_rate)
+                    log.info(
+                        "%s: learning rate -> %.3g after epoch %d", label or variant, learning_rate, epoch
+                    )
+        if plateau is not None:
+            # the optimizer's own value: what the next epoch trains with
+            record.history.setdefault("learning_rate", []).append(float(distiller.optimizer.learning_rate))
         if distiller.ema:
             distiller.swap_ema()  # training goes on from the raw weights
         record.epochs_run = epoch

@@ -442,6 +442,24 @@ def _build_particle_flow(spec: TeacherSpec, dtype: str, n_classes: int) -> keras
     return keras.Model(features, logits, name="particle_flow_teacher")
 
 
+def ensemble_teacher(members: dict[str, tuple[int, keras.Model]], n_particles: int, name: str) -> keras.Model:
+    """One model whose logits are the mean of the ``members``' logits, each member ``name: (k, model)``
+    seeing the k leading of the ``n_particles`` scaled 4-vectors (:func:`teacher_input_array` lists the
+    leading particles first, so the first k rows of the 64-particle array are the 16-particle teacher's)."""
+    p4 = keras.Input(shape=(n_particles, P4_COMPONENTS), name="p4")
+    outputs = []
+    for member, (k, model) in members.items():
+        # Every LorentzNet is built under one name, and a model's layers need unique names.
+        model._name = member
+        x = (
+            p4
+            if k == n_particles
+            else keras.layers.Cropping1D((0, n_particles - k), name=f"{member}_input")(p4)
+        )
+        outputs.append(model(x))
+    return keras.Model(p4, keras.layers.Average(name="mean_logits")(outputs), name=name)
+
+
 def build_teacher(spec: TeacherSpec, dtype: str = "float32", n_classes: int = N_CLASSES) -> keras.Model:
     """The teacher of ``spec``: input as :func:`teacher_input_array` gives it, output ``n_classes`` logits
     (label order; two classes: 1 = top).
@@ -454,4 +472,8 @@ def build_teacher(spec: TeacherSpec, dtype: str = "float32", n_classes: int = N_
         return _build_lorentznet(spec, dtype, n_classes)
     if spec.kind == "particle_flow":
         return _build_particle_flow(spec, dtype, n_classes)
+    if spec.kind == "ensemble":
+        raise ValueError(
+            f"teacher {spec.name}: an ensemble is built from its trained members (ensemble_teacher)"
+        )
     return keras.models.load_model(spec.path, custom_objects=CUSTOM_OBJECTS, compile=False)
