@@ -53,7 +53,6 @@ def teacher_stage(ctx: StageContext) -> StageResult:
 
     data = load_jets(cfg.data_path, cfg)
     parts = {s: data.select(s) for s in SPLITS}
-    x = {s: teacher_input_array(spec, parts[s].constituents) for s in SPLITS}
     y = {s: parts[s].labels.astype(np.int32) for s in SPLITS}
     n_classes = len(cfg.data.classes)
 
@@ -62,21 +61,24 @@ def teacher_stage(ctx: StageContext) -> StageResult:
         model = _ensemble(cfg, spec, n_classes)
         write_h5_atomic(files.model, lambda h: model.save(h, save_format="h5", include_optimizer=False))
         record = {"training_seconds": 0.0, "epochs_run": 0, "best_epoch": 0, "members": list(spec.members)}
-    elif spec.kind == "path":
-        model = load_teacher_file(teacher_path(cfg, spec), spec, n_classes)
-        record = {"training_seconds": 0.0, "epochs_run": 0, "best_epoch": 0}
-    else:
-        model, record = train_teacher(
-            spec, {"train": x["train"], "val": x["val"]}, y, seed=teacher_seed(cfg, name), n_classes=n_classes
-        )
-        write_h5_atomic(files.model, lambda h: model.save(h, save_format="h5", include_optimizer=False))
-        write_json_atomic(files.history, finite_or_none(record.get("history", {})))
-
-    if spec.kind == "ensemble":
         # The members' cached logits, averaged: what the saved model computes (equal to the last bit on the
         # default run's test split), without running every member again on every split.
         logits = {s: np.mean([cached_logits(cfg, m, s) for m in spec.members], axis=0) for s in SPLITS}
     else:
+        x = {s: teacher_input_array(spec, parts[s].constituents) for s in SPLITS}
+        if spec.kind == "path":
+            model = load_teacher_file(teacher_path(cfg, spec), spec, n_classes)
+            record = {"training_seconds": 0.0, "epochs_run": 0, "best_epoch": 0}
+        else:
+            model, record = train_teacher(
+                spec,
+                {"train": x["train"], "val": x["val"]},
+                y,
+                seed=teacher_seed(cfg, name),
+                n_classes=n_classes,
+            )
+            write_h5_atomic(files.model, lambda h: model.save(h, save_format="h5", include_optimizer=False))
+            write_json_atomic(files.history, finite_or_none(record.get("history", {})))
         logits = {s: predict(model, x[s]) for s in SPLITS}
     for s in SPLITS:
         np.save(files.logits(s), logits[s])
