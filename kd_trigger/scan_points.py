@@ -385,16 +385,9 @@ def _train_point(
 
     base = cfg.student(point.student)
     teacher = cfg.teacher_of(base)
-    temperature, kd_weight = cfg.kd_setting(base)
     data = _data(cfg)
     train, val, test = (data.select(s) for s in ("train", "val", "test"))
-    dcfg = cfg.distill.model_copy(
-        update={
-            "temperature": temperature,
-            "kd_weight": kd_weight,
-            "epochs": cfg.scan.epochs or cfg.distill.epochs,
-        }
-    )
+    dcfg = cfg.distill_for(base).model_copy(update={"epochs": cfg.scan.epochs or cfg.distill.epochs})
     seed = student_seed_for(cfg.run.seed + point.seed_offset, base)
     n_classes = len(cfg.data.classes)
     fit = (

@@ -201,7 +201,7 @@ class Trainer:
         y_va = self.labels["val"].astype(np.int32)
         t_tr = t_va = None
         augment = self.cfg.distill.augment.model_copy(update={"beta_max": job.augment})
-        dcfg = self.cfg.distill.model_copy(update={"kd_weight": 0.0, "augment": augment})
+        dcfg = self.cfg.distill_for(spec).model_copy(update={"kd_weight": 0.0, "augment": augment})
         variant = "baseline"
         if teacher is not None and setting is not None:
             t_tr = cached_logits(self.cfg, teacher, "train")[subset]

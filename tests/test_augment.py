@@ -221,3 +221,21 @@ def test_the_learning_rate_decays_on_a_plateau_down_to_its_floor() -> None:
     for bad in ({"factor": 1.0}, {"patience": 0}, {"factr": 0.5}):
         with pytest.raises(Exception, match="lr_plateau"):
             parse_config({"distill": {"lr_plateau": bad}})
+
+
+def test_a_students_own_patience_stops_its_training_and_only_its_own() -> None:
+    # As above, weights that cannot move: the best epoch is the first, so training stops after
+    # 1 + patience epochs, the student's patience where it sets one and distill.patience elsewhere.
+    c, x, y = _data()
+    cfg = parse_config(
+        {
+            "distill": {"epochs": 9, "batch_size": 16, "patience": 5, "learning_rate": 1e-12},
+            "students": {"deepsets": {"patience": 2}},
+        }
+    )
+    own, shared = cfg.distill_for(cfg.student("deepsets")), cfg.distill_for(cfg.student("mlp"))
+    assert (own.patience, shared.patience) == (2, 5)
+    assert (own.temperature, own.kd_weight) == cfg.kd_setting(cfg.student("deepsets"))
+    assert [_train(d, c, x, y)[1].epochs_run for d in (own, shared)] == [3, 6]
+    with pytest.raises(Exception, match="patience"):
+        parse_config({"students": {"mlp": {"patience": 0}}})

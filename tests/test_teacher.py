@@ -20,10 +20,11 @@ from tensorflow import keras
 
 import kd_trigger.models.teacher as tm
 from kd_trigger.config import PARTICLE_FEATURES, TeacherSpec, parse_config
+from kd_trigger.data.boost import boost
 from kd_trigger.data.features import TEACHER_P4_SCALE_GEV, particle_features, teacher_inputs
 from kd_trigger.data.readers import load_jets
 from kd_trigger.distill.teacher_train import selection_name, train_teacher
-from kd_trigger.distill.teachers import load_teacher, load_teacher_file, teacher_dir
+from kd_trigger.distill.teachers import ensemble_logits, load_teacher, load_teacher_file, teacher_dir
 from kd_trigger.errors import ModelError
 from kd_trigger.evaluate import macro_auc, per_class_metrics, roc_auc, scores_from_logits
 from kd_trigger.models.teacher import (
@@ -456,6 +457,11 @@ def test_the_ensemble_model_averages_its_members_on_their_leading_particles(tmp_
     model = ensemble_teacher(members, 64, name="ens")
     got = model.predict(teacher_inputs(c, 64), verbose=0)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    # What the teacher stage caches and the evaluation uses under boosts (the members' logits averaged)
+    # is the saved model's output to the last bit, boosted jets included.
+    for x in (c, boost(c, 0.7)):
+        each = [m.predict(teacher_inputs(x, n), verbose=0) for n, m in members.values()]
+        np.testing.assert_array_equal(ensemble_logits(each), model.predict(teacher_inputs(x, 64), verbose=0))
     path = tmp_path / "ens.h5"
     model.save(path, save_format="h5")
     spec = TeacherSpec(name="ens", kind="ensemble", members=("d", "s"), n_particles=64)

@@ -307,6 +307,14 @@ class Config(Section):
         w = student.kd_weight if student.kd_weight is not None else self.distill.kd_weight
         return t, w
 
+    def distill_for(self, student: StudentConfig) -> DistillConfig:
+        """The ``distill`` section as ``student`` trains with it: its own T, w and patience where set."""
+        temperature, kd_weight = self.kd_setting(student)
+        patience = student.patience if student.patience is not None else self.distill.patience
+        return self.distill.model_copy(
+            update={"temperature": temperature, "kd_weight": kd_weight, "patience": patience}
+        )
+
     def ii_cycles_of(self, student: StudentConfig, flow: str, max_ii_cycles: int) -> int:
         """The folding k of ``student`` in ``flow`` ("rtl" or "hls4ml"); see :func:`fold_ii_cycles`."""
         return fold_ii_cycles(student, self.hls, flow, max_ii_cycles)

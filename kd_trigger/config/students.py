@@ -90,6 +90,9 @@ class StudentConfig(Section):
     """KD temperature T for this student; None: ``distill.temperature``."""
     kd_weight: Annotated[float, Field(ge=0, le=1)] | None = None
     """KD weight w for this student; None: ``distill.kd_weight``."""
+    patience: Annotated[int, Field(ge=1)] | None = None
+    """Early-stopping patience in epochs for this student (baseline and distilled copies alike); None:
+    ``distill.patience``."""
     sparsity: Annotated[float, Field(ge=0, lt=1)] = 0.0
     """Fraction of the kernel weights of every QDense/QConv1D pruned to exact zeros during training
     (tensorflow-model-optimization's magnitude pruning, polynomial schedule); 0: no pruning."""

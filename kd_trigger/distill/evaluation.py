@@ -12,7 +12,7 @@ import numpy as np
 from kd_trigger.class_stats import accuracy_difference
 from kd_trigger.config import Config
 from kd_trigger.data.boost import boost
-from kd_trigger.distill.teachers import cached_logits, load_teacher
+from kd_trigger.distill.teachers import cached_logits, ensemble_logits, load_teacher
 from kd_trigger.distill.teachers import predict as predict_teacher
 from kd_trigger.distill.training import predict
 from kd_trigger.evaluate import (
@@ -41,8 +41,16 @@ def evaluate_run(
     dcfg = cfg.distill
     seed = cfg.run.seed
     specs = {s.name: s for s in cfg.students}
-    teachers = {t.name: (t, load_teacher(cfg, t.name)) for t in cfg.teacher_specs}
+    teachers = {t.name: t for t in cfg.teacher_specs}
     logits: dict[str, np.ndarray] = {f"teacher/{n}": cached_logits(cfg, n, "test") for n in teachers}
+    # Under boosts an ensemble's logits are its members' averaged, as its stage does on every split: each
+    # member runs once per boost, also where a student learns from it directly.
+    members = {m for t in teachers.values() for m in t.members}
+    runnable = {
+        t.name: (t, load_teacher(cfg, t.name))
+        for t in cfg.teachers
+        if t.name in members or (t.name in teachers and t.kind != "ensemble")
+    }
     for key, model in students.items():
         logits[key] = predict(model, student_inputs(specs[key.split("/")[0]], test.constituents))
     models = {
@@ -58,9 +66,10 @@ def evaluate_run(
             continue
         # The teachers dominate the cost of the scan (~15-40 s per 18k jets on 2 cores, vs < 1 s a student).
         boosted = boost(test.constituents, beta)
-        for name, (tspec, tmodel) in teachers.items():
-            x = teacher_input_array(tspec, boosted)
-            models[f"teacher/{name}"]["boost"].append(boost_entry(beta, labels, predict_teacher(tmodel, x)))
+        run = {n: predict_teacher(m, teacher_input_array(t, boosted)) for n, (t, m) in runnable.items()}
+        for name, tspec in teachers.items():
+            lg = ensemble_logits([run[m] for m in tspec.members]) if tspec.members else run[name]
+            models[f"teacher/{name}"]["boost"].append(boost_entry(beta, labels, lg))
         for key, model in students.items():
             x = student_inputs(specs[key.split("/")[0]], boosted)
             models[key]["boost"].append(boost_entry(beta, labels, predict(model, x)))

@@ -156,8 +156,7 @@ def train_task(task: dict[str, Any]) -> dict[str, Any]:
     subset = train_subset(len(train.labels), cfg.distill.train_fraction, cfg.run.seed)
     train_const = train.constituents[subset]
     teacher = cfg.teacher_of(spec)
-    temperature, kd_weight = cfg.kd_setting(spec)
-    setting = cfg.distill.model_copy(update={"temperature": temperature, "kd_weight": kd_weight})
+    setting = cfg.distill_for(spec)
     student, record = train_from_seed(
         spec,
         n_classes,

@@ -23,6 +23,7 @@ from kd_trigger.distill.teachers import (
     SPLITS,
     cached_logits,
     check_teacher,
+    ensemble_logits,
     load_teacher,
     load_teacher_file,
     predict,
@@ -61,9 +62,7 @@ def teacher_stage(ctx: StageContext) -> StageResult:
         model = _ensemble(cfg, spec, n_classes)
         write_h5_atomic(files.model, lambda h: model.save(h, save_format="h5", include_optimizer=False))
         record = {"training_seconds": 0.0, "epochs_run": 0, "best_epoch": 0, "members": list(spec.members)}
-        # The members' cached logits, averaged: what the saved model computes (equal to the last bit on the
-        # default run's test split), without running every member again on every split.
-        logits = {s: np.mean([cached_logits(cfg, m, s) for m in spec.members], axis=0) for s in SPLITS}
+        logits = {s: ensemble_logits([cached_logits(cfg, m, s) for m in spec.members]) for s in SPLITS}
     else:
         x = {s: teacher_input_array(spec, parts[s].constituents) for s in SPLITS}
         if spec.kind == "path":

@@ -120,6 +120,12 @@ def teacher_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, Any]:
     }
 
 
+def ensemble_logits(member_logits: list[np.ndarray]) -> np.ndarray:
+    """An ensemble teacher's logits from its members' (their mean): what its saved averaging model computes,
+    equal to the last bit on the default run's test split, without running every member again."""
+    return np.asarray(np.mean(member_logits, axis=0), dtype=np.float32)
+
+
 def cached_logits(cfg: Config, name: str, split: str) -> np.ndarray:
     """The logits teacher ``name`` gave on ``split`` (cached by its stage)."""
     path = RunLayout.of(cfg).teacher_logits(name, split)
