@@ -523,7 +523,7 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
     )
     path = tmp_path / "study.json"
     path.write_text(study.model_dump_json())
-    # the default: MLP from lorentznet64, Deep Sets from the ensemble of both teachers, both T 2 / w 0.9
+    # the default: both students from the ensemble of both teachers, T 2 / w 0.9
     cfg = parse_config({"run": {"artifacts_dir": str(tmp_path / "artifacts")}})
     text = render_markdown(study_blocks(cfg, path))
     assert "out of date" not in text  # no study record: nothing to compare
@@ -534,9 +534,9 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
         "| 1.0020 [1.0010, 1.0030] | -0.02 [-0.17, +0.10] |" in text
     )
     assert "| mlp | lorentznet16, T = 2, w = 0.9 | 1.16 [0.96, 1.30] | 1.68 / 0.64 | 1 of 2 |" in text
-    # the MLP ships with lorentznet64: the reader is told the firmware is not the studied setting
+    # the MLP ships with the ensemble: the reader is told the firmware is not the studied setting
     assert (
-        "`mlp`: the study chose lorentznet16, T = 2, w = 0.9; this run deploys lorentznet64, T = 2, w = 0.9, "
+        "`mlp`: the study chose lorentznet16, T = 2, w = 0.9; this run deploys ensemble, T = 2, w = 0.9, "
         "so its firmware is not the studied setting." in text
     )
     assert "`deepsets`: the study chose" not in text
