@@ -80,9 +80,9 @@ def _default_students() -> tuple[StudentConfig, ...]:
       patience is 50 epochs (configs/study_ds_patience.yaml): with 20 its validation loss was still falling
       when training stopped; with 50 the validation ratio is 1.33, both arms train longer (best epochs
       200-400) and steadier (R30 spread 16% in both arms, against 30% / 14%), test R30 ratio 1.47 [1.30,
-      1.73], at twice the training time.
+      1.73] (1.68 [1.42, 2.08] with oneDNN off, where patience 20 gave 1.09), at twice the training time.
     * MLP (configs/study_mlp_ensemble.yaml): 1.23 from the ensemble against 1.17 from lorentznet64; test
-      R30 ratio 1.27 [1.12, 1.40] against 1.16 [0.96, 1.30].
+      R30 ratio 1.27 [1.12, 1.40] against 1.16 [0.96, 1.30]; with oneDNN off 1.25 [1.11, 1.35] against 1.19.
     """
     four_bit = LayerQuantConfig(weight_bits=4)
     return (
