@@ -149,6 +149,49 @@ def jet_noise(labels: np.ndarray, logits: np.ndarray, metric: Metric, n_boot: in
     return float((hi - lo) / 2 / value)
 
 
+def ratio_noise(
+    labels: np.ndarray,
+    base: Sequence[np.ndarray],
+    kd: Sequence[np.ndarray],
+    metric: Metric,
+    n_boot: int,
+    seed: int,
+) -> dict[str, float | None] | None:
+    """The two parts of the uncertainty on the mean per-seed log ratio of ``metric`` (KD over baseline):
+    the seeds' (std of the per-seed log ratios / sqrt(n seeds)) and the test jets' (std of that mean over
+    resamples of the test jets, one resample shared by every seed and both models, as the study's seeds
+    all see the same jets). A test split k times larger divides the jets' variance by k (issue 23: is the
+    test split large enough?), so ``test_scale_for_quarter`` is the k at which the jets make a quarter of
+    the variance (below 1: the split is already larger). None with fewer than two finite log ratios."""
+    labels = np.asarray(labels).astype(np.int64).ravel()
+
+    def mean_log(jets: np.ndarray | slice) -> float:
+        logs = [np.log(ratio(metric, labels[jets], k[jets], b[jets])) for b, k in zip(base, kd, strict=True)]
+        return float(np.mean(logs)) if np.all(np.isfinite(logs)) else float("nan")
+
+    per_seed = np.log([ratio(metric, labels, k, b) for b, k in zip(base, kd, strict=True)])
+    if len(per_seed) < 2 or not np.all(np.isfinite(per_seed)):
+        return None
+    rng = np.random.default_rng([seed, 0xB007, 4])
+    replicas = []
+    for _ in range(n_boot):
+        jets = rng.integers(0, len(labels), size=len(labels))
+        if labels[jets].min() != labels[jets].max():
+            replicas.append(mean_log(jets))
+    finite = [r for r in replicas if np.isfinite(r)]
+    if len(finite) < 2:
+        return None
+    seeds_std = float(np.std(per_seed, ddof=1) / np.sqrt(len(per_seed)))
+    jets_std = float(np.std(finite, ddof=1))
+    total = seeds_std**2 + jets_std**2
+    return {
+        "seeds_std": seeds_std,
+        "jets_std": jets_std,
+        "jets_share": jets_std**2 / total if total > 0 else None,
+        "test_scale_for_quarter": 3 * jets_std**2 / seeds_std**2 if seeds_std > 0 else None,
+    }
+
+
 def t_log_ratio(per_seed: Sequence[float]) -> tuple[float, float, float]:
     """(geometric mean, lo, hi): the 68% Student-t interval of the mean per-seed log ratio, exponentiated.
 

@@ -15,6 +15,7 @@ from kd_trigger.contracts import (
     AugmentationArms,
     Interval,
     KdOverBaseline,
+    RatioNoise,
     SeedFigures,
     StudentStudy,
     Study,
@@ -27,7 +28,14 @@ from kd_trigger.report.markdown import (
     per_seed_table,
     robustness_sentence,
 )
-from kd_trigger.stats import hierarchical_bootstrap, hierarchical_plan, jet_noise, paired_ratio, t_log_ratio
+from kd_trigger.stats import (
+    hierarchical_bootstrap,
+    hierarchical_plan,
+    jet_noise,
+    paired_ratio,
+    ratio_noise,
+    t_log_ratio,
+)
 from kd_trigger.study import _study_config, _study_needs, follow_up_jobs
 from kd_trigger.study_training import TrainJob
 
@@ -95,6 +103,60 @@ def test_the_per_seed_table_sets_the_seed_spread_beside_the_test_jets_noise() ->
     assert lines[-1] == (
         "R30 from seed to seed (std / mean): baseline 0%, KD 28%; the test jets' own noise on one model's R30 "
         "(half the 68% width over jet resamples, median of the models): 9%."
+    )
+
+
+def test_ratio_noise_splits_the_mean_log_ratio_into_seeds_and_shared_test_jet_resamples() -> None:
+    rng = np.random.default_rng(2)
+    labels = np.array([0, 1] * 15)
+    base = [rng.uniform(1, 2, (30, 2)) for _ in range(3)]
+    kd = [rng.uniform(1, 3, (30, 2)) for _ in range(3)]
+    noise = ratio_noise(labels, base, kd, _mean_metric, n_boot=40, seed=9)
+    assert noise is not None
+    logs = [np.log(k[:, 0].mean() / b[:, 0].mean()) for b, k in zip(base, kd, strict=True)]
+    assert noise["seeds_std"] == pytest.approx(np.std(logs, ddof=1) / np.sqrt(3), rel=1e-12)
+    draws = np.random.default_rng([9, 0xB007, 4])
+    replicas = []
+    for _ in range(40):
+        jets = draws.integers(0, 30, size=30)  # ONE resample for every seed and both models
+        if labels[jets].min() != labels[jets].max():
+            replicas.append(
+                np.mean(
+                    [np.log(k[jets, 0].mean() / b[jets, 0].mean()) for b, k in zip(base, kd, strict=True)]
+                )
+            )
+    jets_std = np.std(replicas, ddof=1)
+    assert noise["jets_std"] == pytest.approx(jets_std, rel=1e-12)
+    seeds_var = noise["seeds_std"] ** 2
+    assert noise["jets_share"] == pytest.approx(jets_std**2 / (jets_std**2 + seeds_var), rel=1e-12)
+    # k times the jets divides their variance by k: a quarter of the total at k = 3 * jets / seeds
+    assert noise["test_scale_for_quarter"] == pytest.approx(3 * jets_std**2 / seeds_var, rel=1e-12)
+    assert ratio_noise(labels, base[:1], kd[:1], _mean_metric, 40, 9) is None  # one seed has no spread
+
+
+def test_the_per_seed_table_says_how_much_of_the_r30_ratio_the_test_split_makes() -> None:
+    def fig(seed: int, r30: float) -> SeedFigures:
+        return SeedFigures(
+            seed=seed, auc=0.97, rejection_at_30=r30, rejection_at_50=50.0, accuracy=0.9,
+            rejection_at_30_jet_noise=0.2,
+        )  # fmt: skip
+
+    noise = RatioNoise(seeds_std=0.122, jets_std=0.124, jets_share=0.508, test_scale_for_quarter=3.1)
+    r30_ratio = _iv(1.4, 1.2, 1.7).model_copy(update={"noise": noise})
+    setting = StudySetting(
+        teacher="t", temperature=2.0, kd_weight=0.9, chosen=True, kd=[fig(1, 300.0), fig(2, 200.0)],
+        kd_over_baseline=KdOverBaseline(rejection_at_30=r30_ratio, rejection_at_50=_iv(1, 1, 1), auc=_iv(1, 1, 1)),
+    )  # fmt: skip
+    student = StudentStudy(baseline=[fig(1, 100.0), fig(2, 150.0)], settings=[setting], best={})
+    assert per_seed_table(student)[-1] == (
+        "The KD/baseline R30 ratio's uncertainty (std of the mean per-seed log ratio): seeds 0.122, test jets "
+        "0.124; the test jets make 51% of its variance (the hierarchical bootstrap draws both). A test split "
+        "3.1 times larger would bring the jets down to a quarter of it."
+    )
+    small = noise.model_copy(update={"test_scale_for_quarter": 0.8})
+    setting.kd_over_baseline.rejection_at_30.noise = small
+    assert per_seed_table(student)[-1].endswith(
+        "The test split is large enough for the jets to stay under a quarter of it."
     )
 
 
@@ -457,7 +519,8 @@ def test_study_on_the_ci_config(ci_run, caplog) -> None:
 def test_the_cache_keys_cover_the_result_code_and_no_report_module(monkeypatch) -> None:
     """The study's training key and the scan's point key follow imports (``code_fingerprint``): they
     must reach the training loop and the students (and, for the scan, the firmware build), and no file
-    under kd_trigger/report/: a plot or Markdown edit reruns neither cache."""
+    under kd_trigger/report/: a plot or Markdown edit reruns neither cache (nor, for the study, the JSON
+    contracts)."""
     import kd_trigger.scan_points as scan_points
     from kd_trigger.config import parse_config
     from kd_trigger.fingerprint import code_fingerprint
@@ -474,6 +537,8 @@ def test_the_cache_keys_cover_the_result_code_and_no_report_module(monkeypatch) 
         assert {"kd_trigger/distill/training.py", "kd_trigger/models/students.py", *needed} <= files
         assert not [f for f in files if f.startswith("kd_trigger/report/")]
         assert not {"kd_trigger/stats.py", "kd_trigger/scan.py", "kd_trigger/study.py"} & files
+    # nor the study.json contract: a new field of the study's statistics retrains none of its students
+    assert not [f for m in TRAINING_CODE for f in code_fingerprint(m) if f.startswith("kd_trigger/contracts/")]
     # and the scan's points are keyed on exactly those modules
     seen = []
     monkeypatch.setattr(scan_points, "code_digest", lambda *modules: seen.append(modules) or "code")

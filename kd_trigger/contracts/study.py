@@ -16,6 +16,18 @@ class Bounds(Contract):
     hi68: float | None
 
 
+class RatioNoise(Contract):
+    """Where the uncertainty of a KD/baseline ratio over seeds comes from (:func:`kd_trigger.stats.ratio_noise`):
+    stds of the mean per-seed log ratio from the seed-to-seed spread and from the test jets."""
+
+    seeds_std: float | None
+    jets_std: float | None
+    jets_share: float | None
+    """The test jets' share of the variance (0-1)."""
+    test_scale_for_quarter: float | None
+    """How many times larger the test split would have to be for the jets to make a quarter of it."""
+
+
 class Interval(Contract):
     """A KD/baseline ratio over seeds: the mean of the per-seed ratios and its 68% interval, the wider of
     a hierarchical bootstrap (seeds, then the test jets within each seed, the same jets for both models)
@@ -30,6 +42,8 @@ class Interval(Contract):
     """exp(mean of the per-seed log ratios): the centre of the t interval."""
     hierarchical_bootstrap: Bounds | None = None
     t_log_ratio: Bounds | None = None
+    noise: RatioNoise | None = None
+    """R30 of two-class data: the seeds' and the test jets' parts of the uncertainty (None elsewhere)."""
 
 
 class KdOverBaseline(Contract):

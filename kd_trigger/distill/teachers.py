@@ -6,7 +6,6 @@ the distill stage, the study and the scan read it through these functions.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kd_trigger.config import TeacherSpec
-from kd_trigger.contracts import TeacherSummary
 from kd_trigger.errors import ModelError
 from kd_trigger.evaluate import accuracy, one_vs_rest, rejection_at, roc_auc
 from kd_trigger.layout import RunLayout
@@ -132,17 +130,3 @@ def cached_logits(cfg: Config, name: str, split: str) -> np.ndarray:
     if not path.is_file():
         raise ModelError(f"{path} is missing; run `make teacher CONFIG=...` first")
     return np.load(path).astype(np.float32)
-
-
-def teacher_summary(cfg: Config, name: str) -> TeacherSummary:
-    """What the teacher stage of ``name`` recorded (its test metrics, size and training time)."""
-    m = json.loads(RunLayout.of(cfg).teacher_metrics(name).read_text())
-    return TeacherSummary(
-        kind=m["kind"],
-        n_particles=m["n_particles"],
-        auc=m["auc"],
-        rejection_at_30=m.get("rejection_at_30"),
-        rejection_at_50=m.get("rejection_at_50"),
-        n_parameters=m["n_parameters"],
-        training_seconds=float(m.get("training_seconds") or 0.0),
-    )

@@ -13,6 +13,7 @@ from kd_trigger.contracts import (
     AugmentationArms,
     HlsReport,
     Interval,
+    RatioNoise,
     Scan,
     ScanCopy,
     ScanPoint,
@@ -69,11 +70,12 @@ def per_seed_table(s: StudentStudy) -> list[str]:
             f"| {b.seed} | {_num(b.rejection_at_30, 1)} | {_num(k.rejection_at_30, 1)} | "
             f"{_num(b.rejection_at_50, 1)} | {_num(k.rejection_at_50, 1)} | {b.auc:.4f} | {k.auc:.4f} |"
         )
-    return lines + _noise_line(s.baseline, st.kd)
+    return lines + _noise_line(s.baseline, st.kd, st.kd_over_baseline.rejection_at_30.noise)
 
 
-def _noise_line(baseline: list[SeedFigures], kd: list[SeedFigures]) -> list[str]:
-    """One sentence: R30's seed-to-seed spread (std over mean) against the test jets' share of it."""
+def _noise_line(baseline: list[SeedFigures], kd: list[SeedFigures], ratio: RatioNoise | None) -> list[str]:
+    """R30's seed-to-seed spread (std over mean) against the test jets' noise on one model, then the test
+    jets' share of the KD/baseline R30 ratio's uncertainty and the test split that would make it small."""
     noise = [f.rejection_at_30_jet_noise for f in (*baseline, *kd) if f.rejection_at_30_jet_noise is not None]
     spreads = []
     for arm in (baseline, kd):
@@ -86,6 +88,25 @@ def _noise_line(baseline: list[SeedFigures], kd: list[SeedFigures]) -> list[str]
         f"R30 from seed to seed (std / mean): baseline {spreads[0]:.0%}, KD {spreads[1]:.0%}; the test jets' "
         f"own noise on one model's R30 (half the 68% width over jet resamples, median of the models): "
         f"{np.median(noise):.0%}.",
+        *_ratio_noise_line(ratio),
+    ]
+
+
+def _ratio_noise_line(noise: RatioNoise | None) -> list[str]:
+    if noise is None or None in (noise.jets_share, noise.seeds_std, noise.jets_std):
+        return []
+    scale = noise.test_scale_for_quarter
+    if scale is None:
+        size = ""
+    elif scale <= 1:
+        size = " The test split is large enough for the jets to stay under a quarter of it."
+    else:
+        size = f" A test split {scale:.1f} times larger would bring the jets down to a quarter of it."
+    return [
+        "",
+        f"The KD/baseline R30 ratio's uncertainty (std of the mean per-seed log ratio): seeds "
+        f"{noise.seeds_std:.3f}, test jets {noise.jets_std:.3f}; the test jets make {noise.jets_share:.0%} "
+        f"of its variance (the hierarchical bootstrap draws both).{size}",
     ]
 
 
