@@ -538,7 +538,9 @@ def test_the_cache_keys_cover_the_result_code_and_no_report_module(monkeypatch) 
         assert not [f for f in files if f.startswith("kd_trigger/report/")]
         assert not {"kd_trigger/stats.py", "kd_trigger/scan.py", "kd_trigger/study.py"} & files
     # nor the study.json contract: a new field of the study's statistics retrains none of its students
-    assert not [f for m in TRAINING_CODE for f in code_fingerprint(m) if f.startswith("kd_trigger/contracts/")]
+    assert not [
+        f for m in TRAINING_CODE for f in code_fingerprint(m) if f.startswith("kd_trigger/contracts/")
+    ]
     # and the scan's points are keyed on exactly those modules
     seen = []
     monkeypatch.setattr(scan_points, "code_digest", lambda *modules: seen.append(modules) or "code")
