@@ -96,8 +96,9 @@ class Trained:
 class Trainer:
     """Trains (or reads from the cache) the students of the study, on arrays prepared once."""
 
-    def __init__(self, cfg: Config, upstream: dict[str, str]) -> None:
-        """``upstream``: stage name -> digest of the stages the study reads (the data and the teachers)."""
+    def __init__(self, cfg: Config, upstream: dict[str, str], code: str | None = None) -> None:
+        """``upstream``: stage name -> digest of the stages the study reads (the data and the teachers);
+        ``code``: the training code's digest as the study's own process read it (None: read it now)."""
         self.cfg = cfg
         self.cache = RunLayout.of(cfg).study_cache
         self.cache.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,10 @@ class Trainer:
         )
         # Every upstream digest enters the cache key: new jets or a retrained teacher invalidate it.
         self.upstream = dict(upstream)
-        self.code = code_digest(*TRAINING_CODE)
+        # A Dask worker takes the digest the study computed when it started: read again on the worker,
+        # an edit of the code during a long study would file its results under keys the study never
+        # looks up, and the study would train them all again in its own process.
+        self.code = code or code_digest(*TRAINING_CODE)
         self._inputs: dict[tuple[str, str], np.ndarray] = {}
 
     def inputs(self, spec: StudentConfig, split: str | float) -> np.ndarray:
@@ -154,7 +158,12 @@ class Trainer:
 
     def task(self, job: TrainJob) -> dict[str, Any]:
         """``job`` as the plain data :func:`train_task` takes on a Dask worker."""
-        return {"config": self.cfg.to_dict(), "upstream": self.upstream, "job": asdict(job)}
+        return {
+            "config": self.cfg.to_dict(),
+            "upstream": self.upstream,
+            "code": self.code,
+            "job": asdict(job),
+        }
 
     def run(self, job: TrainJob) -> Trained:
         """One training (baseline when ``job.teacher`` is None) from the seed's shared initial weights:
@@ -245,10 +254,10 @@ def train_task(task: dict[str, Any]) -> dict[str, Any]:
     """One study training on a Dask worker: ``task`` holds the resolved config, the upstream digests and a
     :class:`TrainJob` as plain data; the result goes to the cache (returns the job's cache key)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    memo = json.dumps({"config": task["config"], "upstream": task["upstream"]}, sort_keys=True)
+    memo = json.dumps({k: task[k] for k in ("config", "upstream", "code")}, sort_keys=True)
     if memo not in _TRAINERS:
         _TRAINERS.clear()
-        _TRAINERS[memo] = Trainer(parse_config(task["config"], "study task"), task["upstream"])
+        _TRAINERS[memo] = Trainer(parse_config(task["config"], "study task"), task["upstream"], task["code"])
     trainer = _TRAINERS[memo]
     job = TrainJob(**task["job"])
     trainer.run(job)

@@ -622,3 +622,33 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
         "**This study is out of date**: it was made with other `students` settings than this run's, so it "
         "describes other students than the firmware above; rerun `make study`."
     ) in render_markdown(study_blocks(cfg, path))
+
+
+def test_a_worker_files_its_training_under_the_key_the_study_computed(monkeypatch, make_config) -> None:
+    """A long study's later Dask workers start after the study did: they take the study's digest of the
+    training code, so an edit of the code meanwhile cannot file their results under keys the study never
+    looks up (it would then train them all again in its own process)."""
+    import kd_trigger.study_training as st
+    from kd_trigger.config.loading import load_config
+    from kd_trigger.data.dataset import JetDataset
+
+    n = 12
+    jets = JetDataset(
+        constituents=np.ones((n, 4, 4), np.float32),
+        n_constituents=np.full(n, 4, np.int32),
+        labels=np.array([0, 1] * (n // 2), np.int8),
+        split=np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2], np.uint8),
+    )
+    monkeypatch.setattr(st, "load_jets", lambda path, cfg: jets)  # the jets are not what is tested here
+    cfg = load_config(make_config())
+    study = st.Trainer(cfg, {"data": "d1"})
+    job = TrainJob.of(cfg.students[0].name, 42)
+    task = study.task(job)
+    assert task["code"] == study.code
+    ran = []
+    monkeypatch.setattr(st, "code_digest", lambda *modules: "the code as edited since")
+    monkeypatch.setattr(st.Trainer, "run", lambda self, j: ran.append((self.code, j)))
+    st._TRAINERS.clear()
+    assert st.train_task(task) == {"key": study.key(job)}
+    assert ran == [(study.code, job)]
+    assert st.Trainer(cfg, {"data": "d1"}).key(job) != study.key(job)  # what a worker's own digest gave
