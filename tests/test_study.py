@@ -429,6 +429,9 @@ def test_study_on_the_ci_config(ci_run, caplog) -> None:
             assert [f.seed for f in setting.kd] == study.seeds  # paired with the baseline seed by seed
             r30 = setting.kd_over_baseline.rejection_at_30
             assert all(0 < f.rejection_at_30_jet_noise < 1 for f in setting.kd)  # R30's test-jet noise
+            # and the two parts of the ratio's uncertainty, seeds and test jets
+            assert r30.noise is not None and r30.noise.seeds_std is not None and r30.noise.jets_std > 0
+            assert 0 < r30.noise.jets_share < 1
             expected = [
                 k.rejection_at_30 / b.rejection_at_30
                 for k, b in zip(setting.kd, student.baseline, strict=True)
@@ -573,7 +576,8 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
         best = {"teacher": teacher, "temperature": 2.0, "kd_weight": 0.9}
         return StudentStudy(baseline=[_fig(42, 20, 0.88), _fig(43, 40, 0.9)], settings=[setting], best=best)
 
-    deepsets = student("ensemble", _iv(1.28, 1.06, 1.44, (0.77, 1.79)))
+    noise = RatioNoise(seeds_std=0.122, jets_std=0.151, jets_share=0.6, test_scale_for_quarter=4.6)
+    deepsets = student("ensemble", _iv(1.28, 1.06, 1.44, (0.77, 1.79)).model_copy(update={"noise": noise}))
     deepsets = deepsets.model_copy(
         update={"augmentation": _arms(_iv(1.05, 1.02, 1.08), _iv(0.9, 0.88, 0.93), _iv(1.03, 1.01, 1.05))}
     )
@@ -598,8 +602,9 @@ def test_the_report_shows_the_study_beside_the_one_seed_physics(tmp_path) -> Non
     assert "over 2 seeds (42, 43)" in text
     assert (
         "| deepsets | ensemble, T = 2, w = 0.9 | 1.28 [1.06, 1.44] | 0.77 / 1.79 | 1 of 2 | 1.20 [1.00, 1.40] "
-        "| 1.0020 [1.0010, 1.0030] | -0.02 [-0.17, +0.10] |" in text
+        "| 1.0020 [1.0010, 1.0030] | -0.02 [-0.17, +0.10] | 60% (x4.6 jets for 25%) |" in text
     )
+    assert "| -0.02 [-0.17, +0.10] | n/a |" in text  # the MLP's study predates the split
     assert "| mlp | lorentznet16, T = 2, w = 0.9 | 1.16 [0.96, 1.30] | 1.68 / 0.64 | 1 of 2 |" in text
     # the MLP ships with the ensemble: the reader is told the firmware is not the studied setting
     assert (

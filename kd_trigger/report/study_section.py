@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from kd_trigger.contracts import Study, read_contract
+from kd_trigger.contracts import Interval, Study, read_contract
 from kd_trigger.layout import RunLayout
 from kd_trigger.report.html import Block, Bullets, Heading, Paragraph, Table
 from kd_trigger.report.markdown import fmt_interval, fmt_per_seed, robustness_sentence
@@ -69,6 +69,7 @@ def study_blocks(cfg: Config, study_path: Path) -> list[Block]:
                 fmt_interval(r.rejection_at_50),
                 fmt_interval(r.auc, 4),
                 fmt_interval(diff, signed=True) if diff is not None else "n/a",
+                _jets_share(r.rejection_at_30),
             )
         )
         deployed = _deployed(cfg, name)
@@ -102,6 +103,7 @@ def study_blocks(cfg: Config, study_path: Path) -> list[Block]:
                 "R50",
                 "AUC",
                 "accuracy KD - baseline (points)",
+                "test jets' share of the R30 ratio's variance",
             ),
             tuple(rows),
         ),
@@ -119,3 +121,15 @@ def study_blocks(cfg: Config, study_path: Path) -> list[Block]:
     if robustness:
         blocks.append(Bullets(tuple(robustness)))
     return blocks
+
+
+def _jets_share(r30: Interval) -> str:
+    """How much of the R30 ratio's uncertainty the test split makes (the rest is the seeds), and how many
+    times larger it would have to be to make a quarter: the reader sees whether more seeds or more test
+    jets would narrow the interval."""
+    noise = r30.noise
+    if noise is None or noise.jets_share is None:
+        return "n/a"
+    scale = noise.test_scale_for_quarter
+    more = f" (x{scale:.1f} jets for 25%)" if scale is not None and scale > 1 else ""
+    return f"{noise.jets_share:.0%}{more}"
