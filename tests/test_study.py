@@ -323,17 +323,9 @@ def test_the_four_arms_table_gives_r30_r50_auc_of_every_arm_and_both_kd_ratios()
 
 def test_the_arms_at_the_chosen_setting() -> None:
     cfg = parse_config({"study": {"seeds": 2, "train_fractions": [0.5], "augment_beta_max": 0.8}})
-    best = StudySetting(
-        teacher="t1",
-        temperature=2.0,
-        kd_weight=0.9,
-        kd=[],
-        kd_over_baseline=KdOverBaseline(
-            rejection_at_30=_iv(1, 1, 1), rejection_at_50=_iv(1, 1, 1), auc=_iv(1, 1, 1)
-        ),
-    )
+    best = KdSetting(temperature=2.0, kd_weight=0.9)
     spec = cfg.students[0]
-    jobs = follow_up_jobs(cfg, spec, [7, 8], best)
+    jobs = follow_up_jobs(cfg, spec, [7, 8], "t1", best)
     n = spec.name
     assert jobs == [
         TrainJob(n, 7, None, None, None, 0.5),
@@ -347,7 +339,40 @@ def test_the_arms_at_the_chosen_setting() -> None:
     ]
     assert jobs[6].setting == KdSetting(temperature=2.0, kd_weight=0.9) and jobs[4].setting is None
     off = cfg.model_copy(update={"study": cfg.study.model_copy(update={"augment_beta_max": 0.0})})
-    assert follow_up_jobs(off, spec, [7, 8], best) == jobs[:4]
+    assert follow_up_jobs(off, spec, [7, 8], "t1", best) == jobs[:4]
+
+
+def test_a_study_with_nothing_to_choose_trains_in_one_round_the_longest_first() -> None:
+    """The default study (one pairing per student) knows its augmentation arms before any training: they
+    join the first round (no second cluster, no idle worker between rounds); a grid waits for the
+    validation split's choice. Augmented trainings are ordered as the longer ones."""
+    from kd_trigger.study import _cost, first_round
+
+    cfg = parse_config({"study": {"seeds": 2}})
+    students = list(cfg.students)
+    seeds = [42, 43]
+    jobs = first_round(cfg, students, seeds)
+    for spec in students:
+        ((teacher, setting),) = cfg.study_pairs(spec.name)
+        plain = [TrainJob.of(spec.name, s) for s in seeds] + [
+            TrainJob.of(spec.name, s, teacher, setting) for s in seeds
+        ]
+        mine = [j for j in jobs if j.student == spec.name]
+        assert mine == plain + follow_up_jobs(cfg, spec, seeds, teacher, setting)
+        assert sum(j.augment == 0.9 for j in mine) == 4  # baseline + KD, augmented, per seed
+        assert _cost(cfg, mine[-1]) == 2.0 * _cost(cfg, mine[2])  # the augmented KD copy counts double
+    grid = parse_config(
+        {
+            "study": {
+                "seeds": 2,
+                "grid": [{"temperature": 2, "kd_weight": 0.9}, {"temperature": 4, "kd_weight": 0.5}],
+            }
+        }
+    )
+    first = first_round(grid, list(grid.students), seeds)
+    assert not [j for j in first if j.augment] and len(first) == sum(
+        2 + 2 * len(grid.study_pairs(s.name)) for s in grid.students
+    )
 
 
 def test_the_default_study_trains_each_students_own_pairing_and_a_grid_searches() -> None:
