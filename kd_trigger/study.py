@@ -389,7 +389,8 @@ def study_stage(ctx: StageContext) -> StageResult:
             cfg, spec, seeds, best.teacher, KdSetting(temperature=best.temperature, kd_weight=best.kd_weight)
         )
     ]
-    done.update(run_all(trainer, [j for j in follow_ups if j not in done]))
+    if rest := [j for j in follow_ups if j not in done]:
+        done.update(run_all(trainer, rest))
     results: dict[str, StudentStudy] = {}
     for spec in students:
         settings, best = chosen[spec.name]
