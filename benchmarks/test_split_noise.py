@@ -17,7 +17,6 @@ their test AUC, so edits to the code since the study ran do not matter.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -28,39 +27,33 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kd_trigger.config.loading import load_config  # noqa: E402
+from kd_trigger.contracts import SeedFigures, Study, read_contract  # noqa: E402
 from kd_trigger.data.readers import load_jets  # noqa: E402
 from kd_trigger.stats import auc, jet_noise, r30, ratio_noise  # noqa: E402
 
 
 def _arms(
-    study: dict, student: str, cache: Path, labels: np.ndarray
+    study: Study, student: str, cache: Path, labels: np.ndarray
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Test logits of the baseline and chosen-KD copies, in seed order, matched by AUC to study.json."""
-    entry = study["students"][student]
-    best = entry["best"]
-    chosen = next(
-        s
-        for s in entry["settings"]
-        if (s["teacher"], s["temperature"], s["kd_weight"])
-        == (best["teacher"], best["temperature"], best["kd_weight"])
-    )
+    entry = study.students[student]
     by_auc = {}
     for f in sorted(cache.glob("*.npz")):
         logits = np.load(f)["test"]
         by_auc[round(auc(labels, logits), 12)] = logits
 
-    def pick(rows: list[dict]) -> list[np.ndarray]:
+    def pick(rows: list[SeedFigures]) -> list[np.ndarray]:
         out = []
         for row in rows:
-            key = round(row["auc"], 12)
+            key = round(row.auc, 12)
             if key not in by_auc:
                 raise SystemExit(
-                    f"no cached training of {student} seed {row['seed']} (AUC {row['auc']}) in {cache}"
+                    f"no cached training of {student} seed {row.seed} (AUC {row.auc}) in {cache}"
                 )
             out.append(by_auc[key])
         return out
 
-    return pick(entry["baseline"]), pick(chosen["kd"])
+    return pick(entry.baseline), pick(entry.chosen_setting().kd)
 
 
 def main() -> None:
@@ -71,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config)
     run = Path(cfg.artifacts)
-    study = json.loads((run / "study.json").read_text())
+    study = read_contract(run / "study.json", Study, "make study CONFIG=...")
     labels = load_jets(cfg.data_path, cfg).select("test").labels.astype(np.int64)
     base, kd = _arms(study, args.student, run / "study-cache", labels)
     n = len(base)
@@ -80,7 +73,7 @@ def main() -> None:
     if noise is None:
         raise SystemExit("fewer than two finite per-seed ratios: nothing to split")
     one_model = np.median([jet_noise(labels, m, r30, args.boot, cfg.run.seed) for m in (*base, *kd)])
-    seeds_sd, jets_sd = noise["seeds_std"], noise["jets_std"]
+    seeds_sd, jets_sd = noise.seeds_std or 0.0, noise.jets_std or 0.0
 
     n_bkg = int(np.sum(labels == 0))
     print(f"{args.student}: {n} seeds, test split {len(labels):,} jets ({n_bkg:,} background)")
@@ -89,11 +82,11 @@ def main() -> None:
         f"one model's R30, test-jet noise (half the 68% width, relative; median of the models): {one_model:.3f}"
     )
     print(f"mean log ratio: std from the seeds {seeds_sd:.3f}, from the test jets {jets_sd:.3f}")
-    print(f"  the jets' share of the variance: {noise['jets_share']:.0%}")
+    print(f"  the jets' share of the variance: {noise.jets_share:.0%}")
     for k in (1, 2, 4, 8):
         total = math.sqrt(seeds_sd**2 + jets_sd**2 / k)
         print(f"  test split x{k} ({k * len(labels):,} jets): total std {total:.3f} (x{math.exp(total):.3f})")
-    k_quarter = noise["test_scale_for_quarter"]
+    k_quarter = noise.test_scale_for_quarter or float("inf")
     print(
         f"  the jets fall to a quarter of the variance at a test split x{k_quarter:.1f} ({k_quarter * len(labels):,.0f} jets)"
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from kd_trigger.contracts import BudgetBlock, Interval, ScanPoint, finite_or_none
+from kd_trigger.contracts import BudgetBlock, Interval, RatioNoise, ScanPoint, finite_or_none
 from kd_trigger.evaluate import accuracy, one_vs_rest, rejection_at, roc_auc
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
@@ -127,6 +127,16 @@ def hierarchical_bootstrap(
     return float(lo), float(hi)
 
 
+def _jet_resamples(labels: np.ndarray, n_boot: int, seed: int, stream: int) -> Iterator[np.ndarray]:
+    """Bootstrap resamples of the test jets (index arrays) from the random stream (seed, ``stream``); a
+    resample that holds one class only is skipped, so fewer than ``n_boot`` may come."""
+    rng = np.random.default_rng([seed, 0xB007, stream])
+    for _ in range(n_boot):
+        jets = rng.integers(0, len(labels), size=len(labels))
+        if labels[jets].min() != labels[jets].max():
+            yield jets
+
+
 def jet_noise(labels: np.ndarray, logits: np.ndarray, metric: Metric, n_boot: int, seed: int) -> float | None:
     """The test split's own noise on one model's figure: half the 68% percentile width of ``metric`` over
     test-jet resamples, relative to its value (0.1: +-10%). Set beside the seed-to-seed spread, it says
@@ -135,12 +145,7 @@ def jet_noise(labels: np.ndarray, logits: np.ndarray, metric: Metric, n_boot: in
     value = metric(labels, logits)
     if not np.isfinite(value) or value == 0:
         return None
-    rng = np.random.default_rng([seed, 0xB007, 3])
-    replicas = []
-    for _ in range(n_boot):
-        jets = rng.integers(0, len(labels), size=len(labels))
-        if labels[jets].min() != labels[jets].max():
-            replicas.append(metric(labels[jets], logits[jets]))
+    replicas = [metric(labels[jets], logits[jets]) for jets in _jet_resamples(labels, n_boot, seed, stream=3)]
     finite = [r for r in replicas if np.isfinite(r)]
     if not finite:
         return None
@@ -156,7 +161,7 @@ def ratio_noise(
     metric: Metric,
     n_boot: int,
     seed: int,
-) -> dict[str, float | None] | None:
+) -> RatioNoise | None:
     """The two parts of the uncertainty on the mean per-seed log ratio of ``metric`` (KD over baseline):
     the seeds' (std of the per-seed log ratios / sqrt(n seeds)) and the test jets' (std of that mean over
     resamples of the test jets, one resample shared by every seed and both models, as the study's seeds
@@ -165,31 +170,26 @@ def ratio_noise(
     the variance (below 1: the split is already larger). None with fewer than two finite log ratios."""
     labels = np.asarray(labels).astype(np.int64).ravel()
 
-    def mean_log(jets: np.ndarray | slice) -> float:
+    def mean_log(jets: np.ndarray) -> float:
         logs = [np.log(ratio(metric, labels[jets], k[jets], b[jets])) for b, k in zip(base, kd, strict=True)]
         return float(np.mean(logs)) if np.all(np.isfinite(logs)) else float("nan")
 
     per_seed = np.log([ratio(metric, labels, k, b) for b, k in zip(base, kd, strict=True)])
     if len(per_seed) < 2 or not np.all(np.isfinite(per_seed)):
         return None
-    rng = np.random.default_rng([seed, 0xB007, 4])
-    replicas = []
-    for _ in range(n_boot):
-        jets = rng.integers(0, len(labels), size=len(labels))
-        if labels[jets].min() != labels[jets].max():
-            replicas.append(mean_log(jets))
+    replicas = [mean_log(jets) for jets in _jet_resamples(labels, n_boot, seed, stream=4)]
     finite = [r for r in replicas if np.isfinite(r)]
     if len(finite) < 2:
         return None
     seeds_std = float(np.std(per_seed, ddof=1) / np.sqrt(len(per_seed)))
     jets_std = float(np.std(finite, ddof=1))
     total = seeds_std**2 + jets_std**2
-    return {
-        "seeds_std": seeds_std,
-        "jets_std": jets_std,
-        "jets_share": jets_std**2 / total if total > 0 else None,
-        "test_scale_for_quarter": 3 * jets_std**2 / seeds_std**2 if seeds_std > 0 else None,
-    }
+    return RatioNoise(
+        seeds_std=seeds_std,
+        jets_std=jets_std,
+        jets_share=jets_std**2 / total if total > 0 else None,
+        test_scale_for_quarter=3 * jets_std**2 / seeds_std**2 if seeds_std > 0 else None,
+    )
 
 
 def t_log_ratio(per_seed: Sequence[float]) -> tuple[float, float, float]:

@@ -43,7 +43,6 @@ from kd_trigger.contracts import (
     Interval,
     KdOverBaseline,
     LowDataPoint,
-    RatioNoise,
     SeedFigures,
     StudentStudy,
     Study,
@@ -174,9 +173,8 @@ def _compare(
     intervals = {name: paired_ratio(labels, b, k, metric, n_boot, seed) for name, metric in METRICS.items()}
     if len(trainer.cfg.data.classes) == 2:
         # R30 rests on the fewest background jets: say how much of its interval the test split makes.
-        noise = ratio_noise(labels, b, k, r30, n_boot, seed)
         intervals["rejection_at_30"] = intervals["rejection_at_30"].model_copy(
-            update={"noise": RatioNoise.model_validate(finite_or_none(noise)) if noise else None}
+            update={"noise": ratio_noise(labels, b, k, r30, n_boot, seed)}
         )
     return KdOverBaseline(
         **intervals,

@@ -114,7 +114,7 @@ def test_ratio_noise_splits_the_mean_log_ratio_into_seeds_and_shared_test_jet_re
     noise = ratio_noise(labels, base, kd, _mean_metric, n_boot=40, seed=9)
     assert noise is not None
     logs = [np.log(k[:, 0].mean() / b[:, 0].mean()) for b, k in zip(base, kd, strict=True)]
-    assert noise["seeds_std"] == pytest.approx(np.std(logs, ddof=1) / np.sqrt(3), rel=1e-12)
+    assert noise.seeds_std == pytest.approx(np.std(logs, ddof=1) / np.sqrt(3), rel=1e-12)
     draws = np.random.default_rng([9, 0xB007, 4])
     replicas = []
     for _ in range(40):
@@ -126,11 +126,11 @@ def test_ratio_noise_splits_the_mean_log_ratio_into_seeds_and_shared_test_jet_re
                 )
             )
     jets_std = np.std(replicas, ddof=1)
-    assert noise["jets_std"] == pytest.approx(jets_std, rel=1e-12)
-    seeds_var = noise["seeds_std"] ** 2
-    assert noise["jets_share"] == pytest.approx(jets_std**2 / (jets_std**2 + seeds_var), rel=1e-12)
+    assert noise.jets_std == pytest.approx(jets_std, rel=1e-12)
+    seeds_var = noise.seeds_std**2
+    assert noise.jets_share == pytest.approx(jets_std**2 / (jets_std**2 + seeds_var), rel=1e-12)
     # k times the jets divides their variance by k: a quarter of the total at k = 3 * jets / seeds
-    assert noise["test_scale_for_quarter"] == pytest.approx(3 * jets_std**2 / seeds_var, rel=1e-12)
+    assert noise.test_scale_for_quarter == pytest.approx(3 * jets_std**2 / seeds_var, rel=1e-12)
     assert ratio_noise(labels, base[:1], kd[:1], _mean_metric, 40, 9) is None  # one seed has no spread
 
 
