@@ -43,10 +43,10 @@ def paired_difference(
     the per-seed differences; replicas of one class only are skipped, as the ratios skip them)."""
     labels = np.asarray(labels).astype(np.int64).ravel()
 
-    def diff(m: Metric, lb: np.ndarray, k: np.ndarray, b: np.ndarray) -> float:
-        return scale * (m(lb, k) - m(lb, b))
+    def diff(kd_value: float, base_value: float) -> float:
+        return scale * (kd_value - base_value)
 
-    per_seed = [diff(metric, labels, k, b) for b, k in zip(base, kd, strict=True)]
+    per_seed = [diff(metric(labels, k), metric(labels, b)) for b, k in zip(base, kd, strict=True)]
     lo, hi = hierarchical_bootstrap(labels, base, kd, metric, n_boot, seed, compare=diff)
     return Interval.model_validate(
         finite_or_none(

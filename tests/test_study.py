@@ -21,6 +21,7 @@ from kd_trigger.contracts import (
     Study,
     StudySetting,
 )
+from kd_trigger.evaluate import resampled_roc_points, roc_points
 from kd_trigger.layout import RunLayout
 from kd_trigger.report.markdown import (
     arm_figures_table,
@@ -29,10 +30,16 @@ from kd_trigger.report.markdown import (
     robustness_sentence,
 )
 from kd_trigger.stats import (
+    ResampledMetric,
+    accuracy_metric,
+    auc,
+    class_rejection,
     hierarchical_bootstrap,
     hierarchical_plan,
     jet_noise,
     paired_ratio,
+    r30,
+    r50,
     ratio_noise,
     t_log_ratio,
 )
@@ -65,6 +72,56 @@ def test_hierarchical_bootstrap_matches_a_hand_computation() -> None:
     assert (lo, hi) == pytest.approx(tuple(np.percentile(replicas, [16, 84])), rel=1e-12)
     # Both models identical: exactly 1 in every replica.
     assert hierarchical_bootstrap(labels, base, base, _mean_metric, 50, 11) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("decimals", [None, 1])  # 1: scores rounded, so many jets tie
+def test_resampled_roc_points_equal_roc_points_of_the_resampled_jets_bit_for_bit(
+    decimals: int | None,
+) -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 500)
+    scores = rng.normal(labels, 1.0)
+    scores = np.round(scores, decimals) if decimals is not None else scores
+    roc = resampled_roc_points(labels, scores)
+    for _ in range(20):
+        jets = rng.integers(0, 500, 500)
+        fpr, tpr = roc(np.bincount(jets, minlength=500))
+        want_fpr, want_tpr = roc_points(labels[jets], scores[jets])
+        assert np.array_equal(fpr, want_fpr) and np.array_equal(tpr, want_tpr)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [r30, r50, auc, accuracy_metric, class_rejection(0, 0.5), class_rejection(2, 0.3)],
+    ids=["r30", "r50", "auc", "accuracy", "class0_r50", "class2_r30"],
+)
+def test_resampled_metrics_equal_the_metric_on_the_resampled_jets(metric: ResampledMetric) -> None:
+    """The study's bootstrap reads every model on hundreds of resamples through ``prepare``: each value
+    must be exactly what the metric gives on the resampled arrays (so intervals did not move with it)."""
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 900)
+    logits = np.round(rng.normal(np.eye(3)[labels], 1.5), 2).astype(np.float32)  # rounded: ties
+    if metric in (r30, r50, auc):  # two-class figures: the last class against the rest
+        labels, logits = (labels == 2).astype(np.int64), logits[:, 1:]
+    on_weights = metric.prepare(labels, logits)
+    for _ in range(15):
+        jets = rng.integers(0, 900, 900)
+        assert on_weights(np.bincount(jets, minlength=900)) == metric(labels[jets], logits[jets])
+
+
+def test_the_bootstrap_of_a_resampled_metric_equals_the_bootstrap_over_resampled_arrays() -> None:
+    """The same replicas through the plain-function path (a lambda is not a ResampledMetric)."""
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 2, 400)
+    base = [rng.normal(np.eye(2)[labels], 1.2) for _ in range(3)]
+    kd = [rng.normal(np.eye(2)[labels], 1.0) for _ in range(3)]
+    assert hierarchical_bootstrap(labels, base, kd, r30, 40, 2) == hierarchical_bootstrap(
+        labels, base, kd, lambda y, x: r30(y, x), 40, 2
+    )
+    assert jet_noise(labels, kd[0], r50, 40, 2) == jet_noise(labels, kd[0], lambda y, x: r50(y, x), 40, 2)
+    assert ratio_noise(labels, base, kd, auc, 40, 2) == ratio_noise(
+        labels, base, kd, lambda y, x: auc(y, x), 40, 2
+    )
 
 
 def test_jet_noise_is_half_the_68_percent_width_over_jet_resamples_relative_to_the_value() -> None:
